@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ExitCode } from '../core/errors.js';
+import type { OutputStreams } from './output.js';
+import { registerSignal } from './signal.js';
+
+export interface CliContext extends OutputStreams {
+  /** Set by a command's action: the process exit code. */
+  exitCode: number;
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('p2psync')
+    .description('Keep JSON / NDJSON document collections in sync peer to peer over WebRTC (RxDB-compatible).')
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+    })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes:
+  0    ok
+  1    runtime failure
+  2    usage or data error (bad flag, unparsable file)
+  3    timeout or unreachable service
+  130  interrupted (SIGINT)
+
+Examples:
+  $ p2psync signal --port 8787
+  $ p2psync join --topic notes --store notes.json
+  $ p2psync join --topic notes --store notes.ndjson --signal ws://10.0.0.5:8787 --once --json
+  $ p2psync help join`,
+    );
+  registerSignal(program, ctx);
+  return program;
+}
+
+/** Runs the CLI with the given arguments (without `node` and the script) and returns the exit code. */
+export async function main(argv: string[], io: OutputStreams = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const ctx: CliContext = { ...io, exitCode: ExitCode.ok };
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ctx.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version "errors" are successes; every other commander error is a usage error (commander uses 1).
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+      return ExitCode.usage;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Errors with stable machine-readable codes. The same code appears in `--json` error events and decides
+ * the exit code, in exactly one place: `exitCodeFor`.
+ */
+
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  timeout: 3,
+  interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Error codes and the exit code each one maps to. Codes are part of the public interface: never rename. */
+export const ErrorCodes = {
+  // usage and data errors (exit 2)
+  E_USAGE: ExitCode.usage,
+  E_BAD_OPTION: ExitCode.usage,
+  E_PARSE: ExitCode.usage,
+  E_NOT_OBJECT: ExitCode.usage,
+  E_BAD_KEY: ExitCode.usage,
+  E_DUPLICATE_KEY: ExitCode.usage,
+  E_BAD_COLLECTION: ExitCode.usage,
+  E_BAD_FORMAT: ExitCode.usage,
+  E_TLS_FILE: ExitCode.usage,
+  E_TOKEN_FILE: ExitCode.usage,
+  // timeouts and unreachable services (exit 3)
+  E_TIMEOUT: ExitCode.timeout,
+  E_UNREACHABLE: ExitCode.timeout,
+  // runtime failures (exit 1)
+  E_ADDR_IN_USE: ExitCode.failure,
+  E_IO: ExitCode.failure,
+  E_LOCKED: ExitCode.failure,
+  E_SIDECAR: ExitCode.failure,
+  E_PEER: ExitCode.failure,
+  E_PROTOCOL: ExitCode.failure,
+  E_SIGNALING: ExitCode.failure,
+  E_INTERNAL: ExitCode.failure,
+} as const satisfies Record<string, ExitCode>;
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class P2PSyncError extends Error {
+  override readonly name = 'P2PSyncError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Structured detail for `--json` error events (file, line, column, key, ...). */
+    readonly details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function exitCodeFor(err: unknown): ExitCode {
+  return err instanceof P2PSyncError ? ErrorCodes[err.code] : ExitCode.failure;
+}
+
+/** Turns anything thrown into a P2PSyncError, keeping the original as `cause`. */
+export function toP2PSyncError(err: unknown, fallback: ErrorCode = 'E_INTERNAL'): P2PSyncError {
+  if (err instanceof P2PSyncError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new P2PSyncError(fallback, message, {}, { cause: err });
+}

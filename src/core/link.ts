@@ -1,0 +1,29 @@
+/**
+ * The peer-link contract replication depends on: one reliable, ordered, message-oriented channel to one remote
+ * peer. Implementations: WebRTC data channel (simple-peer over node-datachannel) and in-memory pairs.
+ * Every implementation passes the contract suite in test/transport/contract.ts.
+ */
+export interface PeerLink {
+  /** The remote's peer id as given by the signaling server (unique per signaling session). */
+  readonly remotePeerId: string;
+  /** True until the link closed, locally or remotely. */
+  readonly open: boolean;
+  /**
+   * Sends one text frame (at most MAX_FRAME_CHARS characters). Ordered and reliable while the link is open;
+   * frames sent after close are dropped. Never throws for a closed link.
+   */
+  send(frame: string): void;
+  /** Bytes queued locally and not yet handed to the network: the sender's back-pressure signal. */
+  bufferedAmount(): number;
+  /** Registers the frame handler (frames arriving before it is set are queued). */
+  onFrame(handler: (frame: string) => void): void;
+  /** Called once when the link closes, for whatever reason. */
+  onClose(handler: (reason?: Error) => void): void;
+  /** Called when `bufferedAmount()` falls below the low-water mark after having been above it. */
+  onDrain(handler: () => void): void;
+  /** Closes the link. Idempotent. */
+  close(): void;
+}
+
+/** Largest frame any transport must carry; node-datachannel's message limit is 262,144 bytes. */
+export const MAX_FRAME_BYTES = 262_144;

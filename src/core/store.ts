@@ -1,0 +1,50 @@
+import type { Observable } from 'rxjs';
+import type { ChangeBatch, CasWrite, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from './types.js';
+
+/**
+ * The one storage contract replication depends on. Implementations: memory, JSON file (lowdb), NDJSON file.
+ * Every implementation passes the contract suite in test/store/contract.ts.
+ *
+ * Ordering: every committed document gets a last-write time `lwt` (ms, 2 decimals) strictly greater than any
+ * earlier one of this replica, so `(lwt, id)` is a total order over the feed and a checkpoint is a resume point.
+ */
+export interface Store {
+  /** Name of the primary key field (default `id`). Keys are non-empty strings. */
+  readonly primaryKey: string;
+  /** This replica's persistent identity (PROTOCOL §2.3), kept across restarts. */
+  readonly storageToken: string;
+  /** Committed change batches, in commit order, each with a valid resume checkpoint. Completes on close. */
+  readonly changes$: Observable<StoreChange>;
+
+  /** Current states (tombstones included) of the given ids; missing ids are absent from the map. */
+  get(ids: readonly string[]): Promise<Map<string, DocState>>;
+
+  /** All live documents (no tombstones), in key order. */
+  all(): Promise<DocState[]>;
+
+  /**
+   * Documents changed strictly after `checkpoint` in `(lwt, id)` order, tombstones included: exactly `limit`
+   * documents while more remain. The returned checkpoint is that of the last document, or the input when
+   * there are none. A checkpoint this store did not produce (wrong shape) yields an empty page.
+   */
+  changesSince(checkpoint: Checkpoint | null, limit: number): Promise<ChangeBatch>;
+
+  /**
+   * Compare-and-set batch write, atomic per batch. Each row is written only where the current state deep-equals
+   * `expected` (normalised: missing `_deleted` is false; key order ignored). Rows whose document equals the
+   * current state are not rewritten (no new lwt, no change event) and count as written.
+   * Returns the current state of every row that was not written (a conflict), in input order.
+   * Later rows for the same id see the effect of earlier rows in the batch.
+   */
+  bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]>;
+
+  /** Fork-side replication state for one pair (PROTOCOL §4.1); undefined if none was saved. */
+  getPeerState(key: string): Promise<PeerState | undefined>;
+  /** Merges an update into the pair's state; persisted with the next flush. */
+  setPeerState(key: string, update: PeerStateUpdate): Promise<void>;
+
+  /** Resolves once everything written so far is durable in the user's file and the sidecar. */
+  flush(): Promise<void>;
+  /** Flushes, stops watching, completes `changes$`. Idempotent. */
+  close(): Promise<void>;
+}
