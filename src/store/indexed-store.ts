@@ -1,0 +1,151 @@
+import { Subject, type Observable } from 'rxjs';
+import { docEquals, docKey, compareIds, toDocState } from '../core/doc.js';
+import { P2PSyncError } from '../core/errors.js';
+import type { Store } from '../core/store.js';
+import type { CasWrite, ChangeBatch, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from '../core/types.js';
+import { DocIndex, isCheckpoint, type IndexEntry } from './doc-index.js';
+
+/**
+ * Store logic shared by every implementation: the index, compare-and-set, the change stream and peer states.
+ * Subclasses add persistence through the protected hooks; the memory store adds none.
+ *
+ * All mutations run one at a time (`exclusive`), so a batch is atomic with respect to readers and other writers.
+ */
+export abstract class IndexedStore implements Store {
+  protected readonly index = new DocIndex();
+  protected readonly peerStates = new Map<string, PeerState>();
+  private readonly subject = new Subject<StoreChange>();
+  private tail: Promise<unknown> = Promise.resolve();
+  protected closed = false;
+
+  abstract readonly storageToken: string;
+
+  constructor(readonly primaryKey: string) {}
+
+  get changes$(): Observable<StoreChange> {
+    return this.subject.asObservable();
+  }
+
+  async get(ids: readonly string[]): Promise<Map<string, DocState>> {
+    await this.beforeRead();
+    const out = new Map<string, DocState>();
+    for (const id of ids) {
+      const e = this.index.get(id);
+      if (e) out.set(id, e.doc);
+    }
+    return out;
+  }
+
+  async all(): Promise<DocState[]> {
+    await this.beforeRead();
+    const live: IndexEntry[] = [];
+    for (const e of this.index.entries()) if (!e.doc._deleted) live.push(e);
+    return live.sort((a, b) => compareIds(a.id, b.id)).map((e) => e.doc);
+  }
+
+  async changesSince(checkpoint: Checkpoint | null, limit: number): Promise<ChangeBatch> {
+    await this.beforeRead();
+    if (checkpoint !== null && !isCheckpoint(checkpoint)) return { checkpoint, documents: [] };
+    return this.index.page(checkpoint, Math.max(0, Math.floor(limit)));
+  }
+
+  bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]> {
+    return this.exclusive(async () => {
+      this.assertOpen();
+      await this.beforeWrite();
+      const batch = new Map<string, DocState>();
+      const conflicts: DocState[] = [];
+      for (const row of rows) {
+        const doc = this.normalise(row.document);
+        const id = docKey(doc, this.primaryKey)!;
+        const current = batch.get(id) ?? this.index.get(id)?.doc ?? null;
+        // A document that does not exist is always inserted, whatever was expected (PROTOCOL §2.5).
+        if (current !== null && !docEquals(current, row.expected)) {
+          conflicts.push(current);
+          continue;
+        }
+        if (current !== null && docEquals(current, doc)) continue;
+        batch.set(id, doc);
+      }
+      if (batch.size > 0) this.commit(this.index.set(batch), origin);
+      return conflicts;
+    });
+  }
+
+  async getPeerState(key: string): Promise<PeerState | undefined> {
+    const s = this.peerStates.get(key);
+    return s && { down: s.down, up: s.up, assumed: new Map(s.assumed) };
+  }
+
+  async setPeerState(key: string, update: PeerStateUpdate): Promise<void> {
+    let s = this.peerStates.get(key);
+    if (!s) this.peerStates.set(key, (s = { down: null, up: null, assumed: new Map() }));
+    if (update.down !== undefined) s.down = update.down;
+    if (update.up !== undefined) s.up = update.up;
+    const assumed: Array<[string, DocState | null]> = [];
+    for (const [id, state] of update.assumed ?? []) {
+      if (state === null) s.assumed.delete(id);
+      else s.assumed.set(id, state);
+      assumed.push([id, state]);
+    }
+    this.peerStateChanged(key, { ...update, assumed });
+  }
+
+  async flush(): Promise<void> {
+    await this.exclusive(() => this.persist());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+    await this.release();
+    this.subject.complete();
+  }
+
+  /** Records entries that were written (by the API or by ingesting outside edits) and announces them. */
+  protected commit(entries: IndexEntry[], origin: WriteOrigin): void {
+    const last = entries[entries.length - 1];
+    if (!last) return;
+    this.committed(entries, origin);
+    this.subject.next({ checkpoint: { id: last.id, lwt: last.lwt }, documents: entries.map((e) => e.doc), origin });
+  }
+
+  /** Validates a document and turns it into a normalised doc state. */
+  protected normalise(document: unknown): DocState {
+    if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+      throw new P2PSyncError('E_NOT_OBJECT', 'a document must be a JSON object');
+    }
+    const d = document as Record<string, unknown>;
+    if (docKey(d, this.primaryKey) === undefined) {
+      throw new P2PSyncError('E_BAD_KEY', `a document needs a non-empty string "${this.primaryKey}"`, { key: this.primaryKey });
+    }
+    return toDocState(d, d._deleted === true);
+  }
+
+  /** Runs `fn` after every earlier mutation finished; mutations never interleave. */
+  protected exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  protected assertOpen(): void {
+    if (this.closed) throw new P2PSyncError('E_INTERNAL', 'the store is closed');
+  }
+
+  // ---- persistence hooks (no-ops for the memory store) ----
+
+  /** Before a read: e.g. notice outside edits that are due. */
+  protected async beforeRead(): Promise<void> {}
+  /** Inside the write lock, before a batch is applied: e.g. ingest outside edits first. */
+  protected async beforeWrite(): Promise<void> {}
+  /** Entries were committed to the index; schedule them for persistence. */
+  protected committed(_entries: IndexEntry[], _origin: WriteOrigin): void {}
+  /** A peer state changed; schedule it for persistence. */
+  protected peerStateChanged(_key: string, _update: PeerStateUpdate): void {}
+  /** Inside the write lock: make everything durable. */
+  protected async persist(): Promise<void> {}
+  /** Release files, watchers and timers. */
+  protected async release(): Promise<void> {}
+}
