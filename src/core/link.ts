@@ -6,6 +6,12 @@
 export interface PeerLink {
   /** The remote's peer id as given by the signaling server (unique per signaling session). */
   readonly remotePeerId: string;
+  /**
+   * Largest message in bytes the remote accepts (SDP `a=max-message-size`; 262,144 for node-datachannel).
+   * Senders may send frames up to a third of it in UTF-16 characters without chunking (UTF-8 needs at most 3
+   * bytes per character); RxDB receivers accept unchunked frames of any size they can receive.
+   */
+  readonly maxMessageSize: number;
   /** True until the link closed, locally or remotely. */
   readonly open: boolean;
   /**

@@ -1,4 +1,4 @@
-import type { PeerLink } from '../core/link.js';
+import { MAX_FRAME_BYTES, type PeerLink } from '../core/link.js';
 
 /**
  * An in-memory PeerLink pair for unit tests: frames are delivered asynchronously, in order, like a data channel.
@@ -12,6 +12,7 @@ class MemoryLink implements PeerLink {
   private readonly drainHandlers: Array<() => void> = [];
   private inFlight = 0;
   private isOpen = true;
+  readonly maxMessageSize = MAX_FRAME_BYTES;
 
   constructor(readonly remotePeerId: string) {}
 
