@@ -1,0 +1,112 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CliProcess, type CliEvent } from './spawn.js';
+
+/** A temp dir per test; `cleanup()` removes them all. */
+export class TempDirs {
+  private dirs: string[] = [];
+  async make(prefix = 'p2psync-'): Promise<string> {
+    const d = await mkdtemp(join(tmpdir(), prefix));
+    this.dirs.push(d);
+    return d;
+  }
+  async cleanup(): Promise<void> {
+    await Promise.all(this.dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  }
+}
+
+/** Starts `p2psync signal --port 0 --json` and waits for its real port. */
+export async function startSignal(extra: string[] = []): Promise<{ proc: CliProcess; port: number; url: string }> {
+  const proc = new CliProcess(['signal', '--port', '0', '--json', ...extra]);
+  const ev = await proc.waitFor('listening');
+  return { proc, port: ev.port as number, url: `ws://127.0.0.1:${ev.port as number}` };
+}
+
+export interface PeerOptions {
+  store: string;
+  topic?: string | string[];
+  signal: string;
+  token?: string;
+  extra?: string[];
+  env?: Record<string, string | undefined>;
+}
+
+/** Starts `p2psync join ... --json` on loopback ICE; resolves once `joined` was printed. */
+export async function startPeer(o: PeerOptions): Promise<CliProcess> {
+  const topics = Array.isArray(o.topic) ? o.topic : [o.topic ?? 'e2e-topic'];
+  const args = ['join', '--store', o.store, '--signal', o.signal, '--ice-bind', '127.0.0.1', '--json'];
+  for (const t of topics) args.push('--topic', t);
+  if (o.token) args.push('--storage-token', o.token);
+  args.push(...(o.extra ?? []));
+  const proc = new CliProcess(args, { env: o.env });
+  await proc.waitFor('joined');
+  return proc;
+}
+
+/** Reads a JSON-array or NDJSON store file into a map by id (missing file: empty). */
+export async function readDocs(file: string, key = 'id'): Promise<Map<string, Record<string, unknown>>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return new Map();
+  }
+  const docs: Array<Record<string, unknown>> = file.endsWith('.json')
+    ? (text.trim() ? (JSON.parse(text) as Array<Record<string, unknown>>) : [])
+    : text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return new Map(docs.map((d) => [d[key] as string, d]));
+}
+
+/** Polls `check` until it returns true; rejects with `describe()` after `timeoutMs`. */
+export async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, describe: () => Promise<string> | string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      /* the file may be mid-replace or not exist yet: try again */
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms. ${await describe()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until every file holds the same documents (and, if given, exactly `count` of them). */
+export async function waitConverged(files: string[], count?: number, timeoutMs = 30_000): Promise<Map<string, Record<string, unknown>>> {
+  let last: Array<Map<string, Record<string, unknown>>> = [];
+  await waitUntil(
+    async () => {
+      last = await Promise.all(files.map((f) => readDocs(f)));
+      const first = canonical(last[0]!);
+      return (count === undefined || last[0]!.size === count) && last.every((m) => canonical(m) === first);
+    },
+    timeoutMs,
+    () => `sizes: ${last.map((m) => m.size).join(', ')}`,
+  );
+  return last[0]!;
+}
+
+export function canonical(docs: Map<string, Record<string, unknown>>): string {
+  return JSON.stringify([...docs.keys()].sort().map((k) => sortKeys(docs.get(k))));
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+  return v;
+}
+
+/** Sum of a numeric field over a process's events of one kind. */
+export function sumEvents(events: CliEvent[], name: string, field = 'count'): number {
+  return events.filter((e) => e.event === name).reduce((n, e) => n + ((e[field] as number) ?? 0), 0);
+}
+
+/** A document of about 200 bytes. */
+export function makeDoc(prefix: string, i: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { id: `${prefix}-${String(i).padStart(8, '0')}`, title: `Document number ${i}`, n: i, body: 'x'.repeat(120), ...extra };
+}
+
+/** Tokens whose SHA-256 rule makes the first the master of the pair (PROTOCOL §2.3 test vector). */
+export const MASTER_TOKEN = 'aaaaaaaaaa';
+export const FORK_TOKEN = 'bbbbbbbbbb';
