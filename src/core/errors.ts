@@ -25,6 +25,8 @@ export const ErrorCodes = {
   E_BAD_FORMAT: ExitCode.usage,
   E_TLS_FILE: ExitCode.usage,
   E_TOKEN_FILE: ExitCode.usage,
+  /** The signaling server refused our credentials (HTTP 401/403 at the WebSocket upgrade). */
+  E_AUTH: ExitCode.usage,
   // timeouts and unreachable services (exit 3)
   E_TIMEOUT: ExitCode.timeout,
   E_UNREACHABLE: ExitCode.timeout,
@@ -33,6 +35,8 @@ export const ErrorCodes = {
   E_IO: ExitCode.failure,
   E_LOCKED: ExitCode.failure,
   E_SIDECAR: ExitCode.failure,
+  /** `p2psync get` / `rm` named a document that does not exist (like grep finding nothing: exit 1). */
+  E_NOT_FOUND: ExitCode.failure,
   E_PEER: ExitCode.failure,
   E_PROTOCOL: ExitCode.failure,
   E_SIGNALING: ExitCode.failure,

@@ -7,12 +7,12 @@ export const EVENT_SCHEMA_VERSION = 1;
 
 export type SyncEvent =
   | { event: 'listening'; host: string; port: number; url: string; tls: boolean; auth: boolean }
-  | { event: 'signaling-connected'; url: string; peerId: string }
-  | { event: 'signaling-disconnected'; url: string; reason: string; retryInMs: number }
+  | { event: 'signaling-connected'; url: string; topic: string; peerId: string }
+  | { event: 'signaling-disconnected'; url: string; topic: string; reason: string; retryInMs: number }
   | { event: 'signaling-hosted'; url: string; port: number }
-  | { event: 'joined'; topic: string; store: string; storageToken: string; signal: string; conflict: string }
-  | { event: 'peer-connected'; peerId: string; peerToken: string; role: 'master' | 'fork' }
-  | { event: 'peer-disconnected'; peerId: string; reason: string }
+  | { event: 'joined'; topic: string; topics: string[]; store: string; storageToken: string; signal: string; conflict: string }
+  | { event: 'peer-connected'; topic: string; peerId: string; peerToken: string; role: 'master' | 'fork' }
+  | { event: 'peer-disconnected'; topic: string; peerId: string; reason: string }
   | { event: 'pulled'; peerId: string; count: number; total: number }
   | { event: 'pushed'; peerId: string; count: number; conflicts: number; total: number }
   | {

@@ -1,0 +1,295 @@
+import { WebSocket, type RawData } from 'ws';
+import { TokenBucket, type SignalLimits } from './server-limits.js';
+import type { DisconnectKind, SignalGauges, SignalMetrics } from './server-metrics.js';
+import {
+  SIGNAL_CLOSE_CODES,
+  createPeerId,
+  initFrame,
+  isValidRoom,
+  joinedFrame,
+  parseClientFrame,
+  type FrameRejectReason,
+} from './server-protocol.js';
+
+/** A diagnostic event (see `SignalServerOptions.onEvent`). */
+export type SignalServerEvent = { type: string; [k: string]: unknown };
+export type SignalEventSink = (e: SignalServerEvent) => void;
+
+/**
+ * Bytes that may wait in one socket's send buffer. A client that stops reading while others signal it
+ * would otherwise grow the server's memory without bound; past this it is dropped as a slow consumer.
+ */
+const MIN_MAX_BUFFERED_BYTES = 1024 * 1024;
+const MAX_BUFFERED_FRAMES = 16;
+
+interface Peer {
+  readonly id: string;
+  readonly socket: WebSocket;
+  readonly rooms: Set<string>;
+  readonly bucket: TokenBucket;
+  lastActivity: number;
+  /** Answered the last heartbeat ping. */
+  alive: boolean;
+  /** Removed from the hub (closing or closed); no more frames are read from or sent to it. */
+  gone: boolean;
+}
+
+function rawToText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+/** ws error codes of frames that break the WebSocket protocol; ws has already closed the socket. */
+function frameErrorReason(code: unknown): FrameRejectReason | undefined {
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return undefined;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return 'too_large';
+  if (code === 'WS_ERR_INVALID_UTF8') return 'invalid_utf8';
+  return 'protocol_error';
+}
+
+/**
+ * Peers, rooms and the message rules of RxDB's signaling protocol (PROTOCOL.md §1), hardened. Owns no
+ * sockets' lifecycle beyond closing them; the HTTP layer hands over upgraded sockets with `attach`.
+ */
+export class SignalHub {
+  private readonly peers = new Map<string, Peer>();
+  private readonly rooms = new Map<string, Set<Peer>>();
+  /** Every socket not yet fully closed, including ones already removed from rooms. */
+  private readonly sockets = new Set<WebSocket>();
+  private readonly maxBufferedBytes: number;
+  private shuttingDown = false;
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly limits: SignalLimits,
+    private readonly metrics: SignalMetrics,
+    private readonly emit: SignalEventSink,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.maxBufferedBytes = Math.max(MIN_MAX_BUFFERED_BYTES, MAX_BUFFERED_FRAMES * limits.maxFrameBytes);
+  }
+
+  /** Open sockets, closing ones included: what counts against `maxConnections`. */
+  get openSockets(): number {
+    return this.sockets.size;
+  }
+
+  gauges(uptimeSeconds: number): SignalGauges {
+    let memberships = 0;
+    for (const members of this.rooms.values()) memberships += members.size;
+    return { sockets: this.peers.size, rooms: this.rooms.size, peers: memberships, uptimeSeconds };
+  }
+
+  attach(socket: WebSocket, remoteAddress: string): void {
+    let id = createPeerId();
+    while (this.peers.has(id)) id = createPeerId();
+    const now = this.now();
+    const peer: Peer = { id, socket, rooms: new Set(), bucket: new TokenBucket(this.limits.maxFramesPerSecond, now), lastActivity: now, alive: true, gone: false };
+    this.peers.set(id, peer);
+    this.sockets.add(socket);
+    this.metrics.connectionsTotal += 1;
+    socket.on('message', (data) => {
+      try {
+        this.onMessage(peer, data);
+      } catch (err) {
+        // A bug here must cost one socket, not the process that serves everyone else.
+        this.emit({ type: 'error', peerId: id, message: err instanceof Error ? err.message : String(err) });
+        this.remove(peer, 'error', 'internal error');
+        socket.close(SIGNAL_CLOSE_CODES.internalError, 'internal error');
+      }
+    });
+    socket.on('pong', () => {
+      peer.alive = true;
+    });
+    socket.on('error', (err: Error & { code?: unknown }) => {
+      const reason = frameErrorReason(err.code);
+      if (reason) {
+        this.metrics.reject(reason);
+        this.emit({ type: 'violation', peerId: id, reason, detail: err.message });
+      }
+      this.remove(peer, reason ? 'violation' : 'error', err.message);
+    });
+    socket.on('close', (code) => {
+      this.remove(peer, 'client', `closed with ${code}`);
+      this.sockets.delete(socket);
+      if (this.sockets.size === 0) this.notifyDrained();
+    });
+    this.emit({ type: 'connection', peerId: id, remoteAddress });
+    this.send(peer, initFrame(id));
+  }
+
+  /** One heartbeat round: drop sockets that did not answer the previous ping, ping the rest. */
+  heartbeat(): void {
+    for (const peer of [...this.peers.values()]) {
+      if (!peer.alive) {
+        this.remove(peer, 'heartbeat', 'no pong');
+        peer.socket.terminate();
+        continue;
+      }
+      peer.alive = false;
+      if (peer.socket.readyState === WebSocket.OPEN) {
+        try {
+          peer.socket.ping();
+        } catch {
+          // the socket is going away; its close event cleans up
+        }
+      }
+    }
+  }
+
+  /** Closes sockets that sent nothing for the idle timeout (RxDB clients ping every 60 s). */
+  sweepIdle(): void {
+    const deadline = this.now() - this.limits.idleTimeoutMs;
+    for (const peer of [...this.peers.values()]) {
+      if (peer.lastActivity < deadline) {
+        this.remove(peer, 'idle', 'idle timeout');
+        peer.socket.close(SIGNAL_CLOSE_CODES.idleTimeout, 'idle timeout');
+      }
+    }
+  }
+
+  /** Starts a shutdown: every socket gets close code 1001; no `joined` updates are sent any more. */
+  closeAll(): void {
+    this.shuttingDown = true;
+    for (const peer of [...this.peers.values()]) this.remove(peer, 'shutdown', 'server shutting down');
+    for (const socket of this.sockets) socket.close(SIGNAL_CLOSE_CODES.shutdown, 'server shutting down');
+  }
+
+  /** Drops every socket at once, for when clients do not finish the closing handshake in time. */
+  terminateAll(): void {
+    for (const socket of this.sockets) socket.terminate();
+  }
+
+  /** Resolves once every socket has closed. */
+  drained(): Promise<void> {
+    if (this.sockets.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private notifyDrained(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private onMessage(peer: Peer, data: RawData): void {
+    if (peer.gone) return;
+    const now = this.now();
+    // Like RxDB, any message counts as activity for the idle timeout, even one that is then rejected.
+    peer.lastActivity = now;
+    this.metrics.framesReceived += 1;
+    if (!peer.bucket.take(now)) return this.violation(peer, 'rate_limited', SIGNAL_CLOSE_CODES.rateLimited, 'rate limit exceeded');
+    // RxDB's server accepts binary frames holding JSON, so we do too (invalid UTF-8 in them becomes U+FFFD);
+    // ws has already validated text frames' UTF-8. Relayed frames always go out as text.
+    const parsed = parseClientFrame(rawToText(data));
+    if (!parsed.ok) {
+      const code = parsed.reason === 'unknown_type' ? SIGNAL_CLOSE_CODES.unknownType : SIGNAL_CLOSE_CODES.invalidMessage;
+      return this.violation(peer, parsed.reason, code, parsed.detail);
+    }
+    const msg = parsed.message;
+    switch (msg.type) {
+      case 'join':
+        return this.join(peer, msg.room);
+      case 'signal':
+        return this.relay(peer, msg.senderPeerId, msg.receiverPeerId, msg.raw);
+      case 'ping':
+        return;
+    }
+  }
+
+  private join(peer: Peer, room: unknown): void {
+    if (!isValidRoom(room)) return this.violation(peer, 'invalid_room', SIGNAL_CLOSE_CODES.invalidRoom, 'invalid room');
+    if (peer.rooms.has(room)) return;
+    if (peer.rooms.size >= this.limits.maxRoomsPerSocket) {
+      return this.violation(peer, 'too_many_rooms', SIGNAL_CLOSE_CODES.tooManyRooms, 'too many rooms');
+    }
+    let members = this.rooms.get(room);
+    if (members && members.size >= this.limits.maxPeersPerRoom) {
+      return this.violation(peer, 'room_full', SIGNAL_CLOSE_CODES.roomFull, 'room full');
+    }
+    if (!members) {
+      members = new Set();
+      this.rooms.set(room, members);
+    }
+    members.add(peer);
+    peer.rooms.add(room);
+    this.emit({ type: 'join', peerId: peer.id, room, members: members.size });
+    this.broadcastMembers(members);
+  }
+
+  private relay(peer: Peer, senderPeerId: unknown, receiverPeerId: unknown, raw: string): void {
+    if (senderPeerId !== peer.id) return this.violation(peer, 'spoofed_sender', SIGNAL_CLOSE_CODES.spoofedSender, 'spoofed sender');
+    const receiver = typeof receiverPeerId === 'string' ? this.peers.get(receiverPeerId) : undefined;
+    // Unknown receivers are dropped silently, as RxDB does: the receiver may just have left.
+    if (!receiver) return this.dropped(peer, 'unknown_receiver');
+    // RxDB relays to any known id; we only relay between members of a shared room, so knowing an id is not
+    // enough to reach a peer. RxDB clients only ever signal co-members.
+    if (!this.shareRoom(peer, receiver)) return this.dropped(peer, 'no_shared_room');
+    if (this.send(receiver, raw)) this.metrics.framesRelayed += 1;
+  }
+
+  private shareRoom(a: Peer, b: Peer): boolean {
+    const [small, large] = a.rooms.size <= b.rooms.size ? [a.rooms, b.rooms] : [b.rooms, a.rooms];
+    for (const room of small) if (large.has(room)) return true;
+    return false;
+  }
+
+  private dropped(peer: Peer, reason: FrameRejectReason): void {
+    this.metrics.reject(reason);
+    this.emit({ type: 'dropped', peerId: peer.id, reason });
+  }
+
+  private violation(peer: Peer, reason: FrameRejectReason, code: number, closeReason: string): void {
+    this.metrics.reject(reason);
+    this.emit({ type: 'violation', peerId: peer.id, reason, code });
+    this.remove(peer, 'violation', closeReason);
+    peer.socket.close(code, closeReason);
+  }
+
+  /** Takes a peer out of its rooms and tells the remaining members. Idempotent. */
+  private remove(peer: Peer, kind: DisconnectKind, detail: string): void {
+    if (peer.gone) return;
+    peer.gone = true;
+    this.peers.delete(peer.id);
+    for (const room of peer.rooms) {
+      const members = this.rooms.get(room);
+      if (!members) continue;
+      members.delete(peer);
+      if (members.size === 0) this.rooms.delete(room);
+      else if (!this.shuttingDown) this.broadcastMembers(members);
+    }
+    this.metrics.disconnected(kind);
+    this.emit({ type: 'disconnect', peerId: peer.id, reason: kind, detail });
+  }
+
+  private broadcastMembers(members: Set<Peer>): void {
+    const frame = joinedFrame([...members].map((m) => m.id));
+    for (const member of [...members]) this.send(member, frame);
+  }
+
+  private isSlow(peer: Peer): boolean {
+    return peer.socket.bufferedAmount > this.maxBufferedBytes;
+  }
+
+  private dropSlow(peer: Peer): void {
+    if (peer.gone) return;
+    this.remove(peer, 'slow_consumer', 'send buffer full');
+    // close() would queue its frame behind the data the client does not read; terminate frees it now.
+    peer.socket.terminate();
+  }
+
+  /** Sends a text frame if the socket is open and keeping up; false if it was not sent. */
+  private send(peer: Peer, text: string): boolean {
+    if (peer.gone || peer.socket.readyState !== WebSocket.OPEN) return false;
+    if (this.isSlow(peer)) {
+      // Dropped after the current loop: removing a member mid-broadcast would send the newer member list
+      // first and this older one after it, and clients act on the last list they get.
+      queueMicrotask(() => this.dropSlow(peer));
+      return false;
+    }
+    peer.socket.send(text);
+    this.metrics.framesSent += 1;
+    return true;
+  }
+}
