@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../core/errors.js';
 import type { OutputStreams } from './output.js';
 import { registerSignal } from './signal.js';
+import { registerCrud } from './crud.js';
 
 export interface CliContext extends OutputStreams {
   /** Set by a command's action: the process exit code. */
@@ -41,6 +42,7 @@ Examples:
   $ p2psync help join`,
     );
   registerSignal(program, ctx);
+  registerCrud(program, ctx);
   return program;
 }
 

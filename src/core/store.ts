@@ -43,8 +43,16 @@ export interface Store {
   /** Merges an update into the pair's state; persisted with the next flush. */
   setPeerState(key: string, update: PeerStateUpdate): Promise<void>;
 
-  /** Resolves once everything written so far is durable in the user's file and the sidecar. */
+  /**
+   * Resolves once everything written so far is durable in the user's file and the sidecar. Rejects while a file
+   * store cannot write (its file is invalid or missing during a live session: the file's error code, e.g. E_PARSE,
+   * or E_IO); the writes stay in the store and reach the file once it is valid again.
+   */
   flush(): Promise<void>;
-  /** Flushes, stops watching, completes `changes$`. Idempotent. */
+  /**
+   * Flushes, stops watching, releases files and locks, completes `changes$`. Idempotent. Releases even when the
+   * final flush fails, and then rejects with that error (the unflushed writes are lost; so are the peer states
+   * recorded with them, so replication re-fetches them next time).
+   */
   close(): Promise<void>;
 }

@@ -30,6 +30,11 @@ export class DocIndex {
     return this.lastLwt;
   }
 
+  /** Never hand out an lwt at or below `lwt` (e.g. one of a purged tombstone that a peer's checkpoint may hold). */
+  advanceClock(lwt: number): void {
+    if (Number.isFinite(lwt) && lwt > this.lastLwt) this.lastLwt = lwt;
+  }
+
   get(id: string): IndexEntry | undefined {
     return this.byId.get(id);
   }

@@ -17,6 +17,7 @@ export abstract class IndexedStore implements Store {
   private readonly subject = new Subject<StoreChange>();
   private tail: Promise<unknown> = Promise.resolve();
   protected closed = false;
+  private closing: Promise<void> | undefined;
 
   abstract readonly storageToken: string;
 
@@ -95,12 +96,18 @@ export abstract class IndexedStore implements Store {
     await this.exclusive(() => this.persist());
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.flush();
-    this.closed = true;
-    await this.release();
-    this.subject.complete();
+  close(): Promise<void> {
+    // Files, watchers and locks are released even when the final flush fails (e.g. the user's file is broken).
+    this.closing ??= (async () => {
+      try {
+        await this.flush();
+      } finally {
+        this.closed = true;
+        await this.release();
+        this.subject.complete();
+      }
+    })();
+    return this.closing;
   }
 
   /** Records entries that were written (by the API or by ingesting outside edits) and announces them. */
@@ -143,7 +150,7 @@ export abstract class IndexedStore implements Store {
   /** Entries were committed to the index; schedule them for persistence. */
   protected committed(_entries: IndexEntry[], _origin: WriteOrigin): void {}
   /** A peer state changed; schedule it for persistence. */
-  protected peerStateChanged(_key: string, _update: PeerStateUpdate): void {}
+  protected peerStateChanged(_key: string, _update: PeerStateUpdate & { assumed: Array<[string, DocState | null]> }): void {}
   /** Inside the write lock: make everything durable. */
   protected async persist(): Promise<void> {}
   /** Release files, watchers and timers. */

@@ -1,0 +1,134 @@
+import type { Command } from 'commander';
+import { P2PSyncError, exitCodeFor } from '../core/errors.js';
+import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type CrudOptions, type UserDoc } from '../store/crud.js';
+import type { CliContext } from './main.js';
+import { flag, jsonFlag } from './options.js';
+import { Output } from './output.js';
+
+/** The store flags as commander hands them over (shared with `join`). */
+export interface StoreFlags {
+  store: string;
+  key: string;
+  collection?: string;
+  format?: 'json' | 'ndjson';
+  json: boolean;
+}
+
+/** Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). */
+export function addStoreOptions(cmd: Command): Command {
+  return cmd
+    .addOption(flag('--store <file>', 'the JSON or NDJSON file holding the documents').makeOptionMandatory())
+    .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').default('id'))
+    .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object'))
+    .addOption(flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices(['json', 'ndjson']))
+    .addOption(jsonFlag());
+}
+
+/** Store flags to the options of the store functions. */
+export function storeOptionsFrom(flags: StoreFlags): CrudOptions {
+  return {
+    path: flags.store,
+    primaryKey: flags.key,
+    ...(flags.collection !== undefined ? { collection: flags.collection } : {}),
+    ...(flags.format !== undefined ? { format: flags.format } : {}),
+  };
+}
+
+const COMMON_HELP = `
+Documents are printed as NDJSON on stdout (user fields only); with --json each one is wrapped in a
+{"event":"document","document":{...}} line and errors are {"event":"error","code":...} lines.
+Exit codes: 0 ok, 1 a named document does not exist (E_NOT_FOUND) or a runtime failure, 2 bad input or options.`;
+
+async function run(ctx: CliContext, json: boolean, body: (out: Output) => Promise<void>): Promise<void> {
+  const out = new Output(ctx, json);
+  try {
+    await body(out);
+  } catch (err) {
+    ctx.exitCode = exitCodeFor(out.error(err));
+  }
+}
+
+function printDocs(out: Output, docs: UserDoc[]): void {
+  for (const document of docs) {
+    if (out.json) out.event({ event: 'document', document });
+    else out.data(JSON.stringify(document));
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function registerCrud(program: Command, ctx: CliContext): void {
+  addStoreOptions(program.command('ls'))
+    .description('print every document of a store as NDJSON')
+    .addHelpText('after', `${COMMON_HELP}
+
+Examples:
+  $ p2psync ls --store notes.json
+  $ p2psync ls --store db.json --collection posts | jq -r .title
+  $ P2PSYNC_STORE=notes.ndjson p2psync ls --json`)
+    .action(async (flags: StoreFlags) => {
+      await run(ctx, flags.json, async (out) => printDocs(out, await listDocuments(storeOptionsFrom(flags))));
+    });
+
+  addStoreOptions(program.command('get').argument('<id...>', 'ids of the documents to print'))
+    .description('print documents by id as NDJSON')
+    .addHelpText('after', `${COMMON_HELP}
+
+Examples:
+  $ p2psync get --store notes.json n1 n2
+  $ p2psync get --store users.ndjson --key email ada@example.org`)
+    .action(async (ids: string[], flags: StoreFlags) => {
+      await run(ctx, flags.json, async (out) => {
+        const { found, missing } = await getDocuments(storeOptionsFrom(flags), ids);
+        printDocs(out, found);
+        if (missing.length > 0) throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: missing });
+      });
+    });
+
+  addStoreOptions(program.command('put').argument('[document...]', 'JSON documents; without any, NDJSON (or one JSON array) is read from stdin'))
+    .description('insert or replace documents (upsert); safe while `p2psync join` runs on the same file')
+    .addHelpText('after', `${COMMON_HELP}
+
+Examples:
+  $ p2psync put --store notes.json '{"id":"n1","title":"hello"}'
+  $ jq -c '.[]' export.json | p2psync put --store notes.ndjson
+  $ p2psync put --store db.json --collection posts --json '{"id":"p1","draft":true}'`)
+    .action(async (docs: string[], flags: StoreFlags) => {
+      await run(ctx, flags.json, async (out) => {
+        if (docs.length === 0 && process.stdin.isTTY) {
+          throw new P2PSyncError('E_USAGE', 'give documents as arguments, or pipe NDJSON into stdin');
+        }
+        const parsed = parseDocumentsInput(docs.length > 0 ? { args: docs } : { args: [], stdin: await readStdin() }, flags.key);
+        const r = await putDocuments(storeOptionsFrom(flags), parsed);
+        const ids = [...r.created, ...r.updated, ...r.unchanged];
+        const parts = [
+          r.created.length > 0 ? `created ${r.created.join(', ')}` : '',
+          r.updated.length > 0 ? `updated ${r.updated.join(', ')}` : '',
+          r.unchanged.length > 0 ? `unchanged ${r.unchanged.join(', ')}` : '',
+        ].filter(Boolean);
+        out.event({ event: 'written', ids, conflicts: [] }, `put ${ids.length} document${ids.length === 1 ? '' : 's'}${parts.length ? ` (${parts.join('; ')})` : ''}`);
+      });
+    });
+
+  addStoreOptions(program.command('rm').argument('<id...>', 'ids of the documents to delete'))
+    .option('-f, --force', 'ids that do not exist are not an error', false)
+    .description('delete documents by id (deletes replicate as tombstones); safe while `p2psync join` runs')
+    .addHelpText('after', `${COMMON_HELP}
+
+Examples:
+  $ p2psync rm --store notes.json n1 n2
+  $ p2psync rm --store notes.ndjson --force maybe-gone`)
+    .action(async (ids: string[], flags: StoreFlags & { force: boolean }) => {
+      await run(ctx, flags.json, async (out) => {
+        const r = await removeDocuments(storeOptionsFrom(flags), ids);
+        out.event({ event: 'written', ids: r.removed, conflicts: [] }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${r.removed.join(', ')})` : ''}`);
+        if (r.missing.length > 0 && !flags.force) {
+          throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${r.missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: r.missing });
+        }
+      });
+    });
+}

@@ -1,0 +1,450 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { debuglog } from 'node:util';
+import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
+import type { EmitEvent } from '../core/events.js';
+import { randomToken } from '../core/random.js';
+import type { DocState, Json, PeerStateUpdate, WriteOrigin } from '../core/types.js';
+import type { IndexEntry } from './doc-index.js';
+import { removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
+import { diffFile } from './diff.js';
+import { IndexedStore } from './indexed-store.js';
+import { FileLock, isAlive } from './lock.js';
+import { PeerJournal } from './peer-journal.js';
+import { Sidecar, sidecarPath, writeLockPath, type BatchRecord, type SidecarHeader } from './sidecar.js';
+import { UserFile, type StoreFormat, type UserContent } from './user-file.js';
+import { FileWatcher } from './watcher.js';
+
+const debug = debuglog('p2psync');
+
+/** Fully resolved settings of a file store (see `FileStoreOptions` in open.ts for what each one means). */
+export interface FileStoreConfig {
+  path: string;
+  format: StoreFormat;
+  primaryKey: string;
+  collection: string | undefined;
+  storageToken: string | undefined;
+  watch: boolean;
+  fsWatch: boolean;
+  pollIntervalMs: number;
+  debounceMs: number;
+  tombstoneTtlMs: number;
+  flushDelayMs: number;
+  lockTimeoutMs: number;
+  compactMinBytes: number;
+  onEvent: EmitEvent | undefined;
+}
+
+/** Counters for tests and benchmarks. */
+export interface FileStoreStats {
+  fileWrites: number;
+  sidecarAppends: number;
+  compactions: number;
+  outsideEdits: number;
+}
+
+/** A rewrite of a big file is not repeated more often than every few times its own duration (caps the CPU spent). */
+const FLUSH_COST_FACTOR = 4;
+const MAX_FLUSH_DELAY_MS = 2_000;
+const PURGE_EVERY_MS = 3_600_000;
+const FLUSH_RETRY_MS = 2_000;
+/** How many debounce periods to wait at most for a file that is being written to settle. */
+const SETTLE_TRIES = 5;
+
+/**
+ * A store backed by the user's JSON or NDJSON file plus the sidecar journal. The index in memory is the truth
+ * while open; writes reach it (and `changes$`) at once and the files on a short timer, `flush()` or `close()`.
+ *
+ * Invariants: the sidecar only records what already reached the user's file (the user file is written first), and
+ * `known` is the user file's content as p2psync last read or wrote it, so any difference between the file on disk
+ * and `known` is somebody else's edit.
+ */
+export class FileStore extends IndexedStore {
+  readonly path: string;
+  readonly format: StoreFormat;
+  readonly stats: FileStoreStats = { fileWrites: 0, sidecarAppends: 0, compactions: 0, outsideEdits: 0 };
+  private readonly file: UserFile;
+  private readonly sidecar: Sidecar;
+  private readonly ownerLock: FileLock;
+  private readonly writeLock: FileLock;
+  private header!: SidecarHeader;
+  private peers!: PeerJournal;
+  private known = new Map<string, DocState>();
+  private root: Record<string, Json> | undefined;
+  private knownVersion: FileVersion | undefined;
+  private recordedVersion: FileVersion | undefined;
+  private readonly fileDirty = new Set<string>();
+  private readonly sidecarDirty = new Set<string>();
+  private purged: string[] = [];
+  private problem: { fingerprint: FileVersion | undefined; error: P2PSyncError } | undefined;
+  private watcher: FileWatcher | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private lastWriteMs = 0;
+  private flushFailure: string | undefined;
+  private lastPurge = 0;
+  private released = false;
+
+  private constructor(private readonly config: FileStoreConfig) {
+    super(config.primaryKey);
+    this.path = config.path;
+    this.format = config.format;
+    this.file = new UserFile({ path: config.path, format: config.format, primaryKey: config.primaryKey, ...(config.collection !== undefined ? { collection: config.collection } : {}) });
+    this.sidecar = new Sidecar(sidecarPath(config.path, config.collection));
+    this.ownerLock = new FileLock(this.sidecar.path + '.owner', 'owner');
+    this.writeLock = new FileLock(writeLockPath(config.path), 'write');
+  }
+
+  get storageToken(): string {
+    return this.header.token;
+  }
+
+  /** Opens (creating an empty file if missing), reconciles with the sidecar and starts watching. */
+  static async open(config: FileStoreConfig): Promise<FileStore> {
+    const store = new FileStore(config);
+    const holder = await store.ownerLock.tryAcquire();
+    if (holder) {
+      throw new P2PSyncError('E_LOCKED', `${config.path} is already open in process ${holder.pid} (only one p2psync process can own a store)`, {
+        file: config.path,
+        pid: holder.pid,
+        owner: true,
+      });
+    }
+    try {
+      // Exclusive like every mutation: a flush timer that fires meanwhile waits for the load to finish.
+      await store.exclusive(async () => {
+        await store.writeLock.acquire(config.lockTimeoutMs);
+        try {
+          await store.load();
+        } finally {
+          await store.writeLock.release();
+        }
+      });
+    } catch (err) {
+      clearTimeout(store.flushTimer);
+      store.released = true;
+      await store.sidecar.close();
+      await store.ownerLock.release();
+      throw err;
+    }
+    if (config.watch) {
+      store.watcher = new FileWatcher(config.path, { fsWatch: config.fsWatch, pollIntervalMs: config.pollIntervalMs, debounceMs: config.debounceMs }, () => store.poke());
+      store.watcher.start();
+    }
+    return store;
+  }
+
+  private async load(): Promise<void> {
+    const c = this.config;
+    await removeDeadTemps(c.path, isAlive);
+    let raw = await this.file.readText();
+    const saved = await Sidecar.load(this.sidecar.path, c.primaryKey);
+    const h = saved?.header;
+    if (h && (h.key !== c.primaryKey || (h.collection ?? undefined) !== c.collection)) {
+      const was = `--key ${h.key}${h.collection !== null ? ` --collection ${h.collection}` : ''}`;
+      throw new P2PSyncError('E_SIDECAR', `${this.sidecar.path} was made with ${was}; use the same options, or delete the sidecar to start over (peers then re-sync in full)`, {
+        file: this.sidecar.path,
+        key: h.key,
+        collection: h.collection,
+      });
+    }
+    if (!raw) {
+      // A deleted file is recreated from the sidecar, which holds every document's last content: removing the
+      // file must not turn into deleting every document on every peer.
+      const live = saved ? [...saved.docs.values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
+      const text = live.length > 0 ? this.file.serialise(live) : this.file.emptyText();
+      raw = { text, version: await this.file.writeText(text) };
+    }
+    const content = this.file.parse(raw.text, true);
+    if (saved) {
+      this.header = saved.header;
+      this.index.load(saved.docs.values());
+      this.index.advanceClock(saved.clock);
+      for (const [k, s] of saved.peers) this.peerStates.set(k, s);
+      this.peers = new PeerJournal(saved.markers);
+      this.recordedVersion = saved.file;
+      if (saved.file?.hash === raw.version.hash) {
+        // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
+        for (const id of content.docs.keys()) this.known.set(id, this.index.get(id)!.doc);
+        this.root = content.root;
+        this.knownVersion = raw.version;
+      } else {
+        // The sidecar knows what the file held at its last flush; anything else reached the file afterwards.
+        const before = new Map<string, DocState>();
+        for (const e of this.index.entries()) if (!e.doc._deleted) before.set(e.id, e.doc);
+        const counts = this.ingest(content, raw.version, before);
+        if (counts.created + counts.updated + counts.deleted > 0) this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
+      }
+    } else {
+      this.header = { p2psync: 'sidecar', v: 1, token: c.storageToken ?? randomToken(10), key: c.primaryKey, collection: c.collection ?? null, created: new Date().toISOString() };
+      this.peers = new PeerJournal(new Map());
+      this.ingest(content, raw.version, new Map());
+    }
+    this.purgeExpired(Date.now());
+    if (!saved || saved.torn) {
+      await this.writeSnapshot();
+      this.sidecarDirty.clear();
+      this.purged = [];
+    } else {
+      await this.sidecar.attach(saved.bytes);
+      await this.appendBatch();
+    }
+  }
+
+  // ---- IndexedStore hooks ----
+
+  protected override committed(entries: IndexEntry[], origin: WriteOrigin): void {
+    for (const e of entries) {
+      this.sidecarDirty.add(e.id);
+      if (origin.kind !== 'outside') this.fileDirty.add(e.id);
+    }
+    this.scheduleFlush();
+  }
+
+  protected override peerStateChanged(key: string, update: PeerStateUpdate & { assumed: Array<[string, DocState | null]> }): void {
+    this.peers.changed(key, update);
+    this.scheduleFlush();
+  }
+
+  protected override async beforeRead(): Promise<void> {
+    if (this.watcher?.pending) await this.exclusive(() => this.liveCheck());
+  }
+
+  protected override async beforeWrite(): Promise<void> {
+    if (this.watcher?.pending) await this.liveCheck();
+  }
+
+  protected override async persist(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.released) return;
+    if (Date.now() - this.lastPurge > Math.min(PURGE_EVERY_MS, this.config.tombstoneTtlMs)) this.purgeExpired(Date.now());
+    if (!this.hasPending()) return;
+    await this.writeLock.acquire(this.config.lockTimeoutMs);
+    try {
+      // Never replace the file over an edit we have not seen: look first, ingest, then write.
+      await this.recheck();
+      if (this.fileDirty.size > 0) await this.writeUserFile();
+      await this.appendBatch();
+    } finally {
+      await this.writeLock.release();
+    }
+    if (this.sidecar.shouldCompact(this.config.compactMinBytes)) await this.writeSnapshot();
+  }
+
+  protected override async release(): Promise<void> {
+    this.released = true;
+    this.watcher?.stop();
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.sidecar.close();
+    await this.ownerLock.release();
+  }
+
+  // ---- persistence ----
+
+  private hasPending(): boolean {
+    return (
+      this.fileDirty.size > 0 ||
+      this.sidecarDirty.size > 0 ||
+      this.purged.length > 0 ||
+      this.peers.pending ||
+      !sameVersion(this.knownVersion, this.recordedVersion)
+    );
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.closed || this.released) return;
+    this.flushIn(Math.max(this.config.flushDelayMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_COST_FACTOR * this.lastWriteMs)));
+  }
+
+  private flushIn(ms: number): void {
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flush().then(
+        () => (this.flushFailure = undefined),
+        (err: unknown) => this.flushFailed(err),
+      );
+    }, ms);
+  }
+
+  /**
+   * A timed flush failed. A broken or missing file was reported already and waits for the file to come back;
+   * anything else (disk full, a lock held too long) is reported once and retried every few seconds.
+   */
+  private flushFailed(err: unknown): void {
+    debug('flush of %s failed: %s', this.path, (err as Error).message);
+    if (this.problem || this.closed || this.released) return;
+    const e = toP2PSyncError(err, 'E_IO');
+    if (this.flushFailure !== e.message) this.config.onEvent?.({ event: 'warning', code: e.code, message: `cannot save ${this.path} yet: ${e.message}; retrying`, details: e.details });
+    this.flushFailure = e.message;
+    if (!this.flushTimer) this.flushIn(FLUSH_RETRY_MS);
+  }
+
+  /** Rewrites the user file from the index, keeping the file's document order (new documents at the end). */
+  private async writeUserFile(): Promise<void> {
+    const started = performance.now();
+    const next = new Map<string, DocState>();
+    for (const id of this.known.keys()) {
+      const e = this.index.get(id);
+      if (e && !e.doc._deleted) next.set(id, e.doc);
+    }
+    for (const id of this.fileDirty) {
+      const e = this.index.get(id);
+      if (e && !e.doc._deleted && !next.has(id)) next.set(id, e.doc);
+    }
+    this.knownVersion = await this.file.writeText(this.file.serialise(next.values(), this.root));
+    this.known = next;
+    this.fileDirty.clear();
+    this.stats.fileWrites++;
+    this.lastWriteMs = performance.now() - started;
+  }
+
+  /** Appends one batch with everything not yet recorded: documents, purges, peer states, the file's version. */
+  private async appendBatch(): Promise<void> {
+    const changed = [...this.sidecarDirty, ...this.purged];
+    const docOf = (id: string): DocState | undefined => this.index.get(id)?.doc;
+    const peers = this.peers.take(this.peerStates, changed, docOf);
+    const rec: BatchRecord = { t: 'b' };
+    if (this.sidecarDirty.size > 0) {
+      rec.d = [];
+      for (const id of this.sidecarDirty) {
+        const e = this.index.get(id);
+        if (e) rec.d.push([e.lwt, e.doc]);
+      }
+    }
+    if (this.purged.length > 0) {
+      rec.x = this.purged;
+      rec.c = this.index.clock;
+    }
+    if (peers.records.length > 0) rec.p = peers.records;
+    if (!sameVersion(this.knownVersion, this.recordedVersion) && this.knownVersion) rec.f = this.knownVersion;
+    if (rec.d === undefined && rec.x === undefined && rec.p === undefined && rec.f === undefined) return peers.done(true);
+    let rewritten = false;
+    try {
+      await this.sidecar.append(rec, async () => {
+        rewritten = true;
+        await this.writeSnapshot();
+      });
+    } catch (err) {
+      peers.done(false);
+      throw err;
+    }
+    if (!rewritten) peers.done(true);
+    this.sidecarDirty.clear();
+    this.purged = [];
+    this.recordedVersion = this.knownVersion;
+    this.stats.sidecarAppends++;
+  }
+
+  /** Rewrites the sidecar compactly from the current state (which must already be in the user file). */
+  private async writeSnapshot(): Promise<void> {
+    const docOf = (id: string): DocState | undefined => this.index.get(id)?.doc;
+    const peerRecords = this.peers.snapshot(this.peerStates, docOf);
+    await this.sidecar.writeSnapshot(this.header, this.index.entries(), peerRecords, this.knownVersion, this.index.clock);
+    this.recordedVersion = this.knownVersion;
+    this.stats.compactions++;
+  }
+
+  private purgeExpired(now: number): void {
+    this.lastPurge = now;
+    const cutoff = now - this.config.tombstoneTtlMs;
+    const ids: string[] = [];
+    for (const e of this.index.entries()) if (e.doc._deleted && e.lwt < cutoff) ids.push(e.id);
+    if (ids.length === 0) return;
+    this.index.purge(ids);
+    for (const id of ids) this.sidecarDirty.delete(id);
+    this.purged.push(...ids);
+    debug('purged %d tombstones older than %d ms from %s', ids.length, this.config.tombstoneTtlMs, this.path);
+  }
+
+  // ---- outside edits ----
+
+  /** Called by the watcher: something may have changed. Cheap unless it did. */
+  private poke(): void {
+    if (this.closed || this.released) return;
+    void statOrUndefined(this.path)
+      .then((s) => {
+        if (s && !this.problem && sameFingerprint(s, this.knownVersion)) return;
+        return this.exclusive(() => this.liveCheck());
+      })
+      .catch((err: unknown) => debug('check of %s failed: %s', this.path, (err as Error).message));
+  }
+
+  /** A check outside of a flush: problems are reported as events, not thrown. */
+  private async liveCheck(): Promise<void> {
+    this.watcher?.cancelPending();
+    if (this.closed || this.released) return;
+    try {
+      await this.recheck();
+    } catch {
+      return; // reported by recheck
+    }
+    if (this.hasPending()) this.scheduleFlush();
+  }
+
+  /**
+   * Compares the file with what p2psync last knew and ingests any difference. Throws (after reporting it once
+   * through `onEvent`) while the file is missing or invalid: nothing may be written over it then.
+   */
+  private async recheck(): Promise<void> {
+    let s = await statOrUndefined(this.path);
+    // A file modified a moment ago may be half written in place (`>` truncates first): let it settle.
+    for (let i = 0; s && i < SETTLE_TRIES && Date.now() - s.mtimeMs < this.config.debounceMs && !sameFingerprint(s, this.knownVersion); i++) {
+      await delay(this.config.debounceMs);
+      s = await statOrUndefined(this.path);
+    }
+    const fp = s && { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+    if (fp && !this.problem && sameFingerprint(fp, this.knownVersion)) return;
+    if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
+    const raw = fp ? await this.file.readText() : undefined;
+    if (!raw) {
+      return this.report(undefined, new P2PSyncError('E_IO', `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`, { file: this.path }), 'warning');
+    }
+    if (raw.version.hash === this.knownVersion?.hash) {
+      this.knownVersion = raw.version;
+      this.problem = undefined;
+      return;
+    }
+    let content: UserContent;
+    try {
+      content = this.file.parse(raw.text, false);
+    } catch (err) {
+      return this.report(raw.version, toP2PSyncError(err), 'error');
+    }
+    if (this.problem) debug('%s is valid again', this.path);
+    this.problem = undefined;
+    const counts = this.ingest(content, raw.version, this.known);
+    if (counts.created + counts.updated + counts.deleted > 0) {
+      this.stats.outsideEdits++;
+      this.config.onEvent?.({ event: 'outside-edit', store: this.path, ...counts });
+    }
+  }
+
+  private report(fingerprint: FileVersion | undefined, error: P2PSyncError, kind: 'error' | 'warning'): never {
+    const details = error.details;
+    if (!this.problem || this.problem.error.message !== error.message) {
+      this.config.onEvent?.({ event: kind, code: error.code, message: error.message, details });
+    }
+    this.problem = { fingerprint, error };
+    throw error;
+  }
+
+  /**
+   * Turns the difference between the file's content and `before` (what the file held before) into one batch of
+   * creates, updates and deletes with fresh lwts, and makes the content the new `known`.
+   */
+  private ingest(content: UserContent, version: FileVersion, before: Map<string, DocState>): { created: number; updated: number; deleted: number } {
+    const d = diffFile(content.docs, before, (id) => this.index.get(id)?.doc);
+    if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
+    for (const id of d.settled) this.fileDirty.delete(id);
+    for (const id of d.batch.keys()) this.fileDirty.delete(id);
+    this.known = d.next;
+    this.root = content.root;
+    this.knownVersion = version;
+    return { created: d.created, updated: d.updated, deleted: d.deleted };
+  }
+}
+
+function sameVersion(a: FileVersion | undefined, b: FileVersion | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.hash === b.hash && sameFingerprint(a, b);
+}

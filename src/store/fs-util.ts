@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { P2PSyncError } from '../core/errors.js';
+
+/**
+ * What identifies one version of a file without reading it. `ino` changes on every replace-by-rename, `mtimeMs`
+ * and `size` on in-place writes. ctime is left out on purpose: renaming our own temp file onto the user's file
+ * bumps it, and we take the fingerprint from the temp file before that rename.
+ */
+export interface Fingerprint {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/** A fingerprint plus the content hash, which decides whether a changed fingerprint is a real change. */
+export interface FileVersion extends Fingerprint {
+  hash: string;
+}
+
+export function fingerprintOf(s: Stats): Fingerprint {
+  return { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
+}
+
+export function sameFingerprint(a: Fingerprint | undefined, b: Fingerprint | undefined): boolean {
+  return !!a && !!b && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+/** Content hash for change detection only (not security): sha1 is the fastest digest Node ships. */
+export function contentHash(data: string | Buffer): string {
+  return createHash('sha1').update(data).digest('hex');
+}
+
+/** `stat` that returns undefined for a missing file and turns other failures into E_IO. */
+export async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(err, path, 'stat');
+  }
+}
+
+export function ioError(err: unknown, file: string, action: string): P2PSyncError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new P2PSyncError('E_IO', `cannot ${action} ${file}: ${(err as Error).message}`, { file, errno: code }, { cause: err });
+}
+
+/** Name of our temp file for `target`: hidden, per process (never collides with lowdb's `.<name>.tmp`). */
+export function tempPathFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.p2psync-tmp`);
+}
+
+/** fsync a directory so that a rename inside it survives a power loss. Not supported everywhere: best effort. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Some platforms and file systems refuse to open or fsync a directory; the rename is still atomic there.
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Replaces `target` atomically and durably: write a temp file beside it, fsync it, rename it over the target,
+ * fsync the directory. Readers see the old or the new file, never a mix; a crash leaves one of the two.
+ * Returns the new file's version (fingerprint taken from the temp file before the rename).
+ */
+export async function writeFileAtomic(target: string, data: string | Buffer, hash?: string): Promise<FileVersion> {
+  const tmp = tempPathFor(target);
+  const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let fp: Fingerprint;
+  try {
+    const handle = await open(tmp, 'w', 0o666);
+    try {
+      await handle.writeFile(buf);
+      await handle.sync();
+      fp = fingerprintOf(await handle.stat());
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, target);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw ioError(err, target, 'write');
+  }
+  await fsyncDir(dirname(target));
+  return { ...fp, hash: hash ?? contentHash(buf) };
+}
+
+/** Reads a file as UTF-8 plus its version; undefined if it does not exist. Retries if it changes while read. */
+export async function readVersioned(path: string): Promise<{ text: string; version: FileVersion } | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    let handle;
+    try {
+      handle = await open(path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw ioError(err, path, 'open');
+    }
+    try {
+      const before = fingerprintOf(await handle.stat());
+      const buf = await handle.readFile();
+      const after = fingerprintOf(await handle.stat());
+      // An in-place writer was busy: read again rather than parse a half-written file.
+      if (!sameFingerprint(before, after) && attempt < 5) continue;
+      return { text: buf.toString('utf8'), version: { ...after, hash: contentHash(buf) } };
+    } catch (err) {
+      throw ioError(err, path, 'read');
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+}
+
+/** Removes temp files that crashed writers left next to the file (their pid is gone). `isAlive` is injected to keep this module free of lock logic. */
+export async function removeDeadTemps(path: string, isAlive: (pid: number) => boolean): Promise<void> {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.p2psync-tmp')) continue;
+    const pid = Number(/\.(\d+)\.p2psync-tmp$/.exec(name)?.[1]);
+    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) await unlink(join(dir, name)).catch(() => undefined);
+  }
+}

@@ -1,0 +1,107 @@
+import { extname } from 'node:path';
+import { P2PSyncError } from '../core/errors.js';
+import type { SyncEvent } from '../core/events.js';
+import type { Store } from '../core/store.js';
+import { FileStore, type FileStoreConfig, type FileStoreStats } from './file-store.js';
+import type { StoreFormat } from './user-file.js';
+
+export type { StoreFormat } from './user-file.js';
+export type { FileStoreStats } from './file-store.js';
+
+/** Options of a file-backed store. Only `path` is required. */
+export interface FileStoreOptions {
+  /** The user's file. Created empty if missing. */
+  path: string;
+  /** Default from the extension: `.json` is json, `.ndjson` / `.jsonl` are ndjson, anything else is E_BAD_FORMAT. */
+  format?: StoreFormat;
+  /** The primary key field (default `id`); its values must be non-empty strings. */
+  primaryKey?: string;
+  /** JSON only: the documents are the array under this key of a top-level object; other members are kept. */
+  collection?: string;
+  /** This replica's identity, used only when the sidecar is created (later opens keep the saved one). */
+  storageToken?: string;
+  /** Detect outside edits while open (default true; one-shot commands pass false). */
+  watch?: boolean;
+  /** Use fs.watch as well as the periodic check (default true); false for file systems where it does not work. */
+  fsWatch?: boolean;
+  /** Period of the fallback check for outside edits, in ms (default 1000). */
+  pollIntervalMs?: number;
+  /** Quiet time after a change notification before the file is read, in ms (default 50). */
+  debounceMs?: number;
+  /** How long tombstones (deleted documents) are kept, in ms (default 30 days). */
+  tombstoneTtlMs?: number;
+  /** Delay that coalesces writes into one file rewrite, in ms (default 100; grows with the cost of a rewrite). */
+  flushDelayMs?: number;
+  /** How long to wait for another process's write lock, in ms (default 10000). */
+  lockTimeoutMs?: number;
+  /** The sidecar journal is compacted once it exceeds max(this, 2x its last compacted size) bytes (default 1 MiB). */
+  compactMinBytes?: number;
+  /** `outside-edit` events, and `error` / `warning` events for a broken or missing file during a live session. */
+  onEvent?: (e: SyncEvent) => void;
+}
+
+/** A store over the user's file. `stats` counts file rewrites, sidecar appends and compactions. */
+export type OpenedStore = Store & {
+  readonly path: string;
+  readonly format: StoreFormat;
+  readonly stats: Readonly<FileStoreStats>;
+};
+
+export const DEFAULT_TOMBSTONE_TTL_MS = 30 * 24 * 3_600_000;
+
+/** The format implied by a file name, or E_BAD_FORMAT. */
+export function formatFromPath(path: string): StoreFormat {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.json') return 'json';
+  if (ext === '.ndjson' || ext === '.jsonl') return 'ndjson';
+  throw new P2PSyncError('E_BAD_FORMAT', `cannot tell the format of ${path} from its extension; name it .json, .ndjson or .jsonl, or pass --format json|ndjson`, {
+    file: path,
+  });
+}
+
+/** Validates options (precise errors up front) and fills in defaults. */
+export function resolveStoreOptions(options: FileStoreOptions): FileStoreConfig {
+  if (typeof options.path !== 'string' || options.path === '') throw new P2PSyncError('E_BAD_OPTION', 'a store needs a file path');
+  if (options.format !== undefined && options.format !== 'json' && options.format !== 'ndjson') {
+    throw new P2PSyncError('E_BAD_FORMAT', `unknown format "${String(options.format)}"; use json or ndjson`, { format: options.format });
+  }
+  const format = options.format ?? formatFromPath(options.path);
+  const primaryKey = options.primaryKey ?? 'id';
+  if (typeof primaryKey !== 'string' || primaryKey === '' || primaryKey.startsWith('_')) {
+    throw new P2PSyncError('E_BAD_OPTION', `bad primary key field "${String(primaryKey)}": use a non-empty field name that does not start with "_"`, { key: primaryKey });
+  }
+  if (options.collection !== undefined) {
+    if (format !== 'json') throw new P2PSyncError('E_BAD_OPTION', '--collection only applies to JSON files', { collection: options.collection });
+    if (typeof options.collection !== 'string' || options.collection === '') throw new P2PSyncError('E_BAD_OPTION', '--collection needs a non-empty key name');
+  }
+  const positive = (name: string, v: number | undefined, dflt: number): number => {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new P2PSyncError('E_BAD_OPTION', `${name} must be a number >= 0, got ${String(v)}`);
+    return v;
+  };
+  return {
+    path: options.path,
+    format,
+    primaryKey,
+    collection: options.collection,
+    storageToken: options.storageToken,
+    watch: options.watch ?? true,
+    fsWatch: options.fsWatch ?? true,
+    pollIntervalMs: Math.max(10, positive('pollIntervalMs', options.pollIntervalMs, 1_000)),
+    debounceMs: positive('debounceMs', options.debounceMs, 50),
+    tombstoneTtlMs: positive('tombstoneTtlMs', options.tombstoneTtlMs, DEFAULT_TOMBSTONE_TTL_MS),
+    flushDelayMs: positive('flushDelayMs', options.flushDelayMs, 100),
+    lockTimeoutMs: positive('lockTimeoutMs', options.lockTimeoutMs, 10_000),
+    compactMinBytes: positive('compactMinBytes', options.compactMinBytes, 1 << 20),
+    onEvent: options.onEvent,
+  };
+}
+
+/**
+ * Opens the user's JSON or NDJSON file as a Store: takes ownership of its sidecar (E_LOCKED if another process
+ * has it), validates the file (E_PARSE, E_NOT_OBJECT, E_BAD_KEY, E_DUPLICATE_KEY, E_BAD_COLLECTION; the file is
+ * left untouched), ingests edits made while p2psync was not running, and starts watching if `watch`.
+ */
+export async function openStore(options: FileStoreOptions): Promise<OpenedStore> {
+  return FileStore.open(resolveStoreOptions(options));
+}

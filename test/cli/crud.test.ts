@@ -1,0 +1,115 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, type CliResult } from '../helpers/spawn.js';
+
+const events = (r: CliResult): Array<Record<string, unknown>> =>
+  r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('p2psync ls / get / put / rm', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'p2psync-crud-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('puts, lists, gets and removes documents, with exit codes for missing ids', async () => {
+    const store = join(dir, 'notes.json');
+    const put = await runCli(['put', '--store', store, '{"id":"a","t":1}', '{"id":"b","_meta":{"x":1}}']);
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stderr).toMatch(/put 2 documents \(created a, b\)/);
+    expect(JSON.parse(await readFile(store, 'utf8'))).toEqual([{ id: 'a', t: 1 }, { id: 'b' }]);
+
+    const ls = await runCli(['ls', '--store', store]);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toBe('{"id":"a","t":1}\n{"id":"b"}\n');
+
+    const get = await runCli(['get', '--store', store, '--json', 'b', 'zz']);
+    expect(get.code).toBe(1);
+    expect(events(get)).toMatchObject([
+      { event: 'document', document: { id: 'b' }, v: 1 },
+      { event: 'error', code: 'E_NOT_FOUND', details: { ids: ['zz'] } },
+    ]);
+
+    const rmA = await runCli(['rm', '--store', store, '--json', 'a']);
+    expect(rmA.code).toBe(0);
+    expect(events(rmA)).toMatchObject([{ event: 'written', ids: ['a'], conflicts: [] }]);
+    expect((await runCli(['rm', '--store', store, 'a'])).code).toBe(1);
+    expect((await runCli(['rm', '--store', store, '--force', 'a'])).code).toBe(0);
+    expect(JSON.parse(await readFile(store, 'utf8'))).toEqual([{ id: 'b' }]);
+    // The delete is a tombstone in the sidecar, so it replicates.
+    expect(await readFile(store + '.p2psync', 'utf8')).toMatch(/"id":"a","t":1,"_deleted":true/);
+  });
+
+  it('reads NDJSON or a JSON array on stdin and takes its options from env vars', async () => {
+    const store = join(dir, 'db.json');
+    await writeFile(store, JSON.stringify({ meta: { v: 1 }, users: [{ email: 'old@x.org' }] }));
+    const env = { P2PSYNC_STORE: store, P2PSYNC_KEY: 'email', P2PSYNC_COLLECTION: 'users' };
+    const ndjson = await runCli(['put', '--json'], { env, input: '{"email":"ada@x.org","n":1}\n\n{"email":"old@x.org","n":2}\n' });
+    expect(ndjson.code, ndjson.stderr).toBe(0);
+    expect(events(ndjson)).toMatchObject([{ event: 'written', ids: ['ada@x.org', 'old@x.org'] }]);
+    const array = await runCli(['put'], { env, input: '[{"email":"bob@x.org"}]' });
+    expect(array.code, array.stderr).toBe(0);
+    expect(JSON.parse(await readFile(store, 'utf8'))).toEqual({
+      meta: { v: 1 },
+      users: [{ email: 'old@x.org', n: 2 }, { email: 'ada@x.org', n: 1 }, { email: 'bob@x.org' }],
+    });
+    const get = await runCli(['get', 'bob@x.org'], { env });
+    expect(get.stdout).toBe('{"email":"bob@x.org"}\n');
+    // --format overrides the extension.
+    const txt = join(dir, 'list.txt');
+    expect((await runCli(['put', '--store', txt, '--format', 'ndjson', '{"id":"x"}'])).code).toBe(0);
+    expect(await readFile(txt, 'utf8')).toBe('{"id":"x"}\n');
+  });
+
+  it('exits 2 with a stable code on bad input and leaves the file untouched', async () => {
+    const bad = join(dir, 'bad.ndjson');
+    const content = '{"id":"a"}\n{"id":"a"}\n';
+    await writeFile(bad, content);
+    for (const args of [
+      ['ls', '--store', bad, '--json'],
+      ['put', '--store', bad, '--json', '{"id":"b"}'],
+    ]) {
+      const r = await runCli(args);
+      expect(r.code).toBe(2);
+      expect(events(r)).toMatchObject([{ event: 'error', code: 'E_DUPLICATE_KEY', details: { file: bad, line: 2, key: 'a', firstLine: 1 } }]);
+    }
+    expect(await readFile(bad, 'utf8')).toBe(content);
+    expect(existsSync(bad + '.p2psync')).toBe(false);
+
+    const good = join(dir, 'good.json');
+    const cases: Array<[string[], string]> = [
+      [['put', '--store', good, '--json', '{"id":"a",}'], 'E_PARSE'],
+      [['put', '--store', good, '--json', '{"name":"no id"}'], 'E_BAD_KEY'],
+      [['put', '--store', good, '--json', '[1]'], 'E_NOT_OBJECT'],
+      [['ls', '--store', join(dir, 'x.yaml'), '--json'], 'E_BAD_FORMAT'],
+      [['ls', '--store', join(dir, 'x.ndjson'), '--collection', 'c', '--json'], 'E_BAD_OPTION'],
+    ];
+    for (const [args, code] of cases) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(events(r)[0], args.join(' ')).toMatchObject({ event: 'error', code });
+    }
+    expect(existsSync(good)).toBe(false);
+    const unparsable = await runCli(['put', '--store', good], { input: '{"id":"a"}\n{"id":\n' });
+    expect(unparsable.code).toBe(2);
+    expect(unparsable.stderr).toMatch(/<stdin>:2:7: invalid JSON.*\[E_PARSE\]/);
+    expect((await runCli(['ls'])).code).toBe(2); // --store is required
+  });
+
+  it('shows help with examples for each command', async () => {
+    for (const cmd of ['ls', 'get', 'put', 'rm']) {
+      const r = await runCli([cmd, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/--store <file>[^]*?env:\s+P2PSYNC_STORE/);
+      expect(r.stdout).toMatch(/Examples:\n\s+\$ p2psync /);
+    }
+  });
+});
