@@ -7,6 +7,7 @@ import type { DocState, Json } from './types.js';
 
 /** Deep equality of two doc states as they would compare after a JSON round trip. */
 export function docEquals(a: DocState | null | undefined, b: DocState | null | undefined): boolean {
+  if (a === b) return true;
   if (a == null || b == null) return a == b;
   if ((a._deleted === true) !== (b._deleted === true)) return false;
   return objectEquals(a as Record<string, unknown>, b as Record<string, unknown>, true);

@@ -1,0 +1,259 @@
+import { debuglog } from 'node:util';
+import { P2PSyncError } from '../core/errors.js';
+import type { CasWrite, DocState, Json, WriteOrigin } from '../core/types.js';
+import type { LinkContext } from './context.js';
+import { winnerOf } from './conflict.js';
+import type { ForkState } from './fork-state.js';
+import { BatchSizer } from './sizing.js';
+import { checkBatch, compareCheckpoints, isPlainObject, mergeCheckpoints, type CheckedBatch } from './validate.js';
+
+const debug = debuglog('p2psync');
+
+/** A validated page or stream event and how many documents it carried before validation. */
+interface Batch {
+  checkpoint: Json;
+  documents: DocState[];
+  total: number;
+  /** The page size asked for (pages only). */
+  requested?: number;
+}
+
+/**
+ * The fork's downstream (PROTOCOL §4.2). One serial runner applies, in order, pull loops and stream events:
+ * - a pull loop runs from the down-checkpoint until a short page, with the next page requested while the current
+ *   one is applied (the only safe pipelining: each request needs the previous checkpoint);
+ * - a stream event that arrives while a loop is pending or running is dropped and makes the loop run once more
+ *   (the loop covers it, and a late event could otherwise overwrite a newer pulled version); an event whose
+ *   checkpoint is not after the down-checkpoint is already covered and skipped;
+ * - an event's checkpoint is merged only after its documents are stored.
+ */
+export class Downstream {
+  private loopPending = true;
+  private loopRunning = false;
+  private running = false;
+  private readonly events: Batch[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Halved after each failed loop (a page too large for the link or the peer), reset after a good one. */
+  private failureCap: number;
+  private readonly sizer: BatchSizer;
+  private initialDone = false;
+
+  constructor(
+    private readonly ctx: LinkContext,
+    private readonly state: ForkState,
+    private readonly batchSize: number,
+    private readonly onFirstSync: () => void,
+    private readonly onActivity: () => void,
+  ) {
+    this.failureCap = batchSize;
+    this.sizer = new BatchSizer(batchSize, ctx.rpc.frameThreshold);
+  }
+
+  get idle(): boolean {
+    return this.initialDone && !this.running && !this.loopPending && this.events.length === 0 && this.retryTimer === undefined;
+  }
+
+  inspect(): Record<string, unknown> {
+    const { loopPending, loopRunning, running, initialDone } = this;
+    return { loopPending, loopRunning, running, initialDone, events: this.events.length, retry: !!this.retryTimer };
+  }
+
+  start(): void {
+    this.kick();
+  }
+
+  /** A RESYNC: run a pull loop (once more, if one is running). */
+  requestLoop(): void {
+    this.loopPending = true;
+    this.kick();
+  }
+
+  onEvent(result: unknown): void {
+    const checked = checkBatch(result, this.ctx.rules);
+    if (typeof checked === 'string') return this.ctx.reject(`stream event refused: ${checked}`);
+    if (this.loopPending || this.loopRunning || this.retryTimer) {
+      this.loopPending = true;
+      return;
+    }
+    this.events.push(this.accept(checked));
+    this.kick();
+  }
+
+  close(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.events.length = 0;
+  }
+
+  private kick(): void {
+    if (this.running || this.retryTimer || this.ctx.closed) return;
+    this.running = true;
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (!this.ctx.closed) {
+        if (this.loopPending) {
+          this.loopPending = false;
+          this.loopRunning = true;
+          // Events still queued are older than anything this loop reads: it covers them.
+          this.events.length = 0;
+          this.onActivity();
+          debug('replication: pull loop from %s starts at %j', this.ctx.link.remotePeerId, this.state.down);
+          try {
+            await this.pullLoop();
+          } finally {
+            this.loopRunning = false;
+          }
+          continue;
+        }
+        const event = this.events.shift();
+        if (!event) break;
+        await this.applyEvent(event);
+      }
+      if (!this.initialDone && !this.ctx.closed) {
+        this.initialDone = true;
+        this.onFirstSync();
+      }
+    } catch (err) {
+      if (!this.ctx.closed) {
+        this.ctx.fail(err, 'pull');
+        this.events.length = 0;
+        this.loopPending = true;
+        // A page too large for the link or the peer shows up as a timeout or an error: try smaller pages.
+        this.failureCap = Math.max(1, Math.floor(Math.min(this.failureCap, this.sizer.size) / 2));
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.kick();
+        }, this.ctx.retryDelayMs);
+      }
+    } finally {
+      this.running = false;
+      this.ctx.changed();
+    }
+  }
+
+  private async pullLoop(): Promise<void> {
+    let checkpoint = this.state.down;
+    let next = this.fetch(checkpoint, this.pageSize());
+    for (;;) {
+      const page = await next;
+      if (page.total === 0) break;
+      const merged = mergeCheckpoints(checkpoint, page.checkpoint);
+      // RxDB's rule: only a full page means there may be more (PROTOCOL §2.4).
+      const more = page.total >= (page.requested ?? 0);
+      if (more) {
+        next = this.fetch(merged, this.pageSize());
+        next.catch(() => undefined);
+      }
+      await this.apply(page.documents, merged);
+      checkpoint = merged;
+      if (!more) break;
+    }
+    this.failureCap = this.batchSize;
+  }
+
+  private pageSize(): number {
+    return Math.min(this.sizer.size, this.failureCap);
+  }
+
+  private async fetch(checkpoint: Json, size: number): Promise<Batch> {
+    const { result, chars } = await this.ctx.rpc.requestSized('masterChangesSince', [checkpoint, size]);
+    const checked = checkBatch(result, this.ctx.rules);
+    if (typeof checked === 'string') {
+      this.ctx.reject(`masterChangesSince result refused: ${checked}`);
+      throw new P2PSyncError('E_PROTOCOL', `invalid masterChangesSince result: ${checked}`);
+    }
+    const batch = this.accept(checked);
+    this.sizer.observe(chars, batch.total);
+    batch.requested = size;
+    return batch;
+  }
+
+  private accept(checked: CheckedBatch): Batch {
+    for (const reason of checked.rejected) this.ctx.reject(`document refused: ${reason}`);
+    const total = checked.documents.length + checked.rejected.length;
+    this.ctx.stats.received += total;
+    return { checkpoint: checked.checkpoint, documents: checked.documents, total };
+  }
+
+  private async applyEvent(event: Batch): Promise<void> {
+    const order = compareCheckpoints(event.checkpoint, this.state.down);
+    if (order !== undefined && order <= 0) return;
+    const down = isPlainObject(event.checkpoint) ? mergeCheckpoints(this.state.down, event.checkpoint) : this.state.down;
+    await this.apply(event.documents, down);
+  }
+
+  /**
+   * Applies master states `M` (PROTOCOL §4.2) with one compare-and-set write per batch, expecting the fork's
+   * document to still be the assumed master state `A`:
+   * - no fork document: `M` is inserted;
+   * - fork document equal to `A` (nothing changed locally): replaced by `M`, or left alone if already equal;
+   * - otherwise the store returns the fork state `F` as a conflict: if `F` equals `M` only `A := M` is recorded, else
+   *   `F` is a local change not pushed yet and stays for the upstream to push (with `pull` direction, which never
+   *   pushes, the conflict is resolved here instead).
+   * Written documents come back through the change stream, which records them as assumed states (`Fork.onChange`).
+   */
+  private async apply(docs: DocState[], down: Json): Promise<void> {
+    const { store, conflict, rules } = this.ctx;
+    const pk = rules.primaryKey;
+    if (docs.length > 0) {
+      const assumed = this.state.assumed;
+      const rows: CasWrite[] = new Array<CasWrite>(docs.length);
+      for (let i = 0; i < docs.length; i++) {
+        const m = docs[i]!;
+        rows[i] = { document: m, expected: assumed.get(m[pk] as string) ?? null };
+      }
+      const conflicts = await this.ctx.track(store.bulkWrite(rows, this.origin()));
+      if (conflicts.length > 0) {
+        const isEqual = conflict.isEqual;
+        const masterStates = new Map<string, DocState>();
+        for (const m of docs) masterStates.set(m[pk] as string, m);
+        for (const f of conflicts) {
+          const id = f[pk] as string;
+          const m = masterStates.get(id);
+          if (m === undefined) continue;
+          const a = assumed.get(id);
+          if (isEqual(f, m)) {
+            if (a === undefined || !isEqual(a, m)) this.state.setAssumed(id, f);
+          } else if (this.ctx.direction === 'pull' && (a === undefined || !isEqual(a, m))) {
+            await this.resolveLocally(f, a, m);
+          }
+        }
+      }
+      this.ctx.stats.pulled += docs.length;
+    }
+    await this.ctx.track(this.state.persist(down));
+    if (docs.length > 0) {
+      this.ctx.emit({ event: 'pulled', peerId: this.ctx.link.remotePeerId, count: docs.length, total: this.ctx.stats.pulled });
+    }
+  }
+
+  /** `pull` direction: a remote change meets an unpushed local one; the strategy decides, locally. */
+  private async resolveLocally(f: DocState, a: DocState | undefined, m: DocState): Promise<void> {
+    const { conflict, rules } = this.ctx;
+    const id = m[rules.primaryKey] as string;
+    const resolved = conflict.resolve({ newDocumentState: f, assumedMasterState: a, realMasterState: m });
+    const winner = winnerOf(resolved, f, m, conflict.isEqual);
+    this.ctx.stats.conflicts++;
+    this.ctx.emit({
+      event: 'conflict',
+      peerId: this.ctx.link.remotePeerId,
+      id,
+      strategy: conflict.name,
+      local: f,
+      remote: m,
+      winner,
+      resolved,
+    });
+    this.state.setAssumed(id, m);
+    if (winner === 'local') return;
+    const origin: WriteOrigin = winner === 'remote' ? this.origin() : { kind: 'local' };
+    await this.ctx.track(this.ctx.store.bulkWrite([{ document: resolved, expected: f }], origin));
+  }
+
+  private origin(): WriteOrigin {
+    return { kind: 'peer', peerToken: this.ctx.peerToken ?? '' };
+  }
+}

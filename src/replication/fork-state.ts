@@ -1,0 +1,63 @@
+import type { Store } from '../core/store.js';
+import type { Checkpoint, DocState, Json, PeerStateUpdate } from '../core/types.js';
+
+/**
+ * What a fork keeps per (collection, topic, master token) pair (PROTOCOL §4.1), in memory and in the store's
+ * sidecar: the down-checkpoint (master feed position), the up-checkpoint (own feed position) and the assumed
+ * master state of every document. Changes are collected and written with the next `persist()`, so a batch of
+ * documents costs one `setPeerState` call.
+ */
+export class ForkState {
+  private pendingAssumed = new Map<string, DocState>();
+  private upChanged = false;
+
+  private constructor(
+    readonly key: string,
+    private readonly store: Store,
+    public down: Json,
+    public up: Checkpoint | null,
+    readonly assumed: Map<string, DocState>,
+  ) {}
+
+  /** `[collection, topic, peerToken].join('||')`, RxDB's replicationIdentifier (PROTOCOL §2.3). */
+  static key(collection: string, topic: string, peerToken: string): string {
+    return [collection, topic, peerToken].join('||');
+  }
+
+  static async load(store: Store, key: string): Promise<ForkState> {
+    const saved = await store.getPeerState(key);
+    return new ForkState(key, store, saved?.down ?? null, saved?.up ?? null, saved?.assumed ?? new Map());
+  }
+
+  setAssumed(id: string, doc: DocState): void {
+    this.assumed.set(id, doc);
+    this.pendingAssumed.set(id, doc);
+  }
+
+  setUp(checkpoint: Checkpoint): void {
+    this.up = checkpoint;
+    this.upChanged = true;
+  }
+
+  /** Writes what changed since the last call, plus a new down-checkpoint if given. */
+  async persist(down?: Json): Promise<void> {
+    const update: PeerStateUpdate = {};
+    let any = false;
+    if (down !== undefined) {
+      this.down = down;
+      update.down = down;
+      any = true;
+    }
+    if (this.upChanged) {
+      update.up = this.up;
+      this.upChanged = false;
+      any = true;
+    }
+    if (this.pendingAssumed.size > 0) {
+      update.assumed = this.pendingAssumed;
+      this.pendingAssumed = new Map();
+      any = true;
+    }
+    if (any) await this.store.setPeerState(this.key, update);
+  }
+}

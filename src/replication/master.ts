@@ -1,0 +1,227 @@
+import { debuglog } from 'node:util';
+import { P2PSyncError } from '../core/errors.js';
+import type { Checkpoint, StoreChange } from '../core/types.js';
+import { errorJson, type LinkContext } from './context.js';
+import type { RpcRequest } from './rpc.js';
+import { checkWriteRows, isLwtCheckpoint, isPlainObject, type WriteRow } from './validate.js';
+
+const debug = debuglog('p2psync');
+
+export const MASTER_METHODS: ReadonlySet<string> = new Set(['masterChangesSince', 'masterWrite']);
+
+/**
+ * The "in sync" marker a p2psync fork sends when both its directions are idle: `masterWrite([], {p2psyncResyncs: n})`
+ * where n counts the RESYNCs it received. An RxDB master writes nothing for an empty row list, ignores the extra
+ * parameter and answers `[]`, so the marker is harmless to it.
+ */
+export const IN_SYNC_MARKER = 'p2psyncResyncs';
+
+/**
+ * The master half of a link (PROTOCOL §2.4-2.6, §4.5). It serves `masterChangesSince` and `masterWrite` to the peer
+ * whatever the roles, one request at a time (so concurrent writes of one fork are serialised and responses leave in
+ * request order), and pauses serving while the link is above its high-water mark. Once the handshake made this
+ * side master it streams every store commit to the peer and sends `RESYNC`.
+ *
+ * Two deviations from an RxDB master, both invisible to a correct fork:
+ * - A commit that only holds this peer's own `masterWrite` rows is streamed as `{checkpoint, documents: []}`: the
+ *   fork has those documents already; the checkpoint still moves its pull position past them, so they never travel
+ *   back (RxDB sends them twice more, PROTOCOL §2.7). RxDB forks keep such an event's checkpoint for their next batch.
+ * - Under back-pressure stream events are dropped and one `RESYNC` is sent once the link drained.
+ *
+ * "In sync" from this side (`inSync`) needs two things. `caughtUp`: the fork has all of this side's data, known from
+ * a short page computed while streaming with no event dropped since, or from the fork's in-sync marker. And no
+ * `awaitingConfirm`: after the fork wrote, it may have more to write; its marker settles that. A fork that sends no
+ * marker (RxDB) is prompted with `RESYNC` after `resyncPromptMs` without requests, and its next short page settles it.
+ */
+export class MasterServer {
+  private readonly queue: RpcRequest[] = [];
+  private queuedChars = 0;
+  private serving = false;
+  private streaming = false;
+  private caughtUp = false;
+  private awaitingConfirm = false;
+  private promptedSinceWrite = false;
+  private resyncPending = false;
+  private resyncsSent = 0;
+  private dropGeneration = 0;
+  private promptTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly ctx: LinkContext) {}
+
+  /** Requests queued or being served. */
+  get busy(): boolean {
+    return this.serving || this.queue.length > 0;
+  }
+
+  /** True when the fork has everything this side has and has finished writing, as far as this side can know. */
+  get inSync(): boolean {
+    if (this.busy || this.awaitingConfirm || !this.streaming) return false;
+    if (this.ctx.direction === 'pull') return true;
+    return this.caughtUp && !this.resyncPending && this.ctx.rpc.pressure === 0;
+  }
+
+  inspect(): Record<string, unknown> {
+    const { serving, streaming, caughtUp, awaitingConfirm, resyncPending, resyncsSent } = this;
+    return { queued: this.queue.length, serving, streaming, caughtUp, awaitingConfirm, resyncPending, resyncsSent, prompt: !!this.promptTimer };
+  }
+
+  handle(request: RpcRequest): void {
+    const { limits } = this.ctx;
+    if (this.queue.length >= limits.maxPendingRequests || this.queuedChars + request.chars > limits.maxPendingRequestChars) {
+      this.ctx.reject(`dropped a ${request.method} request: too many requests waiting`);
+      return;
+    }
+    this.queue.push(request);
+    this.queuedChars += request.chars;
+    this.cancelPrompt();
+    if (!this.serving) {
+      this.serving = true;
+      void this.serve();
+    }
+  }
+
+  /** Called once the handshake made this side master. */
+  startStream(): void {
+    if (this.streaming) return;
+    this.streaming = true;
+    // A pull-only side gives nothing: no stream, and its pages are empty.
+    if (this.ctx.direction === 'pull') return;
+    // Changes between the fork's first pull and now were not streamed: make it pull once more (PROTOCOL §2.3).
+    this.resync();
+  }
+
+  /** Every committed batch of the store (the link's PeerReplication subscribes once for both halves). */
+  onChange(change: StoreChange): void {
+    if (!this.streaming || this.ctx.direction === 'pull' || this.ctx.closed) return;
+    if (this.resyncPending) {
+      this.dropGeneration++;
+      return;
+    }
+    if (this.ctx.rpc.pressure > this.ctx.limits.streamDropBytes) {
+      this.dropGeneration++;
+      this.resyncPending = true;
+      this.caughtUp = false;
+      void this.ctx.rpc.writable(this.ctx.limits.highWaterBytes).then(() => {
+        if (this.ctx.closed) return;
+        this.resyncPending = false;
+        debug('replication: RESYNC to %s after dropping stream events', this.ctx.link.remotePeerId);
+        this.resync();
+        this.ctx.changed();
+      });
+      return;
+    }
+    const echo = change.origin.kind === 'peer' && change.origin.peerToken === this.ctx.peerToken;
+    const documents = echo ? [] : change.documents;
+    this.ctx.rpc.sendStream({ checkpoint: change.checkpoint, documents });
+    this.ctx.stats.sent += documents.length;
+  }
+
+  close(): void {
+    this.cancelPrompt();
+    this.streaming = false;
+    this.queue.length = 0;
+    this.queuedChars = 0;
+  }
+
+  private resync(): void {
+    this.caughtUp = false;
+    this.resyncsSent++;
+    this.ctx.rpc.sendStream('RESYNC');
+  }
+
+  private async serve(): Promise<void> {
+    const { rpc, limits } = this.ctx;
+    try {
+      while (this.queue.length > 0 && !this.ctx.closed) {
+        await rpc.writable(limits.highWaterBytes);
+        const request = this.queue.shift();
+        if (!request || this.ctx.closed) break;
+        this.queuedChars -= request.chars;
+        try {
+          const result = request.method === 'masterWrite' ? await this.write(request.params) : await this.changesSince(request.params);
+          rpc.respond(request.id, result);
+        } catch (err) {
+          rpc.respondError(request.id, errorJson(err));
+        }
+      }
+    } finally {
+      this.serving = false;
+      this.maybePrompt();
+      this.ctx.changed();
+    }
+  }
+
+  private async changesSince(params: unknown[]): Promise<{ checkpoint: unknown; documents: unknown[] }> {
+    const [given, size] = params;
+    if (typeof size !== 'number' || !(size >= 1)) {
+      this.ctx.reject('masterChangesSince with an invalid batch size');
+      throw new P2PSyncError('E_PROTOCOL', 'batchSize must be a number of at least 1');
+    }
+    const limit = Math.min(Math.floor(size), this.ctx.limits.maxBatchSize);
+    if (this.ctx.direction === 'pull') return { checkpoint: given ?? null, documents: [] };
+    let checkpoint: Checkpoint | null = null;
+    if (given !== null && given !== undefined) {
+      // Like an RxDB master: a checkpoint this side did not produce yields an empty page echoing it.
+      if (!isLwtCheckpoint(given)) return { checkpoint: given, documents: [] };
+      checkpoint = { id: given.id, lwt: given.lwt };
+    }
+    const generation = this.dropGeneration;
+    const streaming = this.streaming;
+    const page = await this.ctx.track(this.ctx.store.changesSince(checkpoint, limit));
+    if (page.documents.length < limit && streaming && generation === this.dropGeneration && !this.resyncPending) {
+      this.caughtUp = true;
+      if (this.promptedSinceWrite) this.awaitingConfirm = false;
+    }
+    this.ctx.stats.sent += page.documents.length;
+    return page;
+  }
+
+  private async write(params: unknown[]): Promise<unknown[]> {
+    const rows = checkWriteRows(params, this.ctx.rules);
+    if (typeof rows === 'string') {
+      this.ctx.reject(`masterWrite refused: ${rows}`);
+      throw new P2PSyncError('E_PROTOCOL', rows);
+    }
+    if (rows.length === 0) {
+      this.marker(params[1]);
+      return [];
+    }
+    this.ctx.stats.received += rows.length;
+    this.awaitingConfirm = true;
+    this.promptedSinceWrite = false;
+    if (this.ctx.direction === 'push') return [];
+    // For a duplicated id the last row wins (PROTOCOL §2.5).
+    const byId = new Map<string, WriteRow>();
+    const pk = this.ctx.rules.primaryKey;
+    for (const row of rows) byId.set(row.newDocumentState[pk] as string, row);
+    const writes = [...byId.values()].map((r) => ({ document: r.newDocumentState, expected: r.assumedMasterState ?? null }));
+    const origin = { kind: 'peer' as const, peerToken: this.ctx.peerToken ?? '' };
+    const conflicts = await this.ctx.track(this.ctx.store.bulkWrite(writes, origin));
+    this.ctx.stats.sent += conflicts.length;
+    return conflicts;
+  }
+
+  /** The fork's in-sync marker; one sent before the latest RESYNC reached the fork is out of date and ignored. */
+  private marker(extra: unknown): void {
+    if (!isPlainObject(extra) || extra[IN_SYNC_MARKER] !== this.resyncsSent || !this.streaming) return;
+    this.caughtUp = !this.resyncPending;
+    this.awaitingConfirm = false;
+  }
+
+  private maybePrompt(): void {
+    if (!this.streaming || !this.awaitingConfirm || this.busy || this.promptTimer || this.ctx.closed) return;
+    this.promptTimer = setTimeout(() => {
+      this.promptTimer = undefined;
+      if (this.ctx.closed || this.busy || !this.awaitingConfirm) return;
+      debug('replication: RESYNC to %s to confirm its writes', this.ctx.link.remotePeerId);
+      this.promptedSinceWrite = true;
+      this.resync();
+      this.ctx.changed();
+    }, this.ctx.limits.resyncPromptMs);
+  }
+
+  private cancelPrompt(): void {
+    if (this.promptTimer) clearTimeout(this.promptTimer);
+    this.promptTimer = undefined;
+  }
+}

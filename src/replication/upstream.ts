@@ -1,0 +1,274 @@
+import { P2PSyncError } from '../core/errors.js';
+import type { Checkpoint, DocState, WriteOrigin } from '../core/types.js';
+import type { LinkContext } from './context.js';
+import { winnerOf } from './conflict.js';
+import type { ForkState } from './fork-state.js';
+import { BatchSizer } from './sizing.js';
+import { checkDocs, type WriteRow } from './validate.js';
+
+/** Own-feed documents read per step while looking for changes to push (most are skipped as already known). */
+const MIN_SCAN_PAGE = 2000;
+
+interface InFlight {
+  done: Promise<void>;
+  checkpoint?: Checkpoint;
+}
+
+/**
+ * The fork's upstream (PROTOCOL §4.3). A cycle walks the store's own feed from the up-checkpoint and pushes every
+ * document whose state differs from its assumed master state, as `masterWrite` batches of at most `batchSize` rows
+ * (sized to fit one frame, see `BatchSizer`) with up to `pushWindow` batches in flight. The up-checkpoint advances
+ * only past batches that were answered, in feed order, and is saved with the assumed states as it advances. Any local commit (and any commit from another peer) marks the upstream dirty and starts another cycle;
+ * commits that this link's downstream made need no push and, when the upstream is at the head of the feed, simply
+ * move the up-checkpoint (`selfCommit`).
+ *
+ * Conflicts are resolved here with the strategy: `A := R`, then the local store gets the resolution (remote winner
+ * or merge), or the local state is pushed again with `R` as assumed state (local winner). With `push` direction the
+ * local store is never written: when the master keeps its state the local state is recorded as acknowledged
+ * (`A := F`) so it is not pushed again until it changes.
+ */
+export class Upstream {
+  private started = false;
+  private running = false;
+  private dirty = true;
+  private atHead = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private repush: WriteRow[] = [];
+  /** What to record as assumed state when a row is accepted, when that is not the row itself (push direction). */
+  private readonly acks = new Map<string, DocState>();
+  private readonly sizer: BatchSizer;
+  /** Resolves the wait in `settleOrWake` when a commit arrives. */
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly ctx: LinkContext,
+    private readonly state: ForkState,
+    private readonly batchSize: number,
+    private readonly onActivity: () => void,
+  ) {
+    this.sizer = new BatchSizer(batchSize, ctx.rpc.frameThreshold);
+  }
+
+  get idle(): boolean {
+    return this.started && !this.running && !this.dirty && this.repush.length === 0 && this.retryTimer === undefined;
+  }
+
+  inspect(): Record<string, unknown> {
+    const { started, running, dirty, atHead } = this;
+    return { started, running, dirty, atHead, repush: this.repush.length, retry: !!this.retryTimer };
+  }
+
+  start(): void {
+    this.started = true;
+    this.kick();
+  }
+
+  /** A commit that may need pushing, or a RESYNC. */
+  markDirty(): void {
+    this.dirty = true;
+    this.atHead = false;
+    this.wake?.();
+    this.kick();
+  }
+
+  /** A commit made for this link's master (downstream writes): nothing to push; keep the up-checkpoint at the head. */
+  selfCommit(checkpoint: Checkpoint): void {
+    if (this.started && this.atHead && !this.running && !this.dirty && this.retryTimer === undefined) this.state.setUp(checkpoint);
+  }
+
+  close(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  private kick(): void {
+    if (!this.started || this.running || this.retryTimer || this.ctx.closed) return;
+    this.running = true;
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while ((this.dirty || this.repush.length > 0) && !this.ctx.closed) {
+        this.dirty = false;
+        await this.cycle();
+      }
+      this.atHead = true;
+    } catch (err) {
+      if (!this.ctx.closed) {
+        this.ctx.fail(err, 'push');
+        this.dirty = true;
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.kick();
+        }, this.ctx.retryDelayMs);
+      }
+    } finally {
+      this.running = false;
+      this.ctx.changed();
+    }
+  }
+
+  private async cycle(): Promise<void> {
+    const { store, conflict, rules } = this.ctx;
+    const pk = rules.primaryKey;
+    const isEqual = conflict.isEqual;
+    const window: InFlight[] = [];
+    try {
+      if (this.repush.length > 0) await this.sendRepush(window);
+      const scan = Math.max(this.batchSize, MIN_SCAN_PAGE);
+      let checkpoint = this.state.up;
+      for (;;) {
+        const page = await this.ctx.track(store.changesSince(checkpoint, scan));
+        const rows: WriteRow[] = [];
+        for (const f of page.documents) {
+          const id = f[pk] as string;
+          const a = this.state.assumed.get(id);
+          if (a !== undefined && (a === f || isEqual(a, f))) continue;
+          rows.push(a === undefined ? { newDocumentState: f } : { newDocumentState: f, assumedMasterState: a });
+        }
+        const last = page.documents.length > 0 ? (page.checkpoint ?? undefined) : undefined;
+        if (rows.length === 0 && last) window.push({ done: Promise.resolve(), checkpoint: last });
+        for (let i = 0; i < rows.length; ) {
+          const batch = rows.slice(i, i + this.sizer.size);
+          i += batch.length;
+          await this.send(window, batch, i >= rows.length ? last : undefined);
+        }
+        checkpoint = page.checkpoint;
+        if (page.documents.length >= scan) continue;
+        // At the head of the feed: wait for the answers, but read new commits as soon as they come, so a steady
+        // stream of local writes stays pipelined instead of waiting a round trip per cycle.
+        while (!this.dirty && window.length > 0) await this.settleOrWake(window);
+        if (!this.dirty) break;
+        this.dirty = false;
+      }
+    } catch (err) {
+      await Promise.allSettled(window.map((w) => w.done));
+      throw err;
+    } finally {
+      await this.ctx.track(this.state.persist());
+    }
+  }
+
+  private async send(window: InFlight[], rows: WriteRow[], checkpoint?: Checkpoint): Promise<void> {
+    while (window.length >= this.ctx.limits.pushWindow) await this.settle(window);
+    const done = this.push(rows);
+    done.catch(() => undefined);
+    window.push(checkpoint ? { done, checkpoint } : { done });
+  }
+
+  /** Waits for the oldest batch; once it and all before it are answered, its checkpoint is safe to keep. */
+  private async settle(window: InFlight[]): Promise<void> {
+    const head = window[0]!;
+    await head.done;
+    window.shift();
+    if (head.checkpoint) {
+      this.state.setUp(head.checkpoint);
+      await this.ctx.track(this.state.persist());
+    }
+  }
+
+  /** Like `settle`, but returns early when a new commit marks the upstream dirty. */
+  private async settleOrWake(window: InFlight[]): Promise<void> {
+    const head = window[0]!;
+    let settled = false;
+    const answered = head.done.then(() => {
+      settled = true;
+    });
+    await Promise.race([answered, new Promise<void>((resolve) => (this.wake = resolve))]);
+    this.wake = undefined;
+    if (!settled) return;
+    window.shift();
+    if (head.checkpoint) {
+      this.state.setUp(head.checkpoint);
+      await this.ctx.track(this.state.persist());
+    }
+  }
+
+  /** Rows to push again after a conflict the local side won; skipped if the document changed locally since. */
+  private async sendRepush(window: InFlight[]): Promise<void> {
+    const pk = this.ctx.rules.primaryKey;
+    const rows = this.repush;
+    this.repush = [];
+    const current = await this.ctx.track(this.ctx.store.get(rows.map((r) => r.newDocumentState[pk] as string)));
+    const keep = rows.filter((r) => {
+      const id = r.newDocumentState[pk] as string;
+      const local = this.acks.get(id) ?? r.newDocumentState;
+      const now = current.get(id);
+      return now !== undefined && (now === local || this.ctx.conflict.isEqual(now, local));
+    });
+    for (let i = 0; i < keep.length; ) {
+      const batch = keep.slice(i, i + this.sizer.size);
+      i += batch.length;
+      await this.send(window, batch);
+    }
+  }
+
+  private async push(rows: WriteRow[]): Promise<void> {
+    const { rpc, rules, stats } = this.ctx;
+    const pk = rules.primaryKey;
+    stats.pushed += rows.length;
+    stats.sent += rows.length;
+    this.onActivity();
+    const answer = rpc.request('masterWrite', [rows]);
+    this.sizer.observe(rpc.lastSentChars, rows.length);
+    const result = await answer;
+    const checked = checkDocs(result, rules);
+    if (typeof checked === 'string') {
+      this.ctx.reject(`masterWrite result refused: ${checked}`);
+      throw new P2PSyncError('E_PROTOCOL', 'the master answered masterWrite without an array of conflicts');
+    }
+    stats.received += checked.documents.length;
+    for (const reason of checked.rejected) this.ctx.reject(`conflict document refused: ${reason}`);
+    const conflicts = new Map<string, DocState>();
+    for (const c of checked.documents) conflicts.set(c[pk] as string, c);
+    let refused = 0;
+    for (const row of rows) {
+      const id = row.newDocumentState[pk] as string;
+      const real = conflicts.get(id);
+      if (real === undefined) {
+        const ack = this.acks.size > 0 ? this.acks.get(id) : undefined;
+        if (ack) this.acks.delete(id);
+        this.state.setAssumed(id, ack ?? row.newDocumentState);
+        continue;
+      }
+      refused++;
+      await this.resolve(row, real);
+    }
+    this.ctx.emit({ event: 'pushed', peerId: this.ctx.link.remotePeerId, count: rows.length, conflicts: refused, total: stats.pushed });
+  }
+
+  private async resolve(row: WriteRow, real: DocState): Promise<void> {
+    const { conflict, rules } = this.ctx;
+    const id = row.newDocumentState[rules.primaryKey] as string;
+    const mine = this.acks.get(id) ?? row.newDocumentState;
+    this.acks.delete(id);
+    // The master already has this state (say, a write raced with an earlier push of ours): nothing to resolve.
+    if (conflict.isEqual(row.newDocumentState, real)) {
+      this.state.setAssumed(id, real);
+      return;
+    }
+    const resolved = conflict.resolve({ newDocumentState: mine, assumedMasterState: row.assumedMasterState, realMasterState: real });
+    const winner = winnerOf(resolved, mine, real, conflict.isEqual);
+    this.ctx.stats.conflicts++;
+    this.ctx.emit({ event: 'conflict', peerId: this.ctx.link.remotePeerId, id, strategy: conflict.name, local: mine, remote: real, winner, resolved });
+    if (this.ctx.direction === 'push') {
+      if (winner === 'remote') {
+        this.state.setAssumed(id, mine);
+        return;
+      }
+      this.state.setAssumed(id, real);
+      if (winner === 'merged') this.acks.set(id, mine);
+      this.repush.push({ newDocumentState: resolved, assumedMasterState: real });
+      return;
+    }
+    this.state.setAssumed(id, real);
+    if (winner === 'local') {
+      this.repush.push({ newDocumentState: mine, assumedMasterState: real });
+      return;
+    }
+    // A local write that raced with this makes the compare-and-set fail: that write starts a new cycle anyway.
+    const origin: WriteOrigin = winner === 'remote' ? { kind: 'peer', peerToken: this.ctx.peerToken ?? '' } : { kind: 'local' };
+    await this.ctx.track(this.ctx.store.bulkWrite([{ document: resolved, expected: mine }], origin));
+  }
+}

@@ -1,0 +1,361 @@
+import type { Observable } from 'rxjs';
+import { MAX_FRAME_BYTES, type PeerLink } from '../../src/core/link.js';
+import type { SyncEvent } from '../../src/core/events.js';
+import type { DocState } from '../../src/core/types.js';
+import type { Store } from '../../src/core/store.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { createMemoryLinkPair } from '../../src/transport/memory-link.js';
+import { canonicalJson, masterWins, type ConflictStrategy } from '../../src/replication/conflict.js';
+import { isMaster } from '../../src/replication/master-rule.js';
+import { replicate, type PeerReplication, type ReplicationOptions } from '../../src/replication/peer-replication.js';
+
+/** Two tokens where `MASTER_TOKEN` is master of `FORK_TOKEN` (PROTOCOL §2.3 test vector). */
+export const MASTER_TOKEN = 'aaaaaaaaaa';
+export const FORK_TOKEN = 'bbbbbbbbbb';
+if (!isMaster(MASTER_TOKEN, FORK_TOKEN)) throw new Error('test vector changed');
+
+export function store(token?: string): MemoryStore {
+  return new MemoryStore(token ? { storageToken: token } : {});
+}
+
+export function doc(id: string, fields: Record<string, unknown> = {}, deleted = false): DocState {
+  return { id, ...fields, _deleted: deleted } as DocState;
+}
+
+export async function put(s: Store, ...docs: DocState[]): Promise<void> {
+  const current = await s.get(docs.map((d) => d.id as string));
+  const conflicts = await s.bulkWrite(
+    docs.map((d) => ({ document: d, expected: current.get(d.id as string) ?? null })),
+    { kind: 'local' },
+  );
+  if (conflicts.length > 0) throw new Error('local write conflicted');
+}
+
+export async function seed(s: Store, n: number, prefix = 'd', fields: (i: number) => Record<string, unknown> = (i) => ({ n: i })): Promise<void> {
+  const docs: DocState[] = [];
+  for (let i = 0; i < n; i++) docs.push(doc(`${prefix}-${String(i).padStart(6, '0')}`, fields(i)));
+  for (let i = 0; i < docs.length; i += 5000) await s.bulkWrite(docs.slice(i, i + 5000).map((d) => ({ document: d, expected: null })), { kind: 'local' });
+}
+
+/** Every document including tombstones, sorted by id, as canonical JSON: equal digests mean equal content. */
+export async function digest(s: Store): Promise<string> {
+  const page = await s.changesSince(null, Number.MAX_SAFE_INTEGER);
+  const docs = [...page.documents].sort((a, b) => ((a.id as string) < (b.id as string) ? -1 : 1));
+  return canonicalJson(docs);
+}
+
+export interface Side {
+  store: Store;
+  rep: PeerReplication;
+  events: SyncEvent[];
+}
+
+export interface Pair {
+  a: Side;
+  b: Side;
+  linkA: PeerLink;
+  linkB: PeerLink;
+  close(): Promise<void>;
+}
+
+export type SideOptions = Partial<Omit<ReplicationOptions, 'store' | 'link'>>;
+
+export function side(s: Store, link: PeerLink, options: SideOptions = {}): Side {
+  const events: SyncEvent[] = [];
+  const rep = replicate({
+    store: s,
+    link,
+    topic: 'topic-one',
+    conflict: masterWins(),
+    batchSize: 50,
+    retryDelayMs: 50,
+    emit: (e) => events.push(e),
+    ...options,
+  });
+  return { store: s, rep, events };
+}
+
+/** Replicates two stores over a fresh in-memory link pair. */
+export function connect(storeA: Store, storeB: Store, a: SideOptions = {}, b: SideOptions = a, linkPair = createMemoryLinkPair('peer-a', 'peer-b')): Pair {
+  const [linkA, linkB] = linkPair;
+  const sa = side(storeA, linkA, a);
+  const sb = side(storeB, linkB, b);
+  return {
+    a: sa,
+    b: sb,
+    linkA,
+    linkB,
+    async close() {
+      await Promise.all([sa.rep.close(), sb.rep.close()]);
+      linkA.close();
+      linkB.close();
+    },
+  };
+}
+
+/**
+ * Resolves once `check()` holds, re-checking whenever a replication changes state or a store commits; rejects
+ * with the description after `timeoutMs` (a safety net, not a synchronisation method).
+ */
+export function until(
+  check: () => boolean | Promise<boolean>,
+  reps: PeerReplication[],
+  stores: Store[],
+  what: string,
+  timeoutMs = 10_000,
+  triggers: Array<Observable<unknown>> = [],
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let done = false;
+    let checking = false;
+    let again = false;
+    const subs = [...stores.map((s) => s.changes$), ...triggers].map((o) => o.subscribe(() => void probe()));
+    const timer = setTimeout(() => finish(new Error(`timed out waiting for ${what}`)), timeoutMs);
+    function finish(err?: Error): void {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      for (const s of subs) s.unsubscribe();
+      if (err) reject(err);
+      else resolve();
+    }
+    async function probe(): Promise<void> {
+      if (done) return;
+      if (checking) {
+        again = true;
+        return;
+      }
+      checking = true;
+      try {
+        do {
+          again = false;
+          if (await check()) return finish();
+        } while (again && !done);
+      } catch (err) {
+        finish(err as Error);
+      } finally {
+        checking = false;
+      }
+    }
+    for (const r of reps) r.onStateChange(() => void probe());
+    void probe();
+  });
+}
+
+/** Waits until every replication reports idle. */
+export function allIdle(reps: PeerReplication[], stores: Store[] = [], timeoutMs = 10_000): Promise<void> {
+  return until(() => reps.every((r) => r.isIdle()), reps, stores, 'all replications idle', timeoutMs);
+}
+
+/** Waits until all stores have the same content and every replication is idle. */
+export async function converged(reps: PeerReplication[], stores: Store[], timeoutMs = 10_000): Promise<void> {
+  await until(
+    async () => {
+      if (!reps.every((r) => r.isIdle())) return false;
+      const ds = await Promise.all(stores.map(digest));
+      return ds.every((d) => d === ds[0]) && reps.every((r) => r.isIdle());
+    },
+    reps,
+    stores,
+    'convergence',
+    timeoutMs,
+  );
+}
+
+export const strategyOf = (s: ConflictStrategy): SideOptions => ({ conflict: s });
+
+/**
+ * A link pair whose delivery can be held back per direction, for flow-control tests. `bufferedAmount()` counts the
+ * characters sent and not yet delivered (held ones included), like a data channel whose peer does not read.
+ */
+export function createHeldLinkPair(aId = 'peer-a', bId = 'peer-b'): [HeldLink, HeldLink] {
+  const a = new HeldLink(bId);
+  const b = new HeldLink(aId);
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+export class HeldLink implements PeerLink {
+  peer!: HeldLink;
+  readonly maxMessageSize = MAX_FRAME_BYTES;
+  /** Largest `bufferedAmount()` ever seen. */
+  maxBuffered = 0;
+  private held = false;
+  private readonly outbox: string[] = [];
+  private buffered = 0;
+  private frameHandler: ((frame: string) => void) | undefined;
+  private readonly early: string[] = [];
+  private readonly closeHandlers: Array<(reason?: Error) => void> = [];
+  private readonly drainHandlers: Array<() => void> = [];
+  private isOpen = true;
+  private flushing = false;
+
+  constructor(readonly remotePeerId: string) {}
+
+  get open(): boolean {
+    return this.isOpen;
+  }
+
+  resetMax(): void {
+    this.maxBuffered = this.buffered;
+  }
+
+  /** Stops delivering what this side sends. */
+  hold(): void {
+    this.held = true;
+  }
+
+  release(): void {
+    this.held = false;
+    this.schedule();
+  }
+
+  send(frame: string): void {
+    if (!this.isOpen) return;
+    this.outbox.push(frame);
+    this.buffered += frame.length;
+    if (this.buffered > this.maxBuffered) this.maxBuffered = this.buffered;
+    this.schedule();
+  }
+
+  bufferedAmount(): number {
+    return this.buffered;
+  }
+
+  onFrame(handler: (frame: string) => void): void {
+    this.frameHandler = handler;
+    for (const f of this.early.splice(0)) handler(f);
+  }
+
+  onClose(handler: (reason?: Error) => void): void {
+    this.closeHandlers.push(handler);
+  }
+
+  onDrain(handler: () => void): void {
+    this.drainHandlers.push(handler);
+  }
+
+  close(): void {
+    if (!this.isOpen) return;
+    this.shutdown();
+    setImmediate(() => this.peer.shutdown());
+  }
+
+  private schedule(): void {
+    if (this.flushing || this.held) return;
+    this.flushing = true;
+    setImmediate(() => {
+      this.flushing = false;
+      if (this.held || !this.isOpen) return;
+      // deliver a bounded slice per turn, like a network with finite bandwidth
+      let budget = 512 * 1024;
+      while (this.outbox.length > 0 && budget > 0 && !this.held) {
+        const f = this.outbox.shift()!;
+        this.buffered -= f.length;
+        budget -= f.length;
+        this.peer.deliver(f);
+      }
+      if (this.buffered === 0) for (const h of this.drainHandlers) h();
+      if (this.outbox.length > 0) this.schedule();
+    });
+  }
+
+  private deliver(frame: string): void {
+    if (!this.isOpen) return;
+    if (this.frameHandler) this.frameHandler(frame);
+    else this.early.push(frame);
+  }
+
+  private shutdown(): void {
+    if (!this.isOpen) return;
+    this.isOpen = false;
+    for (const h of this.closeHandlers) h();
+  }
+}
+
+/** A hand-driven peer on the far end of a link: answers `token`, records everything else, sends raw frames. */
+export class RawPeer {
+  readonly requests: Array<{ id: string; method: string; params: unknown[] }> = [];
+  readonly stream: unknown[] = [];
+  readonly responses = new Map<string, { result?: unknown; error?: unknown }>();
+  private readonly waiters: Array<() => void> = [];
+  private counter = 0;
+  /** Answers requests as they arrive when it returns something. */
+  autoAnswer: ((request: { id: string; method: string; params: unknown[] }) => unknown) | undefined;
+  private readonly chunks = new Map<string, string[]>();
+
+  constructor(
+    readonly link: PeerLink,
+    readonly token: string,
+  ) {
+    link.onFrame((f) => this.receive(f));
+  }
+
+  send(frame: string): void {
+    this.link.send(frame);
+  }
+
+  sendJson(value: unknown): void {
+    this.link.send(JSON.stringify(value));
+  }
+
+  /** Sends a request and waits for its response. */
+  async request(method: string, params: unknown[]): Promise<{ result?: unknown; error?: unknown }> {
+    const id = `raw|${this.counter++}`;
+    this.sendJson({ id, method, params });
+    await this.waitFor(() => this.responses.has(id), `response to ${method}`);
+    return this.responses.get(id)!;
+  }
+
+  /** Waits for the other side's next request of `method` (counting from `from`). */
+  async nextRequest(method: string, from = 0): Promise<{ id: string; method: string; params: unknown[] }> {
+    let found: { id: string; method: string; params: unknown[] } | undefined;
+    await this.waitFor(() => {
+      found = this.requests.slice(from).find((r) => r.method === method);
+      return found !== undefined;
+    }, `a ${method} request`);
+    return found!;
+  }
+
+  waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (check()) return resolve();
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+      const probe = (): void => {
+        if (check()) {
+          clearTimeout(timer);
+          resolve();
+        } else this.waiters.push(probe);
+      };
+      this.waiters.push(probe);
+    });
+  }
+
+  private receive(frame: string): void {
+    let msg = JSON.parse(frame) as Record<string, unknown>;
+    if (msg.chunk) {
+      const c = msg.chunk as { id: string; index: number; total: number; data: string };
+      const parts = this.chunks.get(c.id) ?? [];
+      parts[c.index] = c.data;
+      this.chunks.set(c.id, parts);
+      if (parts.filter((p) => p !== undefined).length < c.total) return;
+      this.chunks.delete(c.id);
+      msg = JSON.parse(parts.join('')) as Record<string, unknown>;
+    }
+    if (typeof msg.method === 'string') {
+      if (msg.method === 'token') this.sendJson({ id: msg.id, result: this.token });
+      else {
+        const request = { id: msg.id as string, method: msg.method, params: msg.params as unknown[] };
+        this.requests.push(request);
+        const answer = this.autoAnswer?.(request);
+        if (answer !== undefined) this.sendJson({ id: request.id, result: answer });
+      }
+    } else if (msg.id === 'masterChangeStream$') {
+      this.stream.push(msg.result);
+    } else {
+      this.responses.set(msg.id as string, { result: msg.result, error: msg.error });
+    }
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
