@@ -184,7 +184,7 @@ export class FileStore extends IndexedStore {
       this.sidecarDirty.clear();
       this.purged = [];
     } else {
-      await this.sidecar.attach(saved.bytes);
+      await this.sidecar.attach(saved.bytes, saved.records);
       await this.appendBatch();
     }
   }
@@ -227,7 +227,7 @@ export class FileStore extends IndexedStore {
     } finally {
       await this.writeLock.release();
     }
-    if (this.sidecar.shouldCompact(this.config.compactMinBytes)) await this.writeSnapshot();
+    if (this.sidecar.shouldCompact(this.config.compactMinBytes, this.liveRecords())) await this.writeSnapshot();
   }
 
   protected override async release(): Promise<void> {
@@ -342,6 +342,13 @@ export class FileStore extends IndexedStore {
     await this.sidecar.writeSnapshot(this.header, this.index.entries(), peerRecords, this.knownVersion, this.index.clock);
     this.recordedVersion = this.knownVersion;
     this.stats.compactions++;
+  }
+
+  /** Records a compact sidecar holds: one per document (tombstones included) and per assumed state. */
+  private liveRecords(): number {
+    let n = this.index.size;
+    for (const s of this.peerStates.values()) n += s.assumed.size;
+    return n;
   }
 
   private purgeExpired(now: number): void {

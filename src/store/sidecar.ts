@@ -63,6 +63,8 @@ export interface SidecarContent {
   /** The journal ended in a torn or unterminated line: rewrite it before appending. */
   torn: boolean;
   bytes: number;
+  /** Document and assumed-state records in the journal (live or superseded), to decide when to compact. */
+  records: number;
 }
 
 export class Sidecar {
@@ -70,7 +72,8 @@ export class Sidecar {
   private ino = -1;
   /** Size of the journal now, and right after the last snapshot. */
   bytes = 0;
-  snapshotBytes = 0;
+  /** Document and assumed-state records in the journal, live or superseded. */
+  private records = 0;
 
   constructor(readonly path: string) {}
 
@@ -93,7 +96,7 @@ export class Sidecar {
       throw damaged(1, 'unreadable header');
     }
     if (header?.p2psync !== 'sidecar' || header.v !== 1 || typeof header.token !== 'string') throw damaged(1, 'not a p2psync sidecar header');
-    const out: SidecarContent = { header, docs: new Map(), peers: new Map(), markers: new Map(), file: undefined, clock: 0, torn: !text.endsWith('\n'), bytes: Buffer.byteLength(text) };
+    const out: SidecarContent = { header, docs: new Map(), peers: new Map(), markers: new Map(), file: undefined, clock: 0, torn: !text.endsWith('\n'), bytes: Buffer.byteLength(text), records: 0 };
     const pk = header.key;
     if (pk !== primaryKey) return out; // the caller reports the mismatch with the header in hand
     const last = lines.length - 1;
@@ -120,6 +123,7 @@ export class Sidecar {
       }
       for (const id of rec.x ?? []) out.docs.delete(id);
       for (const p of rec.p ?? []) replayPeer(out, p);
+      out.records += journalRecords(rec);
       if (rec.f) out.file = rec.f;
       if (typeof rec.c === 'number' && rec.c > out.clock) out.clock = rec.c;
     }
@@ -150,13 +154,16 @@ export class Sidecar {
       throw ioError(err, this.path, 'append to the sidecar');
     }
     this.bytes += buf.length;
+    this.records += journalRecords(record);
   }
 
   /** Atomically replaces the journal with a compact snapshot. */
   async writeSnapshot(header: SidecarHeader, docs: Iterable<IndexEntry>, peers: PeerRecord[][], file: FileVersion | undefined, clock: number): Promise<void> {
     const parts: string[] = [JSON.stringify(header)];
+    let records = 0;
     let chunk: Array<[number, DocState]> = [];
     for (const e of docs) {
+      records++;
       chunk.push([e.lwt, e.doc]);
       if (chunk.length >= DOCS_PER_LINE) {
         parts.push(JSON.stringify({ t: 'b', d: chunk } satisfies BatchRecord));
@@ -164,18 +171,28 @@ export class Sidecar {
       }
     }
     if (chunk.length > 0) parts.push(JSON.stringify({ t: 'b', d: chunk } satisfies BatchRecord));
-    for (const records of peers) for (const p of records) parts.push(JSON.stringify({ t: 'b', p: [p] } satisfies BatchRecord));
+    for (const list of peers) {
+      for (const p of list) {
+        records += p.a?.length ?? 0;
+        parts.push(JSON.stringify({ t: 'b', p: [p] } satisfies BatchRecord));
+      }
+    }
     parts.push(JSON.stringify({ t: 'b', ...(file ? { f: file } : {}), c: clock } satisfies BatchRecord));
     const text = parts.join('\n') + '\n';
     await this.closeHandle();
     await writeFileAtomic(this.path, text);
-    this.bytes = this.snapshotBytes = Buffer.byteLength(text);
+    this.bytes = Buffer.byteLength(text);
+    this.records = records;
     await this.openHandle();
   }
 
-  /** True when the journal has outgrown its last snapshot enough to be worth rewriting. */
-  shouldCompact(minBytes: number): boolean {
-    return this.bytes > Math.max(minBytes, 2 * this.snapshotBytes);
+  /**
+   * True when rewriting the journal is worth it: it is over `minBytes` and most of its records are superseded.
+   * Comparing records rather than bytes keeps a growing store (a long initial sync: appends only, nothing
+   * superseded) from being rewritten again and again.
+   */
+  shouldCompact(minBytes: number, liveRecords: number): boolean {
+    return this.bytes > minBytes && this.records > 2 * liveRecords;
   }
 
   async close(): Promise<void> {
@@ -183,8 +200,9 @@ export class Sidecar {
   }
 
   /** Starts appending to an existing journal of `bytes` bytes. */
-  async attach(bytes: number): Promise<void> {
-    this.bytes = this.snapshotBytes = bytes;
+  async attach(bytes: number, records: number): Promise<void> {
+    this.bytes = bytes;
+    this.records = records;
     await this.openHandle();
   }
 
@@ -250,4 +268,11 @@ export function sidecarPath(userPath: string, collection?: string): string {
 /** The short-lived lock held by whoever rewrites the user file (one per user file, whatever the collection). */
 export function writeLockPath(userPath: string): string {
   return userPath + SIDECAR_SUFFIX + '.lock';
+}
+
+/** Document and assumed-state records in one journal line. */
+function journalRecords(rec: BatchRecord): number {
+  let n = rec.d?.length ?? 0;
+  for (const p of rec.p ?? []) n += p.a?.length ?? 0;
+  return n;
 }
