@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../core/errors.js';
 import type { OutputStreams } from './output.js';
+import { registerJoin } from './join.js';
 import { registerSignal } from './signal.js';
 import { registerCrud } from './crud.js';
 
@@ -41,6 +42,7 @@ Examples:
   $ p2psync join --topic notes --store notes.ndjson --signal ws://10.0.0.5:8787 --once --json
   $ p2psync help join`,
     );
+  registerJoin(program, ctx);
   registerSignal(program, ctx);
   registerCrud(program, ctx);
   return program;

@@ -1,0 +1,134 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { exitCodeFor, ExitCode } from '../core/errors.js';
+import type { SyncEvent } from '../core/events.js';
+import { conflictStrategies, runJoin, type JoinOptions } from '../session.js';
+import { addStoreOptions } from './crud.js';
+import { installSignalHandlers } from './lifecycle.js';
+import type { CliContext } from './main.js';
+import { collect, flag, parseInteger, parseSeconds } from './options.js';
+import { Output } from './output.js';
+import { renderJoinEvent, StatusLine } from './join-render.js';
+
+interface JoinFlags {
+  topic: string[];
+  store: string;
+  signal?: string;
+  key: string;
+  collection?: string;
+  format?: 'json' | 'ndjson';
+  conflict: string;
+  lwwField: string;
+  pullOnly: boolean;
+  pushOnly: boolean;
+  batchSize?: number;
+  iceServer?: string[];
+  iceBind?: string;
+  once: boolean;
+  waitPeers?: number;
+  timeout?: number;
+  storageToken?: string;
+  shutdownTimeout: number;
+  json: boolean;
+}
+
+/** RxDB's signaling server disconnects peers whose room name is not 6-99 characters (PROTOCOL §1.3). */
+export function parseTopic(value: string): string {
+  if (value.length < 6 || value.length > 99) {
+    throw new InvalidArgumentError(`a topic must be 6 to 99 characters long (RxDB's rule), got ${value.length}`);
+  }
+  return value;
+}
+
+function collectTopic(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), parseTopic(value)];
+}
+
+export function parseSignalUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`"${value}" is not a URL; expected ws://HOST:PORT or wss://HOST:PORT`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new InvalidArgumentError(`expected a ws:// or wss:// URL, got "${url.protocol}"`);
+  }
+  return value;
+}
+
+function parseStorageToken(value: string): string {
+  if (!/^[\x21-\x7e]{1,200}$/.test(value)) throw new InvalidArgumentError('expected 1-200 printable ASCII characters');
+  return value;
+}
+
+export function registerJoin(program: Command, ctx: CliContext): void {
+  const command = program
+    .command('join')
+    .description('join a topic and replicate a JSON / NDJSON file live with every peer in it')
+    .addOption(flag('--topic <name>', 'topic (room) to join, 6-99 characters; repeat to bridge several topics').argParser(collectTopic).makeOptionMandatory());
+  addStoreOptions(command)
+    .addOption(flag('--signal <url>', 'signaling server (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(parseSignalUrl))
+    .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB) or lww (last write wins)').choices(conflictStrategies.names()).default('master'))
+    .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').default('updatedAt'))
+    .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
+    .addOption(flag('--push-only', 'only send changes to peers').default(false))
+    .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)))
+    .addOption(flag('--ice-server <url>', 'STUN/TURN server, repeatable (default: none, host candidates only)').argParser(collect))
+    .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)'))
+    .addOption(flag('--once', 'exit 0 once in sync with every connected peer (see --wait-peers, --timeout)').default(false))
+    .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
+    .addOption(flag('--timeout <seconds>', 'with --once: exit 3 if not in sync by then').argParser(parseSeconds))
+    .addOption(flag('--storage-token <token>', 'advanced: identity for a new sidecar (decides replication roles); ignored if the sidecar exists').argParser(parseStorageToken))
+    .addOption(flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ p2psync join --topic notes-demo --store notes.json
+  $ p2psync join --topic notes-demo --store db.json --collection posts --signal wss://sig.example.com:8787/?token=...
+  $ p2psync join --topic nightly-sync --store data.ndjson --once --wait-peers 2 --timeout 60 --json
+  $ P2PSYNC_TOPIC=notes-demo P2PSYNC_STORE=notes.ndjson p2psync join --conflict lww --lww-field updatedAt`,
+    )
+    .action(async (flags: JoinFlags, command: Command) => {
+      if (!flags.once && (flags.waitPeers !== undefined || flags.timeout !== undefined)) {
+        command.error(`error: ${flags.waitPeers !== undefined ? '--wait-peers' : '--timeout'} only applies with --once`, { exitCode: ExitCode.usage });
+      }
+      const out = new Output(ctx, flags.json);
+      const stopper = installSignalHandlers();
+      const status = new StatusLine(out);
+      const emit = (e: SyncEvent): void => {
+        out.event(e, renderJoinEvent(e, out.color));
+        status.update(e);
+      };
+      const options: JoinOptions = {
+        topics: [...new Set(flags.topic)],
+        storePath: flags.store,
+        format: flags.format,
+        primaryKey: flags.key,
+        collection: flags.collection,
+        signal: flags.signal,
+        conflict: flags.conflict,
+        lwwField: flags.lwwField,
+        direction: flags.pullOnly ? 'pull' : flags.pushOnly ? 'push' : 'both',
+        batchSize: flags.batchSize,
+        iceServers: flags.iceServer ?? [],
+        iceBind: flags.iceBind,
+        once: flags.once ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined } : undefined,
+        storageToken: flags.storageToken,
+        shutdownTimeoutMs: flags.shutdownTimeout * 1000,
+        abort: stopper.signal,
+        emit,
+      };
+      try {
+        const result = await runJoin(options);
+        ctx.exitCode = stopper.interruptedExitCode() ?? result.exitCode;
+        emit({ event: 'closed', reason: result.reason, exitCode: ctx.exitCode });
+      } catch (err) {
+        ctx.exitCode = exitCodeFor(out.error(err));
+        emit({ event: 'closed', reason: 'error', exitCode: ctx.exitCode });
+      } finally {
+        status.stop();
+        stopper.dispose();
+      }
+    });
+}

@@ -1,0 +1,389 @@
+import { debuglog } from 'node:util';
+import SimplePeer from 'simple-peer';
+import type { PeerLink } from '../core/link.js';
+import { randomToken } from '../core/random.js';
+import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
+import { CandidateQueue, DEFAULT_BACKOFF, isInitiator, nextBackoff, parseSignal } from './mesh-rules.js';
+import type { BackoffOptions, PeerSignal } from './mesh-rules.js';
+import { clearPeerTimers, describePeerState } from './peer-internals.js';
+import { WebRTCLink } from './webrtc-link.js';
+import { rtcConfig, validateIceConfig, type IceConfig } from './ice.js';
+import { wrtc, type WebRTCRuntime } from './wrtc.js';
+
+const defaultDebug = debuglog('p2psync');
+
+/** PROTOCOL §1.7: an attempt not connected after this long is destroyed (and retried by the initiator). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+/** PROTOCOL §1.5: 10 random `[a-z]`, fresh for every attempt. */
+const CONNECTION_ID_LENGTH = 10;
+/** A connectionId is ours (10 letters) or a peer's; anything long is not worth comparing or logging. */
+const MAX_CONNECTION_ID_CHARS = 64;
+
+export interface MeshOptions {
+  /** Signaling for the topic; the mesh subscribes to it and unsubscribes on close (it never closes it). */
+  signal: SignalChannel;
+  /** ICE servers and bind address for every peer connection. */
+  ice?: IceConfig;
+  /** Default 15,000 ms. */
+  connectTimeoutMs?: number;
+  /** Initiator reconnect backoff; default 500 ms doubling to 15 s. */
+  backoff?: Partial<BackoffOptions>;
+  /**
+   * Shared by every mesh of the process: the last one to close calls node-datachannel's cleanup(). Without it
+   * the mesh never calls cleanup (call `shutdownWebRTC()` at exit).
+   */
+  runtime?: WebRTCRuntime;
+  /** Observes connection attempts (for logs, metrics and tests). */
+  onEvent?: (event: MeshEvent) => void;
+  /** Debug log sink; default util.debuglog('p2psync'). */
+  debug?: (message: string) => void;
+}
+
+/** What happens to connection attempts, for observers. `ms` counts from the attempt's start. */
+export type MeshEvent =
+  | { type: 'attempt'; remotePeerId: string; connectionId: string | undefined; initiator: boolean }
+  | { type: 'connected'; remotePeerId: string; connectionId: string | undefined; initiator: boolean; ms: number }
+  | { type: 'failed'; remotePeerId: string; connectionId: string | undefined; initiator: boolean; reason: string }
+  | { type: 'disconnected'; remotePeerId: string; connectionId: string | undefined; reason: string }
+  | { type: 'retry'; remotePeerId: string; delayMs: number }
+  | { type: 'early-candidates'; remotePeerId: string; connectionId: string | undefined; count: number }
+  | { type: 'signal-dropped'; remotePeerId: string; reason: string };
+
+/** A full mesh of WebRTC links with every peer of a signaling room. */
+export interface Mesh {
+  /**
+   * Registers a handler called once for each link when it connects. Links connected before the handler was
+   * registered are not replayed (see `links()`). Returns a function that removes the handler.
+   */
+  onLink(handler: (link: PeerLink) => void): () => void;
+  /** The currently open links. */
+  links(): PeerLink[];
+  /** Destroys every link and attempt and stops listening to signaling; resolves once all peers closed. */
+  close(): Promise<void>;
+}
+
+interface Attempt {
+  readonly remote: string;
+  readonly connectionId: string | undefined;
+  readonly initiator: boolean;
+  readonly peer: SimplePeer.Instance;
+  readonly startedAt: number;
+  readonly closed: Promise<void>;
+  state: 'connecting' | 'connected' | 'ended';
+  /** Set when we end the attempt ourselves, before simple-peer's asynchronous 'close'. */
+  ending: string | undefined;
+  error: Error | undefined;
+  link: WebRTCLink | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * Creates a mesh over `signal`; it starts with the room as the signal channel currently knows it.
+ * Throws E_BAD_OPTION for invalid ICE settings.
+ */
+export function createMesh(options: MeshOptions): Mesh {
+  validateIceConfig(options.ice);
+  return new WebRTCMesh(options);
+}
+
+class WebRTCMesh implements Mesh {
+  private readonly signal: SignalChannel;
+  private readonly config: Record<string, unknown>;
+  private readonly connectTimeoutMs: number;
+  private readonly backoffOptions: BackoffOptions;
+  private readonly debug: (message: string) => void;
+  private readonly onEvent: ((event: MeshEvent) => void) | undefined;
+  private readonly attempts = new Map<string, Attempt>();
+  private readonly retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly backoff = new Map<string, number>();
+  private readonly early = new CandidateQueue();
+  private readonly linkHandlers = new Set<(link: PeerLink) => void>();
+  private readonly unsubscribe: Array<() => void>;
+  private readonly release: (() => void) | undefined;
+  private room = new Set<string>();
+  /** Own peer id the current room and attempts belong to. */
+  private signalingId: string | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: MeshOptions) {
+    this.signal = options.signal;
+    this.config = rtcConfig(options.ice);
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.debug = options.debug ?? ((m) => defaultDebug('%s', m));
+    this.onEvent = options.onEvent;
+    this.release = options.runtime?.retain();
+    this.signalingId = this.signal.peerId;
+    this.unsubscribe = [
+      this.signal.onPeers((ids) => this.handlePeers(ids)),
+      this.signal.onSignal((m) => this.handleSignal(m)),
+      this.signal.onStatus((s) => this.handleStatus(s)),
+    ];
+    if (this.signal.peerId !== undefined) this.handlePeers([...this.signal.peers]);
+  }
+
+  onLink(handler: (link: PeerLink) => void): () => void {
+    this.linkHandlers.add(handler);
+    return () => this.linkHandlers.delete(handler);
+  }
+
+  links(): PeerLink[] {
+    const out: PeerLink[] = [];
+    for (const a of this.attempts.values()) if (a.link?.open) out.push(a.link);
+    return out;
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closed = true;
+      this.closing = this.shutdown();
+    }
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const off of this.unsubscribe) off();
+    for (const timer of this.retryTimers.values()) clearTimeout(timer);
+    this.retryTimers.clear();
+    this.early.clear();
+    const closed = [...this.attempts.values()].map((a) => {
+      this.end(a, 'mesh closed');
+      return a.closed;
+    });
+    await Promise.all(closed);
+    this.release?.();
+  }
+
+  private handlePeers(ids: string[]): void {
+    this.syncSignalingId();
+    const own = this.signal.peerId;
+    if (this.closed || own === undefined) return;
+    this.room = new Set(ids.filter((id) => id !== own));
+    for (const a of this.attempts.values()) {
+      // connected links survive a remote's signaling outage; attempts cannot complete without signaling
+      if (!this.room.has(a.remote) && a.state === 'connecting') this.end(a, 'remote left the room');
+    }
+    for (const [remote, timer] of this.retryTimers) {
+      if (this.room.has(remote)) continue;
+      clearTimeout(timer);
+      this.retryTimers.delete(remote);
+      this.backoff.delete(remote);
+    }
+    for (const remote of this.room) this.maybeConnect(remote);
+  }
+
+  private handleStatus(_status: SignalStatus): void {
+    this.syncSignalingId();
+  }
+
+  /**
+   * Notices a change of own peer id, whichever of status, member list or signal reveals it first (handlers
+   * are asynchronous, so the channel may already be on its next id when a status arrives).
+   */
+  private syncSignalingId(): void {
+    const id = this.signal.peerId;
+    if (this.closed || id === this.signalingId) return;
+    const previous = this.signalingId;
+    this.signalingId = id;
+    if (previous !== undefined) this.forgetSignalingSession();
+  }
+
+  /**
+   * Our peer id died with the socket: pending attempts can never finish, the next id starts afresh.
+   * Connected links stay, so replication survives a signaling outage.
+   */
+  private forgetSignalingSession(): void {
+    this.room = new Set();
+    for (const a of this.attempts.values()) if (a.state === 'connecting') this.end(a, 'signaling lost');
+    for (const timer of this.retryTimers.values()) clearTimeout(timer);
+    this.retryTimers.clear();
+    this.backoff.clear();
+    this.early.clear();
+  }
+
+  private handleSignal(message: SignalMessage): void {
+    this.syncSignalingId();
+    const own = this.signal.peerId;
+    if (this.closed || own === undefined) return;
+    const remote = message.from;
+    const data = parseSignal(message.data);
+    if (typeof remote !== 'string' || remote === own || !data) return this.dropped(String(remote), 'invalid signal');
+    const raw = message.connectionId;
+    if (raw !== undefined && (typeof raw !== 'string' || raw.length > MAX_CONNECTION_ID_CHARS)) {
+      return this.dropped(remote, 'invalid connectionId');
+    }
+    const connectionId = raw === '' ? undefined : raw;
+    const current = this.attempts.get(remote);
+    const live = current && current.state !== 'ended' && current.ending === undefined ? current : undefined;
+    // An initiator accepts signals without a connectionId (older RxDB); a responder's attempt is the offer's.
+    const matches =
+      live !== undefined &&
+      (live.connectionId === connectionId || (live.initiator && connectionId === undefined));
+    if (live && matches) {
+      if (data.type === 'offer' && live.initiator) return this.dropped(remote, 'offer to an initiator');
+      return this.deliver(live, data);
+    }
+    if (isInitiator(own, remote)) return this.dropped(remote, 'outdated signal');
+    if (data.type === 'candidate') {
+      if (!this.early.add(remote, connectionId, data)) this.dropped(remote, 'too many early candidates');
+      return;
+    }
+    if (data.type !== 'offer') return this.dropped(remote, `outdated ${data.type}`);
+    // A new offer replaces whatever we had with that remote, even a connected link: the remote restarted the
+    // pair (it noticed a failure we did not, or its signaling id changed roles).
+    if (current) this.end(current, 'replaced by a new offer');
+    const attempt = this.start(remote, false, connectionId);
+    if (!attempt) return;
+    this.deliver(attempt, data);
+    const early = this.early.take(remote, connectionId);
+    if (early.length > 0) {
+      this.event({ type: 'early-candidates', remotePeerId: remote, connectionId, count: early.length });
+    }
+    for (const candidate of early) this.deliver(attempt, candidate);
+  }
+
+  private maybeConnect(remote: string): void {
+    const own = this.signal.peerId;
+    if (this.closed || own === undefined || !this.room.has(remote)) return;
+    if (this.attempts.has(remote) || this.retryTimers.has(remote) || !isInitiator(own, remote)) return;
+    if (!this.start(remote, true, randomToken(CONNECTION_ID_LENGTH))) this.scheduleRetry(remote);
+  }
+
+  private start(remote: string, initiator: boolean, connectionId: string | undefined): Attempt | undefined {
+    let peer: SimplePeer.Instance;
+    try {
+      // objectMode: text frames arrive as strings instead of Buffers
+      peer = new SimplePeer({ initiator, wrtc, config: this.config, trickle: true, objectMode: true });
+    } catch (err) {
+      this.debug(`mesh: cannot create a peer for ${remote}: ${String(err)}`);
+      return undefined;
+    }
+    let resolveClosed!: () => void;
+    const attempt: Attempt = {
+      remote,
+      connectionId,
+      initiator,
+      peer,
+      startedAt: performance.now(),
+      closed: new Promise<void>((resolve) => (resolveClosed = resolve)),
+      state: 'connecting',
+      ending: undefined,
+      error: undefined,
+      link: undefined,
+      timer: undefined,
+    };
+    this.attempts.set(remote, attempt);
+    peer.on('signal', (data: unknown) => {
+      if (attempt.state !== 'ended' && attempt.ending === undefined) this.signal.sendSignal(remote, data, connectionId);
+    });
+    peer.once('connect', () => this.connected(attempt));
+    peer.on('error', (err: Error) => {
+      attempt.error ??= err;
+    });
+    peer.once('close', () => {
+      this.finished(attempt);
+      resolveClosed();
+    });
+    attempt.timer = setTimeout(() => {
+      if (attempt.state !== 'connecting') return;
+      this.fail(attempt, `connect timeout after ${this.connectTimeoutMs} ms (${describePeerState(attempt.peer)})`);
+    }, this.connectTimeoutMs);
+    this.debug(`mesh: ${initiator ? 'offering to' : 'answering'} ${remote} (${connectionId ?? 'no connectionId'})`);
+    this.event({ type: 'attempt', remotePeerId: remote, connectionId, initiator });
+    return attempt;
+  }
+
+  /** Hands a signal to simple-peer on a later tick, as a network would, and never to a destroyed peer. */
+  private deliver(attempt: Attempt, data: PeerSignal): void {
+    setImmediate(() => {
+      const { peer } = attempt;
+      if (attempt.state === 'ended' || attempt.ending !== undefined || peer.destroyed) return;
+      try {
+        peer.signal(data as SimplePeer.SignalData);
+      } catch (err) {
+        this.fail(attempt, `signal rejected: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+  }
+
+  private connected(attempt: Attempt): void {
+    if (attempt.state !== 'connecting' || attempt.ending !== undefined) return;
+    clearTimeout(attempt.timer);
+    attempt.state = 'connected';
+    this.backoff.delete(attempt.remote);
+    const link = new WebRTCLink(attempt.peer, attempt.remote);
+    attempt.link = link;
+    const ms = Math.round(performance.now() - attempt.startedAt);
+    this.debug(`mesh: connected to ${attempt.remote} in ${ms} ms`);
+    const { remote, connectionId, initiator } = attempt;
+    this.event({ type: 'connected', remotePeerId: remote, connectionId, initiator, ms });
+    for (const handler of [...this.linkHandlers]) {
+      if (!link.open) break;
+      handler(link);
+    }
+  }
+
+  /** Ends an attempt for a reason of ours (no retry decision here: `finished` makes it). */
+  private end(attempt: Attempt, reason: string): void {
+    if (attempt.state === 'ended' || attempt.ending !== undefined) return;
+    attempt.ending = reason;
+    clearTimeout(attempt.timer);
+    if (attempt.link) attempt.link.close();
+    else attempt.peer.destroy();
+  }
+
+  private fail(attempt: Attempt, reason: string): void {
+    attempt.error ??= new Error(reason);
+    this.end(attempt, reason);
+  }
+
+  /** simple-peer closed the peer: bookkeeping, and the initiator's reconnect. */
+  private finished(attempt: Attempt): void {
+    if (attempt.state === 'ended') return;
+    const wasConnected = attempt.state === 'connected';
+    attempt.state = 'ended';
+    clearTimeout(attempt.timer);
+    clearPeerTimers(attempt.peer);
+    const reason = attempt.error?.message ?? attempt.ending ?? 'closed by the remote';
+    const { remote, connectionId, initiator } = attempt;
+    this.debug(`mesh: ${wasConnected ? 'link to' : 'attempt with'} ${remote} ended: ${reason}`);
+    this.event(
+      wasConnected
+        ? { type: 'disconnected', remotePeerId: remote, connectionId, reason }
+        : { type: 'failed', remotePeerId: remote, connectionId, initiator, reason },
+    );
+    if (this.attempts.get(remote) !== attempt) return; // replaced by a newer attempt
+    this.attempts.delete(remote);
+    const own = this.signal.peerId;
+    if (!this.closed && own !== undefined && this.room.has(remote) && isInitiator(own, remote)) {
+      this.scheduleRetry(remote);
+    }
+  }
+
+  private scheduleRetry(remote: string): void {
+    if (this.closed || this.retryTimers.has(remote)) return;
+    const delayMs = nextBackoff(this.backoff.get(remote), this.backoffOptions);
+    this.backoff.set(remote, delayMs);
+    this.event({ type: 'retry', remotePeerId: remote, delayMs });
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(remote);
+      this.maybeConnect(remote);
+    }, delayMs);
+    this.retryTimers.set(remote, timer);
+  }
+
+  private dropped(remote: string, reason: string): void {
+    this.debug(`mesh: dropped a signal from ${remote}: ${reason}`);
+    this.event({ type: 'signal-dropped', remotePeerId: remote, reason });
+  }
+
+  private event(event: MeshEvent): void {
+    if (!this.onEvent) return;
+    try {
+      this.onEvent(event);
+    } catch (err) {
+      this.debug(`mesh: onEvent handler threw: ${String(err)}`);
+    }
+  }
+}
