@@ -88,6 +88,10 @@ export class MasterServer {
     if (this.ctx.direction === 'pull') return;
     // Changes between the fork's first pull and now were not streamed: make it pull once more (PROTOCOL §2.3).
     this.resync();
+    // Until the fork says it is idle (its marker, or a short page after a prompt) it may still be applying our
+    // pages or have its own changes to push: a `--once` master must not call the pair in sync before that.
+    this.awaitingConfirm = true;
+    this.maybePrompt();
   }
 
   /** Every committed batch of the store (the link's PeerReplication subscribes once for both halves). */
