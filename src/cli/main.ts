@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { ExitCode } from '../core/errors.js';
-import type { OutputStreams } from './output.js';
+import { ExitCode, P2PSyncError } from '../core/errors.js';
+import { Output, type OutputStreams } from './output.js';
 import { registerJoin } from './join.js';
 import { registerSignal } from './signal.js';
 import { registerCrud } from './crud.js';
@@ -52,6 +52,7 @@ Examples:
 export async function main(argv: string[], io: OutputStreams = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const ctx: CliContext = { ...io, exitCode: ExitCode.ok };
   const program = buildProgram(ctx);
+  ignoreFalseBooleanEnv(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
@@ -59,8 +60,35 @@ export async function main(argv: string[], io: OutputStreams = { stdout: process
     if (err instanceof CommanderError) {
       // help and version "errors" are successes; every other commander error is a usage error (commander uses 1).
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+      // commander already printed the message and help on stderr; scripts reading --json events get one too.
+      if (wantsJson(argv, io.env)) {
+        new Output(io, true).error(new P2PSyncError('E_USAGE', err.message.replace(/^error: /, '')));
+      }
       return ExitCode.usage;
     }
     throw err;
   }
+}
+
+const FALSE_VALUES = new Set(['', '0', 'false', 'no', 'off']);
+
+/**
+ * commander turns a boolean flag on whenever its env var is set, whatever the value; `P2PSYNC_ONCE=0` meaning
+ * "once" would surprise anyone. Such variables with a false value are treated as unset.
+ */
+function ignoreFalseBooleanEnv(program: Command): void {
+  for (const cmd of [program, ...program.commands]) {
+    for (const option of cmd.options) {
+      const name = option.envVar;
+      if (!name || option.required || option.optional) continue;
+      const value = process.env[name];
+      if (value !== undefined && FALSE_VALUES.has(value.trim().toLowerCase())) delete process.env[name];
+    }
+  }
+}
+
+/** `--json` on the command line or in the environment, as far as it can be told without a successful parse. */
+function wantsJson(argv: string[], env: NodeJS.ProcessEnv): boolean {
+  const fromEnv = env.P2PSYNC_JSON;
+  return argv.includes('--json') || (fromEnv !== undefined && !FALSE_VALUES.has(fromEnv.trim().toLowerCase()));
 }

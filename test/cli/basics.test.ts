@@ -23,3 +23,22 @@ describe('p2psync CLI basics', () => {
     expect((await runCli(['frobnicate'])).code).toBe(2);
   });
 });
+
+describe('usage errors and env vars', () => {
+  it('prints an E_USAGE error event on stdout for a usage error with --json', async () => {
+    const r = await runCli(['join', '--topic', 'short', '--store', 'never-created.json', '--json']);
+    expect(r.code).toBe(2);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events).toEqual([expect.objectContaining({ event: 'error', code: 'E_USAGE', message: expect.stringMatching(/6 to 99 characters/) })]);
+  });
+
+  it('treats a boolean env var set to 0/false as off, and to 1/true as on', async () => {
+    const off = await runCli(['ls', '--store', 'missing-store.json'], { env: { P2PSYNC_JSON: '0' } });
+    expect(off.code).toBe(1);
+    expect(off.stdout).toBe('');
+    expect(off.stderr).toMatch(/\[E_IO\]/);
+    const on = await runCli(['ls', '--store', 'missing-store.json'], { env: { P2PSYNC_JSON: 'true' } });
+    expect(on.code).toBe(1);
+    expect(JSON.parse(on.stdout)).toMatchObject({ event: 'error', code: 'E_IO' });
+  });
+});
