@@ -1,7 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { CliProcess, type CliEvent } from './spawn.js';
+import { basename, dirname, join } from 'node:path';
+import { startSignalServer, type SignalServer } from '../../src/signaling/server.js';
+import { CliProcess, runCli, type CliEvent, type CliResult } from './spawn.js';
 
 /** A temp dir per test; `cleanup()` removes them all. */
 export class TempDirs {
@@ -16,11 +17,27 @@ export class TempDirs {
   }
 }
 
-/** Starts `p2psync signal --port 0 --json` and waits for its real port. */
-export async function startSignal(extra: string[] = []): Promise<{ proc: CliProcess; port: number; url: string }> {
-  const proc = new CliProcess(['signal', '--port', '0', '--json', ...extra]);
+/** Starts `p2psync signal --port PORT --json` (default port 0) and waits for its real port. */
+export async function startSignal(extra: string[] = [], port = 0): Promise<{ proc: CliProcess; port: number; url: string }> {
+  const proc = new CliProcess(['signal', '--port', String(port), '--json', ...extra]);
   const ev = await proc.waitFor('listening');
   return { proc, port: ev.port as number, url: `ws://127.0.0.1:${ev.port as number}` };
+}
+
+/**
+ * Signaling servers hosted in the test process (cheaper than a `p2psync signal` process when the server itself is
+ * not under test); `closeAll()` in afterEach.
+ */
+export class LocalSignals {
+  private servers: SignalServer[] = [];
+  async start(): Promise<{ url: string; port: number; server: SignalServer }> {
+    const server = await startSignalServer({ port: 0, host: '127.0.0.1' });
+    this.servers.push(server);
+    return { url: `ws://127.0.0.1:${server.port}`, port: server.port, server };
+  }
+  async closeAll(): Promise<void> {
+    await Promise.all(this.servers.splice(0).map((s) => s.close({ timeoutMs: 500 })));
+  }
 }
 
 export interface PeerOptions {
@@ -110,3 +127,41 @@ export function makeDoc(prefix: string, i: number, extra: Record<string, unknown
 /** Tokens whose SHA-256 rule makes the first the master of the pair (PROTOCOL §2.3 test vector). */
 export const MASTER_TOKEN = 'aaaaaaaaaa';
 export const FORK_TOKEN = 'bbbbbbbbbb';
+
+/** Writes documents as a store file the way an outside program would: a temp file, then a rename over the file. */
+export async function writeDocsFile(file: string, docs: Array<Record<string, unknown>>): Promise<void> {
+  const text = file.endsWith('.json') ? `${JSON.stringify(docs, null, 2)}\n` : docs.map((d) => `${JSON.stringify(d)}\n`).join('');
+  const tmp = join(dirname(file), `.${basename(file)}.test-${process.pid}.tmp`);
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+/** Runs a CRUD command (`put`, `rm`...) on a store and fails loudly unless it exits 0. */
+export async function crud(args: string[], input?: string): Promise<CliResult> {
+  const r = await runCli(args, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`p2psync ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r;
+}
+
+/** `p2psync put --store FILE` with the documents on stdin (safe while a `join` owns the store). */
+export function putDocs(store: string, docs: Array<Record<string, unknown>>): Promise<CliResult> {
+  return crud(['put', '--store', store], docs.map((d) => JSON.stringify(d)).join('\n') + '\n');
+}
+
+/** `p2psync rm --store FILE ids...`. */
+export function rmDocs(store: string, ids: string[]): Promise<CliResult> {
+  return crud(['rm', '--store', store, ...ids]);
+}
+
+/**
+ * Waits for an event of `proc` that arrives after the first `from` events (e.g. `proc.events.length` taken before
+ * an action), optionally matching `pred`.
+ */
+export function waitAfter(proc: CliProcess, from: number, name: string, pred: (e: CliEvent) => boolean = () => true, timeoutMs = 20_000): Promise<CliEvent> {
+  return proc.waitFor((e) => e.event === name && proc.events.indexOf(e) >= from && pred(e), timeoutMs);
+}
+
+/** The given documents as a map by id, to compare with what `readDocs` / `waitConverged` return. */
+export function docsById(docs: Array<Record<string, unknown>>): Map<string, Record<string, unknown>> {
+  return new Map(docs.map((d) => [d.id as string, d]));
+}
