@@ -1,0 +1,109 @@
+/**
+ * Interop: `p2psync join --once` against a stock RxDB 17 peer exits 0 once in sync, with the data on both sides:
+ * as fork pulling from an RxDB master (small pages: `--batch-size 20`), and as master with an RxDB fork that
+ * pushes its own documents and pulls the file's (an RxDB fork sends no in-sync marker, so p2psync must settle it
+ * through its idle RESYNC, replication.md).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeDoc, readDocs, TempDirs } from '../helpers/e2e.js';
+import { CliProcess } from '../helpers/spawn.js';
+import { masterOf, startRxdbPeer, stopAllRxdbProcesses } from '../helpers/rxdb.js';
+import {
+  canonicalDocs,
+  joinArgs,
+  ROLE_FORK_TOKEN,
+  ROLE_MASTER_TOKEN,
+  startSignalServers,
+  type Stoppable,
+} from '../helpers/rxdb-join.js';
+
+// Tokens that force the roles: MASTER is master of FORK whichever side computes it.
+const MASTER = ROLE_MASTER_TOKEN;
+const FORK = ROLE_FORK_TOKEN;
+/** `--timeout` for the one-shot runs: generous for a loaded 2-core machine, well inside the test timeout. */
+const ONCE_TIMEOUT_S = 25;
+
+function topic(): string {
+  return `join-rxdb-once-${randomBytes(5).toString('hex')}`;
+}
+
+const tmp = new TempDirs();
+let servers: Awaited<ReturnType<typeof startSignalServers>> | undefined;
+const peers: Stoppable[] = [];
+
+beforeAll(async () => {
+  servers = await startSignalServers();
+});
+
+afterEach(async () => {
+  await Promise.all(peers.splice(0).map((p) => p.stop()));
+  await tmp.cleanup();
+});
+
+afterAll(async () => {
+  await servers?.stop();
+  await CliProcess.killAll();
+  await stopAllRxdbProcesses();
+});
+
+/** Starts `join --once` (not waiting for anything: it may be done quickly) and tracks it for cleanup. */
+function startOnce(file: string, t: string, url: string, token: string, extra: string[] = []): CliProcess {
+  const proc = new CliProcess(joinArgs({ store: file, topic: t, signal: url, token, extra: ['--once', '--timeout', String(ONCE_TIMEOUT_S), ...extra] }));
+  peers.push({ stop: () => proc.stop('SIGKILL', 0) });
+  return proc;
+}
+
+describe('p2psync join --once <-> stock RxDB 17', () => {
+  it('as fork: pulls an RxDB master’s 300 docs in pages of 20, then exits 0', async () => {
+    expect(masterOf(FORK, MASTER)).toBe(MASTER);
+    const file = join(await tmp.make('join-rxdb-once-'), 'docs.ndjson');
+    const url = servers!.url.p2psync;
+    const t = topic();
+    const rxStart = startRxdbPeer({ signal: url, topic: t, token: MASTER, prefix: 'R', seed: 300 });
+    rxStart.then((rx) => peers.push(rx), () => {});
+    const p2p = startOnce(file, t, url, FORK, ['--batch-size', '20']);
+    const rx = await rxStart;
+
+    expect(await p2p.exited).toEqual({ code: 0, signal: null });
+    expect(p2p.events.find((e) => e.event === 'peer-connected')).toMatchObject({ peerToken: MASTER, role: 'fork' });
+    expect(p2p.events.find((e) => e.event === 'synced')).toMatchObject({ peers: 1, documents: 300 });
+    expect(p2p.events.at(-1)).toMatchObject({ event: 'closed', reason: 'synced', exitCode: 0 });
+    // Pages of exactly the batch size asked for.
+    const pulled = p2p.events.filter((e) => e.event === 'pulled' && (e.count as number) > 0);
+    expect(pulled.reduce((n, e) => n + (e.count as number), 0)).toBe(300);
+    expect(pulled.every((e) => e.count === 20)).toBe(true);
+
+    const fileDocs = [...(await readDocs(file)).values()];
+    expect(fileDocs).toHaveLength(300);
+    expect(canonicalDocs(fileDocs)).toBe(canonicalDocs(await rx.dump()));
+  });
+
+  it('as master: an RxDB fork pushes its 100 docs and pulls the file’s 200, then p2psync exits 0', async () => {
+    expect(masterOf(MASTER, FORK)).toBe(MASTER);
+    const file = join(await tmp.make('join-rxdb-once-'), 'docs.json');
+    const seeded = Array.from({ length: 200 }, (_, i) => makeDoc('P', i + 1));
+    await writeFile(file, JSON.stringify(seeded));
+    const url = servers!.url.rxdb;
+    const t = topic();
+    const rxStart = startRxdbPeer({ signal: url, topic: t, token: FORK, prefix: 'R', seed: 100 });
+    rxStart.then((rx) => peers.push(rx), () => {});
+    const p2p = startOnce(file, t, url, MASTER);
+    const rx = await rxStart;
+
+    expect(await p2p.exited).toEqual({ code: 0, signal: null });
+    expect(p2p.events.find((e) => e.event === 'peer-connected')).toMatchObject({ peerToken: FORK, role: 'master' });
+    expect(p2p.events.find((e) => e.event === 'synced')).toMatchObject({ peers: 1, documents: 300 });
+    expect(p2p.events.at(-1)).toMatchObject({ event: 'closed', reason: 'synced', exitCode: 0 });
+
+    // "In sync" held when p2psync left: the file has both sets, and RxDB already holds every doc of the file.
+    const fileDocs = [...(await readDocs(file)).values()];
+    expect(fileDocs).toHaveLength(300);
+    const rxDocs = await rx.dump();
+    expect(rxDocs).toHaveLength(300);
+    expect(canonicalDocs(rxDocs)).toBe(canonicalDocs(fileDocs));
+    expect(canonicalDocs(fileDocs.filter((d) => String(d.id).startsWith('P-')))).toBe(canonicalDocs(seeded));
+  });
+});
