@@ -43,6 +43,8 @@ export interface LinkContext {
   readonly retryDelayMs: number;
   /** The peer's storage token once the handshake got it. */
   readonly peerToken: string | undefined;
+  /** The peer's `token` request carried the p2psync capability (`P2PSYNC_CAPABILITY`): it is a p2psync peer. */
+  readonly peerIsP2PSync: boolean;
   readonly closed: boolean;
   /** Something that affects `isIdle()` happened. */
   changed(): void;

@@ -18,6 +18,16 @@ interface Batch {
   requested?: number;
 }
 
+/** What the downstream needs from the upstream to never lose a master state it skipped (see `Upstream.recheck`). */
+export interface PushWatch {
+  /** True while any push is sent and not fully handled. */
+  readonly anyInFlight: boolean;
+  /** True while a push of the document is sent and not fully handled (answer read, conflict resolved). */
+  inFlight(id: string): boolean;
+  /** Pushes the document's current state again once its push in flight is handled. */
+  recheck(id: string): void;
+}
+
 /**
  * The fork's downstream (PROTOCOL §4.2). One serial runner applies, in order, pull loops and stream events:
  * - a pull loop runs from the down-checkpoint until a short page, with the next page requested while the current
@@ -44,6 +54,8 @@ export class Downstream {
     private readonly batchSize: number,
     private readonly onFirstSync: () => void,
     private readonly onActivity: () => void,
+    /** The upstream, when this fork pushes too. */
+    private readonly pushes?: PushWatch,
   ) {
     this.failureCap = batchSize;
     this.sizer = new BatchSizer(batchSize, ctx.rpc.frameThreshold);
@@ -192,7 +204,9 @@ export class Downstream {
    * - fork document equal to `A` (nothing changed locally): replaced by `M`, or left alone if already equal;
    * - otherwise the store returns the fork state `F` as a conflict: if `F` equals `M` only `A := M` is recorded, else
    *   `F` is a local change not pushed yet and stays for the upstream to push (with `pull` direction, which never
-   *   pushes, the conflict is resolved here instead).
+   *   pushes, the conflict is resolved here instead). The push that settles it must be answered after `M` arrived;
+   *   when a push of the document was already in flight, or got answered while this batch was written, the upstream
+   *   checks it once more (`PushWatch.recheck`): the master may have answered that push with an older state.
    * Written documents come back through the change stream, which records them as assumed states (`Fork.onChange`).
    */
   private async apply(docs: DocState[], down: Json): Promise<void> {
@@ -201,24 +215,31 @@ export class Downstream {
     if (docs.length > 0) {
       const assumed = this.state.assumed;
       const rows: CasWrite[] = new Array<CasWrite>(docs.length);
+      const pushes = this.ctx.direction === 'both' ? this.pushes : undefined;
+      let flying: Set<string> | undefined;
       for (let i = 0; i < docs.length; i++) {
         const m = docs[i]!;
-        rows[i] = { document: m, expected: assumed.get(m[pk] as string) ?? null };
+        const id = m[pk] as string;
+        rows[i] = { document: m, expected: assumed.get(id) ?? null };
+        if (pushes?.anyInFlight && pushes.inFlight(id)) (flying ??= new Set()).add(id);
       }
       const conflicts = await this.ctx.track(store.bulkWrite(rows, this.origin()));
       if (conflicts.length > 0) {
         const isEqual = conflict.isEqual;
-        const masterStates = new Map<string, DocState>();
-        for (const m of docs) masterStates.set(m[pk] as string, m);
+        const masterStates = new Map<string, CasWrite>();
+        for (const row of rows) masterStates.set(row.document[pk] as string, row);
         for (const f of conflicts) {
           const id = f[pk] as string;
-          const m = masterStates.get(id);
-          if (m === undefined) continue;
+          const row = masterStates.get(id);
+          if (row === undefined) continue;
+          const m = row.document;
           const a = assumed.get(id);
           if (isEqual(f, m)) {
             if (a === undefined || !isEqual(a, m)) this.state.setAssumed(id, f);
           } else if (this.ctx.direction === 'pull' && (a === undefined || !isEqual(a, m))) {
             await this.resolveLocally(f, a, m);
+          } else if (pushes && (a === undefined || !isEqual(a, m)) && (flying?.has(id) || pushes.inFlight(id) || (a ?? null) !== row.expected)) {
+            pushes.recheck(id);
           }
         }
       }

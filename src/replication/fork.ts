@@ -52,7 +52,7 @@ export class Fork {
       const onFirstSync = (): void => {
         if (direction === 'both') this.upstream?.start();
       };
-      this.downstream = new Downstream(this.ctx, state, this.batchSize, onFirstSync, activity);
+      this.downstream = new Downstream(this.ctx, state, this.batchSize, onFirstSync, activity, this.upstream);
       this.downstream.start();
     }
     this.ctx.changed();

@@ -17,15 +17,32 @@ export const MASTER_METHODS: ReadonlySet<string> = new Set(['masterChangesSince'
 export const IN_SYNC_MARKER = 'p2psyncResyncs';
 
 /**
+ * The capability a p2psync peer announces in its `token` request: `params: [{p2psync: 1}]`. RxDB answers `token`
+ * whatever the params. A p2psync master strips the documents from the echo of a fork's own writes only for forks
+ * that announced it (see `MasterServer`).
+ */
+export const P2PSYNC_CAPABILITY = 'p2psync';
+export const P2PSYNC_CAPABILITY_VERSION = 1;
+
+/** True for `token` params that announce the p2psync capability. */
+export function announcesP2PSync(params: readonly unknown[]): boolean {
+  const hello = params[0];
+  return isPlainObject(hello) && typeof hello[P2PSYNC_CAPABILITY] === 'number' && hello[P2PSYNC_CAPABILITY] >= 1;
+}
+
+/**
  * The master half of a link (PROTOCOL §2.4-2.6, §4.5). It serves `masterChangesSince` and `masterWrite` to the peer
  * whatever the roles, one request at a time (so concurrent writes of one fork are serialised and responses leave in
  * request order), and pauses serving while the link is above its high-water mark. Once the handshake made this
  * side master it streams every store commit to the peer and sends `RESYNC`.
  *
- * Two deviations from an RxDB master, both invisible to a correct fork:
- * - A commit that only holds this peer's own `masterWrite` rows is streamed as `{checkpoint, documents: []}`: the
- *   fork has those documents already; the checkpoint still moves its pull position past them, so they never travel
- *   back (RxDB sends them twice more, PROTOCOL §2.7). RxDB forks keep such an event's checkpoint for their next batch.
+ * Two deviations from an RxDB master:
+ * - For a p2psync fork (it announced `P2PSYNC_CAPABILITY` in its `token` request), a commit that only holds its own
+ *   `masterWrite` rows is streamed as `{checkpoint, documents: []}`: the fork has those documents already; the
+ *   checkpoint still moves its pull position past them, so they never travel back (RxDB sends them twice more,
+ *   PROTOCOL §2.7). Other forks get the documents, as from an RxDB master: an RxDB fork holds stream events back
+ *   while it pushes and may apply an older event after its own newer push succeeded; only the echo's documents
+ *   restore its newer state.
  * - Under back-pressure stream events are dropped and one `RESYNC` is sent once the link drained.
  *
  * "In sync" from this side (`inSync`) needs two things. `caughtUp`: the fork has all of this side's data, known from
@@ -114,7 +131,7 @@ export class MasterServer {
       });
       return;
     }
-    const echo = change.origin.kind === 'peer' && change.origin.peerToken === this.ctx.peerToken;
+    const echo = this.ctx.peerIsP2PSync && change.origin.kind === 'peer' && change.origin.peerToken === this.ctx.peerToken;
     const documents = echo ? [] : change.documents;
     this.ctx.rpc.sendStream({ checkpoint: change.checkpoint, documents });
     this.ctx.stats.sent += documents.length;

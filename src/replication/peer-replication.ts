@@ -11,7 +11,7 @@ import type { Direction, LinkContext, ReplicationStats } from './context.js';
 import { Fork } from './fork.js';
 import { ForkState } from './fork-state.js';
 import { DEFAULT_LIMITS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRY_DELAY_MS, type ReplicationLimits } from './limits.js';
-import { MASTER_METHODS, MasterServer } from './master.js';
+import { MASTER_METHODS, MasterServer, P2PSYNC_CAPABILITY, P2PSYNC_CAPABILITY_VERSION, announcesP2PSync } from './master.js';
 import { isMaster } from './master-rule.js';
 import { Rpc, type RpcRequest } from './rpc.js';
 import type { DocRules } from './validate.js';
@@ -93,6 +93,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   readonly ready: Promise<void>;
   role: 'master' | 'fork' | undefined;
   peerToken: string | undefined;
+  peerIsP2PSync = false;
   closed = false;
 
   private readonly master: MasterServer;
@@ -216,7 +217,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   private async handshake(): Promise<void> {
     while (!this.closed) {
       try {
-        const token = await this.rpc.request('token', []);
+        const token = await this.rpc.request('token', [{ [P2PSYNC_CAPABILITY]: P2PSYNC_CAPABILITY_VERSION }]);
         if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
           this.reject('token answer is not a storage token');
           throw new P2PSyncError('E_PROTOCOL', 'the peer answered token without a storage token');
@@ -253,6 +254,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   private onRequest(request: RpcRequest): void {
     if (this.closed) return;
     if (request.method === 'token') {
+      if (announcesP2PSync(request.params)) this.peerIsP2PSync = true;
       this.rpc.respond(request.id, this.store.storageToken);
     } else if (MASTER_METHODS.has(request.method)) {
       this.master.handle(request);

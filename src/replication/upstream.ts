@@ -20,7 +20,8 @@ interface InFlight {
  * (sized to fit one frame, see `BatchSizer`) with up to `pushWindow` batches in flight. The up-checkpoint advances
  * only past batches that were answered, in feed order, and is saved with the assumed states as it advances. Any local commit (and any commit from another peer) marks the upstream dirty and starts another cycle;
  * commits that this link's downstream made need no push and, when the upstream is at the head of the feed, simply
- * move the up-checkpoint (`selfCommit`).
+ * move the up-checkpoint (`selfCommit`). A document is never in two pushes at once: one that changed again waits
+ * for the answer to its last push, so that its next push carries the assumed state that answer produced.
  *
  * Conflicts are resolved here with the strategy: `A := R`, then the local store gets the resolution (remote winner
  * or merge), or the local state is pushed again with `R` as assumed state (local winner). With `push` direction the
@@ -39,6 +40,14 @@ export class Upstream {
   private readonly sizer: BatchSizer;
   /** Resolves the wait in `settleOrWake` when a commit arrives. */
   private wake: (() => void) | undefined;
+  /** Rows sent and not fully handled yet (answer read, conflict resolved), per document id. */
+  private readonly flying = new Map<string, number>();
+  /** Documents to probe once their push in flight is handled (see `recheck`). */
+  private readonly recheckAfter = new Set<string>();
+  /** Documents whose current state is pushed again with the current assumed state, to learn the master's state. */
+  private probes = new Set<string>();
+  /** Probe rows in flight for documents without a local change (state equal to the assumed state). */
+  private readonly probeRows = new Set<WriteRow>();
 
   constructor(
     private readonly ctx: LinkContext,
@@ -50,12 +59,39 @@ export class Upstream {
   }
 
   get idle(): boolean {
-    return this.started && !this.running && !this.dirty && this.repush.length === 0 && this.retryTimer === undefined;
+    return this.started && !this.running && !this.dirty && this.repush.length === 0 && this.probes.size === 0 && this.retryTimer === undefined;
   }
 
   inspect(): Record<string, unknown> {
     const { started, running, dirty, atHead } = this;
-    return { started, running, dirty, atHead, repush: this.repush.length, retry: !!this.retryTimer };
+    return { started, running, dirty, atHead, repush: this.repush.length, probes: this.probes.size, flying: this.flying.size, retry: !!this.retryTimer };
+  }
+
+  /** True while a push of the document is sent and not fully handled (answer read, conflict resolved). */
+  inFlight(id: string): boolean {
+    return this.flying.size > 0 && this.flying.has(id);
+  }
+
+  get anyInFlight(): boolean {
+    return this.flying.size > 0;
+  }
+
+  /**
+   * The downstream skipped a master state of `id` because the fork's state differs from the assumed one, while a
+   * push of `id` was in flight (or just got answered). The answer to that push may describe an older master state
+   * than the skipped one (the master wrote again before it answered, or a stream event overtook the resolution),
+   * and nothing else would bring the newer state: once that push is handled, the current state is pushed again with
+   * the then assumed state. The master's answer, computed after the skipped state, settles it: written (the fork's
+   * state is the newest) or a conflict carrying the master's current state. A push that follows the skip anyway
+   * needs no such check, because its answer is at least as new as what the downstream skipped.
+   */
+  recheck(id: string): void {
+    if (this.flying.has(id)) {
+      this.recheckAfter.add(id);
+      return;
+    }
+    this.probes.add(id);
+    this.kick();
   }
 
   start(): void {
@@ -89,7 +125,7 @@ export class Upstream {
 
   private async run(): Promise<void> {
     try {
-      while ((this.dirty || this.repush.length > 0) && !this.ctx.closed) {
+      while ((this.dirty || this.repush.length > 0 || this.probes.size > 0) && !this.ctx.closed) {
         this.dirty = false;
         await this.cycle();
       }
@@ -115,11 +151,18 @@ export class Upstream {
     const isEqual = conflict.isEqual;
     const window: InFlight[] = [];
     try {
-      if (this.repush.length > 0) await this.sendRepush(window);
+      if (this.repush.length > 0 || this.probes.size > 0) await this.sendRepush(window);
       const scan = Math.max(this.batchSize, MIN_SCAN_PAGE);
       let checkpoint = this.state.up;
       for (;;) {
-        const page = await this.ctx.track(store.changesSince(checkpoint, scan));
+        let page = await this.ctx.track(store.changesSince(checkpoint, scan));
+        // A document that changed again while its last push is unanswered waits for that answer, then is read again:
+        // pushed at once it would carry the assumed state the answer is about to replace, and conflict with itself.
+        const waiting = (): boolean => this.flying.size > 0 && page.documents.some((f) => this.flying.has(f[pk] as string));
+        while (waiting() && window.length > 0) {
+          while (waiting() && window.length > 0) await this.settle(window);
+          page = await this.ctx.track(store.changesSince(checkpoint, scan));
+        }
         const rows: WriteRow[] = [];
         for (const f of page.documents) {
           const id = f[pk] as string;
@@ -185,18 +228,34 @@ export class Upstream {
     }
   }
 
-  /** Rows to push again after a conflict the local side won; skipped if the document changed locally since. */
+  /**
+   * Rows to push again after a conflict the local side won (skipped if the document changed locally since), and
+   * probes (`recheck`): the current state with the current assumed state.
+   */
   private async sendRepush(window: InFlight[]): Promise<void> {
     const pk = this.ctx.rules.primaryKey;
     const rows = this.repush;
+    const probes = this.probes;
     this.repush = [];
-    const current = await this.ctx.track(this.ctx.store.get(rows.map((r) => r.newDocumentState[pk] as string)));
+    this.probes = new Set();
+    const ids = rows.map((r) => r.newDocumentState[pk] as string);
+    const current = await this.ctx.track(this.ctx.store.get(probes.size > 0 ? [...ids, ...probes] : ids));
     const keep = rows.filter((r) => {
       const id = r.newDocumentState[pk] as string;
       const local = this.acks.get(id) ?? r.newDocumentState;
       const now = current.get(id);
       return now !== undefined && (now === local || this.ctx.conflict.isEqual(now, local));
     });
+    // A row pushed again anyway answers the probe as well.
+    for (const r of keep) probes.delete(r.newDocumentState[pk] as string);
+    for (const id of probes) {
+      const f = current.get(id);
+      if (f === undefined) continue;
+      const a = this.state.assumed.get(id);
+      const row: WriteRow = a === undefined ? { newDocumentState: f } : { newDocumentState: f, assumedMasterState: a };
+      if (a !== undefined && (a === f || this.ctx.conflict.isEqual(a, f))) this.probeRows.add(row);
+      keep.push(row);
+    }
     for (let i = 0; i < keep.length; ) {
       const batch = keep.slice(i, i + this.sizer.size);
       i += batch.length;
@@ -210,6 +269,31 @@ export class Upstream {
     stats.pushed += rows.length;
     stats.sent += rows.length;
     this.onActivity();
+    for (const row of rows) {
+      const id = row.newDocumentState[pk] as string;
+      this.flying.set(id, (this.flying.get(id) ?? 0) + 1);
+    }
+    try {
+      await this.pushFlying(rows);
+    } finally {
+      for (const row of rows) {
+        const id = row.newDocumentState[pk] as string;
+        this.probeRows.delete(row);
+        const n = (this.flying.get(id) ?? 1) - 1;
+        if (n > 0) {
+          this.flying.set(id, n);
+        } else {
+          this.flying.delete(id);
+          if (this.recheckAfter.delete(id)) this.probes.add(id);
+        }
+      }
+    }
+  }
+
+  /** Sends one batch and handles its answer: accepted rows become assumed states, conflicts are resolved. */
+  private async pushFlying(rows: WriteRow[]): Promise<void> {
+    const { rpc, rules, stats } = this.ctx;
+    const pk = rules.primaryKey;
     const answer = rpc.request('masterWrite', [rows]);
     this.sizer.observe(rpc.lastSentChars, rows.length);
     const result = await answer;
@@ -226,6 +310,8 @@ export class Upstream {
     for (const row of rows) {
       const id = row.newDocumentState[pk] as string;
       const real = conflicts.get(id);
+      // A probe written was a no-op. Its document may since hold a newer master state from the downstream.
+      if (real === undefined && this.probeRows.has(row)) continue;
       if (real === undefined) {
         const ack = this.acks.size > 0 ? this.acks.get(id) : undefined;
         if (ack) this.acks.delete(id);
@@ -243,6 +329,19 @@ export class Upstream {
     const id = row.newDocumentState[rules.primaryKey] as string;
     const mine = this.acks.get(id) ?? row.newDocumentState;
     this.acks.delete(id);
+    if (this.probeRows.has(row)) {
+      // A probe of a document without a local change: the master moved on, so take its state as the downstream
+      // would. Unless the downstream stored another master state meanwhile: which is newer is unknown, ask again.
+      if (this.state.assumed.get(id) !== row.assumedMasterState) {
+        this.probes.add(id);
+      } else if (!conflict.isEqual(row.newDocumentState, real)) {
+        // The write records `real` as assumed state when it lands (`Fork.onChange`), not before: until then the
+        // feed still shows the old state, which must not look like a local change to push.
+        const origin: WriteOrigin = { kind: 'peer', peerToken: this.ctx.peerToken ?? '' };
+        await this.ctx.track(this.ctx.store.bulkWrite([{ document: real, expected: row.newDocumentState }], origin));
+      }
+      return;
+    }
     // The master already has this state (say, a write raced with an earlier push of ours): nothing to resolve.
     if (conflict.isEqual(row.newDocumentState, real)) {
       this.state.setAssumed(id, real);

@@ -14,6 +14,11 @@ import { isMaster } from '../../src/replication/master-rule.js';
 import { createMemoryLinkPair } from '../../src/transport/memory-link.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { allIdle, doc, put, seed, side, until, type Side } from './helpers.js';
+import { createJitterLinkPair, hops, prng } from './jitter.js';
+
+// SOAK_SEEDS=n runs more (or fewer) seeds of the soak below.
+const SOAK_SEEDS = Number(process.env.SOAK_SEEDS ?? 30);
+const ROUNDS = 25;
 
 const schema = {
   version: 0 as const,
@@ -112,8 +117,12 @@ async function p2pContent(s: MemoryStore): Promise<string> {
   return canonicalJson((await s.all()).map(userFields));
 }
 
-async function setup(role: 'master' | 'fork', rxSeed: number, p2pSeed: number): Promise<{ rx: Peer; p2p: Side; store: MemoryStore }> {
-  const [linkRx, linkP2p] = createMemoryLinkPair('p2psync', 'rxdb');
+async function setup(
+  role: 'master' | 'fork',
+  rxSeed: number,
+  p2pSeed: number,
+  [linkRx, linkP2p] = createMemoryLinkPair('p2psync', 'rxdb'),
+): Promise<{ rx: Peer; p2p: Side; store: MemoryStore }> {
   const rx = await rxdbPeer(linkRx, rxSeed);
   const store = new MemoryStore({ storageToken: tokenFor(role, rx.token) });
   if (p2pSeed > 0) await seed(store, p2pSeed, 'p2p');
@@ -127,13 +136,13 @@ async function setup(role: 'master' | 'fork', rxSeed: number, p2pSeed: number): 
   return { rx, p2p, store };
 }
 
-function bothEqual(rx: Peer, p2p: Side, store: MemoryStore): Promise<void> {
+function bothEqual(rx: Peer, p2p: Side, store: MemoryStore, timeoutMs = 15_000): Promise<void> {
   return until(
     async () => p2p.rep.isIdle() && (await rxContent(rx.docs)) === (await p2pContent(store)),
     [p2p.rep],
     [store],
     'identical content on RxDB and p2psync',
-    15_000,
+    timeoutMs,
     [rx.docs.$],
   ).catch(async (err: Error) => {
     const [a, b] = [await rxContent(rx.docs), await p2pContent(store)];
@@ -168,6 +177,49 @@ describe.each(['master', 'fork'] as const)('with stock RxDB 17, p2psync as %s', 
     }
     await bothEqual(rx, p2p, store);
   });
+});
+
+// Both sides update and delete the same ids at once, in random rounds; RxDB holds stream events back while it
+// pushes, so this also checks that a p2psync master echoes an RxDB fork's own writes with their documents.
+describe.each(['master', 'fork'] as const)('with stock RxDB 17 under concurrent conflicting writes, p2psync as %s', (role) => {
+  it('converges for every random interleaving', async () => {
+    const ids = Array.from({ length: 6 }, (_, i) => `rx-${String(i).padStart(4, '0')}`);
+    const failures: string[] = [];
+    for (let seed = 1; seed <= SOAK_SEEDS; seed++) {
+      const random = prng(seed);
+      const { rx, p2p, store } = await setup(role, ids.length, 0, createJitterLinkPair(random, 'p2psync', 'rxdb'));
+      await bothEqual(rx, p2p, store);
+      const rxWrites = (async () => {
+        for (let round = 0; round < ROUNDS; round++) {
+          await hops(Math.floor(random() * 3));
+          await Promise.all(
+            ids
+              .filter(() => random() < 0.4)
+              .map(async (id) => {
+                if (random() < 0.15) await (await rx.docs.findOne(id).exec())?.remove();
+                else await rx.docs.upsert({ id, n: round, v: `rx-${round}` });
+              }),
+          );
+        }
+      })();
+      const p2pWrites = (async () => {
+        for (let round = 0; round < ROUNDS; round++) {
+          const docs = ids.filter(() => random() < 0.4).map((id) => doc(id, { n: round, v: `p2p-${round}` }, random() < 0.15));
+          for (;;) {
+            const now = await store.get(docs.map((d) => d.id as string));
+            const conflicts = await store.bulkWrite(docs.map((d) => ({ document: d, expected: now.get(d.id as string) ?? null })), { kind: 'local' });
+            if (conflicts.length === 0) break;
+          }
+          await hops(Math.floor(random() * 3));
+        }
+      })();
+      await Promise.all([rxWrites, p2pWrites]);
+      await bothEqual(rx, p2p, store, 5_000).catch((err: Error) => failures.push(`seed ${seed}: ${err.message}`));
+      expect(rx.errors).toEqual([]);
+      for (const c of cleanups.splice(0).reverse()) await c();
+    }
+    expect(failures, `${failures.length} of ${SOAK_SEEDS} seeds diverged`).toEqual([]);
+  }, 120_000);
 });
 
 describe('with stock RxDB 17', () => {
