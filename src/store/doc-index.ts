@@ -20,6 +20,8 @@ export class DocIndex {
   private feed: IndexEntry[] = [];
   private stale = 0;
   private lastLwt = 0;
+  /** How many of the ids of the last `set` had an entry already (0: they are all new to this store). */
+  lastSetReplaced = 0;
 
   get size(): number {
     return this.byId.size;
@@ -70,16 +72,22 @@ export class DocIndex {
     this.compactIfNeeded(true);
   }
 
-  /** Writes documents with one fresh lwt (ids must be distinct); returns the new entries in feed order. */
-  set(docs: Iterable<[string, DocState]>, lwt = this.nextLwt()): IndexEntry[] {
+  /** Writes documents with one fresh lwt; returns the new entries in feed order. */
+  set(docs: ReadonlyMap<string, DocState>, lwt = this.nextLwt()): IndexEntry[] {
     const written: IndexEntry[] = [];
-    for (const [id, doc] of docs) written.push({ id, doc, lwt });
+    docs.forEach((doc, id) => written.push({ id, doc, lwt }));
     written.sort(compareEntries);
+    const byId = this.byId;
+    let replaced = 0;
     for (const e of written) {
-      if (this.byId.has(e.id)) this.stale++;
-      this.byId.set(e.id, e);
+      // One hash operation instead of has + set: the size tells whether the id was there already.
+      const size = byId.size;
+      byId.set(e.id, e);
+      if (byId.size === size) replaced++;
       this.feed.push(e);
     }
+    this.stale += replaced;
+    this.lastSetReplaced = replaced;
     this.compactIfNeeded(false);
     return written;
   }

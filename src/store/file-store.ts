@@ -3,16 +3,16 @@ import { debuglog } from 'node:util';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import { randomToken } from '../core/random.js';
-import type { DocState, Json, PeerStateUpdate, WriteOrigin } from '../core/types.js';
+import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
 import { removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
 import { diffFile } from './diff.js';
-import { IndexedStore } from './indexed-store.js';
+import { IndexedStore, type PeerStateChange } from './indexed-store.js';
 import { FileLock, isAlive } from './lock.js';
-import { PeerJournal } from './peer-journal.js';
-import { Sidecar, sidecarPath, writeLockPath, type BatchRecord, type SidecarHeader } from './sidecar.js';
+import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
 import { UserFile, type StoreFormat, type UserContent } from './user-file.js';
 import { FileWatcher } from './watcher.js';
+import { FileWriter, type FileStoreStats, type WritePlan } from './file-writer.js';
 
 const debug = debuglog('p2psync');
 
@@ -34,14 +34,6 @@ export interface FileStoreConfig {
   onEvent: EmitEvent | undefined;
 }
 
-/** Counters for tests and benchmarks. */
-export interface FileStoreStats {
-  fileWrites: number;
-  sidecarAppends: number;
-  compactions: number;
-  outsideEdits: number;
-}
-
 /** A rewrite of a big file is not repeated more often than every few times its own duration (caps the CPU spent). */
 const FLUSH_COST_FACTOR = 4;
 const MAX_FLUSH_DELAY_MS = 2_000;
@@ -50,13 +42,16 @@ const FLUSH_RETRY_MS = 2_000;
 /** How many debounce periods to wait at most for a file that is being written to settle. */
 const SETTLE_TRIES = 5;
 
+export type { FileStoreStats } from './file-writer.js';
+
 /**
  * A store backed by the user's JSON or NDJSON file plus the sidecar journal. The index in memory is the truth
- * while open; writes reach it (and `changes$`) at once and the files on a short timer, `flush()` or `close()`.
+ * while open; writes reach it (and `changes$`) at once and the files on a short timer, `flush()` or `close()`
+ * (see `FileWriter`).
  *
  * Invariants: the sidecar only records what already reached the user's file (the user file is written first), and
- * `known` is the user file's content as p2psync last read or wrote it, so any difference between the file on disk
- * and `known` is somebody else's edit.
+ * the writer's `knownDocs()` is the user file's content as p2psync last read or wrote it, so any difference between
+ * the file on disk and it is somebody else's edit.
  */
 export class FileStore extends IndexedStore {
   readonly path: string;
@@ -66,19 +61,12 @@ export class FileStore extends IndexedStore {
   private readonly sidecar: Sidecar;
   private readonly ownerLock: FileLock;
   private readonly writeLock: FileLock;
-  private header!: SidecarHeader;
-  private peers!: PeerJournal;
-  private known = new Map<string, DocState>();
+  private readonly writer: FileWriter;
+  /** A collection file's other members, as last read (written back unchanged). */
   private root: Record<string, Json> | undefined;
-  private knownVersion: FileVersion | undefined;
-  private recordedVersion: FileVersion | undefined;
-  private readonly fileDirty = new Set<string>();
-  private readonly sidecarDirty = new Set<string>();
-  private purged: string[] = [];
   private problem: { fingerprint: FileVersion | undefined; error: P2PSyncError } | undefined;
   private watcher: FileWatcher | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
-  private lastWriteMs = 0;
   private flushFailure: string | undefined;
   private lastPurge = 0;
   private released = false;
@@ -91,10 +79,12 @@ export class FileStore extends IndexedStore {
     this.sidecar = new Sidecar(sidecarPath(config.path, config.collection));
     this.ownerLock = new FileLock(this.sidecar.path + '.owner', 'owner');
     this.writeLock = new FileLock(writeLockPath(config.path), 'write');
+    const { index, peerStates, file, sidecar, stats } = this;
+    this.writer = new FileWriter({ index, peerStates, file, sidecar, stats, primaryKey: config.primaryKey, compactMinBytes: config.compactMinBytes });
   }
 
   get storageToken(): string {
-    return this.header.token;
+    return this.writer.header.token;
   }
 
   /** Opens (creating an empty file if missing), reconciles with the sidecar and starts watching. */
@@ -121,6 +111,7 @@ export class FileStore extends IndexedStore {
     } catch (err) {
       clearTimeout(store.flushTimer);
       store.released = true;
+      await store.file.close();
       await store.sidecar.close();
       await store.ownerLock.release();
       throw err;
@@ -150,22 +141,22 @@ export class FileStore extends IndexedStore {
       // A deleted file is recreated from the sidecar, which holds every document's last content: removing the
       // file must not turn into deleting every document on every peer.
       const live = saved ? [...saved.docs.values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
-      const text = live.length > 0 ? this.file.serialise(live) : this.file.emptyText();
+      const text = live.length > 0 ? this.file.serialise(live).toString('utf8') : this.file.emptyText();
       raw = { text, version: await this.file.writeText(text) };
     }
     const content = this.file.parse(raw.text, true);
     if (saved) {
-      this.header = saved.header;
+      this.writer.header = saved.header;
       this.index.load(saved.docs.values());
       this.index.advanceClock(saved.clock);
       for (const [k, s] of saved.peers) this.peerStates.set(k, s);
-      this.peers = new PeerJournal(saved.markers);
-      this.recordedVersion = saved.file;
+      this.writer.recordedVersion = saved.file;
       if (saved.file?.hash === raw.version.hash) {
         // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
-        for (const id of content.docs.keys()) this.known.set(id, this.index.get(id)!.doc);
+        const known = new Map<string, DocState>();
+        for (const id of content.docs.keys()) known.set(id, this.index.get(id)!.doc);
+        this.writer.adoptFile(known, raw.version);
         this.root = content.root;
-        this.knownVersion = raw.version;
       } else {
         // The sidecar knows what the file held at its last flush; anything else reached the file afterwards.
         const before = new Map<string, DocState>();
@@ -174,60 +165,68 @@ export class FileStore extends IndexedStore {
         if (counts.created + counts.updated + counts.deleted > 0) this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
       }
     } else {
-      this.header = { p2psync: 'sidecar', v: 1, token: c.storageToken ?? randomToken(10), key: c.primaryKey, collection: c.collection ?? null, created: new Date().toISOString() };
-      this.peers = new PeerJournal(new Map());
+      this.writer.header = { p2psync: 'sidecar', v: 1, token: c.storageToken ?? randomToken(10), key: c.primaryKey, collection: c.collection ?? null, created: new Date().toISOString() };
       this.ingest(content, raw.version, new Map());
     }
     this.purgeExpired(Date.now());
-    if (!saved || saved.torn) {
-      await this.writeSnapshot();
-      this.sidecarDirty.clear();
-      this.purged = [];
-    } else {
-      await this.sidecar.attach(saved.bytes, saved.records);
-      await this.appendBatch();
-    }
+    if (!saved || saved.torn) this.writer.requireSnapshot();
+    else await this.sidecar.attach(saved.bytes, saved.records);
+    await this.writer.execute(await this.writer.plan(this.root));
   }
 
   // ---- IndexedStore hooks ----
 
   protected override committed(entries: IndexEntry[], origin: WriteOrigin): void {
-    for (const e of entries) {
-      this.sidecarDirty.add(e.id);
-      if (origin.kind !== 'outside') this.fileDirty.add(e.id);
-    }
+    this.writer.committed(entries, origin, this.index.lastSetReplaced > 0);
     this.scheduleFlush();
   }
 
-  protected override peerStateChanged(key: string, update: PeerStateUpdate & { assumed: Array<[string, DocState | null]> }): void {
-    this.peers.changed(key, update);
+  protected override peerStateChanged(key: string, change: PeerStateChange): void {
+    this.writer.peers.changed(key, change);
     this.scheduleFlush();
   }
 
   protected override async beforeRead(): Promise<void> {
-    if (this.watcher?.pending) await this.exclusive(() => this.liveCheck());
+    // While a write is in flight the file on disk may be ahead of `knownVersion`; `poke` checks once it is done.
+    if (this.watcher?.pending && !this.writer.busy) await this.exclusive(() => this.liveCheck());
   }
 
   protected override async beforeWrite(): Promise<void> {
-    if (this.watcher?.pending) await this.liveCheck();
+    if (this.watcher?.pending && !this.writer.busy) await this.liveCheck();
   }
 
-  protected override async persist(): Promise<void> {
+  /**
+   * Writes everything pending. The state to write is captured inside the mutation queue (briefly), the I/O runs
+   * outside it: writers (a pull in progress) go on while the file and the sidecar are written and fsynced. Writes
+   * are serialised among themselves, so the sidecar's batches stay in order.
+   */
+  override async flush(): Promise<void> {
+    // Waiting here rather than inside the queue keeps writers going meanwhile.
+    await this.writer.idle();
+    const started = await this.exclusive(() => this.startWrite());
+    await started?.done;
+  }
+
+  /** Inside the mutation queue: captures what to write and starts the I/O. */
+  private async startWrite(): Promise<{ done: Promise<void> } | undefined> {
+    // A flush queued meanwhile may have started a write: one at a time.
+    await this.writer.idle();
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    if (this.released) return;
+    if (this.released) return undefined;
     if (Date.now() - this.lastPurge > Math.min(PURGE_EVERY_MS, this.config.tombstoneTtlMs)) this.purgeExpired(Date.now());
-    if (!this.hasPending()) return;
+    if (!this.writer.pending) return undefined;
     await this.writeLock.acquire(this.config.lockTimeoutMs);
+    let plan: WritePlan;
     try {
       // Never replace the file over an edit we have not seen: look first, ingest, then write.
       await this.recheck();
-      if (this.fileDirty.size > 0) await this.writeUserFile();
-      await this.appendBatch();
-    } finally {
+      plan = await this.writer.plan(this.root);
+    } catch (err) {
       await this.writeLock.release();
+      throw err;
     }
-    if (this.sidecar.shouldCompact(this.config.compactMinBytes, this.liveRecords())) await this.writeSnapshot();
+    return { done: this.writer.run(plan, () => this.writeLock.release()) };
   }
 
   protected override async release(): Promise<void> {
@@ -235,25 +234,17 @@ export class FileStore extends IndexedStore {
     this.watcher?.stop();
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    await this.writer.idle();
+    await this.file.close();
     await this.sidecar.close();
     await this.ownerLock.release();
   }
 
   // ---- persistence ----
 
-  private hasPending(): boolean {
-    return (
-      this.fileDirty.size > 0 ||
-      this.sidecarDirty.size > 0 ||
-      this.purged.length > 0 ||
-      this.peers.pending ||
-      !sameVersion(this.knownVersion, this.recordedVersion)
-    );
-  }
-
   private scheduleFlush(): void {
     if (this.flushTimer || this.closed || this.released) return;
-    this.flushIn(Math.max(this.config.flushDelayMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_COST_FACTOR * this.lastWriteMs)));
+    this.flushIn(Math.max(this.config.flushDelayMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_COST_FACTOR * this.writer.lastWriteMs)));
   }
 
   private flushIn(ms: number): void {
@@ -279,78 +270,6 @@ export class FileStore extends IndexedStore {
     if (!this.flushTimer) this.flushIn(FLUSH_RETRY_MS);
   }
 
-  /** Rewrites the user file from the index, keeping the file's document order (new documents at the end). */
-  private async writeUserFile(): Promise<void> {
-    const started = performance.now();
-    const next = new Map<string, DocState>();
-    for (const id of this.known.keys()) {
-      const e = this.index.get(id);
-      if (e && !e.doc._deleted) next.set(id, e.doc);
-    }
-    for (const id of this.fileDirty) {
-      const e = this.index.get(id);
-      if (e && !e.doc._deleted && !next.has(id)) next.set(id, e.doc);
-    }
-    this.knownVersion = await this.file.writeText(this.file.serialise(next.values(), this.root));
-    this.known = next;
-    this.fileDirty.clear();
-    this.stats.fileWrites++;
-    this.lastWriteMs = performance.now() - started;
-  }
-
-  /** Appends one batch with everything not yet recorded: documents, purges, peer states, the file's version. */
-  private async appendBatch(): Promise<void> {
-    const changed = [...this.sidecarDirty, ...this.purged];
-    const docOf = (id: string): DocState | undefined => this.index.get(id)?.doc;
-    const peers = this.peers.take(this.peerStates, changed, docOf);
-    const rec: BatchRecord = { t: 'b' };
-    if (this.sidecarDirty.size > 0) {
-      rec.d = [];
-      for (const id of this.sidecarDirty) {
-        const e = this.index.get(id);
-        if (e) rec.d.push([e.lwt, e.doc]);
-      }
-    }
-    if (this.purged.length > 0) {
-      rec.x = this.purged;
-      rec.c = this.index.clock;
-    }
-    if (peers.records.length > 0) rec.p = peers.records;
-    if (!sameVersion(this.knownVersion, this.recordedVersion) && this.knownVersion) rec.f = this.knownVersion;
-    if (rec.d === undefined && rec.x === undefined && rec.p === undefined && rec.f === undefined) return peers.done(true);
-    let rewritten = false;
-    try {
-      await this.sidecar.append(rec, async () => {
-        rewritten = true;
-        await this.writeSnapshot();
-      });
-    } catch (err) {
-      peers.done(false);
-      throw err;
-    }
-    if (!rewritten) peers.done(true);
-    this.sidecarDirty.clear();
-    this.purged = [];
-    this.recordedVersion = this.knownVersion;
-    this.stats.sidecarAppends++;
-  }
-
-  /** Rewrites the sidecar compactly from the current state (which must already be in the user file). */
-  private async writeSnapshot(): Promise<void> {
-    const docOf = (id: string): DocState | undefined => this.index.get(id)?.doc;
-    const peerRecords = this.peers.snapshot(this.peerStates, docOf);
-    await this.sidecar.writeSnapshot(this.header, this.index.entries(), peerRecords, this.knownVersion, this.index.clock);
-    this.recordedVersion = this.knownVersion;
-    this.stats.compactions++;
-  }
-
-  /** Records a compact sidecar holds: one per document (tombstones included) and per assumed state. */
-  private liveRecords(): number {
-    let n = this.index.size;
-    for (const s of this.peerStates.values()) n += s.assumed.size;
-    return n;
-  }
-
   private purgeExpired(now: number): void {
     this.lastPurge = now;
     const cutoff = now - this.config.tombstoneTtlMs;
@@ -358,8 +277,7 @@ export class FileStore extends IndexedStore {
     for (const e of this.index.entries()) if (e.doc._deleted && e.lwt < cutoff) ids.push(e.id);
     if (ids.length === 0) return;
     this.index.purge(ids);
-    for (const id of ids) this.sidecarDirty.delete(id);
-    this.purged.push(...ids);
+    this.writer.purge(ids);
     debug('purged %d tombstones older than %d ms from %s', ids.length, this.config.tombstoneTtlMs, this.path);
   }
 
@@ -368,9 +286,11 @@ export class FileStore extends IndexedStore {
   /** Called by the watcher: something may have changed. Cheap unless it did. */
   private poke(): void {
     if (this.closed || this.released) return;
-    void statOrUndefined(this.path)
+    // Our own write in flight may be renaming the file right now: compare once it is done.
+    void this.writer.idle()
+      .then(() => statOrUndefined(this.path))
       .then((s) => {
-        if (s && !this.problem && sameFingerprint(s, this.knownVersion)) return;
+        if (s && !this.problem && sameFingerprint(s, this.writer.knownVersion)) return;
         return this.exclusive(() => this.liveCheck());
       })
       .catch((err: unknown) => debug('check of %s failed: %s', this.path, (err as Error).message));
@@ -378,6 +298,9 @@ export class FileStore extends IndexedStore {
 
   /** A check outside of a flush: problems are reported as events, not thrown. */
   private async liveCheck(): Promise<void> {
+    // Rarely waits (a write started since the caller looked): a check during our own write would see the new file
+    // before `knownVersion` does and take our write for an outside edit.
+    await this.writer.idle();
     this.watcher?.cancelPending();
     if (this.closed || this.released) return;
     try {
@@ -385,7 +308,7 @@ export class FileStore extends IndexedStore {
     } catch {
       return; // reported by recheck
     }
-    if (this.hasPending()) this.scheduleFlush();
+    if (this.writer.pending) this.scheduleFlush();
   }
 
   /**
@@ -395,19 +318,19 @@ export class FileStore extends IndexedStore {
   private async recheck(): Promise<void> {
     let s = await statOrUndefined(this.path);
     // A file modified a moment ago may be half written in place (`>` truncates first): let it settle.
-    for (let i = 0; s && i < SETTLE_TRIES && Date.now() - s.mtimeMs < this.config.debounceMs && !sameFingerprint(s, this.knownVersion); i++) {
+    for (let i = 0; s && i < SETTLE_TRIES && Date.now() - s.mtimeMs < this.config.debounceMs && !sameFingerprint(s, this.writer.knownVersion); i++) {
       await delay(this.config.debounceMs);
       s = await statOrUndefined(this.path);
     }
     const fp = s && { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
-    if (fp && !this.problem && sameFingerprint(fp, this.knownVersion)) return;
+    if (fp && !this.problem && sameFingerprint(fp, this.writer.knownVersion)) return;
     if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
     const raw = fp ? await this.file.readText() : undefined;
     if (!raw) {
       return this.report(undefined, new P2PSyncError('E_IO', `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`, { file: this.path }), 'warning');
     }
-    if (raw.version.hash === this.knownVersion?.hash) {
-      this.knownVersion = raw.version;
+    if (raw.version.hash === this.writer.knownVersion?.hash) {
+      this.writer.knownVersion = raw.version;
       this.problem = undefined;
       return;
     }
@@ -419,7 +342,7 @@ export class FileStore extends IndexedStore {
     }
     if (this.problem) debug('%s is valid again', this.path);
     this.problem = undefined;
-    const counts = this.ingest(content, raw.version, this.known);
+    const counts = this.ingest(content, raw.version, this.writer.knownDocs());
     if (counts.created + counts.updated + counts.deleted > 0) {
       this.stats.outsideEdits++;
       this.config.onEvent?.({ event: 'outside-edit', store: this.path, ...counts });
@@ -442,16 +365,11 @@ export class FileStore extends IndexedStore {
   private ingest(content: UserContent, version: FileVersion, before: Map<string, DocState>): { created: number; updated: number; deleted: number } {
     const d = diffFile(content.docs, before, (id) => this.index.get(id)?.doc);
     if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
-    for (const id of d.settled) this.fileDirty.delete(id);
-    for (const id of d.batch.keys()) this.fileDirty.delete(id);
-    this.known = d.next;
+    // Pending writes the file now shows anyway need no rewrite, only recording (those it changed were superseded
+    // by the batch).
+    this.writer.settled(d.settled);
+    this.writer.adoptFile(d.next, version);
     this.root = content.root;
-    this.knownVersion = version;
     return { created: d.created, updated: d.updated, deleted: d.deleted };
   }
-}
-
-function sameVersion(a: FileVersion | undefined, b: FileVersion | undefined): boolean {
-  if (!a || !b) return a === b;
-  return a.hash === b.hash && sameFingerprint(a, b);
 }

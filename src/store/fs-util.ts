@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
-import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { P2PSyncError } from '../core/errors.js';
+import { ChunkWriter, type ByteBuffer } from './bytes.js';
 
 /**
  * What identifies one version of a file without reading it. `ino` changes on every replace-by-rename, `mtimeMs`
@@ -91,6 +92,45 @@ export async function writeFileAtomic(target: string, data: string | Buffer, has
   }
   await fsyncDir(dirname(target));
   return { ...fp, hash: hash ?? contentHash(buf) };
+}
+
+/**
+ * `writeFileAtomic` with the content streamed by `fill` through a ChunkWriter over `out` (and hashed on the way).
+ * With `keepOpen` the temp file's handle stays open (readable) and is returned: it keeps naming the written content
+ * even after the file is renamed or replaced, which lets the next rewrite copy from it. `resume` is the SHA-1 state
+ * of the first `upTo` bytes `fill` will write (they are not hashed again).
+ */
+export async function writeFileAtomicWith(
+  target: string,
+  out: ByteBuffer,
+  fill: (w: ChunkWriter) => Promise<void>,
+  keepOpen = false,
+  resume?: { hash: Hash; upTo: number },
+): Promise<{ version: FileVersion; handle: FileHandle | undefined }> {
+  const tmp = tempPathFor(target);
+  const hash = resume?.hash ?? createHash('sha1');
+  let handle: FileHandle | undefined;
+  let fp: Fingerprint;
+  try {
+    handle = await open(tmp, keepOpen ? 'w+' : 'w', 0o666);
+    const w = new ChunkWriter(handle, out, hash, resume?.upTo ?? 0);
+    await fill(w);
+    await w.flush();
+    await handle.sync();
+    fp = fingerprintOf(await handle.stat());
+    if (!keepOpen) {
+      const h = handle;
+      handle = undefined;
+      await h.close();
+    }
+    await rename(tmp, target);
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw ioError(err, target, 'write');
+  }
+  await fsyncDir(dirname(target));
+  return { version: { ...fp, hash: hash.digest('hex') }, handle };
 }
 
 /** Reads a file as UTF-8 plus its version; undefined if it does not exist. Retries if it changes while read. */

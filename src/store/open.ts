@@ -34,7 +34,7 @@ export interface FileStoreOptions {
   flushDelayMs?: number;
   /** How long to wait for another process's write lock, in ms (default 10000). */
   lockTimeoutMs?: number;
-  /** The sidecar journal is compacted once it exceeds max(this, 2x its last compacted size) bytes (default 1 MiB). */
+  /** The sidecar journal is compacted once it exceeds this many bytes and most of its records are superseded (default 1 MiB). */
   compactMinBytes?: number;
   /** `outside-edit` events, and `error` / `warning` events for a broken or missing file during a live session. */
   onEvent?: (e: SyncEvent) => void;

@@ -2,7 +2,8 @@ import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { P2PSyncError } from '../core/errors.js';
 import type { Checkpoint, DocState, Json, PeerState } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
-import { ioError, writeFileAtomic, type FileVersion } from './fs-util.js';
+import { ByteBuffer, ChunkWriter, JsonSlices, type PairList } from './bytes.js';
+import { ioError, writeFileAtomicWith, type FileVersion } from './fs-util.js';
 
 /**
  * The sidecar `<file>.p2psync`: an append-only NDJSON journal of everything p2psync knows beyond the user's file.
@@ -14,7 +15,7 @@ import { ioError, writeFileAtomic, type FileVersion } from './fs-util.js';
  * mid-append) is ignored on load. A doc record holds the full doc state as p2psync last wrote or read it (for
  * tombstones: the last body with `_deleted: true`). Peer records are incremental; an assumed master state is
  * stored as `1` when it equals the doc's recorded state (the common case after a pull), as a full body otherwise,
- * and `0` removes it. When the journal outgrows twice its last compacted size it is rewritten atomically.
+ * and `0` removes it. Once most of its records are superseded the journal is rewritten atomically (a snapshot).
  */
 
 export const SIDECAR_SUFFIX = '.p2psync';
@@ -51,12 +52,38 @@ export interface BatchRecord {
   c?: number;
 }
 
+/** A peer record as written: its assumed states may be a `PairList` (written a slice at a time). */
+export interface PeerRecordOut extends Omit<PeerRecord, 'a'> {
+  a?: Array<[string, AssumedRecord]> | PairList<string, AssumedRecord>;
+}
+
+/** A batch as written: its documents are entries, turned into `[lwt, doc]` pairs a slice at a time. */
+export interface BatchRecordOut extends Omit<BatchRecord, 'd' | 'p'> {
+  d?: EntryPairs;
+  p?: PeerRecordOut[];
+}
+
+/** The `d` member of a batch from index entries. */
+export class EntryPairs extends JsonSlices {
+  constructor(private readonly entries: readonly IndexEntry[]) {
+    super();
+  }
+
+  get length(): number {
+    return this.entries.length;
+  }
+
+  slice(start: number, end: number): Array<[number, DocState]> {
+    return this.entries.slice(start, end).map((e) => [e.lwt, e.doc]);
+  }
+}
+
 /** What a sidecar holds after replaying it. */
 export interface SidecarContent {
   header: SidecarHeader;
   docs: Map<string, IndexEntry>;
   peers: Map<string, PeerState>;
-  /** Per peer, the ids whose assumed state was stored as a marker (their validity must be kept on doc changes). */
+  /** Per peer, the ids whose assumed state was stored as a marker (resolved against the final documents by `load`). */
   markers: Map<string, Set<string>>;
   file: FileVersion | undefined;
   clock: number;
@@ -67,6 +94,15 @@ export interface SidecarContent {
   records: number;
 }
 
+/** What a compact journal will hold, captured at one moment (see `Sidecar.snapshotOf`). */
+export interface SidecarSnapshot {
+  header: SidecarHeader;
+  entries: IndexEntry[];
+  peers: PeerRecord[][];
+  /** Document and assumed-state records in it. */
+  records: number;
+}
+
 export class Sidecar {
   private handle: FileHandle | undefined;
   private ino = -1;
@@ -74,6 +110,10 @@ export class Sidecar {
   bytes = 0;
   /** Document and assumed-state records in the journal, live or superseded. */
   private records = 0;
+  /** Where appends and snapshots are encoded on their way to the disk (one at a time). */
+  private readonly out = new ByteBuffer();
+  /** An append failed part way: the journal may end in a torn line. */
+  private broken = false;
 
   constructor(readonly path: string) {}
 
@@ -142,57 +182,77 @@ export class Sidecar {
     return out;
   }
 
-  /** Appends one batch and fsyncs it. Recreates the journal (via `rewrite`) if it was deleted or replaced. */
-  async append(record: BatchRecord, rewrite: () => Promise<void>): Promise<void> {
-    if (!(await this.stillOurs())) return rewrite();
-    const line = JSON.stringify(record) + '\n';
-    const buf = Buffer.from(line, 'utf8');
+  /**
+   * Appends one batch and fsyncs it. The caller checks `isOurs()` first (and writes a snapshot instead if the
+   * journal was deleted or replaced): a snapshot must be taken from the state the user's file holds, which only the
+   * caller knows.
+   */
+  async append(record: BatchRecordOut): Promise<void> {
+    if (!this.handle || this.broken) throw new P2PSyncError('E_INTERNAL', `${this.path} is not open for appending`);
+    const w = new ChunkWriter(this.handle, this.out);
     try {
-      await this.handle!.write(buf, 0, buf.length, null);
-      await this.handle!.datasync();
+      await w.json(record);
+      w.text('\n');
+      await w.flush();
+      await this.handle.datasync();
     } catch (err) {
+      // Part of the line may be in the journal: appending after it would bury a torn line mid-file. The next
+      // write replaces the journal instead (`isOurs` says no).
+      this.broken = true;
       throw ioError(err, this.path, 'append to the sidecar');
     }
-    this.bytes += buf.length;
+    this.bytes += w.position;
     this.records += journalRecords(record);
   }
 
-  /** Atomically replaces the journal with a compact snapshot. */
-  async writeSnapshot(header: SidecarHeader, docs: Iterable<IndexEntry>, peers: PeerRecord[][], file: FileVersion | undefined, clock: number): Promise<void> {
-    const parts: string[] = [JSON.stringify(header)];
+  /**
+   * Captures what a compact journal for this state holds (references to immutable entries and states), so that
+   * writes can go on while `writeSnapshot` streams it out.
+   */
+  static snapshotOf(header: SidecarHeader, docs: Iterable<IndexEntry>, peers: PeerRecord[][]): SidecarSnapshot {
     let records = 0;
-    let chunk: Array<[number, DocState]> = [];
-    for (const e of docs) {
-      records++;
-      chunk.push([e.lwt, e.doc]);
-      if (chunk.length >= DOCS_PER_LINE) {
-        parts.push(JSON.stringify({ t: 'b', d: chunk } satisfies BatchRecord));
-        chunk = [];
-      }
-    }
-    if (chunk.length > 0) parts.push(JSON.stringify({ t: 'b', d: chunk } satisfies BatchRecord));
-    for (const list of peers) {
-      for (const p of list) {
-        records += p.a?.length ?? 0;
-        parts.push(JSON.stringify({ t: 'b', p: [p] } satisfies BatchRecord));
-      }
-    }
-    parts.push(JSON.stringify({ t: 'b', ...(file ? { f: file } : {}), c: clock } satisfies BatchRecord));
-    const text = parts.join('\n') + '\n';
+    const entries = [...docs];
+    records += entries.length;
+    for (const list of peers) for (const p of list) records += p.a?.length ?? 0;
+    return { header, entries, peers, records };
+  }
+
+  /** Atomically replaces the journal with a snapshot, ending with the file version and the clock. */
+  async writeSnapshot(snapshot: SidecarSnapshot, file: FileVersion | undefined, clock: number): Promise<void> {
     await this.closeHandle();
-    await writeFileAtomic(this.path, text);
-    this.bytes = Buffer.byteLength(text);
-    this.records = records;
+    const { version } = await writeFileAtomicWith(this.path, this.out, async (w) => {
+      await w.json(snapshot.header);
+      const { entries } = snapshot;
+      for (let i = 0; i < entries.length; i += DOCS_PER_LINE) {
+        const d: Array<[number, DocState]> = [];
+        for (const e of entries.slice(i, i + DOCS_PER_LINE)) d.push([e.lwt, e.doc]);
+        w.text('\n');
+        await w.json({ t: 'b', d } satisfies BatchRecord);
+      }
+      for (const list of snapshot.peers) {
+        for (const p of list) {
+          w.text('\n');
+          await w.json({ t: 'b', p: [p] } satisfies BatchRecord);
+        }
+      }
+      w.text('\n');
+      await w.json({ t: 'b', ...(file ? { f: file } : {}), c: clock } satisfies BatchRecord);
+      w.text('\n');
+    });
+    this.bytes = version.size;
+    this.records = snapshot.records;
+    this.broken = false;
     await this.openHandle();
   }
 
   /**
-   * True when rewriting the journal is worth it: it is over `minBytes` and most of its records are superseded.
+   * True when rewriting the journal is worth it (with `adding` appended): it is over `minBytes` and most of its
+   * records are superseded.
    * Comparing records rather than bytes keeps a growing store (a long initial sync: appends only, nothing
    * superseded) from being rewritten again and again.
    */
-  shouldCompact(minBytes: number, liveRecords: number): boolean {
-    return this.bytes > minBytes && this.records > 2 * liveRecords;
+  shouldCompact(minBytes: number, liveRecords: number, adding?: BatchRecordOut): boolean {
+    return this.bytes > minBytes && this.records + (adding ? journalRecords(adding) : 0) > 2 * liveRecords;
   }
 
   async close(): Promise<void> {
@@ -222,8 +282,8 @@ export class Sidecar {
   }
 
   /** The journal we append to is still the file at our path (nobody deleted or replaced it). */
-  private async stillOurs(): Promise<boolean> {
-    if (!this.handle) return false;
+  async isOurs(): Promise<boolean> {
+    if (!this.handle || this.broken) return false;
     try {
       return (await stat(this.path)).ino === this.ino;
     } catch {
@@ -271,7 +331,7 @@ export function writeLockPath(userPath: string): string {
 }
 
 /** Document and assumed-state records in one journal line. */
-function journalRecords(rec: BatchRecord): number {
+function journalRecords(rec: BatchRecord | BatchRecordOut): number {
   let n = rec.d?.length ?? 0;
   for (const p of rec.p ?? []) n += p.a?.length ?? 0;
   return n;

@@ -1,8 +1,12 @@
+import type { Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import type { Adapter } from 'lowdb';
-import { docKey, userFields } from '../core/doc.js';
+import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
-import { readVersioned, writeFileAtomic, type FileVersion } from './fs-util.js';
+import { ByteBuffer, type ChunkWriter } from './bytes.js';
+import { appendLayout, jsonFrame, NDJSON_FRAME, renderAll, writeLayout, type FileFrame, type FileLayout, type LayoutSource } from './file-image.js';
+import { readVersioned, writeFileAtomic, writeFileAtomicWith, type Fingerprint, type FileVersion } from './fs-util.js';
 import { lineColumn, scanJson } from './json-locate.js';
 
 export type StoreFormat = 'json' | 'ndjson';
@@ -37,8 +41,11 @@ export interface UserText {
  */
 export class UserFile implements Adapter<UserContent> {
   readonly name: string;
-  /** Element text by doc state (states are immutable): a rewrite only serialises documents that changed. */
-  private readonly cache = new WeakMap<DocState, string>();
+  private frame: { root: Record<string, Json> | undefined; frame: FileFrame } | undefined;
+  /** The last write's layout, and its file still open (copies of unchanged documents come from it). */
+  private last: FileLayout | undefined;
+  private source: { handle: FileHandle; written: Fingerprint } | undefined;
+  private readonly chunks = new ByteBuffer();
   private lastVersion: FileVersion | undefined;
 
   constructor(readonly options: UserFileOptions) {
@@ -65,7 +72,7 @@ export class UserFile implements Adapter<UserContent> {
     return r;
   }
 
-  async writeText(text: string): Promise<FileVersion> {
+  async writeText(text: string | Buffer): Promise<FileVersion> {
     this.lastVersion = await writeFileAtomic(this.options.path, text);
     return this.lastVersion;
   }
@@ -87,42 +94,113 @@ export class UserFile implements Adapter<UserContent> {
     return this.options.format === 'json' ? this.parseJson(text, blankIsEmpty) : this.parseNdjson(text);
   }
 
-  /** The file text for these documents (tombstones must already be left out). */
-  serialise(docs: Iterable<DocState>, root?: Record<string, Json>): string {
-    if (this.options.format === 'ndjson') {
-      let out = '';
-      for (const d of docs) out += this.element(d, 0) + '\n';
-      return out;
-    }
-    const c = this.options.collection;
-    if (c === undefined) return this.jsonArray(docs, 0) + '\n';
-    // Members other than the collection keep their order and values; the collection is spliced in as text.
-    const marker = `\u0000p2psync-docs-${process.pid}\u0000`;
-    const rootText = JSON.stringify({ ...(root ?? {}), [c]: marker }, null, 2);
-    const i = rootText.indexOf(JSON.stringify(marker));
-    return rootText.slice(0, i) + this.jsonArray(docs, 1) + rootText.slice(i + JSON.stringify(marker).length) + '\n';
+  /** The file content for these documents (tombstones must already be left out). */
+  serialise(docs: Iterable<DocState>, root?: Record<string, Json>): Buffer {
+    return renderAll(this.frameFor(root), docs, new ByteBuffer());
   }
 
-  private jsonArray(docs: Iterable<DocState>, depth: number): string {
-    const parts: string[] = [];
-    for (const d of docs) parts.push(this.element(d, depth + 1));
-    if (parts.length === 0) return '[]';
-    return '[\n' + parts.join(',\n') + '\n' + '  '.repeat(depth) + ']';
+  /**
+   * Where each document sits in the file as p2psync last wrote it (`writeDocs`, `appendDocs`); a failed write
+   * leaves it as it was. Undefined before the first write.
+   */
+  get layout(): FileLayout | undefined {
+    return this.last;
   }
 
-  /** One document as it appears in the file: an NDJSON line, or a pretty-printed array element at `depth`. */
-  private element(doc: DocState, depth: number): string {
-    let s = this.cache.get(doc);
-    if (s === undefined) {
-      const fields = userFields(doc);
-      if (this.options.format === 'ndjson') s = JSON.stringify(fields);
-      else {
-        const pad = '  '.repeat(depth);
-        s = pad + JSON.stringify(fields, null, 2).replace(/\n/g, '\n' + pad);
-      }
-      this.cache.set(doc, s);
+  /**
+   * Replaces the file with these documents (tombstones must already be left out), atomically. Documents that the
+   * last write wrote with the same state object, at position `from[k]` of its layout, are copied from that version
+   * of the file (kept open for this: it stays readable even after the file was replaced) instead of being
+   * serialised again. The copy is taken only while that version is unchanged: an in-place edit changes its size or
+   * mtime, which is the same evidence `p2psync` trusts to tell an unchanged file everywhere else.
+   */
+  async writeDocs(docs: DocState[], root: Record<string, Json> | undefined, from?: ArrayLike<number>): Promise<FileVersion> {
+    const frame = this.frameFor(root);
+    const source = await this.takeSource();
+    let layout: FileLayout | undefined;
+    const { version, handle } = await this.replace(source, async (w) => {
+      layout = await writeLayout(frame, docs, w, source, from);
+    });
+    this.last = layout;
+    this.source = { handle, written: version };
+    return version;
+  }
+
+  /**
+   * Like `writeDocs` with the documents of the last write followed by `added`, when that write can be continued:
+   * see `appendLayout`. Returns undefined (writing nothing) when it cannot, e.g. the kept version was edited in
+   * place; the caller then writes every document.
+   */
+  async appendDocs(added: DocState[], root: Record<string, Json> | undefined): Promise<FileVersion | undefined> {
+    const layout = this.last;
+    if (!this.source || !layout || layout.docs.length === 0 || !layout.hashAtEnd) return undefined;
+    const source = await this.takeSource();
+    if (!source) return undefined;
+    const frame = this.frameFor(root);
+    let hashAtEnd: Hash | undefined;
+    const resume = { hash: layout.hashAtEnd.copy(), upTo: layout.ends[layout.docs.length - 1]! };
+    const { version, handle } = await this.replace(
+      source,
+      async (w) => {
+        hashAtEnd = await appendLayout(frame, layout, source.handle, added, w);
+      },
+      resume,
+    );
+    for (const doc of added) layout.docs.push(doc);
+    layout.hashAtEnd = hashAtEnd;
+    this.source = { handle, written: version };
+    return version;
+  }
+
+  /** Releases the kept version of the file. */
+  async close(): Promise<void> {
+    const source = this.source;
+    this.source = undefined;
+    await source?.handle.close().catch(() => undefined);
+  }
+
+  /** The kept version of the file with its layout, if it is still as written; it is closed by the next `replace`. */
+  private async takeSource(): Promise<LayoutSource | undefined> {
+    const source = this.source;
+    this.source = undefined;
+    if (!source || !this.last) return undefined;
+    if (await stillAsWritten(source)) return { handle: source.handle, layout: this.last };
+    await source.handle.close().catch(() => undefined);
+    return undefined;
+  }
+
+  /** Writes the file atomically through `fill`, keeps the new version open and closes `source` in any case. */
+  private async replace(
+    source: LayoutSource | undefined,
+    fill: (w: ChunkWriter) => Promise<void>,
+    resume?: { hash: Hash; upTo: number },
+  ): Promise<{ version: FileVersion; handle: FileHandle }> {
+    let open = source !== undefined;
+    try {
+      const { version, handle } = await writeFileAtomicWith(
+        this.options.path,
+        this.chunks,
+        async (w) => {
+          await fill(w);
+          // Closed before the rename: some platforms refuse to replace a file that is open.
+          open = false;
+          await source?.handle.close();
+        },
+        true,
+        resume,
+      );
+      this.lastVersion = version;
+      return { version, handle: handle! };
+    } finally {
+      if (open) await source?.handle.close().catch(() => undefined);
     }
-    return s;
+  }
+
+  private frameFor(root: Record<string, Json> | undefined): FileFrame {
+    if (this.options.format === 'ndjson') return NDJSON_FRAME;
+    // The root's other members change only with outside edits; its text is not worth rebuilding per rewrite.
+    if (!this.frame || this.frame.root !== root) this.frame = { root, frame: jsonFrame(this.options.collection, root) };
+    return this.frame.frame;
   }
 
   private parseJson(text: string, blankIsEmpty: boolean): UserContent {
@@ -223,6 +301,16 @@ export class UserFile implements Adapter<UserContent> {
       docs.set(id, asDocState(v));
     }
     return docs;
+  }
+}
+
+/** The kept file was not modified in place since it was written (replacing it by rename leaves it intact). */
+async function stillAsWritten(source: { handle: FileHandle; written: Fingerprint }): Promise<boolean> {
+  try {
+    const s = await source.handle.stat();
+    return s.size === source.written.size && s.mtimeMs === source.written.mtimeMs;
+  } catch {
+    return false;
   }
 }
 
