@@ -5,8 +5,8 @@ import type { EmitEvent } from '../core/events.js';
 import { randomToken } from '../core/random.js';
 import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
-import { removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
-import { diffFile } from './diff.js';
+import { fingerprintOf, removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
+import { diffFile, type FileDiff } from './diff.js';
 import { IndexedStore, type PeerStateChange } from './indexed-store.js';
 import { FileLock, isAlive } from './lock.js';
 import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
@@ -39,7 +39,8 @@ const FLUSH_COST_FACTOR = 4;
 const MAX_FLUSH_DELAY_MS = 2_000;
 const PURGE_EVERY_MS = 3_600_000;
 const FLUSH_RETRY_MS = 2_000;
-/** How many debounce periods to wait at most for a file that is being written to settle. */
+/** A file written in place less than this long ago may still be half written: wait (at most SETTLE_TRIES times). */
+const SETTLE_MS = 50;
 const SETTLE_TRIES = 5;
 
 export type { FileStoreStats } from './file-writer.js';
@@ -117,7 +118,7 @@ export class FileStore extends IndexedStore {
       throw err;
     }
     if (config.watch) {
-      store.watcher = new FileWatcher(config.path, { fsWatch: config.fsWatch, pollIntervalMs: config.pollIntervalMs, debounceMs: config.debounceMs }, () => store.poke());
+      store.watcher = new FileWatcher(config.path, { fsWatch: config.fsWatch, pollIntervalMs: config.pollIntervalMs, debounceMs: config.debounceMs }, (inPlace) => store.poke(inPlace));
       store.watcher.start();
     }
     return store;
@@ -242,9 +243,16 @@ export class FileStore extends IndexedStore {
 
   // ---- persistence ----
 
+  /**
+   * Leading edge: after a quiet spell a change is written at once (on the next turn of the event loop, so that
+   * one burst is one write). Rewrites that follow each other are spaced by `flushDelayMs`, or by a few times what
+   * the last one took (up to 2 s), which bounds the share of time spent rewriting a big file during a sync.
+   */
   private scheduleFlush(): void {
     if (this.flushTimer || this.closed || this.released) return;
-    this.flushIn(Math.max(this.config.flushDelayMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_COST_FACTOR * this.writer.lastWriteMs)));
+    const gap = Math.max(this.config.flushDelayMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_COST_FACTOR * this.writer.lastWriteMs));
+    const since = this.writer.busy ? 0 : performance.now() - this.writer.lastWriteEnd;
+    this.flushIn(Math.max(0, gap - since));
   }
 
   private flushIn(ms: number): void {
@@ -283,28 +291,28 @@ export class FileStore extends IndexedStore {
 
   // ---- outside edits ----
 
-  /** Called by the watcher: something may have changed. Cheap unless it did. */
-  private poke(): void {
+  /** Called by the watcher: something may have changed (`inPlace`: see `FileWatcher`). Cheap unless it did. */
+  private poke(inPlace: boolean): void {
     if (this.closed || this.released) return;
     // Our own write in flight may be renaming the file right now: compare once it is done.
     void this.writer.idle()
       .then(() => statOrUndefined(this.path))
       .then((s) => {
         if (s && !this.problem && sameFingerprint(s, this.writer.knownVersion)) return;
-        return this.exclusive(() => this.liveCheck());
+        return this.exclusive(() => this.liveCheck(inPlace));
       })
       .catch((err: unknown) => debug('check of %s failed: %s', this.path, (err as Error).message));
   }
 
   /** A check outside of a flush: problems are reported as events, not thrown. */
-  private async liveCheck(): Promise<void> {
+  private async liveCheck(inPlace = true): Promise<void> {
     // Rarely waits (a write started since the caller looked): a check during our own write would see the new file
     // before `knownVersion` does and take our write for an outside edit.
     await this.writer.idle();
     this.watcher?.cancelPending();
     if (this.closed || this.released) return;
     try {
-      await this.recheck();
+      await this.recheck(inPlace);
     } catch {
       return; // reported by recheck
     }
@@ -313,39 +321,48 @@ export class FileStore extends IndexedStore {
 
   /**
    * Compares the file with what p2psync last knew and ingests any difference. Throws (after reporting it once
-   * through `onEvent`) while the file is missing or invalid: nothing may be written over it then.
+   * through `onEvent`) while the file is missing or invalid: nothing may be written over it then. `inPlace`: the
+   * file may have been written in place, so its writer may not be done yet (a file replaced by rename is complete).
    */
-  private async recheck(): Promise<void> {
-    let s = await statOrUndefined(this.path);
-    // A file modified a moment ago may be half written in place (`>` truncates first): let it settle.
-    for (let i = 0; s && i < SETTLE_TRIES && Date.now() - s.mtimeMs < this.config.debounceMs && !sameFingerprint(s, this.writer.knownVersion); i++) {
-      await delay(this.config.debounceMs);
-      s = await statOrUndefined(this.path);
-    }
-    const fp = s && { ino: s.ino, size: s.size, mtimeMs: s.mtimeMs };
-    if (fp && !this.problem && sameFingerprint(fp, this.writer.knownVersion)) return;
-    if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
-    const raw = fp ? await this.file.readText() : undefined;
-    if (!raw) {
-      return this.report(undefined, new P2PSyncError('E_IO', `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`, { file: this.path }), 'warning');
-    }
-    if (raw.version.hash === this.writer.knownVersion?.hash) {
-      this.writer.knownVersion = raw.version;
-      this.problem = undefined;
+  private async recheck(inPlace = true): Promise<void> {
+    for (let tries = 0; ; tries++) {
+      const known = this.writer.knownVersion;
+      const s = await statOrUndefined(this.path);
+      const fp = s && fingerprintOf(s);
+      if (fp && !this.problem && sameFingerprint(fp, known)) return;
+      if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
+      // NDJSON lines appended to the version we know can be taken in alone (see `ingestAppended`).
+      const raw = fp ? await this.file.readText(this.format === 'ndjson' && !this.problem ? known : undefined) : undefined;
+      if (!raw) {
+        return this.report(undefined, new P2PSyncError('E_IO', `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`, { file: this.path }), 'warning');
+      }
+      if (raw.version.hash === known?.hash) {
+        this.writer.knownVersion = raw.version;
+        this.problem = undefined;
+        return;
+      }
+      let counts = raw.appended !== undefined ? this.ingestAppended(raw.appended, raw.version) : undefined;
+      if (!counts) {
+        // A file written in place a moment ago may be half written (`>` truncates first): let it settle.
+        if (inPlace && tries < SETTLE_TRIES && Date.now() - raw.version.mtimeMs < SETTLE_MS) {
+          await delay(SETTLE_MS);
+          continue;
+        }
+        let content: UserContent;
+        try {
+          content = this.file.parse(raw.text, false);
+        } catch (err) {
+          return this.report(raw.version, toP2PSyncError(err), 'error');
+        }
+        if (this.problem) debug('%s is valid again', this.path);
+        this.problem = undefined;
+        counts = this.ingest(content, raw.version, this.writer.knownDocs());
+      }
+      if (counts.created + counts.updated + counts.deleted > 0) {
+        this.stats.outsideEdits++;
+        this.config.onEvent?.({ event: 'outside-edit', store: this.path, ...counts });
+      }
       return;
-    }
-    let content: UserContent;
-    try {
-      content = this.file.parse(raw.text, false);
-    } catch (err) {
-      return this.report(raw.version, toP2PSyncError(err), 'error');
-    }
-    if (this.problem) debug('%s is valid again', this.path);
-    this.problem = undefined;
-    const counts = this.ingest(content, raw.version, this.writer.knownDocs());
-    if (counts.created + counts.updated + counts.deleted > 0) {
-      this.stats.outsideEdits++;
-      this.config.onEvent?.({ event: 'outside-edit', store: this.path, ...counts });
     }
   }
 
@@ -362,14 +379,45 @@ export class FileStore extends IndexedStore {
    * Turns the difference between the file's content and `before` (what the file held before) into one batch of
    * creates, updates and deletes with fresh lwts, and makes the content the new `known`.
    */
-  private ingest(content: UserContent, version: FileVersion, before: Map<string, DocState>): { created: number; updated: number; deleted: number } {
+  private ingest(content: UserContent, version: FileVersion, before: Map<string, DocState>): EditCounts {
     const d = diffFile(content.docs, before, (id) => this.index.get(id)?.doc);
+    this.root = content.root;
+    return this.adopt(d, d.next, version);
+  }
+
+  /**
+   * NDJSON lines appended to the file as p2psync knew it: only they are parsed. Complete lines are complete
+   * documents whatever the writer does next, so they need no settling time, and a big file costs no more than the
+   * lines. Returns undefined when the lines need the whole file's view (one does not parse, or repeats a key the
+   * file holds), and the caller reads the whole file.
+   */
+  private ingestAppended(text: string, version: FileVersion): EditCounts | undefined {
+    let added: Map<string, DocState>;
+    try {
+      added = this.file.parse(text, false).docs;
+    } catch {
+      return undefined;
+    }
+    const known = this.writer.knownDocs();
+    for (const id of added.keys()) if (known.has(id)) return undefined;
+    const d = diffFile(added, new Map(), (id) => this.index.get(id)?.doc);
+    for (const [id, doc] of d.next) known.set(id, doc);
+    return this.adopt(d, known, version);
+  }
+
+  /** Commits a diff's batch and makes `next` (in file order) what the file is known to hold at `version`. */
+  private adopt(d: FileDiff, next: Map<string, DocState>, version: FileVersion): EditCounts {
     if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
     // Pending writes the file now shows anyway need no rewrite, only recording (those it changed were superseded
     // by the batch).
     this.writer.settled(d.settled);
-    this.writer.adoptFile(d.next, version);
-    this.root = content.root;
+    this.writer.adoptFile(next, version);
     return { created: d.created, updated: d.updated, deleted: d.deleted };
   }
+}
+
+interface EditCounts {
+  created: number;
+  updated: number;
+  deleted: number;
 }

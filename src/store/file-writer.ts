@@ -61,8 +61,9 @@ export class FileWriter {
   /** The user file's version as p2psync last read or wrote it, and the last one the sidecar recorded. */
   knownVersion: FileVersion | undefined;
   recordedVersion: FileVersion | undefined;
-  /** How long the last rewrite of the user's file took (the flush timer spaces rewrites by it). */
+  /** How long the last rewrite of the user's file took, and when it ended (the flush timer spaces rewrites by them). */
   lastWriteMs = 0;
+  lastWriteEnd = -Infinity;
   /**
    * What the user's file holds as p2psync last read or wrote it, by id in file order. Undefined after an append:
    * the file's layout says the same then (`knownDocs` rebuilds the map when it is needed: for a full rewrite or an
@@ -228,7 +229,8 @@ export class FileWriter {
       this.layoutAligned = true;
       this.knownVersion = version;
       stats.fileWrites++;
-      this.lastWriteMs = performance.now() - started;
+      this.lastWriteEnd = performance.now();
+      this.lastWriteMs = this.lastWriteEnd - started;
     }
     const version = this.knownVersion;
     try {

@@ -133,8 +133,23 @@ export async function writeFileAtomicWith(
   return { version: { ...fp, hash: hash.digest('hex') }, handle };
 }
 
-/** Reads a file as UTF-8 plus its version; undefined if it does not exist. Retries if it changes while read. */
-export async function readVersioned(path: string): Promise<{ text: string; version: FileVersion } | undefined> {
+/** A file's text and the version it was read at; see `readVersioned`. */
+export interface VersionedText {
+  /** Decoded on first use (a caller that only needs `appended` spares decoding a big file). */
+  readonly text: string;
+  readonly version: FileVersion;
+  /**
+   * Set when the file is the version `since` with text appended after a line break (or to an empty file): the
+   * appended text alone.
+   */
+  readonly appended?: string;
+}
+
+/**
+ * Reads a file as UTF-8 plus its version; undefined if it does not exist. Retries if it changes while read.
+ * With `since`, also tells whether the file only grew past that version (one hashing pass decides both).
+ */
+export async function readVersioned(path: string, since?: FileVersion): Promise<VersionedText | undefined> {
   for (let attempt = 0; ; attempt++) {
     let handle;
     try {
@@ -145,17 +160,48 @@ export async function readVersioned(path: string): Promise<{ text: string; versi
     }
     try {
       const before = fingerprintOf(await handle.stat());
-      const buf = await handle.readFile();
+      const buf = await readAll(handle, before.size);
       const after = fingerprintOf(await handle.stat());
       // An in-place writer was busy: read again rather than parse a half-written file.
-      if (!sameFingerprint(before, after) && attempt < 5) continue;
-      return { text: buf.toString('utf8'), version: { ...after, hash: contentHash(buf) } };
+      if ((!sameFingerprint(before, after) || buf.length !== after.size) && attempt < 5) continue;
+      return versionedText(buf, after, since);
     } catch (err) {
       throw ioError(err, path, 'read');
     } finally {
       await handle.close().catch(() => undefined);
     }
   }
+}
+
+function versionedText(buf: Buffer, fp: Fingerprint, since: FileVersion | undefined): VersionedText {
+  const hash = createHash('sha1');
+  let appended: string | undefined;
+  const cut = since?.size ?? 0;
+  if (since && buf.length > cut && (cut === 0 || buf[cut - 1] === 0x0a)) {
+    hash.update(buf.subarray(0, cut));
+    if (hash.copy().digest('hex') === since.hash) appended = buf.toString('utf8', cut);
+    hash.update(buf.subarray(cut));
+  } else hash.update(buf);
+  let text: string | undefined;
+  return {
+    get text() {
+      return (text ??= buf.toString('utf8'));
+    },
+    version: { ...fp, hash: hash.digest('hex') },
+    ...(appended !== undefined ? { appended } : {}),
+  };
+}
+
+/** Reads `size` bytes (the size at open) in as few calls as possible; less if the file shrank meanwhile. */
+async function readAll(handle: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const { bytesRead } = await handle.read(buf, got, size - got, got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === size ? buf : buf.subarray(0, got);
 }
 
 /** Removes temp files that crashed writers left next to the file (their pid is gone). `isAlive` is injected to keep this module free of lock logic. */

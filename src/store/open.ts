@@ -26,11 +26,11 @@ export interface FileStoreOptions {
   fsWatch?: boolean;
   /** Period of the fallback check for outside edits, in ms (default 1000). */
   pollIntervalMs?: number;
-  /** Quiet time after a change notification before the file is read, in ms (default 50). */
+  /** Quiet time after a change notification before the file is read, in ms (default 10; a file written in place is also given 50 ms since its last modification, unless only whole NDJSON lines were appended). */
   debounceMs?: number;
   /** How long tombstones (deleted documents) are kept, in ms (default 30 days). */
   tombstoneTtlMs?: number;
-  /** Delay that coalesces writes into one file rewrite, in ms (default 100; grows with the cost of a rewrite). */
+  /** Least time between two rewrites of the file, in ms (default 20; grows with the cost of a rewrite). A change after a quiet spell is written at once. */
   flushDelayMs?: number;
   /** How long to wait for another process's write lock, in ms (default 10000). */
   lockTimeoutMs?: number;
@@ -88,9 +88,9 @@ export function resolveStoreOptions(options: FileStoreOptions): FileStoreConfig 
     watch: options.watch ?? true,
     fsWatch: options.fsWatch ?? true,
     pollIntervalMs: Math.max(10, positive('pollIntervalMs', options.pollIntervalMs, 1_000)),
-    debounceMs: positive('debounceMs', options.debounceMs, 50),
+    debounceMs: positive('debounceMs', options.debounceMs, 10),
     tombstoneTtlMs: positive('tombstoneTtlMs', options.tombstoneTtlMs, DEFAULT_TOMBSTONE_TTL_MS),
-    flushDelayMs: positive('flushDelayMs', options.flushDelayMs, 100),
+    flushDelayMs: positive('flushDelayMs', options.flushDelayMs, 20),
     lockTimeoutMs: positive('lockTimeoutMs', options.lockTimeoutMs, 10_000),
     compactMinBytes: positive('compactMinBytes', options.compactMinBytes, 1 << 20),
     onEvent: options.onEvent,

@@ -6,7 +6,7 @@ import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
 import { ByteBuffer, type ChunkWriter } from './bytes.js';
 import { appendLayout, jsonFrame, NDJSON_FRAME, renderAll, writeLayout, type FileFrame, type FileLayout, type LayoutSource } from './file-image.js';
-import { readVersioned, writeFileAtomic, writeFileAtomicWith, type Fingerprint, type FileVersion } from './fs-util.js';
+import { readVersioned, writeFileAtomic, writeFileAtomicWith, type Fingerprint, type FileVersion, type VersionedText } from './fs-util.js';
 import { lineColumn, scanJson } from './json-locate.js';
 
 export type StoreFormat = 'json' | 'ndjson';
@@ -27,11 +27,8 @@ export interface UserContent {
   root?: Record<string, Json>;
 }
 
-/** The raw text of the user's file and the version it was read at. */
-export interface UserText {
-  text: string;
-  version: FileVersion;
-}
+/** The raw text of the user's file and the version it was read at (`appended`: see `readVersioned`). */
+export type UserText = VersionedText;
 
 /**
  * The user's file in one of the two formats: parse with precise errors, serialise, read and write atomically.
@@ -66,8 +63,9 @@ export class UserFile implements Adapter<UserContent> {
     await this.writeText(this.serialise(content.docs.values(), content.root));
   }
 
-  async readText(): Promise<UserText | undefined> {
-    const r = await readVersioned(this.options.path);
+  /** Reads the file; with `since`, also tells whether it only grew past that version (see `readVersioned`). */
+  async readText(since?: FileVersion): Promise<UserText | undefined> {
+    const r = await readVersioned(this.options.path, since);
     if (r) this.lastVersion = r.version;
     return r;
   }

@@ -16,17 +16,20 @@ export interface WatcherOptions {
 /**
  * Tells its owner when the user's file may have changed: fs.watch events for the file's name in its directory
  * (debounced) and a periodic tick. It does not decide whether anything changed; the owner compares fingerprints.
+ * `onCheck(inPlace)` says whether the file may have been written in place (a writer may still be busy) rather
+ * than only replaced by rename (complete at once); the periodic tick cannot tell and says true.
  */
 export class FileWatcher {
   private watcher: FSWatcher | undefined;
   private poll: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
+  private inPlace = false;
   private stopped = false;
 
   constructor(
     private readonly path: string,
     private readonly options: WatcherOptions,
-    private readonly onCheck: () => void,
+    private readonly onCheck: (inPlace: boolean) => void,
   ) {}
 
   /** True while a notification is waiting out its debounce time. */
@@ -38,9 +41,9 @@ export class FileWatcher {
     const name = basename(this.path);
     if (this.options.fsWatch) {
       try {
-        this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
+        this.watcher = watch(dirname(this.path), { persistent: false }, (event, file) => {
           // Some platforms omit the name; then any change in the directory may be ours.
-          if (file === null || file === name) this.notify();
+          if (file === null || file === name) this.notify(file === null || event === 'change');
         });
         this.watcher.on('error', (err) => {
           debug('fs.watch failed, relying on the periodic check: %s', err.message);
@@ -51,17 +54,19 @@ export class FileWatcher {
         debug('fs.watch unavailable, relying on the periodic check: %s', (err as Error).message);
       }
     }
-    this.poll = setInterval(() => this.onCheck(), this.options.pollIntervalMs);
+    this.poll = setInterval(() => this.onCheck(true), this.options.pollIntervalMs);
     this.poll.unref();
   }
 
   /** Schedules a check after the debounce time; repeated notifications push it back. */
-  notify(): void {
+  notify(inPlace = true): void {
     if (this.stopped) return;
+    this.inPlace ||= inPlace;
     clearTimeout(this.debounce);
     this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      this.onCheck();
+      const inPlace = this.inPlace;
+      this.cancelPending();
+      this.onCheck(inPlace);
     }, this.options.debounceMs);
   }
 
@@ -69,6 +74,7 @@ export class FileWatcher {
   cancelPending(): void {
     clearTimeout(this.debounce);
     this.debounce = undefined;
+    this.inPlace = false;
   }
 
   stop(): void {
@@ -76,7 +82,6 @@ export class FileWatcher {
     this.watcher?.close();
     this.watcher = undefined;
     clearInterval(this.poll);
-    clearTimeout(this.debounce);
-    this.debounce = undefined;
+    this.cancelPending();
   }
 }

@@ -5,7 +5,7 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { SyncEvent } from '../../src/core/events.js';
 import type { DocState } from '../../src/core/types.js';
 import { doc, insert } from './contract.js';
-import { StoreFixture } from './harness.js';
+import { StoreFixture, eventually } from './harness.js';
 
 const ids = (docs: DocState[]): string[] => docs.map((d) => d.id as string);
 
@@ -142,6 +142,20 @@ describe('file stores: files on disk', () => {
     s = await fx.open({ path, watch: false });
     expect(s.storageToken).toBe(token);
     expect(ids(await s.all())).toEqual(['a', 'b']);
+  });
+
+  it('writes a change after a quiet spell at once, and spaces the rewrites that follow', async () => {
+    const path = fx.file('a.ndjson');
+    await writeFile(path, '{"id":"a"}\n');
+    // A minute between rewrites: the first change must not wait for it, the second one must.
+    const s = await fx.open({ path, watch: false, flushDelayMs: 60_000 });
+    await insert(s, [doc('first')]);
+    await eventually(async () => (await readFile(path, 'utf8')).includes('first'));
+    await insert(s, [doc('second')]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await readFile(path, 'utf8')).not.toContain('second');
+    await s.flush();
+    expect(await readFile(path, 'utf8')).toBe('{"id":"a"}\n{"id":"first"}\n{"id":"second"}\n');
   });
 
   it('coalesces a burst of 10,000 writes into a handful of file rewrites', async () => {

@@ -62,6 +62,43 @@ describe('outside edits while a store is open', () => {
     expect(await readFile(path, 'utf8')).toBe('{"id":"a"}\n{"id":"b","by":"script"}\n{"id":"c"}\n');
   });
 
+  it('reads appended lines alone only when the file up to them is exactly what it knew', async () => {
+    const { path, store } = await live('a.ndjson', '{"id":"a","v":1}\n');
+    // Same length as before for the first line, but edited: a real in-place rewrite, not an append.
+    await writeFile(path, '{"id":"a","v":2}\n{"id":"b"}\n');
+    expect(await log.waitFor(isEdit)).toMatchObject({ created: 1, updated: 1, deleted: 0 });
+    expect(await store.all()).toEqual([doc('a', { v: 2 }), doc('b')]);
+  });
+
+  it('reports an appended line that repeats a key, with the line of the first one', async () => {
+    const { path, store } = await live('a.ndjson', '{"id":"a"}\n{"id":"b"}\n');
+    await appendFile(path, '{"id":"a","again":true}\n');
+    expect(await log.waitFor((e) => e.event === 'error')).toMatchObject({ code: 'E_DUPLICATE_KEY', details: { line: 3, firstLine: 1 } });
+    expect(await store.all()).toEqual([doc('a'), doc('b')]);
+  });
+
+  it('does not take a line glued to a last line that had no line break as an append', async () => {
+    const { path, store } = await live('a.ndjson', '{"id":"a"}');
+    await appendFile(path, '{"id":"b"}\n');
+    expect(await log.waitFor((e) => e.event === 'error')).toMatchObject({ code: 'E_PARSE', details: { line: 1 } });
+    await writeFile(path, '{"id":"a"}\n{"id":"b"}\n');
+    expect(await log.waitFor(isEdit)).toMatchObject({ created: 1 });
+    expect(await store.all()).toEqual([doc('a'), doc('b')]);
+  });
+
+  it('takes in a series of appends, each once, and keeps them when it writes', async () => {
+    const { path, store } = await live('a.ndjson', '');
+    for (let i = 0; i < 20; i++) {
+      await appendFile(path, `{"id":"s${i}"}\n`);
+      if (i % 5 === 0) await eventually(async () => (await store.all()).length === i + 1);
+    }
+    await eventually(async () => (await store.all()).length === 20);
+    await insert(store, [doc('own')]);
+    await store.flush();
+    const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+    expect(lines).toEqual([...Array.from({ length: 20 }, (_, i) => `{"id":"s${i}"}`), '{"id":"own"}']);
+  });
+
   it('turns documents removed from the file into tombstones with their last body', async () => {
     const { path, store } = await live('a.ndjson', '{"id":"a","t":"x"}\n{"id":"b"}\n');
     await writeFile(path, '{"id":"b"}\n');

@@ -1,0 +1,58 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { appendFile, writeFile } from 'node:fs/promises';
+import { contentHash, readVersioned } from '../../src/store/fs-util.js';
+import { StoreFixture } from './harness.js';
+
+describe('readVersioned', () => {
+  let fx: StoreFixture;
+  beforeEach(async () => {
+    fx = await StoreFixture.create();
+  });
+  afterEach(async () => {
+    await fx.cleanup();
+  });
+
+  it('reads text and version; undefined for a missing file', async () => {
+    const path = fx.file('a.ndjson');
+    expect(await readVersioned(path)).toBeUndefined();
+    await writeFile(path, '{"id":"é"}\n');
+    const r = (await readVersioned(path))!;
+    expect(r.text).toBe('{"id":"é"}\n');
+    expect(r.version).toMatchObject({ size: Buffer.byteLength(r.text), hash: contentHash(r.text) });
+    expect(r.appended).toBeUndefined();
+  });
+
+  it('returns the appended text when the file is a known version plus more after a line break', async () => {
+    const path = fx.file('a.ndjson');
+    await writeFile(path, '{"id":"a"}\n');
+    const first = (await readVersioned(path))!;
+    await appendFile(path, '{"id":"b"}\n{"id":"c"}\n');
+    const r = (await readVersioned(path, first.version))!;
+    expect(r.appended).toBe('{"id":"b"}\n{"id":"c"}\n');
+    // The version's hash is the whole file's, as without `since`.
+    expect(r.version.hash).toBe(contentHash('{"id":"a"}\n{"id":"b"}\n{"id":"c"}\n'));
+    expect(r.text).toBe('{"id":"a"}\n{"id":"b"}\n{"id":"c"}\n');
+  });
+
+  it('counts everything in a file that was empty as appended', async () => {
+    const path = fx.file('a.ndjson');
+    await writeFile(path, '');
+    const empty = (await readVersioned(path))!;
+    await appendFile(path, '{"id":"a"}\n');
+    expect((await readVersioned(path, empty.version))!.appended).toBe('{"id":"a"}\n');
+  });
+
+  it('returns no appended text when the known part changed, did not end a line, or the file did not grow', async () => {
+    const path = fx.file('a.ndjson');
+    await writeFile(path, '{"id":"a"}\n');
+    const known = (await readVersioned(path))!.version;
+    await writeFile(path, '{"id":"A"}\n{"id":"b"}\n');
+    expect((await readVersioned(path, known))!.appended).toBeUndefined();
+    await writeFile(path, '{"id":"a"}');
+    const noBreak = (await readVersioned(path))!.version;
+    await appendFile(path, '{"id":"b"}\n');
+    expect((await readVersioned(path, noBreak))!.appended).toBeUndefined();
+    await writeFile(path, '{"id":"b"}\n');
+    expect((await readVersioned(path, known))!.appended).toBeUndefined();
+  });
+});
