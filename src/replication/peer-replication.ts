@@ -14,6 +14,7 @@ import { DEFAULT_LIMITS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRY_DELAY_MS, typ
 import { MASTER_METHODS, MasterServer, P2PSYNC_CAPABILITY, P2PSYNC_CAPABILITY_VERSION, announcesP2PSync } from './master.js';
 import { isMaster } from './master-rule.js';
 import { Rpc, type RpcRequest } from './rpc.js';
+import { ProgressEvents, isProgressEvent } from './progress.js';
 import type { DocRules } from './validate.js';
 
 const debug = debuglog('p2psync');
@@ -97,6 +98,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   closed = false;
 
   private readonly master: MasterServer;
+  private readonly progress: ProgressEvents;
   private fork: Fork | undefined;
   private readonly subscription: Subscription;
   private readonly work = new Set<Promise<unknown>>();
@@ -120,7 +122,14 @@ class LinkReplication implements PeerReplication, LinkContext {
     this.conflict = options.conflict;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.rules = { primaryKey: options.store.primaryKey, maxDepth: this.limits.maxDocDepth, maxKeyLength: this.limits.maxKeyLength };
-    this.emit = options.emit ?? (() => {});
+    const emit = options.emit ?? (() => {});
+    this.progress = new ProgressEvents(emit);
+    // Progress is coalesced; any other event first lets pending progress out, so the order stays true.
+    this.emit = (e) => {
+      if (isProgressEvent(e)) return this.progress.add(e);
+      this.progress.flush();
+      emit(e);
+    };
     this.retryDelayMs = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = (err) => (err ? reject(err) : resolve());
@@ -186,6 +195,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     }
     if (idle === this.lastIdle) return;
     this.lastIdle = idle;
+    if (idle) this.progress.flush();
     for (const h of this.handlers) h();
   }
 
@@ -303,6 +313,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     this.rpc.close();
     this.settleReady(new P2PSyncError('E_PEER', `the link to peer ${this.link.remotePeerId} closed before the handshake ended`));
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
+    this.progress.flush();
     this.lastIdle = false;
     for (const h of this.handlers) h();
   }
