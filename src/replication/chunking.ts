@@ -13,6 +13,8 @@ const ENVELOPE_RESERVE_BYTES = 1024;
 export interface FrameSizes {
   /** Messages up to this many characters go out as one frame. */
   threshold: number;
+  /** Longer messages still go out as one frame when they take at most this many UTF-8 bytes. */
+  maxBytes: number;
   /** Characters of message text per chunk once a message is chunked. */
   chunkChars: number;
 }
@@ -28,16 +30,25 @@ export function frameSizes(maxMessageSize: number): FrameSizes {
   const third = Math.floor(maxMessageSize / 3);
   return {
     threshold: Math.max(RXDB_CHUNK_CHARS, third),
+    maxBytes: Math.max(RXDB_CHUNK_CHARS, maxMessageSize),
     chunkChars: Math.max(RXDB_CHUNK_CHARS, Math.floor((maxMessageSize - ENVELOPE_RESERVE_BYTES) / 3)),
   };
 }
 
 /** The RxDB sizes: chunk everything above 16,384 characters into 16,384-character slices. */
-export const RXDB_FRAME_SIZES: FrameSizes = Object.freeze({ threshold: RXDB_CHUNK_CHARS, chunkChars: RXDB_CHUNK_CHARS });
+export const RXDB_FRAME_SIZES: FrameSizes = Object.freeze({ threshold: RXDB_CHUNK_CHARS, maxBytes: RXDB_CHUNK_CHARS, chunkChars: RXDB_CHUNK_CHARS });
+
+/**
+ * The message goes out as one frame: it is short enough in characters to fit whatever they encode to, or (mostly
+ * ASCII JSON) its UTF-8 bytes fit the remote's limit. `bytes` is the text's UTF-8 length when the caller has it.
+ */
+export function fitsOneFrame(text: string, sizes: FrameSizes, bytes?: number): boolean {
+  return text.length <= sizes.threshold || (text.length <= sizes.maxBytes && (bytes ?? Buffer.byteLength(text, 'utf8')) <= sizes.maxBytes);
+}
 
 /** Splits a message's JSON text into frames. */
 export function encodeFrames(text: string, sizes: FrameSizes, chunkId: () => string = () => randomToken(10)): string[] {
-  if (text.length <= sizes.threshold) return [text];
+  if (fitsOneFrame(text, sizes)) return [text];
   const total = Math.ceil(text.length / sizes.chunkChars);
   const id = chunkId();
   const frames: string[] = new Array<string>(total);

@@ -45,6 +45,8 @@ export interface LinkContext {
   readonly peerToken: string | undefined;
   /** The peer's `token` request carried the p2psync capability (`P2PSYNC_CAPABILITY`): it is a p2psync peer. */
   readonly peerIsP2PSync: boolean;
+  /** The capability version it announced (0: none, an RxDB peer). */
+  readonly peerP2PSyncVersion: number;
   readonly closed: boolean;
   /** Something that affects `isIdle()` happened. */
   changed(): void;

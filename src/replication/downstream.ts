@@ -4,6 +4,7 @@ import type { CasWrite, DocState, Json, WriteOrigin } from '../core/types.js';
 import type { LinkContext } from './context.js';
 import { winnerOf } from './conflict.js';
 import type { ForkState } from './fork-state.js';
+import { PAGE_AHEAD } from './master.js';
 import { BatchSizer } from './sizing.js';
 import { checkBatch, compareCheckpoints, isPlainObject, mergeCheckpoints, type CheckedBatch } from './validate.js';
 
@@ -16,7 +17,12 @@ interface Batch {
   total: number;
   /** The page size asked for (pages only). */
   requested?: number;
+  /** A page asked for ahead: where the master says it starts (`PAGE_AHEAD`). */
+  ahead?: { from: unknown };
 }
+
+/** Pages a fork keeps asked for ahead of the one it applies, from masters that serve `PAGE_AHEAD`. */
+const PAGES_AHEAD = 3;
 
 /** What the downstream needs from the upstream to never lose a master state it skipped (see `Upstream.recheck`). */
 export interface PushWatch {
@@ -31,7 +37,9 @@ export interface PushWatch {
 /**
  * The fork's downstream (PROTOCOL §4.2). One serial runner applies, in order, pull loops and stream events:
  * - a pull loop runs from the down-checkpoint until a short page, with the next page requested while the current
- *   one is applied (the only safe pipelining: each request needs the previous checkpoint);
+ *   one is applied (each request needs the previous page's checkpoint); from a p2psync master that serves pages
+ *   ahead (`PAGE_AHEAD`), a few more pages are asked for at once, each taken only if it is full and starts exactly
+ *   where the one before ended (otherwise the loop goes on from there with a plain request);
  * - a stream event that arrives while a loop is pending or running is dropped and makes the loop run once more
  *   (the loop covers it, and a late event could otherwise overwrite a newer pulled version); an event whose
  *   checkpoint is not after the down-checkpoint is already covered and skipped;
@@ -58,7 +66,7 @@ export class Downstream {
     private readonly pushes?: PushWatch,
   ) {
     this.failureCap = batchSize;
-    this.sizer = new BatchSizer(batchSize, ctx.rpc.frameThreshold);
+    this.sizer = new BatchSizer(batchSize, ctx.rpc.frameBytes);
   }
 
   get idle(): boolean {
@@ -148,20 +156,34 @@ export class Downstream {
 
   private async pullLoop(): Promise<void> {
     let checkpoint = this.state.down;
-    let next = this.fetch(checkpoint, this.pageSize());
-    for (;;) {
-      const page = await next;
-      if (page.total === 0) break;
-      const merged = mergeCheckpoints(checkpoint, page.checkpoint);
-      // RxDB's rule: only a full page means there may be more (PROTOCOL §2.4).
-      const more = page.total >= (page.requested ?? 0);
-      if (more) {
-        next = this.fetch(merged, this.pageSize());
+    restart: for (;;) {
+      const ahead = this.ctx.peerP2PSyncVersion >= 2 ? PAGES_AHEAD : 0;
+      const queue: Array<Promise<Batch>> = [];
+      // Documents the queued requests cover after `checkpoint`: where the next page ahead starts.
+      let queuedDocs = 0;
+      const ask = (from: Json): void => {
+        const size = this.pageSize();
+        const next = this.fetch(from, size, queuedDocs);
         next.catch(() => undefined);
+        queue.push(next);
+        queuedDocs += size;
+      };
+      ask(checkpoint);
+      for (;;) {
+        const page = await queue.shift()!;
+        queuedDocs -= page.requested ?? 0;
+        // RxDB's rule: only a full page means there may be more (PROTOCOL §2.4).
+        const more = page.total >= (page.requested ?? 0);
+        // The feed may have changed since the page ahead was asked for (an updated document moves to its end):
+        // drop it, and those after it, unless it continues exactly, and is full (a short one is confirmed plainly).
+        if (page.ahead && (!more || compareCheckpoints(page.ahead.from, checkpoint) !== 0)) continue restart;
+        if (page.total === 0) break restart;
+        const merged = mergeCheckpoints(checkpoint, page.checkpoint);
+        if (more) while (queue.length < Math.max(1, ahead)) ask(merged);
+        await this.apply(page.documents, merged);
+        checkpoint = merged;
+        if (!more) break restart;
       }
-      await this.apply(page.documents, merged);
-      checkpoint = merged;
-      if (!more) break;
     }
     this.failureCap = this.batchSize;
   }
@@ -170,16 +192,19 @@ export class Downstream {
     return Math.min(this.sizer.size, this.failureCap);
   }
 
-  private async fetch(checkpoint: Json, size: number): Promise<Batch> {
-    const { result, chars } = await this.ctx.rpc.requestSized('masterChangesSince', [checkpoint, size]);
+  /** Asks for a page: the one after `checkpoint`, or (`skip` > 0) the one after the first `skip` documents after it. */
+  private async fetch(checkpoint: Json, size: number, skip = 0): Promise<Batch> {
+    const params = skip > 0 ? [checkpoint, size, { [PAGE_AHEAD.skip]: skip }] : [checkpoint, size];
+    const { result, bytes } = await this.ctx.rpc.requestSized('masterChangesSince', params);
     const checked = checkBatch(result, this.ctx.rules);
     if (typeof checked === 'string') {
       this.ctx.reject(`masterChangesSince result refused: ${checked}`);
       throw new P2PSyncError('E_PROTOCOL', `invalid masterChangesSince result: ${checked}`);
     }
     const batch = this.accept(checked);
-    this.sizer.observe(chars, batch.total);
+    this.sizer.observe(bytes, batch.total);
     batch.requested = size;
+    if (skip > 0) batch.ahead = { from: (result as Record<string, unknown>)[PAGE_AHEAD.from] };
     return batch;
   }
 

@@ -9,6 +9,16 @@ const debug = debuglog('p2psync');
 
 export const MASTER_METHODS: ReadonlySet<string> = new Set(['masterChangesSince', 'masterWrite']);
 
+/** A `masterChangesSince` answer; a page asked for ahead adds `p2psyncFrom`. */
+interface PageAnswer {
+  checkpoint: unknown;
+  documents: unknown[];
+  [PAGE_AHEAD.from]?: unknown;
+}
+
+/** Largest `p2psyncSkip`, in batches of the largest size: a fork keeps a few pages ahead, not more. */
+const MAX_SKIP_PAGES = 16;
+
 /**
  * The "in sync" marker a p2psync fork sends when both its directions are idle: `masterWrite([], {p2psyncResyncs: n})`
  * where n counts the RESYNCs it received. An RxDB master writes nothing for an empty row list, ignores the extra
@@ -17,18 +27,29 @@ export const MASTER_METHODS: ReadonlySet<string> = new Set(['masterChangesSince'
 export const IN_SYNC_MARKER = 'p2psyncResyncs';
 
 /**
- * The capability a p2psync peer announces in its `token` request: `params: [{p2psync: 1}]`. RxDB answers `token`
+ * The capability a p2psync peer announces in its `token` request: `params: [{p2psync: 2}]`. RxDB answers `token`
  * whatever the params. A p2psync master strips the documents from the echo of a fork's own writes only for forks
- * that announced it (see `MasterServer`).
+ * that announced it (version 1 on); a p2psync fork asks pages ahead (`PAGE_AHEAD`) only from masters that announced
+ * version 2 on.
  */
 export const P2PSYNC_CAPABILITY = 'p2psync';
-export const P2PSYNC_CAPABILITY_VERSION = 1;
+export const P2PSYNC_CAPABILITY_VERSION = 2;
 
-/** True for `token` params that announce the p2psync capability. */
-export function announcesP2PSync(params: readonly unknown[]): boolean {
+/** The p2psync capability version that `token` params announce; 0 for none (an RxDB peer). */
+export function announcedP2PSyncVersion(params: readonly unknown[]): number {
   const hello = params[0];
-  return isPlainObject(hello) && typeof hello[P2PSYNC_CAPABILITY] === 'number' && hello[P2PSYNC_CAPABILITY] >= 1;
+  const v = isPlainObject(hello) ? hello[P2PSYNC_CAPABILITY] : undefined;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 ? v : 0;
 }
+
+/**
+ * Pages ahead (p2psync extension, capability version 2): `masterChangesSince(checkpoint, size, {p2psyncSkip: n})`
+ * asks for the page that follows the first n documents after `checkpoint`, without waiting for the pages before
+ * it. The answer adds `p2psyncFrom`, the checkpoint where that page starts, so the fork can tell whether it still
+ * continues the pages it took (the feed may have changed in between); it is empty when fewer than n documents
+ * follow. An RxDB master ignores the third parameter, and a p2psync fork never sends it to one.
+ */
+export const PAGE_AHEAD = { skip: 'p2psyncSkip', from: 'p2psyncFrom' } as const;
 
 /**
  * The master half of a link (PROTOCOL §2.4-2.6, §4.5). It serves `masterChangesSince` and `masterWrite` to the peer
@@ -172,13 +193,18 @@ export class MasterServer {
     }
   }
 
-  private async changesSince(params: unknown[]): Promise<{ checkpoint: unknown; documents: unknown[] }> {
-    const [given, size] = params;
+  private async changesSince(params: unknown[]): Promise<PageAnswer> {
+    const [given, size, options] = params;
     if (typeof size !== 'number' || !(size >= 1)) {
       this.ctx.reject('masterChangesSince with an invalid batch size');
       throw new P2PSyncError('E_PROTOCOL', 'batchSize must be a number of at least 1');
     }
     const limit = Math.min(Math.floor(size), this.ctx.limits.maxBatchSize);
+    const skip = isPlainObject(options) ? options[PAGE_AHEAD.skip] : undefined;
+    if (skip !== undefined && !(Number.isSafeInteger(skip) && (skip as number) >= 0 && (skip as number) <= MAX_SKIP_PAGES * this.ctx.limits.maxBatchSize)) {
+      this.ctx.reject('masterChangesSince with an invalid skip');
+      throw new P2PSyncError('E_PROTOCOL', `${PAGE_AHEAD.skip} must be a whole number from 0 to ${MAX_SKIP_PAGES} batches`);
+    }
     if (this.ctx.direction === 'pull') return { checkpoint: given ?? null, documents: [] };
     let checkpoint: Checkpoint | null = null;
     if (given !== null && given !== undefined) {
@@ -186,6 +212,7 @@ export class MasterServer {
       if (!isLwtCheckpoint(given)) return { checkpoint: given, documents: [] };
       checkpoint = { id: given.id, lwt: given.lwt };
     }
+    if (typeof skip === 'number' && skip > 0) return this.pageAhead(checkpoint, skip, limit);
     const generation = this.dropGeneration;
     const streaming = this.streaming;
     const page = await this.ctx.track(this.ctx.store.changesSince(checkpoint, limit));
@@ -195,6 +222,16 @@ export class MasterServer {
     }
     this.ctx.stats.sent += page.documents.length;
     return page;
+  }
+
+  /** A page asked for ahead (`PAGE_AHEAD`). It never counts as the fork catching up: the fork may drop it. */
+  private async pageAhead(after: Checkpoint | null, skip: number, limit: number): Promise<PageAnswer> {
+    const { store } = this.ctx;
+    const skipped = await this.ctx.track(store.changesSince(after, skip));
+    if (skipped.documents.length < skip) return { checkpoint: after, documents: [] };
+    const page = await this.ctx.track(store.changesSince(skipped.checkpoint, limit));
+    this.ctx.stats.sent += page.documents.length;
+    return { ...page, [PAGE_AHEAD.from]: skipped.checkpoint };
   }
 
   private async write(params: unknown[]): Promise<unknown[]> {

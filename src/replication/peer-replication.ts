@@ -11,7 +11,7 @@ import type { Direction, LinkContext, ReplicationStats } from './context.js';
 import { Fork } from './fork.js';
 import { ForkState } from './fork-state.js';
 import { DEFAULT_LIMITS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRY_DELAY_MS, type ReplicationLimits } from './limits.js';
-import { MASTER_METHODS, MasterServer, P2PSYNC_CAPABILITY, P2PSYNC_CAPABILITY_VERSION, announcesP2PSync } from './master.js';
+import { MASTER_METHODS, MasterServer, P2PSYNC_CAPABILITY, P2PSYNC_CAPABILITY_VERSION, announcedP2PSyncVersion } from './master.js';
 import { isMaster } from './master-rule.js';
 import { Rpc, type RpcRequest } from './rpc.js';
 import { ProgressEvents, isProgressEvent } from './progress.js';
@@ -94,8 +94,12 @@ class LinkReplication implements PeerReplication, LinkContext {
   readonly ready: Promise<void>;
   role: 'master' | 'fork' | undefined;
   peerToken: string | undefined;
-  peerIsP2PSync = false;
+  peerP2PSyncVersion = 0;
   closed = false;
+
+  get peerIsP2PSync(): boolean {
+    return this.peerP2PSyncVersion >= 1;
+  }
 
   private readonly master: MasterServer;
   private readonly progress: ProgressEvents;
@@ -264,7 +268,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   private onRequest(request: RpcRequest): void {
     if (this.closed) return;
     if (request.method === 'token') {
-      if (announcesP2PSync(request.params)) this.peerIsP2PSync = true;
+      this.peerP2PSyncVersion = Math.max(this.peerP2PSyncVersion, announcedP2PSyncVersion(request.params));
       this.rpc.respond(request.id, this.store.storageToken);
     } else if (MASTER_METHODS.has(request.method)) {
       this.master.handle(request);

@@ -2,7 +2,7 @@ import { debuglog } from 'node:util';
 import type { PeerLink } from '../core/link.js';
 import { P2PSyncError } from '../core/errors.js';
 import { randomToken } from '../core/random.js';
-import { Reassembler, encodeFrames, frameSizes, type ChunkRejection, type FrameSizes } from './chunking.js';
+import { Reassembler, encodeFrames, fitsOneFrame, frameSizes, type ChunkRejection, type FrameSizes } from './chunking.js';
 import type { ReplicationLimits } from './limits.js';
 
 const debug = debuglog('p2psync');
@@ -42,7 +42,8 @@ export interface RpcOptions {
 
 interface Pending {
   method: string;
-  resolve(result: unknown, chars: number): void;
+  /** `bytes`: the answer's size in UTF-8 bytes. */
+  resolve(result: unknown, bytes: number): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
 }
@@ -72,7 +73,7 @@ export class Rpc {
   private pollTimer: NodeJS.Timeout | undefined;
   private isClosed = false;
   /** Size of the last message queued, in characters. */
-  lastSentChars = 0;
+  lastSentBytes = 0;
 
   constructor(private readonly options: RpcOptions) {
     const { link, limits } = options;
@@ -111,25 +112,25 @@ export class Rpc {
   }
 
   /**
-   * Like `request`, and also tells the size of the answer in characters. `lastSentChars` holds the size of the
+   * Like `request`, and also tells the size of the answer in UTF-8 bytes. `lastSentBytes` holds the size of the
    * request right after the call returns.
    */
-  requestSized(method: string, params: unknown[], timeoutMs = this.options.timeoutMs): Promise<{ result: unknown; chars: number }> {
+  requestSized(method: string, params: unknown[], timeoutMs = this.options.timeoutMs): Promise<{ result: unknown; bytes: number }> {
     if (this.isClosed) return Promise.reject(new P2PSyncError('E_PEER', 'the peer link is closed'));
     const id = `${this.options.ownToken}|${this.requestFlag}|${this.counter++}`;
-    return new Promise<{ result: unknown; chars: number }>((resolve, reject) => {
+    return new Promise<{ result: unknown; bytes: number }>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new P2PSyncError('E_TIMEOUT', `no answer to ${method} within ${timeoutMs} ms`, { method }));
       }, timeoutMs);
-      this.pending.set(id, { method, resolve: (result, chars) => resolve({ result, chars }), reject, timer });
+      this.pending.set(id, { method, resolve: (result, bytes) => resolve({ result, bytes }), reject, timer });
       this.enqueue({ id, method, params });
     });
   }
 
-  /** Largest message in characters that goes out as one frame: batches that fit travel without chunking. */
-  get frameThreshold(): number {
-    return this.sizes.threshold;
+  /** Largest message in UTF-8 bytes that goes out as one frame: batches that fit travel without chunking. */
+  get frameBytes(): number {
+    return this.sizes.maxBytes;
   }
 
   respond(id: string, result: unknown): void {
@@ -179,9 +180,10 @@ export class Rpc {
   private enqueue(message: unknown): void {
     if (this.isClosed) return;
     const text = JSON.stringify(message);
-    this.lastSentChars = text.length;
+    const bytes = Buffer.byteLength(text, 'utf8');
+    this.lastSentBytes = bytes;
     const link = this.options.link;
-    if (this.head === this.queue.length && text.length <= this.sizes.threshold && link.bufferedAmount() < this.options.limits.highWaterBytes) {
+    if (this.head === this.queue.length && fitsOneFrame(text, this.sizes, bytes) && link.bufferedAmount() < this.options.limits.highWaterBytes) {
       this.send(text);
       return;
     }
@@ -261,11 +263,11 @@ export class Rpc {
     const text = typeof frame === 'string' ? frame : String(frame);
     let msg = parseObject(text);
     if (msg === undefined) return this.options.handlers.onInvalid('frame is not a JSON object');
-    let chars = text.length;
+    let message = text;
     if (msg.chunk) {
       const whole = this.reassembler.add(msg.chunk);
       if (whole === undefined) return;
-      chars = whole.length;
+      message = whole;
       msg = parseObject(whole);
       if (msg === undefined) return this.options.handlers.onInvalid('reassembled message is not a JSON object');
     }
@@ -279,7 +281,7 @@ export class Rpc {
         this.respondError(id, { name: 'TypeError', message: 'params must be an array' });
         return this.options.handlers.onInvalid('request params are not an array');
       }
-      this.options.handlers.onRequest({ id, method, params, chars });
+      this.options.handlers.onRequest({ id, method, params, chars: message.length });
       return;
     }
     if (id === STREAM_ID) {
@@ -293,7 +295,7 @@ export class Rpc {
     if (msg.error !== undefined && msg.error !== null && msg.error !== false) {
       pending.reject(remoteError(pending.method, msg.error));
     } else {
-      pending.resolve(msg.result, chars);
+      pending.resolve(msg.result, Buffer.byteLength(message, 'utf8'));
     }
   }
 }

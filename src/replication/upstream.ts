@@ -55,7 +55,7 @@ export class Upstream {
     private readonly batchSize: number,
     private readonly onActivity: () => void,
   ) {
-    this.sizer = new BatchSizer(batchSize, ctx.rpc.frameThreshold);
+    this.sizer = new BatchSizer(batchSize, ctx.rpc.frameBytes);
   }
 
   get idle(): boolean {
@@ -295,7 +295,7 @@ export class Upstream {
     const { rpc, rules, stats } = this.ctx;
     const pk = rules.primaryKey;
     const answer = rpc.request('masterWrite', [rows]);
-    this.sizer.observe(rpc.lastSentChars, rows.length);
+    this.sizer.observe(rpc.lastSentBytes, rows.length);
     const result = await answer;
     const checked = checkDocs(result, rules);
     if (typeof checked === 'string') {

@@ -69,6 +69,19 @@ describe('chunking (PROTOCOL §2.1)', () => {
     }
     expect(frameSizes(1000)).toEqual(RXDB_FRAME_SIZES); // never below RxDB's size
   });
+
+  it('sends a longer message as one frame while its UTF-8 bytes fit the link limit', () => {
+    const sizes = frameSizes(262_144);
+    const ascii = JSON.stringify({ id: 'x', result: 'a'.repeat(250_000) });
+    expect(ascii.length).toBeGreaterThan(sizes.threshold);
+    expect(encodeFrames(ascii, sizes)).toEqual([ascii]);
+    // As many characters, but two bytes each: too large for one frame.
+    const wide = JSON.stringify({ id: 'x', result: 'é'.repeat(250_000) });
+    const { frames, out } = roundTrip(wide, sizes);
+    expect(frames.length).toBeGreaterThan(1);
+    expect(out).toBe(wide);
+    for (const f of frames) expect(Buffer.byteLength(f, 'utf8')).toBeLessThanOrEqual(262_144);
+  });
 });
 
 describe('reassembly limits', () => {

@@ -54,6 +54,24 @@ describe('a master facing a hostile peer', () => {
     expect((await raw.request('masterChangesSince', [null, 'x'])).error).toBeDefined();
   });
 
+  it('serves a page ahead (p2psync extension) as the page that follows, and refuses hostile skips', async () => {
+    const { a, raw } = setup(MASTER_TOKEN, FORK_TOKEN);
+    await seed(a.store, 30, 'p');
+    await a.rep.ready;
+    const first = (await raw.request('masterChangesSince', [null, 7])).result as Page;
+    const ahead = (await raw.request('masterChangesSince', [null, 7, { p2psyncSkip: 7 }])).result as Page & { p2psyncFrom?: unknown };
+    const second = (await raw.request('masterChangesSince', [first.checkpoint, 7])).result as Page;
+    expect(ahead).toEqual({ ...second, p2psyncFrom: first.checkpoint });
+    expect(second.documents).toHaveLength(7);
+    // Fewer documents than the skip: nothing follows.
+    expect((await raw.request('masterChangesSince', [null, 7, { p2psyncSkip: 40 }])).result).toEqual({ checkpoint: null, documents: [] });
+    for (const skip of [-1, 1.5, 'x', 1e12, null]) {
+      expect((await raw.request('masterChangesSince', [null, 7, { p2psyncSkip: skip }])).error).toBeDefined();
+    }
+    // An RxDB-style third parameter it does not know is ignored.
+    expect((await raw.request('masterChangesSince', [null, 7, { other: 1 }])).result).toEqual(first);
+  });
+
   it('survives malformed frames, writes nothing bad and keeps serving', async () => {
     const { a, raw } = setup(MASTER_TOKEN, FORK_TOKEN);
     await seed(a.store, 5, 'h');
@@ -143,6 +161,42 @@ describe('a master facing a hostile peer', () => {
       () => raw.stream.some((e) => typeof e === 'object' && (e as Page).documents.some((d) => d.id === 'after')),
       'a stream event with the new document',
     );
+  });
+});
+
+describe('a fork pulling from a p2psync master', () => {
+  const page = (prefix: string, from: number, to: number): { checkpoint: Checkpoint; documents: DocState[] } => ({
+    checkpoint: { id: `${prefix}${to - 1}`, lwt: to - 1 },
+    documents: Array.from({ length: to - from }, (_, i) => doc(`${prefix}${from + i}`, { n: from + i })),
+  });
+
+  it('asks for pages ahead, takes those that continue, and drops one the feed moved under', async () => {
+    const { a, raw } = setup(FORK_TOKEN, MASTER_TOKEN);
+    raw.sendJson({ id: 'raw|hello', method: 'token', params: [{ p2psync: 2 }] });
+    await a.rep.ready;
+    expect(a.rep.role).toBe('fork');
+    const first = await raw.nextRequest('masterChangesSince');
+    expect(first.params).toEqual([null, 10]);
+    raw.sendJson({ id: first.id, result: page('m', 0, 10) });
+    // The next page and two pages ahead of it, all relative to the last page taken.
+    const cp = (n: number): Checkpoint => ({ id: `m${n}`, lwt: n });
+    const pages = (): Array<{ id: string; method: string; params: unknown[] }> => raw.requests.filter((r) => r.method === 'masterChangesSince');
+    await raw.waitFor(() => pages().length === 4, 'three more requests');
+    const [next, ahead1, ahead2] = pages().slice(1);
+    expect([next, ahead1, ahead2].map((r) => r!.params)).toEqual([[cp(9), 10], [cp(9), 10, { p2psyncSkip: 10 }], [cp(9), 10, { p2psyncSkip: 20 }]]);
+    raw.sendJson({ id: next!.id, result: page('m', 10, 20) });
+    // Continues the pages taken: applied. Then one that claims to start elsewhere: dropped, with what follows it.
+    raw.sendJson({ id: ahead1!.id, result: { ...page('m', 20, 30), p2psyncFrom: cp(19) } });
+    raw.sendJson({ id: ahead2!.id, result: { ...page('x', 30, 40), p2psyncFrom: cp(28) } });
+    // The round starts again where the pages taken end, with a plain request.
+    const isAgain = (r: { method: string; params: unknown[] }): boolean => r.method === 'masterChangesSince' && r.params.length === 2 && (r.params[0] as Checkpoint | null)?.id === 'm29';
+    await raw.waitFor(() => raw.requests.some(isAgain), 'a plain request after the pages taken');
+    const again = raw.requests.find(isAgain)!;
+    raw.autoAnswer = (r) => (r.method === 'masterChangesSince' ? { checkpoint: r.params[0], documents: [] } : r.method === 'masterWrite' ? [] : undefined);
+    raw.sendJson({ id: again.id, result: page('m', 30, 35) });
+    await until(async () => (await a.store.get(['m34'])).has('m34'), [a.rep], [a.store], 'the last page');
+    const all = (await a.store.changesSince(null, 100)).documents.map((d) => d.id);
+    expect(all).toEqual(Array.from({ length: 35 }, (_, i) => `m${i}`));
   });
 });
 
