@@ -42,6 +42,12 @@ export interface Store {
   getPeerState(key: string): Promise<PeerState | undefined>;
   /** Merges an update into the pair's state; persisted with the next flush. */
   setPeerState(key: string, update: PeerStateUpdate): Promise<void>;
+  /**
+   * Optional: the pair's state object itself rather than a copy (created empty when missing), so that a fork keeps
+   * one map of assumed states, not two. Whoever changes `assumed` in place reports the changed ids right after with
+   * `setPeerState(key, {assumed: {ids, states: <this map>}})`, which is what persists them.
+   */
+  livePeerState?(key: string): PeerState;
 
   /**
    * Resolves once everything written so far is durable in the user's file and the sidecar. Rejects while a file

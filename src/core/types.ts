@@ -69,10 +69,20 @@ export interface PeerState {
   assumed: Map<string, DocState>;
 }
 
+/**
+ * Assumed states given by id and where to read them: `states.get(id)` for every id in `ids` (ids may repeat; one
+ * missing from `states` is removed). Read during the `setPeerState` call. What a fork hands over after each batch:
+ * no pair and no extra map entry per document.
+ */
+export interface AssumedChanges {
+  readonly ids: readonly string[];
+  readonly states: ReadonlyMap<string, DocState>;
+}
+
 /** An incremental update of a PeerState; absent members are left unchanged. */
 export interface PeerStateUpdate {
   down?: Json;
   up?: Checkpoint | null;
-  /** Assumed master states to set; `null` removes the entry. */
-  assumed?: Iterable<[string, DocState | null]>;
+  /** Assumed master states to set (`null` removes the entry), as pairs or as `AssumedChanges`. */
+  assumed?: Iterable<[string, DocState | null]> | AssumedChanges;
 }

@@ -2,7 +2,7 @@ import { Subject, type Observable } from 'rxjs';
 import { docEquals, docKey, compareIds, toDocState } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { Store } from '../core/store.js';
-import type { CasWrite, ChangeBatch, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from '../core/types.js';
+import type { AssumedChanges, CasWrite, ChangeBatch, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from '../core/types.js';
 import { DocIndex, isCheckpoint, type IndexEntry } from './doc-index.js';
 
 /** A doc state as `normalise` would return it: a plain object with its key, a boolean `_deleted`, no internals. */
@@ -99,21 +99,36 @@ export abstract class IndexedStore implements Store {
     return s && { down: s.down, up: s.up, assumed: new Map(s.assumed) };
   }
 
-  async setPeerState(key: string, update: PeerStateUpdate): Promise<void> {
+  livePeerState(key: string): PeerState {
     let s = this.peerStates.get(key);
     if (!s) this.peerStates.set(key, (s = { down: null, up: null, assumed: new Map() }));
+    return s;
+  }
+
+  async setPeerState(key: string, update: PeerStateUpdate): Promise<void> {
+    const s = this.livePeerState(key);
     if (update.down !== undefined) s.down = update.down;
     if (update.up !== undefined) s.up = update.up;
-    const ids: string[] = [];
     const assumed = s.assumed;
-    const apply = (state: DocState | null, id: string): void => {
-      if (state === null) assumed.delete(id);
-      else assumed.set(id, state);
-      ids.push(id);
-    };
-    // A fork hands over a Map per batch; its forEach spares an entry array per document.
-    if (update.assumed instanceof Map) (update.assumed as Map<string, DocState | null>).forEach(apply);
-    else for (const [id, state] of update.assumed ?? []) apply(state, id);
+    const given = update.assumed;
+    let ids: readonly string[];
+    if (given !== undefined && isAssumedChanges(given)) {
+      // A fork's batch: ids plus its map, read now; nothing to copy when that is ours (`livePeerState`).
+      for (const id of given.states === assumed ? [] : given.ids) {
+        const state = given.states.get(id);
+        if (state === undefined) assumed.delete(id);
+        else assumed.set(id, state);
+      }
+      ids = given.ids;
+    } else {
+      const changed: string[] = [];
+      for (const [id, state] of given ?? []) {
+        if (state === null) assumed.delete(id);
+        else assumed.set(id, state);
+        changed.push(id);
+      }
+      ids = changed;
+    }
     this.peerStateChanged(key, { down: update.down !== undefined, up: update.up !== undefined, ids });
   }
 
@@ -185,4 +200,8 @@ export abstract class IndexedStore implements Store {
   protected async persist(): Promise<void> {}
   /** Release files, watchers and timers. */
   protected async release(): Promise<void> {}
+}
+
+function isAssumedChanges(a: PeerStateUpdate['assumed']): a is AssumedChanges {
+  return typeof a === 'object' && a !== null && 'ids' in a && 'states' in a;
 }

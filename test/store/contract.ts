@@ -220,6 +220,15 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       expect((await store.getPeerState('k'))!.assumed.size).toBe(1);
     });
 
+    it('takes assumed states as ids plus a map to read them from, at the time of the call', async () => {
+      const states = new Map([['a', doc('a', { v: 1 })], ['c', doc('c')]]);
+      await store.setPeerState('k', { assumed: [['b', doc('b')]] });
+      // 'a' twice (ids may repeat), 'b' missing from the map: removed.
+      await store.setPeerState('k', { assumed: { ids: ['a', 'b', 'c', 'a'], states } });
+      states.set('a', doc('a', { v: 2 })); // later changes are not seen
+      expect((await store.getPeerState('k'))!.assumed).toEqual(new Map([['a', doc('a', { v: 1 })], ['c', doc('c')]]));
+    });
+
     it('completes changes$ on close; close is idempotent; writes after close fail', async () => {
       let completed = false;
       subs.push(store.changes$.subscribe({ complete: () => (completed = true) }));
@@ -272,6 +281,24 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         expect(await store.getPeerState('p')).toEqual(expected);
         expect((await store.getPeerState('p'))!.assumed.get('a')).toEqual(doc('a', { v: 1 }));
         expect(await store.getPeerState('q')).toEqual({ down: null, up: null, assumed: new Map([['b', doc('b', { v: 1 })]]) });
+      });
+
+      it('persists assumed states changed in place in the live peer state once their ids are reported', async () => {
+        if (!store.livePeerState) return expect(store.livePeerState).toBeUndefined();
+        await insert(store, [doc('a', { v: 1 }), doc('b', { v: 1 })]);
+        const live = store.livePeerState('p');
+        expect(store.livePeerState('p')).toBe(live);
+        live.assumed.set('a', doc('a', { v: 1 }));
+        live.assumed.set('b', doc('b', { v: 0 }));
+        await store.setPeerState('p', { down: { id: 'b', lwt: 2 }, assumed: { ids: ['a', 'b'], states: live.assumed } });
+        live.assumed.set('b', doc('b', { v: 1 }));
+        await store.setPeerState('p', { assumed: { ids: ['b'], states: live.assumed } });
+        const expected = new Map([['a', doc('a', { v: 1 })], ['b', doc('b', { v: 1 })]]);
+        expect((await store.getPeerState('p'))!.assumed).toEqual(expected);
+        if (!h.persistent) return;
+        await store.close();
+        store = await h.open();
+        expect(await store.getPeerState('p')).toEqual({ down: { id: 'b', lwt: 2 }, up: null, assumed: expected });
       });
 
       it('uses the storageToken option only when the store is created', async () => {
