@@ -11,7 +11,7 @@
 // --split runs the master in a worker thread (like two processes: the fork's thread does only the fork's work).
 // Reported per document: process CPU (all threads) and the main thread's own CPU (with --split: the fork alone).
 // --profile DIR writes one .cpuprofile per run of the main thread (the sync only, not the seeding); summarise with
-//   `node bench/cpuprofile-summary.mjs DIR/*.cpuprofile`.
+//   `node bench/profile-summary.mjs DIR`.
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

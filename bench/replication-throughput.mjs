@@ -5,7 +5,7 @@
 //
 //   npm run build && node bench/replication-throughput.mjs [--docs 100000] [--batch 1000] [--runs 3] [--mode pull|push|both]
 //     [--store memory|json|ndjson]   (json/ndjson: both peers use file stores in a temp dir, flushed before timing ends)
-//   node bench/replication-throughput.mjs --runs 1 --profile /tmp/sync.cpuprofile && node bench/cpuprofile-summary.mjs /tmp/sync.cpuprofile
+//   node bench/replication-throughput.mjs --runs 1 --profile /tmp/sync.cpuprofile && node bench/profile-summary.mjs /tmp/sync.cpuprofile
 // (--profile records only the sync itself, not the seeding, with the inspector's sampling profiler)
 //
 // pull: the seeded peer is master, the fresh one pulls. push: the seeded peer is fork and pushes to a fresh master.
