@@ -3,8 +3,10 @@
  * a p2psync store file, starting both signaling servers, and starting RxDB / p2psync pairs with forced roles.
  */
 import { writeFile } from 'node:fs/promises';
-import { makeDoc, readDocs, startSignal, type PeerOptions } from './e2e.js';
-import { startRxdbPeer, startRxdbSignalServer, type PlainDoc, type RxdbPeer, type RxdbPeerOptions } from './rxdb.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { makeDoc, readDocs, startSignal, TempDirs, type PeerOptions } from './e2e.js';
+import { startRxdbPeer, startRxdbSignalServer, stopAllRxdbProcesses, type PlainDoc, type RxdbPeer, type RxdbPeerOptions } from './rxdb.js';
 import { CliProcess } from './spawn.js';
 
 /** Canonical JSON of a set of documents: sorted by id, object keys sorted, so two sides compare as one string. */
@@ -86,6 +88,49 @@ export async function startSignalServers(): Promise<{ url: Record<SignalKind, st
     throw p2p.status === 'rejected' ? p2p.reason : (rx as PromiseRejectedResult).reason;
   }
   return { url: { p2psync: p2p.value.url, rxdb: rx.value.url }, stop };
+}
+
+/** What the hooks of `interopFixture` share with a test file's tests. */
+export interface InteropFixture {
+  readonly tmp: TempDirs;
+  /** Processes to stop after each test (hand every one to it as soon as it starts). */
+  readonly peers: Stoppable[];
+  /** The URL of a signaling server (both start once per file, in beforeAll). */
+  url(kind: SignalKind): string;
+  /** A fresh random topic, so tests can share the servers. */
+  topic(): string;
+}
+
+/**
+ * Registers the hooks every interop test file needs (call it at the top of the file or a describe): both signaling
+ * servers per file, the tracked processes and temp dirs after each test, and a sweep of anything left at the end.
+ */
+export function interopFixture(name: string): InteropFixture {
+  const tmp = new TempDirs();
+  const peers: Stoppable[] = [];
+  let servers: Awaited<ReturnType<typeof startSignalServers>> | undefined;
+  beforeAll(async () => {
+    servers = await startSignalServers();
+  });
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map((p) => p.stop()));
+    await tmp.cleanup();
+  });
+  afterAll(async () => {
+    await servers?.stop();
+    // Anything a failed start left behind.
+    await CliProcess.killAll();
+    await stopAllRxdbProcesses();
+  });
+  return {
+    tmp,
+    peers,
+    url: (kind) => {
+      if (!servers) throw new Error('the signaling servers did not start');
+      return servers.url[kind];
+    },
+    topic: () => `${name}-${randomBytes(5).toString('hex')}`,
+  };
 }
 
 /** The `p2psync join` arguments e2e's `startPeer` uses (loopback ICE, `--json`), for callers that spawn themselves. */

@@ -8,19 +8,16 @@
  * p2psync's side is edited through the functions behind `p2psync put` / `p2psync rm` (file edits under the write
  * lock, taken in by the running join as outside edits), in-process: a process start per round would be far too slow.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { putDocuments, removeDocuments } from '../../src/store/crud.js';
-import { readDocs, TempDirs } from '../helpers/e2e.js';
-import { CliProcess } from '../helpers/spawn.js';
-import { stopAllRxdbProcesses, type PlainDoc } from '../helpers/rxdb.js';
+import { readDocs } from '../helpers/e2e.js';
+import type { PlainDoc } from '../helpers/rxdb.js';
 import {
   startConvergedPair,
-  startSignalServers,
+  interopFixture,
   waitRxdbMatches,
   type SignalKind,
-  type Stoppable,
 } from '../helpers/rxdb-join.js';
 
 const RX_SEED = 40;
@@ -30,34 +27,12 @@ const CONTESTED = Array.from({ length: 30 }, (_, i) => `R-${String(i + 11).padSt
 const SOAK_MS = 2_500;
 const DELETE_SHARE = 0.1;
 
-function topic(): string {
-  return `join-rxdb-conflicts-${randomBytes(5).toString('hex')}`;
-}
-
 /** A random half of the contested ids. */
 function pick(): string[] {
   return CONTESTED.filter(() => Math.random() < 0.5);
 }
 
-const tmp = new TempDirs();
-let servers: Awaited<ReturnType<typeof startSignalServers>> | undefined;
-const peers: Stoppable[] = [];
-
-beforeAll(async () => {
-  servers = await startSignalServers();
-});
-
-afterEach(async () => {
-  await Promise.all(peers.splice(0).map((p) => p.stop()));
-  await tmp.cleanup();
-});
-
-afterAll(async () => {
-  await servers?.stop();
-  // Anything a failed start left behind.
-  await CliProcess.killAll();
-  await stopAllRxdbProcesses();
-});
+const { tmp, peers, url, topic } = interopFixture('join-rxdb-conflicts');
 
 describe.each([
   { role: 'master' as const, server: 'p2psync' as SignalKind },
@@ -66,7 +41,7 @@ describe.each([
   it('concurrent conflicting updates and deletes of the same 30 ids end with identical content', async () => {
     const file = join(await tmp.make('join-rxdb-conflicts-'), 'docs.json');
     const { rx, p2p } = await startConvergedPair({
-      signal: servers!.url[server],
+      signal: url(server),
       topic: topic(),
       role,
       file,

@@ -5,21 +5,18 @@
  * (`p2psync signal`, RxDB's own). RxDB's batch size alternates between its default (20) and a larger one; the
  * seed sizes give a short last page at 20 and an exact multiple (last page full, then an empty one) at 100.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeDoc, readDocs, sumEvents, TempDirs } from '../helpers/e2e.js';
-import { CliProcess } from '../helpers/spawn.js';
-import { masterOf, stopAllRxdbProcesses } from '../helpers/rxdb.js';
+import { makeDoc, readDocs, sumEvents } from '../helpers/e2e.js';
+import { masterOf } from '../helpers/rxdb.js';
 import {
   canonicalDocs,
   ROLE_FORK_TOKEN,
   ROLE_MASTER_TOKEN,
   startRxdbAndJoin,
-  startSignalServers,
+  interopFixture,
   type SignalKind,
-  type Stoppable,
   waitRxdbMatches,
 } from '../helpers/rxdb-join.js';
 
@@ -52,30 +49,8 @@ const cases: Case[] = [
   { direction: 'p2psync-to-rxdb', role: 'fork', server: 'rxdb', seed: 250 },
 ];
 
-function topic(): string {
-  return `join-rxdb-${randomBytes(6).toString('hex')}`;
-}
-
 describe('p2psync join <-> stock RxDB 17: initial sync', () => {
-  const tmp = new TempDirs();
-  let servers: Awaited<ReturnType<typeof startSignalServers>> | undefined;
-  const peers: Stoppable[] = [];
-
-  beforeAll(async () => {
-    servers = await startSignalServers();
-  });
-
-  afterEach(async () => {
-    await Promise.all(peers.splice(0).map((p) => p.stop()));
-    await tmp.cleanup();
-  });
-
-  afterAll(async () => {
-    await servers?.stop();
-    // Anything a failed start left behind.
-    await CliProcess.killAll();
-    await stopAllRxdbProcesses();
-  });
+  const { tmp, peers, url: serverUrl, topic } = interopFixture('join-rxdb');
 
   it.each(cases)('$direction, p2psync as $role, via $server signaling, RxDB batch $rxBatch, $seed docs', async (c) => {
     const p2pToken = c.role === 'master' ? MASTER : FORK;
@@ -87,7 +62,7 @@ describe('p2psync join <-> stock RxDB 17: initial sync', () => {
     const seeded = c.direction === 'p2psync-to-rxdb' ? Array.from({ length: c.seed }, (_, i) => makeDoc('P', i + 1)) : [];
     await writeFile(file, JSON.stringify(seeded, null, 2));
 
-    const url = servers!.url[c.server];
+    const url = serverUrl(c.server);
     const t = topic();
     const { rx, p2p } = await startRxdbAndJoin(
       {

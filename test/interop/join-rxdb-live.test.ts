@@ -4,51 +4,27 @@
  * ids) travel in both directions while both run. p2psync's side is edited with `p2psync put` / `p2psync rm` next to
  * the running join. (Concurrent conflicting edits: join-rxdb-conflicts.test.ts.)
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { readDocs, TempDirs, waitUntil } from '../helpers/e2e.js';
+import { readDocs, waitUntil } from '../helpers/e2e.js';
 import { CliProcess, runCli } from '../helpers/spawn.js';
-import { stopAllRxdbProcesses, type PlainDoc, type RxdbPeer } from '../helpers/rxdb.js';
+import type { PlainDoc, RxdbPeer } from '../helpers/rxdb.js';
 import {
   startConvergedPair,
-  startSignalServers,
+  interopFixture,
   waitRxdbMatches,
   type SignalKind,
-  type Stoppable,
 } from '../helpers/rxdb-join.js';
 
 const RX_SEED = 40;
 const P2P_SEED = 20;
-
-function topic(): string {
-  return `join-rxdb-live-${randomBytes(5).toString('hex')}`;
-}
 
 async function p2psync(args: string[]): Promise<void> {
   const r = await runCli(args);
   if (r.code !== 0) throw new Error(`p2psync ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
 }
 
-const tmp = new TempDirs();
-let servers: Awaited<ReturnType<typeof startSignalServers>> | undefined;
-const peers: Stoppable[] = [];
-
-beforeAll(async () => {
-  servers = await startSignalServers();
-});
-
-afterEach(async () => {
-  await Promise.all(peers.splice(0).map((p) => p.stop()));
-  await tmp.cleanup();
-});
-
-afterAll(async () => {
-  await servers?.stop();
-  // Anything a failed start left behind.
-  await CliProcess.killAll();
-  await stopAllRxdbProcesses();
-});
+const { tmp, peers, url, topic } = interopFixture('join-rxdb-live');
 
 describe.each([
   { role: 'master' as const, server: 'p2psync' as SignalKind },
@@ -57,7 +33,7 @@ describe.each([
   /** A connected, converged pair: RxDB seeded with R-…, the file with P-…. */
   async function startConverged(): Promise<{ rx: RxdbPeer; p2p: CliProcess; file: string }> {
     const file = join(await tmp.make('join-rxdb-live-'), 'docs.json');
-    const pair = await startConvergedPair({ signal: servers!.url[server], topic: topic(), role, file, rxSeed: RX_SEED, p2pSeed: P2P_SEED, track: (p) => peers.push(p) });
+    const pair = await startConvergedPair({ signal: url(server), topic: topic(), role, file, rxSeed: RX_SEED, p2pSeed: P2P_SEED, track: (p) => peers.push(p) });
     return { ...pair, file };
   }
 

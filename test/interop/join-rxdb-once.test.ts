@@ -4,20 +4,18 @@
  * pushes its own documents and pulls the file's (an RxDB fork sends no in-sync marker, so p2psync must settle it
  * through its idle RESYNC, replication.md).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeDoc, readDocs, TempDirs } from '../helpers/e2e.js';
+import { makeDoc, readDocs } from '../helpers/e2e.js';
 import { CliProcess } from '../helpers/spawn.js';
-import { masterOf, startRxdbPeer, stopAllRxdbProcesses } from '../helpers/rxdb.js';
+import { masterOf, startRxdbPeer } from '../helpers/rxdb.js';
 import {
   canonicalDocs,
   joinArgs,
   ROLE_FORK_TOKEN,
   ROLE_MASTER_TOKEN,
-  startSignalServers,
-  type Stoppable,
+  interopFixture,
 } from '../helpers/rxdb-join.js';
 
 // Tokens that force the roles: MASTER is master of FORK whichever side computes it.
@@ -26,28 +24,7 @@ const FORK = ROLE_FORK_TOKEN;
 /** `--timeout` for the one-shot runs: generous for a loaded 2-core machine, well inside the test timeout. */
 const ONCE_TIMEOUT_S = 25;
 
-function topic(): string {
-  return `join-rxdb-once-${randomBytes(5).toString('hex')}`;
-}
-
-const tmp = new TempDirs();
-let servers: Awaited<ReturnType<typeof startSignalServers>> | undefined;
-const peers: Stoppable[] = [];
-
-beforeAll(async () => {
-  servers = await startSignalServers();
-});
-
-afterEach(async () => {
-  await Promise.all(peers.splice(0).map((p) => p.stop()));
-  await tmp.cleanup();
-});
-
-afterAll(async () => {
-  await servers?.stop();
-  await CliProcess.killAll();
-  await stopAllRxdbProcesses();
-});
+const { tmp, peers, url: serverUrl, topic } = interopFixture('join-rxdb-once');
 
 /** Starts `join --once` (not waiting for anything: it may be done quickly) and tracks it for cleanup. */
 function startOnce(file: string, t: string, url: string, token: string, extra: string[] = []): CliProcess {
@@ -60,7 +37,7 @@ describe('p2psync join --once <-> stock RxDB 17', () => {
   it('as fork: pulls an RxDB master’s 300 docs with --batch-size 20, then exits 0', async () => {
     expect(masterOf(FORK, MASTER)).toBe(MASTER);
     const file = join(await tmp.make('join-rxdb-once-'), 'docs.ndjson');
-    const url = servers!.url.p2psync;
+    const url = serverUrl('p2psync');
     const t = topic();
     const rxStart = startRxdbPeer({ signal: url, topic: t, token: MASTER, prefix: 'R', seed: 300 });
     rxStart.then((rx) => peers.push(rx), () => {});
@@ -86,7 +63,7 @@ describe('p2psync join --once <-> stock RxDB 17', () => {
     const file = join(await tmp.make('join-rxdb-once-'), 'docs.json');
     const seeded = Array.from({ length: 200 }, (_, i) => makeDoc('P', i + 1));
     await writeFile(file, JSON.stringify(seeded));
-    const url = servers!.url.rxdb;
+    const url = serverUrl('rxdb');
     const t = topic();
     const rxStart = startRxdbPeer({ signal: url, topic: t, token: FORK, prefix: 'R', seed: 100 });
     rxStart.then((rx) => peers.push(rx), () => {});
