@@ -1,20 +1,41 @@
 import { MAX_FRAME_BYTES, type PeerLink } from '../core/link.js';
 
 /**
- * An in-memory PeerLink pair for unit tests: frames are delivered asynchronously, in order, like a data channel.
- * `bufferedAmount` counts the characters sent but not yet delivered, so flow control can be observed.
+ * How many of the frames waiting (oldest first) a memory link delivers in one turn of the event loop; the rest
+ * wait for the next turn.
  */
-class MemoryLink implements PeerLink {
+export type Pace = (waiting: readonly string[]) => number;
+
+export interface MemoryLinkOptions {
+  /** Without a pace each frame is delivered in a turn of its own, right after the turn that sent it. */
+  pace?: Pace;
+}
+
+/**
+ * An in-memory PeerLink for unit tests: frames are delivered asynchronously, in order, like a data channel, at a
+ * pace the test may choose (a finite bandwidth, random delays) and may hold back per direction (a peer that does
+ * not read). `bufferedAmount` counts the characters sent and not yet delivered, so flow control can be observed.
+ */
+export class MemoryLink implements PeerLink {
   peer!: MemoryLink;
+  readonly maxMessageSize = MAX_FRAME_BYTES;
+  /** Largest `bufferedAmount()` since the link opened or `resetMax()`. */
+  maxBuffered = 0;
+  private readonly outbox: string[] = [];
+  private buffered = 0;
+  /** Turns scheduled: one per frame without a pace, at most one with. */
+  private scheduled = 0;
+  private held = false;
   private frameHandler: ((frame: string) => void) | undefined;
   private readonly early: string[] = [];
   private readonly closeHandlers: Array<(reason?: Error) => void> = [];
   private readonly drainHandlers: Array<() => void> = [];
-  private inFlight = 0;
   private isOpen = true;
-  readonly maxMessageSize = MAX_FRAME_BYTES;
 
-  constructor(readonly remotePeerId: string) {}
+  constructor(
+    readonly remotePeerId: string,
+    private readonly pace?: Pace,
+  ) {}
 
   get open(): boolean {
     return this.isOpen;
@@ -22,16 +43,14 @@ class MemoryLink implements PeerLink {
 
   send(frame: string): void {
     if (!this.isOpen) return;
-    this.inFlight += frame.length;
-    setImmediate(() => {
-      this.inFlight -= frame.length;
-      if (this.inFlight === 0) for (const h of this.drainHandlers) h();
-      if (this.isOpen) this.peer.deliver(frame);
-    });
+    this.outbox.push(frame);
+    this.buffered += frame.length;
+    if (this.buffered > this.maxBuffered) this.maxBuffered = this.buffered;
+    this.schedule();
   }
 
   bufferedAmount(): number {
-    return this.inFlight;
+    return this.buffered;
   }
 
   onFrame(handler: (frame: string) => void): void {
@@ -54,6 +73,37 @@ class MemoryLink implements PeerLink {
     setImmediate(() => this.peer.shutdown());
   }
 
+  /** Stops delivering what this side sends (it stays buffered) until `release()`. */
+  hold(): void {
+    this.held = true;
+  }
+
+  release(): void {
+    this.held = false;
+    this.schedule();
+  }
+
+  resetMax(): void {
+    this.maxBuffered = this.buffered;
+  }
+
+  private schedule(): void {
+    if (this.held) return;
+    const wanted = this.pace ? Math.min(1, this.outbox.length) : this.outbox.length;
+    for (; this.scheduled < wanted; this.scheduled++) setImmediate(() => this.turn());
+  }
+
+  private turn(): void {
+    this.scheduled--;
+    if (this.held || !this.isOpen) return;
+    const n = this.pace ? Math.min(this.outbox.length, this.pace(this.outbox)) : Math.min(1, this.outbox.length);
+    const frames = this.outbox.splice(0, n);
+    for (const f of frames) this.buffered -= f.length;
+    if (n > 0 && this.buffered === 0) for (const h of this.drainHandlers) h();
+    for (const f of frames) this.peer.deliver(f);
+    if (this.pace) this.schedule();
+  }
+
   private deliver(frame: string): void {
     if (!this.isOpen) return;
     if (this.frameHandler) this.frameHandler(frame);
@@ -67,10 +117,10 @@ class MemoryLink implements PeerLink {
   }
 }
 
-/** Two connected links: `a` talks to the peer `bId`, `b` to the peer `aId`. */
-export function createMemoryLinkPair(aId = 'peer-a', bId = 'peer-b'): [PeerLink, PeerLink] {
-  const a = new MemoryLink(bId);
-  const b = new MemoryLink(aId);
+/** Two connected links: `a` talks to the peer `bId`, `b` to the peer `aId`; both deliver at `options.pace`. */
+export function createMemoryLinkPair(aId = 'peer-a', bId = 'peer-b', options: MemoryLinkOptions = {}): [MemoryLink, MemoryLink] {
+  const a = new MemoryLink(bId, options.pace);
+  const b = new MemoryLink(aId, options.pace);
   a.peer = b;
   b.peer = a;
   return [a, b];

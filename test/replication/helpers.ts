@@ -1,10 +1,10 @@
 import type { Observable } from 'rxjs';
-import { MAX_FRAME_BYTES, type PeerLink } from '../../src/core/link.js';
+import type { PeerLink } from '../../src/core/link.js';
 import type { SyncEvent } from '../../src/core/events.js';
 import type { DocState } from '../../src/core/types.js';
 import type { Store } from '../../src/core/store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { createMemoryLinkPair } from '../../src/transport/memory-link.js';
+import { createMemoryLinkPair, type MemoryLink, type Pace } from '../../src/transport/memory-link.js';
 import { canonicalJson, masterWins, type ConflictStrategy } from '../../src/replication/conflict.js';
 import { isMaster } from '../../src/replication/master-rule.js';
 import { replicate, type PeerReplication, type ReplicationOptions } from '../../src/replication/peer-replication.js';
@@ -76,7 +76,7 @@ export function side(s: Store, link: PeerLink, options: SideOptions = {}): Side 
 }
 
 /** Replicates two stores over a fresh in-memory link pair. */
-export function connect(storeA: Store, storeB: Store, a: SideOptions = {}, b: SideOptions = a, linkPair = createMemoryLinkPair('peer-a', 'peer-b')): Pair {
+export function connect(storeA: Store, storeB: Store, a: SideOptions = {}, b: SideOptions = a, linkPair: [PeerLink, PeerLink] = createMemoryLinkPair('peer-a', 'peer-b')): Pair {
   const [linkA, linkB] = linkPair;
   const sa = side(storeA, linkA, a);
   const sb = side(storeB, linkB, b);
@@ -165,113 +165,21 @@ export async function converged(reps: PeerReplication[], stores: Store[], timeou
 export const strategyOf = (s: ConflictStrategy): SideOptions => ({ conflict: s });
 
 /**
- * A link pair whose delivery can be held back per direction, for flow-control tests. `bufferedAmount()` counts the
- * characters sent and not yet delivered (held ones included), like a data channel whose peer does not read.
+ * A link pair whose delivery can be held back per direction (`hold()` / `release()`), for flow-control tests.
+ * `bufferedAmount()` counts the characters sent and not yet delivered (held ones included), like a data channel
+ * whose peer does not read; each turn delivers at most 512 KiB, like a network with finite bandwidth.
  */
-export function createHeldLinkPair(aId = 'peer-a', bId = 'peer-b'): [HeldLink, HeldLink] {
-  const a = new HeldLink(bId);
-  const b = new HeldLink(aId);
-  a.peer = b;
-  b.peer = a;
-  return [a, b];
+export function createHeldLinkPair(aId = 'peer-a', bId = 'peer-b'): [MemoryLink, MemoryLink] {
+  return createMemoryLinkPair(aId, bId, { pace: bandwidth(512 * 1024) });
 }
 
-export class HeldLink implements PeerLink {
-  peer!: HeldLink;
-  readonly maxMessageSize = MAX_FRAME_BYTES;
-  /** Largest `bufferedAmount()` ever seen. */
-  maxBuffered = 0;
-  private held = false;
-  private readonly outbox: string[] = [];
-  private buffered = 0;
-  private frameHandler: ((frame: string) => void) | undefined;
-  private readonly early: string[] = [];
-  private readonly closeHandlers: Array<(reason?: Error) => void> = [];
-  private readonly drainHandlers: Array<() => void> = [];
-  private isOpen = true;
-  private flushing = false;
-
-  constructor(readonly remotePeerId: string) {}
-
-  get open(): boolean {
-    return this.isOpen;
-  }
-
-  resetMax(): void {
-    this.maxBuffered = this.buffered;
-  }
-
-  /** Stops delivering what this side sends. */
-  hold(): void {
-    this.held = true;
-  }
-
-  release(): void {
-    this.held = false;
-    this.schedule();
-  }
-
-  send(frame: string): void {
-    if (!this.isOpen) return;
-    this.outbox.push(frame);
-    this.buffered += frame.length;
-    if (this.buffered > this.maxBuffered) this.maxBuffered = this.buffered;
-    this.schedule();
-  }
-
-  bufferedAmount(): number {
-    return this.buffered;
-  }
-
-  onFrame(handler: (frame: string) => void): void {
-    this.frameHandler = handler;
-    for (const f of this.early.splice(0)) handler(f);
-  }
-
-  onClose(handler: (reason?: Error) => void): void {
-    this.closeHandlers.push(handler);
-  }
-
-  onDrain(handler: () => void): void {
-    this.drainHandlers.push(handler);
-  }
-
-  close(): void {
-    if (!this.isOpen) return;
-    this.shutdown();
-    setImmediate(() => this.peer.shutdown());
-  }
-
-  private schedule(): void {
-    if (this.flushing || this.held) return;
-    this.flushing = true;
-    setImmediate(() => {
-      this.flushing = false;
-      if (this.held || !this.isOpen) return;
-      // deliver a bounded slice per turn, like a network with finite bandwidth
-      let budget = 512 * 1024;
-      while (this.outbox.length > 0 && budget > 0 && !this.held) {
-        const f = this.outbox.shift()!;
-        this.buffered -= f.length;
-        budget -= f.length;
-        this.peer.deliver(f);
-      }
-      if (this.buffered === 0) for (const h of this.drainHandlers) h();
-      if (this.outbox.length > 0) this.schedule();
-    });
-  }
-
-  private deliver(frame: string): void {
-    if (!this.isOpen) return;
-    if (this.frameHandler) this.frameHandler(frame);
-    else this.early.push(frame);
-  }
-
-  private shutdown(): void {
-    if (!this.isOpen) return;
-    this.isOpen = false;
-    for (const h of this.closeHandlers) h();
-  }
+/** Delivers frames until `chars` characters went out this turn (at least one frame). */
+function bandwidth(chars: number): Pace {
+  return (waiting) => {
+    let n = 0;
+    for (let budget = chars; n < waiting.length && budget > 0; n++) budget -= waiting[n]!.length;
+    return n;
+  };
 }
 
 /** A hand-driven peer on the far end of a link: answers `token`, records everything else, sends raw frames. */

@@ -121,7 +121,7 @@ async function setup(
   role: 'master' | 'fork',
   rxSeed: number,
   p2pSeed: number,
-  [linkRx, linkP2p] = createMemoryLinkPair('p2psync', 'rxdb'),
+  [linkRx, linkP2p]: [PeerLink, PeerLink] = createMemoryLinkPair('p2psync', 'rxdb'),
 ): Promise<{ rx: Peer; p2p: Side; store: MemoryStore }> {
   const rx = await rxdbPeer(linkRx, rxSeed);
   const store = new MemoryStore({ storageToken: tokenFor(role, rx.token) });
