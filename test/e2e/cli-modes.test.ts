@@ -1,16 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, LocalSignals, TempDirs, makeDoc, readDocs, startPeer, waitUntil, writeDocsFile } from '../helpers/e2e.js';
-import { CliProcess, runCli, type CliEvent } from '../helpers/spawn.js';
+import { describe, expect, it } from 'vitest';
+import { FORK_TOKEN, MASTER_TOKEN, makeDoc, readDocs, startPeer, waitUntil, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import { runCli, type CliEvent } from '../helpers/spawn.js';
 
-const temp = new TempDirs();
-const signals = new LocalSignals();
-afterEach(async () => {
-  await CliProcess.killAll();
-  await signals.closeAll();
-  await temp.cleanup();
-});
+const { temp, signals } = e2eFixture();
 
 const CONNECT_MS = 20_000;
 const TOPIC = 'e2e-topic';

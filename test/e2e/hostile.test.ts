@@ -1,18 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, LocalSignals, TempDirs, makeDoc, putDocs, readDocs, startPeer, waitConverged, waitUntil, writeDocsFile } from '../helpers/e2e.js';
-import { CliProcess } from '../helpers/spawn.js';
+import { describe, expect, it } from 'vitest';
+import { FORK_TOKEN, MASTER_TOKEN, makeDoc, putDocs, readDocs, startPeer, waitConverged, waitUntil, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
 import { RawJson, RawPeer, type RawMessage } from './raw-peer.js';
 
-const temp = new TempDirs();
-const signals = new LocalSignals();
 const raws: RawPeer[] = [];
-afterEach(async () => {
+const { temp, signals } = e2eFixture(async () => {
   await Promise.all(raws.splice(0).map((r) => r.close()));
-  await CliProcess.killAll();
-  await signals.closeAll();
-  await temp.cleanup();
 });
 
 const TOPIC = 'e2e-topic';

@@ -1,15 +1,9 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { LocalSignals, TempDirs, makeDoc, putDocs, readDocs, rmDocs, startPeer, waitConverged, writeDocsFile } from '../helpers/e2e.js';
+import { describe, expect, it } from 'vitest';
+import { makeDoc, putDocs, readDocs, rmDocs, startPeer, waitConverged, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
 import { CliProcess, type CliEvent } from '../helpers/spawn.js';
 
-const temp = new TempDirs();
-const signals = new LocalSignals();
-afterEach(async () => {
-  await CliProcess.killAll();
-  await signals.closeAll();
-  await temp.cleanup();
-});
+const { temp, signals } = e2eFixture();
 
 const CONNECT_MS = 20_000;
 

@@ -1,27 +1,8 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  FORK_TOKEN,
-  MASTER_TOKEN,
-  LocalSignals,
-  TempDirs,
-  canonical,
-  docsById,
-  putDocs,
-  rmDocs,
-  startPeer,
-  waitConverged,
-  writeDocsFile,
-} from '../helpers/e2e.js';
-import { CliProcess } from '../helpers/spawn.js';
+import { describe, expect, it } from 'vitest';
+import { FORK_TOKEN, MASTER_TOKEN, canonical, docsById, putDocs, rmDocs, startPeer, waitConverged, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
 
-const temp = new TempDirs();
-const signals = new LocalSignals();
-afterEach(async () => {
-  await CliProcess.killAll();
-  await signals.closeAll();
-  await temp.cleanup();
-});
+const { temp, signals } = e2eFixture();
 
 const CONNECT_MS = 20_000;
 

@@ -1,3 +1,4 @@
+import { afterEach } from 'vitest';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -38,6 +39,22 @@ export class LocalSignals {
   async closeAll(): Promise<void> {
     await Promise.all(this.servers.splice(0).map((s) => s.close({ timeoutMs: 500 })));
   }
+}
+
+/**
+ * What every end-to-end test file sets up: temp dirs and in-process signaling servers, plus an afterEach that
+ * kills every spawned process, closes the servers and removes the dirs (after `also`, for a file's own cleanup).
+ */
+export function e2eFixture(also?: () => Promise<void>): { temp: TempDirs; signals: LocalSignals } {
+  const temp = new TempDirs();
+  const signals = new LocalSignals();
+  afterEach(async () => {
+    await also?.();
+    await CliProcess.killAll();
+    await signals.closeAll();
+    await temp.cleanup();
+  });
+  return { temp, signals };
 }
 
 export interface PeerOptions {
