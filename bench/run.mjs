@@ -203,7 +203,8 @@ export async function main(argv) {
       const kind = basename(f).replace(/-\d+-[a-z]{4}\.cpuprofile$/, '');
       if (seen.has(kind)) continue;
       seen.add(kind);
-      summaries.push(summariseProfile(f, 8));
+      // Only while replication frames arrive: start-up, store loading and shutdown would blur the transfer.
+      summaries.push(summariseProfile(f, 8, 'receive'));
     }
     results.profiles = { ranAt: new Date().toISOString(), dir: profileDir, summaries };
   } else if (previous.profiles) {

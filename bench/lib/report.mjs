@@ -170,9 +170,13 @@ function renderProfiles(results) {
     `${int(largest)} documents, first run. Self time by area (dist/<folder> is p2psync's own code); profiling itself`,
     'slows a run down a little. All profiles of that run: `node bench/profile-summary.mjs <dir>`._',
     '',
+    'Counted from the first to the last replication frame a process received (`--during receive`), so start-up and',
+    'store loading are left out; idle time in that window is time the process waited for its peer.',
+    '',
   ];
   for (const s of chosen) {
-    out.push(`**${s.name.replace(/-\d+-[a-z]{4}$/, '')}**: ${int(s.cpuMs)} ms on CPU, ${int(s.idleMs)} ms idle`, '');
+    const span = s.windowMs !== undefined ? ` in a ${int(s.windowMs)} ms window` : '';
+    out.push(`**${s.name.replace(/-\d+-[a-z]{4}$/, '')}**: ${int(s.cpuMs)} ms on CPU, ${int(s.idleMs)} ms idle${span}`, '');
     out.push('| area | ms | share | | top functions | ms |', '|---|---:|---:|---|---|---:|');
     const rows = Math.max(s.areas.length, s.functions.length);
     for (let i = 0; i < Math.min(rows, 8); i++) {
