@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DocState } from '../../src/core/types.js';
+import type { MemoryLink } from '../../src/transport/memory-link.js';
 import { FORK_TOKEN, MASTER_TOKEN, connect, converged, createHeldLinkPair, doc, seed, store, until, type Pair } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -10,7 +11,7 @@ afterEach(async () => {
 const limits = { highWaterBytes: 32 * 1024, streamDropBytes: 64 * 1024, pushWindow: 4 };
 const payload = 'p'.repeat(1000);
 
-function held(sa = store(MASTER_TOKEN), sb = store(FORK_TOKEN), batchSize = 50): Pair & { heldA: ReturnType<typeof createHeldLinkPair>[0]; heldB: ReturnType<typeof createHeldLinkPair>[1] } {
+function held(sa = store(MASTER_TOKEN), sb = store(FORK_TOKEN), batchSize = 50): Pair & { heldA: MemoryLink; heldB: MemoryLink } {
   const [heldA, heldB] = createHeldLinkPair();
   const p = connect(sa, sb, { limits, batchSize }, { limits, batchSize }, [heldA, heldB]);
   cleanups.push(() => p.close());
