@@ -71,8 +71,7 @@ describe('join --once', () => {
     await writeDocsFile(fileA, [makeDoc('a', 1)]);
     await writeDocsFile(fileB, [makeDoc('b', 1)]);
     const sig = await signals.start();
-    // W is the fork of both (FORK_TOKEN loses to 'aaaaaaaaaa' and to 'eeeeeeeeee'): as a master it could finish
-    // before a fork pushed (the replication gap reported with the --once test above).
+    // W is the fork of both (FORK_TOKEN loses to 'aaaaaaaaaa' and to 'eeeeeeeeee').
     const a = await startPeer({ store: fileA, signal: sig.url, token: MASTER_TOKEN });
     const w = await startPeer({ store: fileW, signal: sig.url, token: FORK_TOKEN, extra: ['--once', '--wait-peers', '2', '--timeout', '60'] });
     // In sync with A (A says so too), yet still running: one peer is not enough.
