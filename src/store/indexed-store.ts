@@ -113,11 +113,13 @@ export abstract class IndexedStore implements Store {
     const given = update.assumed;
     let ids: readonly string[];
     if (given !== undefined && isAssumedChanges(given)) {
-      // A fork's batch: ids plus its map, read now; nothing to copy when that is ours (`livePeerState`).
-      for (const id of given.states === assumed ? [] : given.ids) {
-        const state = given.states.get(id);
-        if (state === undefined) assumed.delete(id);
-        else assumed.set(id, state);
+      // A fork's batch: ids plus its map, read now. Nothing to copy when that map is ours (`livePeerState`).
+      if (given.states !== assumed) {
+        for (const id of given.ids) {
+          const state = given.states.get(id);
+          if (state === undefined) assumed.delete(id);
+          else assumed.set(id, state);
+        }
       }
       ids = given.ids;
     } else {
