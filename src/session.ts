@@ -3,7 +3,7 @@
  * and decides when a `--once` run is done. Reads nothing from `process`: everything comes in through JoinOptions.
  */
 import { debuglog } from 'node:util';
-import { exitCodeFor, ExitCode, P2PSyncError, toP2PSyncError } from './core/errors.js';
+import { P2PSyncError, toP2PSyncError } from './core/errors.js';
 import type { EmitEvent } from './core/events.js';
 import type { PeerLink } from './core/link.js';
 import type { Store } from './core/store.js';
@@ -12,8 +12,9 @@ import { DEFAULT_BATCH_SIZE } from './replication/limits.js';
 import { replicate, type PeerReplication } from './replication/peer-replication.js';
 import { createSignalingClient, type SignalingClient } from './signaling/client.js';
 import { createDefaultSignaling, DEFAULT_SIGNAL_URL } from './signaling/embedded.js';
+import { reportUnreachable } from './signaling/unreachable.js';
 import { openStore } from './store/open.js';
-import { iceServerFromUrl, type IceConfig } from './transport/ice.js';
+import { iceServerFromUrl, validateIceConfig, type IceConfig } from './transport/ice.js';
 import { createMesh, type Mesh } from './transport/mesh.js';
 import { WebRTCRuntime } from './transport/wrtc.js';
 
@@ -37,17 +38,22 @@ export interface JoinOptions {
   /** stun:/turn:/turns: URLs (TURN credentials inline: turn:user:pass@host). */
   iceServers: string[];
   iceBind?: string | undefined;
-  /** Set for `--once`: done when in sync with every connected peer after `waitPeers` were seen. */
-  once?: { waitPeers: number; timeoutMs?: number | undefined } | undefined;
+  /**
+   * Set for `--once`: done when in sync with every connected peer after `waitPeers` were seen; fails with
+   * E_TIMEOUT after `timeoutMs`, and with E_UNREACHABLE when a signaling server was not reached within
+   * `connectTimeoutMs` (or `timeoutMs`, if shorter).
+   */
+  once?: { waitPeers: number; timeoutMs?: number | undefined; connectTimeoutMs: number } | undefined;
   storageToken?: string | undefined;
   shutdownTimeoutMs: number;
   abort: AbortSignal;
   emit: EmitEvent;
 }
 
+/** How a run ended. The caller reports `error` (not yet reported anywhere) and picks the exit code. */
 export interface JoinResult {
-  exitCode: number;
-  reason: 'interrupted' | 'synced' | 'timeout' | 'error';
+  reason: 'interrupted' | 'synced' | 'timeout' | 'unreachable' | 'error';
+  error?: P2PSyncError;
 }
 
 /** Conflict strategies `--conflict` accepts. */
@@ -64,6 +70,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   // Validate everything before touching files or the network.
   const conflict = conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
   const ice: IceConfig = { iceServers: o.iceServers.map(iceServerFromUrl), ...(o.iceBind ? { bindAddress: o.iceBind } : {}) };
+  validateIceConfig(ice);
   if (o.topics.length === 0) throw new P2PSyncError('E_BAD_OPTION', 'at least one topic is needed');
 
   const store = await openStore({
@@ -80,9 +87,8 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   const replications = new Map<PeerLink, PeerReplication>();
   try {
     for (const topic of o.topics) {
-      const signaling = o.signal
-        ? createSignalingClient({ url: o.signal, topic, emit: o.emit })
-        : createDefaultSignaling({ topic, emit: o.emit });
+      const emit = reportUnreachable(o.emit);
+      const signaling = o.signal ? createSignalingClient({ url: o.signal, topic, emit }) : createDefaultSignaling({ topic, emit });
       networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime }) });
     }
     return await new Session(o, store, conflict.name, networks, replications).run(conflict);
@@ -97,6 +103,8 @@ class Session {
   private checkQueued = false;
   private finish!: (r: JoinResult) => void;
   private settled = false;
+  /** Networks whose signaling server has not answered yet. */
+  private unreached: number;
 
   constructor(
     private readonly o: JoinOptions,
@@ -104,7 +112,9 @@ class Session {
     private readonly conflictName: string,
     private readonly networks: Network[],
     private readonly replications: Map<PeerLink, PeerReplication>,
-  ) {}
+  ) {
+    this.unreached = networks.length;
+  }
 
   run(conflict: ReturnType<typeof conflictStrategies.create>): Promise<JoinResult> {
     const { o } = this;
@@ -116,25 +126,31 @@ class Session {
         clearTimeout(timer);
         resolve(r);
       };
+      // A live run waits for signaling as long as it takes (the client retries with back-off and warns); `--once`
+      // gives up after the connect wait, which the overall timeout shortens.
+      const connectWaitMs = o.once ? Math.min(o.once.connectTimeoutMs, o.once.timeoutMs ?? Infinity) : undefined;
       for (const n of this.networks) {
         n.mesh.onLink((link) => this.attach(n.topic, link, conflict));
-        // A refused token (or another fatal signaling error) ends the run; otherwise the client retries forever.
-        n.signaling.waitConnected().catch((err: unknown) => {
-          if (this.settled) return;
-          const e = toP2PSyncError(err, 'E_SIGNALING');
-          o.emit({ event: 'error', code: e.code, message: e.message });
-          this.finish({ exitCode: exitCodeFor(e), reason: 'error' });
-        });
+        // A refused token (or another fatal signaling error) ends the run, as does `--once` not reaching a server.
+        n.signaling.waitConnected(connectWaitMs).then(
+          () => void this.unreached--,
+          (err: unknown) => {
+            const error = toP2PSyncError(err, 'E_SIGNALING');
+            this.finish({ reason: error.code === 'E_UNREACHABLE' ? 'unreachable' : 'error', error });
+          },
+        );
       }
       this.store.changes$.subscribe(() => this.checkSynced());
       if (o.once?.timeoutMs !== undefined) {
         const ms = o.once.timeoutMs;
         timer = setTimeout(() => {
-          o.emit({ event: 'error', code: 'E_TIMEOUT', message: `not in sync after ${ms / 1000} s`, details: { peersSeen: this.seenPeers.size, waitPeers: o.once!.waitPeers } });
-          this.finish({ exitCode: ExitCode.timeout, reason: 'timeout' });
+          // A server never reached is the better diagnosis; its connect wait (no longer than this) reports it.
+          if (this.unreached > 0) return;
+          const details = { peersSeen: this.seenPeers.size, waitPeers: o.once!.waitPeers };
+          this.finish({ reason: 'timeout', error: new P2PSyncError('E_TIMEOUT', `not in sync after ${ms / 1000} s`, details) });
         }, ms);
       }
-      const onAbort = (): void => this.finish({ exitCode: ExitCode.ok, reason: 'interrupted' });
+      const onAbort = (): void => this.finish({ reason: 'interrupted' });
       if (o.abort.aborted) onAbort();
       else o.abort.addEventListener('abort', onAbort, { once: true });
 
@@ -209,7 +225,7 @@ class Session {
       void this.store.all().then((docs) => {
         if (this.settled || !this.synced) return;
         this.o.emit({ event: 'synced', peers: reps.length, documents: docs.length });
-        if (this.o.once) this.finish({ exitCode: ExitCode.ok, reason: 'synced' });
+        if (this.o.once) this.finish({ reason: 'synced' });
       });
     });
   }

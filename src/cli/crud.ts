@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { P2PSyncError, exitCodeFor } from '../core/errors.js';
 import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type CrudOptions, type UserDoc } from '../store/crud.js';
 import type { CliContext } from './main.js';
-import { flag, jsonFlag } from './options.js';
+import { flag, jsonFlag, parseNonEmpty } from './options.js';
 import { Output } from './output.js';
 
 /** The store flags as commander hands them over (shared with `join`). */
@@ -17,9 +17,9 @@ export interface StoreFlags {
 /** Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). */
 export function addStoreOptions(cmd: Command): Command {
   return cmd
-    .addOption(flag('--store <file>', 'the JSON or NDJSON file holding the documents').makeOptionMandatory())
-    .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').default('id'))
-    .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object'))
+    .addOption(flag('--store <file>', 'the JSON or NDJSON file holding the documents').argParser(parseNonEmpty).makeOptionMandatory())
+    .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').argParser(parseNonEmpty).default('id'))
+    .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object').argParser(parseNonEmpty))
     .addOption(flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices(['json', 'ndjson']))
     .addOption(jsonFlag());
 }
@@ -46,6 +46,15 @@ async function run(ctx: CliContext, json: boolean, body: (out: Output) => Promis
   } catch (err) {
     ctx.exitCode = exitCodeFor(out.error(err));
   }
+}
+
+/** Ids shown in a human summary line; the rest are counted (`--json` lists them all). */
+const SHOWN_IDS = 5;
+
+/** `a, b, c` or, for long lists, `a, b, c, d, e and 995 more`. */
+export function listIds(ids: readonly string[]): string {
+  const shown = ids.slice(0, SHOWN_IDS).join(', ');
+  return ids.length > SHOWN_IDS ? `${shown} and ${ids.length - SHOWN_IDS} more` : shown;
 }
 
 function printDocs(out: Output, docs: UserDoc[]): void {
@@ -106,9 +115,9 @@ Examples:
         const r = await putDocuments(storeOptionsFrom(flags), parsed);
         const ids = [...r.created, ...r.updated, ...r.unchanged];
         const parts = [
-          r.created.length > 0 ? `created ${r.created.join(', ')}` : '',
-          r.updated.length > 0 ? `updated ${r.updated.join(', ')}` : '',
-          r.unchanged.length > 0 ? `unchanged ${r.unchanged.join(', ')}` : '',
+          r.created.length > 0 ? `created ${listIds(r.created)}` : '',
+          r.updated.length > 0 ? `updated ${listIds(r.updated)}` : '',
+          r.unchanged.length > 0 ? `unchanged ${listIds(r.unchanged)}` : '',
         ].filter(Boolean);
         out.event({ event: 'written', ids, conflicts: [] }, `put ${ids.length} document${ids.length === 1 ? '' : 's'}${parts.length ? ` (${parts.join('; ')})` : ''}`);
       });
@@ -125,7 +134,7 @@ Examples:
     .action(async (ids: string[], flags: StoreFlags & { force: boolean }) => {
       await run(ctx, flags.json, async (out) => {
         const r = await removeDocuments(storeOptionsFrom(flags), ids);
-        out.event({ event: 'written', ids: r.removed, conflicts: [] }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${r.removed.join(', ')})` : ''}`);
+        out.event({ event: 'written', ids: r.removed, conflicts: [] }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${listIds(r.removed)})` : ''}`);
         if (r.missing.length > 0 && !flags.force) {
           throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${r.missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: r.missing });
         }

@@ -24,9 +24,9 @@ export function renderJoinEvent(e: SyncEvent, c: ChalkInstance): string | undefi
     case 'synced':
       return `${c.green('in sync')} with ${e.peers} peer${e.peers === 1 ? '' : 's'} (${e.documents} documents)`;
     case 'warning':
-      return c.yellow(`warning: ${e.message}`);
+      return c.yellow(`p2psync: warning: ${e.message}`) + c.dim(` [${e.code}]`);
     case 'error':
-      return c.red(`error: ${e.message} [${e.code}]`);
+      return c.red(`p2psync: ${e.message}`) + c.dim(` [${e.code}]`);
     case 'closed':
       return c.dim(`closed (${e.reason})`);
     default:

@@ -5,7 +5,7 @@ import { conflictStrategies, runJoin, type JoinOptions } from '../session.js';
 import { addStoreOptions } from './crud.js';
 import { installSignalHandlers } from './lifecycle.js';
 import type { CliContext } from './main.js';
-import { collect, flag, parseInteger, parseSeconds } from './options.js';
+import { collect, flag, parseInteger, parseLocalAddress, parseNonEmpty, parseSeconds } from './options.js';
 import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
 
@@ -26,6 +26,7 @@ interface JoinFlags {
   once: boolean;
   waitPeers?: number;
   timeout?: number;
+  connectTimeout: number;
   storageToken?: string;
   shutdownTimeout: number;
   json: boolean;
@@ -69,15 +70,16 @@ export function registerJoin(program: Command, ctx: CliContext): void {
   addStoreOptions(command)
     .addOption(flag('--signal <url>', 'signaling server (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(parseSignalUrl))
     .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB) or lww (last write wins)').choices(conflictStrategies.names()).default('master'))
-    .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').default('updatedAt'))
+    .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').argParser(parseNonEmpty).default('updatedAt'))
     .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
     .addOption(flag('--push-only', 'only send changes to peers').default(false))
     .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)))
     .addOption(flag('--ice-server <url>', 'STUN/TURN server, repeatable (default: none, host candidates only)').argParser(collect))
-    .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)'))
+    .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)').argParser(parseLocalAddress))
     .addOption(flag('--once', 'exit 0 once in sync with every connected peer (see --wait-peers, --timeout)').default(false))
     .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
     .addOption(flag('--timeout <seconds>', 'with --once: exit 3 if not in sync by then').argParser(parseSeconds))
+    .addOption(flag('--connect-timeout <seconds>', 'with --once: exit 3 (E_UNREACHABLE) if no signaling server answered by then').argParser(parseSeconds).default(30))
     .addOption(flag('--storage-token <token>', 'advanced: identity for a new sidecar (decides replication roles); ignored if the sidecar exists').argParser(parseStorageToken))
     .addOption(flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10))
     .addHelpText(
@@ -90,8 +92,14 @@ Examples:
   $ P2PSYNC_TOPIC=notes-demo P2PSYNC_STORE=notes.ndjson p2psync join --conflict lww --lww-field updatedAt`,
     )
     .action(async (flags: JoinFlags, command: Command) => {
-      if (!flags.once && (flags.waitPeers !== undefined || flags.timeout !== undefined)) {
-        command.error(`error: ${flags.waitPeers !== undefined ? '--wait-peers' : '--timeout'} only applies with --once`, { exitCode: ExitCode.usage });
+      if (!flags.once) {
+        const onceOnly = [
+          ['--wait-peers', flags.waitPeers !== undefined],
+          ['--timeout', flags.timeout !== undefined],
+          ['--connect-timeout', command.getOptionValueSource('connectTimeout') !== 'default'],
+        ] as const;
+        const given = onceOnly.find(([, set]) => set);
+        if (given) command.error(`error: ${given[0]} only applies with --once`, { exitCode: ExitCode.usage });
       }
       const out = new Output(ctx, flags.json);
       const stopper = installSignalHandlers();
@@ -113,7 +121,9 @@ Examples:
         batchSize: flags.batchSize,
         iceServers: flags.iceServer ?? [],
         iceBind: flags.iceBind,
-        once: flags.once ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined } : undefined,
+        once: flags.once
+          ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined, connectTimeoutMs: flags.connectTimeout * 1000 }
+          : undefined,
         storageToken: flags.storageToken,
         shutdownTimeoutMs: flags.shutdownTimeout * 1000,
         abort: stopper.signal,
@@ -121,7 +131,8 @@ Examples:
       };
       try {
         const result = await runJoin(options);
-        ctx.exitCode = stopper.interruptedExitCode() ?? result.exitCode;
+        // The one place a join's outcome becomes an exit code (with exitCodeFor's table of error codes).
+        ctx.exitCode = stopper.interruptedExitCode() ?? (result.error ? exitCodeFor(out.error(result.error)) : ExitCode.ok);
         emit({ event: 'closed', reason: result.reason, exitCode: ctx.exitCode });
       } catch (err) {
         ctx.exitCode = exitCodeFor(out.error(err));

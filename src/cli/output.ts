@@ -68,7 +68,7 @@ export class Output {
 
   warn(code: string, message: string): void {
     if (this.json) this.event({ event: 'warning', code, message });
-    else this.io.stderr.write(this.color.yellow(`p2psync: ${message}`) + '\n');
+    else this.io.stderr.write(this.color.yellow(`p2psync: warning: ${message}`) + this.color.dim(` [${code}]`) + '\n');
   }
 
   /** Starts or updates the status spinner (TTY, human mode only). */

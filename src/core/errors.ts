@@ -34,6 +34,8 @@ export const ErrorCodes = {
   E_ADDR_IN_USE: ExitCode.failure,
   E_IO: ExitCode.failure,
   E_LOCKED: ExitCode.failure,
+  /** A `put` or `rm` kept losing to concurrent writers of the same documents; running it again is safe. */
+  E_BUSY: ExitCode.failure,
   E_SIDECAR: ExitCode.failure,
   /** `p2psync get` / `rm` named a document that does not exist (like grep finding nothing: exit 1). */
   E_NOT_FOUND: ExitCode.failure,

@@ -15,7 +15,7 @@ export type Direction = 'both' | 'pull' | 'push';
 
 /** Counters of one link; documents are counted as they cross the link, in either role. */
 export interface ReplicationStats {
-  /** Documents this side's fork received from the master (pages and stream events). */
+  /** Documents received from the peer and kept: as fork from pages and stream events, as master from the fork's writes. */
   pulled: number;
   /** Rows this side's fork sent in `masterWrite` (accepted and refused). */
   pushed: number;

@@ -256,6 +256,12 @@ export class MasterServer {
     const origin = { kind: 'peer' as const, peerToken: this.ctx.peerToken ?? '' };
     const conflicts = await this.ctx.track(this.ctx.store.bulkWrite(writes, origin));
     this.ctx.stats.sent += conflicts.length;
+    // What the fork pushed and we kept is what we received from that peer: the same `pulled` a fork reports.
+    const applied = writes.length - conflicts.length;
+    if (applied > 0) {
+      this.ctx.stats.pulled += applied;
+      this.ctx.emit({ event: 'pulled', peerId: this.ctx.link.remotePeerId, count: applied, total: this.ctx.stats.pulled });
+    }
     return conflicts;
   }
 

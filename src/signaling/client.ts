@@ -308,11 +308,13 @@ class WsSignalingClient implements SignalingClient {
       `the signaling server ${this.url} refused the connection (HTTP ${status}): check the access token (?token=)`,
       { url: this.url, status },
     );
-    if (!this.authErrorReported || fatal) {
+    if (!fatal) {
+      // Retried: one event per streak of refusals. A fatal refusal is not emitted: it rejects waitConnected(),
+      // whose caller reports it (once).
+      if (!this.authErrorReported) this.options.emit?.({ event: 'error', code: err.code, message: err.message, details: err.details });
       this.authErrorReported = true;
-      this.options.emit?.({ event: 'error', code: err.code, message: err.message, details: err.details });
+      return false;
     }
-    if (!fatal) return false;
     this.failure = err;
     this.settleWaiters(err);
     return true;

@@ -1,5 +1,6 @@
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
+import { P2PSyncError } from '../core/errors.js';
 
 /** Arrays longer than this are stringified in slices of this many elements. */
 const SLICE = 256;
@@ -99,7 +100,7 @@ export class ChunkWriter {
     for (let at = start; at < end; ) {
       if (this.full) await this.flush();
       const n = await this.out.readFrom(source, at, Math.min(end - at, CHUNK_BYTES));
-      if (n === 0) throw new Error('the previous version of the file is shorter than expected');
+      if (n === 0) throw new P2PSyncError('E_IO', 'the previous version of the file is shorter than expected');
       at += n;
     }
   }

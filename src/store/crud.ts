@@ -128,7 +128,7 @@ export async function putDocuments(options: CrudOptions, docs: readonly DocState
       // Nobody else writes to this store in this process, but stay correct if someone does: retry on conflicts.
       for (let attempt = 0; rows.length > 0; attempt++) {
         const conflicts = await store.bulkWrite(rows, { kind: 'local' });
-        if (attempt > 10) throw new P2PSyncError('E_INTERNAL', 'put kept conflicting with concurrent writes');
+        if (attempt > 10) throw new P2PSyncError('E_BUSY', 'put kept conflicting with concurrent writes; try again');
         const again = new Map(conflicts.map((c) => [docKey(c, pk)!, c]));
         rows = rows.filter((r) => again.has(docKey(r.document, pk)!)).map((r) => ({ document: r.document, expected: again.get(docKey(r.document, pk)!)! }));
       }
@@ -162,7 +162,7 @@ export async function removeDocuments(options: CrudOptions, ids: readonly string
       }
       if (rows.length > 0) {
         const conflicts = await store.bulkWrite(rows, { kind: 'local' });
-        if (conflicts.length > 0) throw new P2PSyncError('E_INTERNAL', 'rm conflicted with a concurrent write; try again');
+        if (conflicts.length > 0) throw new P2PSyncError('E_BUSY', 'rm conflicted with a concurrent write; try again');
       }
       return r;
     },

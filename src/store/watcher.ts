@@ -7,7 +7,7 @@ const debug = debuglog('p2psync');
 export interface WatcherOptions {
   /** Use fs.watch on the file's directory (files are often replaced by rename, so the file itself won't do). */
   fsWatch: boolean;
-  /** Period of the fallback check; it works where fs.watch does not (network mounts, some containers). */
+  /** Period of the fallback check, run only where fs.watch is off or fails (network mounts, some containers). */
   pollIntervalMs: number;
   /** Quiet time after the last notification before checking, so a writer can finish. */
   debounceMs: number;
@@ -15,7 +15,7 @@ export interface WatcherOptions {
 
 /**
  * Tells its owner when the user's file may have changed: fs.watch events for the file's name in its directory
- * (debounced) and a periodic tick. It does not decide whether anything changed; the owner compares fingerprints.
+ * (debounced), or a periodic tick where watching is off or fails. It does not decide whether anything changed; the owner compares fingerprints.
  * `onCheck(inPlace)` says whether the file may have been written in place (a writer may still be busy) rather
  * than only replaced by rename (complete at once); the periodic tick cannot tell and says true.
  */
@@ -49,11 +49,18 @@ export class FileWatcher {
           debug('fs.watch failed, relying on the periodic check: %s', err.message);
           this.watcher?.close();
           this.watcher = undefined;
+          this.startPolling();
         });
+        return;
       } catch (err) {
         debug('fs.watch unavailable, relying on the periodic check: %s', (err as Error).message);
       }
     }
+    this.startPolling();
+  }
+
+  private startPolling(): void {
+    if (this.poll || this.stopped) return;
     this.poll = setInterval(() => this.onCheck(true), this.options.pollIntervalMs);
     this.poll.unref();
   }

@@ -1,3 +1,4 @@
+import { P2PSyncError } from '../core/errors.js';
 import { randomToken } from '../core/random.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
 
@@ -33,7 +34,7 @@ export class MemorySignalHub {
 
   /** @internal */
   join(client: MemorySignalClient, id: string): void {
-    if (this.members.has(id)) throw new Error(`peer id ${id} already in use`);
+    if (this.members.has(id)) throw new P2PSyncError('E_BAD_OPTION', `peer id ${id} already in use`, { peerId: id });
     this.members.set(id, client);
     this.broadcast();
   }

@@ -1,5 +1,6 @@
 import { debuglog } from 'node:util';
 import SimplePeer from 'simple-peer';
+import { P2PSyncError } from '../core/errors.js';
 import type { PeerLink } from '../core/link.js';
 import { randomToken } from '../core/random.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
@@ -334,7 +335,7 @@ class WebRTCMesh implements Mesh {
   }
 
   private fail(attempt: Attempt, reason: string): void {
-    attempt.error ??= new Error(reason);
+    attempt.error ??= new P2PSyncError('E_PEER', reason);
     this.end(attempt, reason);
   }
 

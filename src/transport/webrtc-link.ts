@@ -1,4 +1,5 @@
 import type SimplePeer from 'simple-peer';
+import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { PeerLink } from '../core/link.js';
 import { channelOf, clearPeerTimers, maxMessageSizeOf, type ChannelInternals } from './peer-internals.js';
 
@@ -48,7 +49,7 @@ export class WebRTCLink implements PeerLink {
     peer.on('close', () => this.shutdown(this.closeReason));
     // a peer handed over already destroyed never emits 'close' again
     if (peer.destroyed || !this.channel || this.channel.readyState !== 'open') {
-      queueMicrotask(() => this.fail(new Error('data channel is not open')));
+      queueMicrotask(() => this.fail(new P2PSyncError('E_PEER', 'data channel is not open')));
     }
   }
 
@@ -61,7 +62,7 @@ export class WebRTCLink implements PeerLink {
     try {
       this.peer.send(frame);
     } catch (err) {
-      this.fail(err instanceof Error ? err : new Error(String(err)));
+      this.fail(toP2PSyncError(err, 'E_PEER'));
     }
   }
 
