@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appendFile, rename, writeFile } from 'node:fs/promises';
 import { FileWatcher } from '../../src/store/watcher.js';
 import { StoreFixture, eventually } from './harness.js';
@@ -57,5 +57,22 @@ describe('FileWatcher', () => {
     const seen = calls.length;
     await new Promise((r) => setTimeout(r, 60));
     expect(calls).toHaveLength(seen);
+  });
+
+  it('does not poll where fs.watch works (the periodic check is only the fallback)', async () => {
+    const path = fx.file('a.ndjson');
+    await writeFile(path, '');
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const calls = watch(path, { pollIntervalMs: 20 });
+      vi.advanceTimersByTime(1_000);
+      expect(calls).toEqual([]);
+      watcher!.stop();
+      const polled = watch(path, { fsWatch: false, pollIntervalMs: 20 });
+      vi.advanceTimersByTime(100);
+      expect(polled).toHaveLength(5);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
