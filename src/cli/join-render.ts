@@ -17,6 +17,8 @@ export function renderJoinEvent(e: SyncEvent, c: ChalkInstance): string | undefi
       return `${c.green('+')} peer ${e.peerId} (we are ${e.role})`;
     case 'peer-disconnected':
       return `${c.red('-')} peer ${e.peerId} (${e.reason})`;
+    case 'peer-rejected':
+      return c.yellow(`p2psync: dropped peer ${e.peerId}: ${e.reason}`);
     case 'conflict':
       return c.yellow(`conflict on ${e.id}: ${e.winner} version kept (${e.strategy})`);
     case 'outside-edit':

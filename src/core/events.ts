@@ -13,6 +13,8 @@ export type SyncEvent =
   | { event: 'joined'; topic: string; topics: string[]; store: string; storageToken: string; signal: string; conflict: string }
   | { event: 'peer-connected'; topic: string; peerId: string; peerToken: string; role: 'master' | 'fork' }
   | { event: 'peer-disconnected'; topic: string; peerId: string; reason: string }
+  /** The peer exceeded a bound on what one link may buffer (`limit` names it); its link is closed. */
+  | { event: 'peer-rejected'; peerId: string; reason: string; limit: string }
   | { event: 'pulled'; peerId: string; count: number; total: number }
   | { event: 'pushed'; peerId: string; count: number; conflicts: number; total: number }
   | {

@@ -54,8 +54,13 @@ export interface LinkContext {
   track<T>(work: Promise<T>): Promise<T>;
   /** Reports a failure as an `error` event (and debug log). */
   fail(err: unknown, during: string): void;
-  /** Counts refused input and reports the first few as `warning` events. */
+  /** Counts refused input and reports the first few as `warning` events; too many drop the peer (`dropPeer`). */
   reject(reason: string): void;
+  /**
+   * The peer exceeded a bound on what one link may cost (reassembly, queued requests, rows per request, refused
+   * input): emits `peer-rejected` once and closes the link, which releases everything buffered for it.
+   */
+  dropPeer(reason: string, limit: string): void;
 }
 
 /** A plain-JSON error for error responses (RxDB's `errorToPlainJson` shape, without the stack). */

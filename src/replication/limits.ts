@@ -16,16 +16,29 @@ export interface ReplicationLimits {
   streamDropBytes: number;
   /** `masterWrite` requests a fork keeps in flight per peer (RxDB's upstream keeps about 4). */
   pushWindow: number;
-  /** Requests from one peer waiting to be served; further ones are dropped and time out on the requester. */
+  /**
+   * Requests from one peer waiting to be served. A peer that queues more is dropped (`peer-rejected`): RxDB forks
+   * keep a few requests in flight and p2psync forks at most `pushWindow` plus a few pages ahead.
+   */
   maxPendingRequests: number;
   /** Characters of requests from one peer waiting to be served (same policy). */
   maxPendingRequestChars: number;
-  /** Largest accepted `total` of a chunked message (16,384-char chunks: 8,192 chunks = 128 Mi chars). */
+  /** Largest accepted `total` of a chunked message; a larger one drops the peer. */
   maxChunkTotal: number;
   /** Incomplete chunk sets kept per link; the oldest is dropped beyond this (RxDB senders never interleave). */
   maxIncompleteChunkSets: number;
-  /** Largest reassembled message, and the budget of all incomplete chunk sets of a link together, in characters. */
+  /**
+   * Largest reassembled message, and the budget of all incomplete chunk sets of a link together, in characters;
+   * a peer exceeding it is dropped. This also bounds the largest document that can replicate.
+   */
   maxMessageChars: number;
+  /** Rows in one `masterWrite`; more drops the peer (p2psync forks size push batches to fit one frame). */
+  maxRowsPerRequest: number;
+  /**
+   * Refused frames, chunks, requests and documents tolerated on one link; one more drops the peer. A peer that
+   * keeps sending garbage costs parsing time and native buffers that only closing the link releases.
+   */
+  maxRejectedInputs: number;
   /** Largest `batchSize` a master serves in one `masterChangesSince` page. */
   maxBatchSize: number;
   /** Deepest nesting accepted inside a document (deeper ones would risk stack overflows in comparisons). */
@@ -46,11 +59,14 @@ export const DEFAULT_LIMITS: Readonly<ReplicationLimits> = Object.freeze({
   highWaterBytes: 1024 * 1024,
   streamDropBytes: 8 * 1024 * 1024,
   pushWindow: 4,
-  maxPendingRequests: 4096,
-  maxPendingRequestChars: 64 * 1024 * 1024,
-  maxChunkTotal: 8192,
+  maxPendingRequests: 256,
+  maxPendingRequestChars: 32 * 1024 * 1024,
+  // 2,048 RxDB chunks of 16,384 characters: the 32 Mi characters below.
+  maxChunkTotal: 2048,
   maxIncompleteChunkSets: 4,
-  maxMessageChars: 64 * 1024 * 1024,
+  maxMessageChars: 32 * 1024 * 1024,
+  maxRowsPerRequest: 10_000,
+  maxRejectedInputs: 1000,
   maxBatchSize: 10_000,
   maxDocDepth: 100,
   maxKeyLength: 2048,

@@ -105,9 +105,15 @@ export class MasterServer {
 
   handle(request: RpcRequest): void {
     const { limits } = this.ctx;
-    if (this.queue.length >= limits.maxPendingRequests || this.queuedChars + request.chars > limits.maxPendingRequestChars) {
-      this.ctx.reject(`dropped a ${request.method} request: too many requests waiting`);
-      return;
+    if (this.queue.length >= limits.maxPendingRequests) {
+      return this.ctx.dropPeer(`more than ${limits.maxPendingRequests} requests waiting`, 'maxPendingRequests');
+    }
+    if (this.queuedChars + request.chars > limits.maxPendingRequestChars) {
+      return this.ctx.dropPeer(`more than ${limits.maxPendingRequestChars} characters of requests waiting`, 'maxPendingRequestChars');
+    }
+    const rows = request.method === 'masterWrite' ? request.params[0] : undefined;
+    if (Array.isArray(rows) && rows.length > limits.maxRowsPerRequest) {
+      return this.ctx.dropPeer(`a masterWrite of ${rows.length} rows (at most ${limits.maxRowsPerRequest})`, 'maxRowsPerRequest');
     }
     this.queue.push(request);
     this.queuedChars += request.chars;

@@ -112,6 +112,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   private lastIdle = false;
   private warned = 0;
   private bothMasterWarned = false;
+  private dropped = false;
   private resyncsReceived = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private recheckTimer: NodeJS.Timeout | undefined;
@@ -151,6 +152,7 @@ class LinkReplication implements PeerReplication, LinkContext {
         onStream: (r) => this.onStream(r),
         onInvalid: (reason) => this.reject(reason),
         onDrain: () => this.changed(),
+        onOverLimit: (reason, limit) => this.dropPeer(reason, limit),
       },
     });
     this.subscription = this.store.changes$.subscribe({ next: (c) => this.onChange(c) });
@@ -217,8 +219,19 @@ class LinkReplication implements PeerReplication, LinkContext {
     this.emit({ event: 'error', code: e.code, message: `${during} with peer ${this.link.remotePeerId} failed: ${e.message}`, details: { peerId: this.link.remotePeerId, during, ...e.details } });
   }
 
+  dropPeer(reason: string, limit: string): void {
+    if (this.closed || this.dropped) return;
+    this.dropped = true;
+    debug('replication: dropping %s: %s', this.link.remotePeerId, reason);
+    this.emit({ event: 'peer-rejected', peerId: this.link.remotePeerId, reason, limit });
+    this.link.close();
+  }
+
   reject(reason: string): void {
     this.stats.rejected++;
+    if (this.stats.rejected > this.limits.maxRejectedInputs) {
+      return this.dropPeer(`more than ${this.limits.maxRejectedInputs} refused frames, requests or documents`, 'maxRejectedInputs');
+    }
     debug('replication: refused input from %s: %s', this.link.remotePeerId, reason);
     if (this.warned >= WARNINGS_PER_LINK) return;
     this.warned++;

@@ -28,6 +28,8 @@ export interface RpcHandlers {
   onInvalid(reason: string): void;
   /** Outbound pressure went down (a drain); waiters were already woken. */
   onDrain(): void;
+  /** The peer went over a buffering limit (a message or the reassembly budget too large): drop it. */
+  onOverLimit(reason: string, limit: string): void;
 }
 
 export interface RpcOptions {
@@ -78,7 +80,10 @@ export class Rpc {
   constructor(private readonly options: RpcOptions) {
     const { link, limits } = options;
     this.sizes = options.frameSizes ?? frameSizes(link.maxMessageSize);
-    this.reassembler = new Reassembler(limits, (reason: ChunkRejection) => options.handlers.onInvalid(`chunk: ${reason}`));
+    this.reassembler = new Reassembler(limits, (reason: ChunkRejection) => {
+      if (reason === 'size') options.handlers.onOverLimit(`a chunked message over ${limits.maxMessageChars} characters in reassembly`, 'maxMessageChars');
+      else options.handlers.onInvalid(`chunk: ${reason}`);
+    });
   }
 
   /**

@@ -133,7 +133,7 @@ describe('reassembly limits', () => {
 
   it('keeps at most maxIncompleteChunkSets open sets, evicting the oldest', () => {
     const { r, rejected } = make({ maxIncompleteChunkSets: 3 });
-    for (let i = 0; i < 100; i++) r.add({ id: `s${i}`, index: 0, total: 8192, data: 'x'.repeat(10) });
+    for (let i = 0; i < 100; i++) r.add({ id: `s${i}`, index: 0, total: limits.maxChunkTotal, data: 'x'.repeat(10) });
     expect(r.pendingSets).toBe(3);
     expect(r.pendingChars).toBe(30);
     expect(rejected.filter((x) => x === 'evicted').length).toBe(97);

@@ -105,8 +105,8 @@ describe('a master facing a hostile peer', () => {
       '{"__proto__":{"polluted":true},"id":"p","method":"token"}',
     ];
     for (const f of frames) raw.send(f);
-    // huge chunk counts: many sets that never complete
-    for (let i = 0; i < 2000; i++) raw.sendJson({ chunk: { id: `set${i}`, index: 0, total: 8192, data: 'x'.repeat(100) } });
+    // many sets that never complete (each evicts an older one; fewer than maxRejectedInputs, which would drop us)
+    for (let i = 0; i < 500; i++) raw.sendJson({ chunk: { id: `set${i}`, index: 0, total: 8192, data: 'x'.repeat(100) } });
 
     const unknown = await raw.request('evilMethod', [1, 2, 3]);
     expect(unknown.error).toMatchObject({ name: 'P2PSyncError', code: 'E_PROTOCOL' });
@@ -267,5 +267,71 @@ describe('a fork facing a hostile master', () => {
     const errors = a.events.filter((e) => e.event === 'error').map((e) => (e.event === 'error' ? e.code : ''));
     expect(errors).toEqual(['E_PEER', 'E_PROTOCOL', 'E_PROTOCOL']);
     expect((await a.store.all()).map((d) => d.id)).toEqual(['local', 'm1', 'm2', 'm3', 'm5']);
+  });
+});
+
+describe('a peer over the bounds of one link is dropped', () => {
+  function rejectedSetup(limits: Record<string, number>, hold = false): { a: Side; raw: RawPeer; closed: Promise<void>; release: () => void } {
+    const [linkA, linkB] = createMemoryLinkPair('raw', 'a');
+    const raw = new RawPeer(linkB, FORK_TOKEN);
+    const s = store(MASTER_TOKEN);
+    let release = (): void => {};
+    if (hold) {
+      // A store whose writes wait: requests pile up behind the first one, as behind a slow disk.
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const bulkWrite = s.bulkWrite.bind(s);
+      s.bulkWrite = async (...args) => {
+        await gate;
+        return bulkWrite(...args);
+      };
+    }
+    const a = side(s, linkA, { limits });
+    const closed = new Promise<void>((resolve) => linkA.onClose(() => resolve()));
+    cleanups.push(async () => {
+      release();
+      await a.rep.close();
+      linkA.close();
+    });
+    return { a, raw, closed, release };
+  }
+
+  const rejections = (a: Side) => a.events.filter((e) => e.event === 'peer-rejected');
+
+  it('queues at most maxPendingRequests requests', async () => {
+    const { a, raw, closed } = rejectedSetup({ maxPendingRequests: 8 }, true);
+    await a.rep.ready;
+    for (let i = 0; i < 10; i++) raw.sendJson({ id: `raw|${i}`, method: 'masterWrite', params: [[{ newDocumentState: { id: `q${i}`, _deleted: false } }]] });
+    await closed;
+    expect(rejections(a)).toEqual([{ event: 'peer-rejected', peerId: 'a', reason: 'more than 8 requests waiting', limit: 'maxPendingRequests' }]);
+  });
+
+  it('takes at most maxRowsPerRequest rows in one masterWrite', async () => {
+    const { a, raw, closed } = rejectedSetup({ maxRowsPerRequest: 3 });
+    await a.rep.ready;
+    expect((await raw.request('masterWrite', [[1, 2, 3].map((i) => ({ newDocumentState: { id: `ok${i}`, _deleted: false } }))])).error).toBeUndefined();
+    raw.sendJson({ id: 'raw|big', method: 'masterWrite', params: [[1, 2, 3, 4].map((i) => ({ newDocumentState: { id: `r${i}`, _deleted: false } }))] });
+    await closed;
+    expect(rejections(a)).toMatchObject([{ limit: 'maxRowsPerRequest' }]);
+    expect((await a.store.get(['r1'])).size).toBe(0);
+  });
+
+  it('tolerates maxRejectedInputs refused frames, and not one more', async () => {
+    const { a, raw, closed } = rejectedSetup({ maxRejectedInputs: 5 });
+    await a.rep.ready;
+    for (let i = 0; i < 5; i++) raw.send('not json');
+    // A request answered after the five refusals proves they were all processed and the link is still open.
+    expect((await raw.request('masterChangesSince', [null, 1])).error).toBeUndefined();
+    expect(rejections(a)).toEqual([]);
+    raw.send('not json');
+    await closed;
+    expect(rejections(a)).toMatchObject([{ limit: 'maxRejectedInputs' }]);
+  });
+
+  it('keeps at most maxMessageChars in reassembly', async () => {
+    const { a, raw, closed } = rejectedSetup({ maxMessageChars: 1000 });
+    await a.rep.ready;
+    for (let index = 0; index < 3; index++) raw.sendJson({ chunk: { id: 'big', index, total: 3, data: 'x'.repeat(400) } });
+    await closed;
+    expect(rejections(a)).toMatchObject([{ limit: 'maxMessageChars' }]);
   });
 });
