@@ -26,7 +26,7 @@ import { openStore } from '../dist/store/open.js';
 import { MAX_FRAME_BYTES } from '../dist/core/link.js';
 import { makeDoc } from './lib/docs.mjs';
 
-const MASTER = 'aaaaaaaaaa'; // master of FORK (PROTOCOL §2.3 test vector)
+const MASTER = 'aaaaaaaaaa'; // master of FORK (docs/PROTOCOL.md §2.3 test vector)
 const FORK = 'bbbbbbbbbb';
 const TOPIC = 'bench-topic';
 

@@ -34,7 +34,7 @@ const { values } = parseArgs({
 });
 const N = Number(values.docs);
 const batchSize = Number(values.batch);
-const MASTER = 'aaaaaaaaaa'; // master of FORK (PROTOCOL §2.3 test vector)
+const MASTER = 'aaaaaaaaaa'; // master of FORK (docs/PROTOCOL.md §2.3 test vector)
 const FORK = 'bbbbbbbbbb';
 
 async function seed(store, prefix, count) {

@@ -184,7 +184,7 @@ class Session {
     rep.ready.then(
       () => {
         const token = rep.peerToken!;
-        // A second link to the same replica (e.g. after a signaling reconnect) replaces the older one (PROTOCOL §2.3).
+        // A second link to the same replica (e.g. after a signaling reconnect) replaces the older one (docs/PROTOCOL.md §2.3).
         for (const [otherLink, other] of this.replications) {
           if (other !== rep && other.peerToken === token) otherLink.close();
         }

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { Proc } from './proc.mjs';
 import { BIN, RXDB_PEER, RXDB_SIGNAL, ROOT } from './paths.mjs';
 
-/** PROTOCOL §2.3: the side whose sha256hex(own|other) is larger is master. */
+/** docs/PROTOCOL.md §2.3: the side whose sha256hex(own|other) is larger is master. */
 export function isMaster(own, other) {
   const h = (s) => createHash('sha256').update(s, 'utf8').digest('hex');
   return h(`${own}|${other}`) > h(`${other}|${own}`);

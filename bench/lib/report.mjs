@@ -217,7 +217,7 @@ export function renderReport(results) {
     'N. **docs/s** = N / transfer time; **transfer** runs from the first replication pair being up (the earlier',
     'of the two `peer` / `peer-connected` events) to the fresh peer reporting N documents; **wall** runs from',
     'spawning the fresh process (start-up, signaling and WebRTC connect included). Roles are forced with storage',
-    'tokens (PROTOCOL §2.3): "fresh side pulls" makes the fresh peer the fork, "seeded side pushes" makes the seeded',
+    'tokens (docs/PROTOCOL.md §2.3): "fresh side pulls" makes the fresh peer the fork, "seeded side pushes" makes the seeded',
     'peer the fork. **x RxDB** divides by RxDB → RxDB at batch 20 in the same direction; **of raw bound** divides by',
     'the raw row of the same size. Peak RSS is VmHWM of each process. A seeded p2psync store is written and',
     'ingested (opened once) before the timed run; RxDB seeds its memory storage before it joins.',

@@ -32,7 +32,7 @@ interface JoinFlags {
   json: boolean;
 }
 
-/** RxDB's signaling server disconnects peers whose room name is not 6-99 characters (PROTOCOL §1.3). */
+/** RxDB's signaling server disconnects peers whose room name is not 6-99 characters (docs/PROTOCOL.md §1.3). */
 export function parseTopic(value: string): string {
   if (value.length < 6 || value.length > 99) {
     throw new InvalidArgumentError(`a topic must be 6 to 99 characters long (RxDB's rule), got ${value.length}`);

@@ -1,7 +1,7 @@
 import type { DocState, Json } from './types.js';
 
 /**
- * Pure helpers for document states (PROTOCOL §3). Comparisons work on JSON semantics: key order is ignored,
+ * Pure helpers for document states (docs/PROTOCOL.md §3). Comparisons work on JSON semantics: key order is ignored,
  * `undefined` members do not exist, a missing `_deleted` is `false`.
  */
 

@@ -1,5 +1,5 @@
 /**
- * The contract between a signaling client and the WebRTC mesh (PROTOCOL §1.5). The mesh only needs to know who
+ * The contract between a signaling client and the WebRTC mesh (docs/PROTOCOL.md §1.5). The mesh only needs to know who
  * it is, who else is in the topic, and how to exchange opaque simple-peer signals with them.
  *
  * Implementations: the WebSocket client in src/signaling/client.ts and the in-process hub in

@@ -11,7 +11,7 @@ import type { ChangeBatch, CasWrite, Checkpoint, DocState, PeerState, PeerStateU
 export interface Store {
   /** Name of the primary key field (default `id`). Keys are non-empty strings. */
   readonly primaryKey: string;
-  /** This replica's persistent identity (PROTOCOL §2.3), kept across restarts. */
+  /** This replica's persistent identity (docs/PROTOCOL.md §2.3), kept across restarts. */
   readonly storageToken: string;
   /** Committed change batches, in commit order, each with a valid resume checkpoint. Completes on close. */
   readonly changes$: Observable<StoreChange>;
@@ -38,7 +38,7 @@ export interface Store {
    */
   bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]>;
 
-  /** Fork-side replication state for one pair (PROTOCOL §4.1); undefined if none was saved. */
+  /** Fork-side replication state for one pair (docs/PROTOCOL.md §4.1); undefined if none was saved. */
   getPeerState(key: string): Promise<PeerState | undefined>;
   /** Merges an update into the pair's state; persisted with the next flush. */
   setPeerState(key: string, update: PeerStateUpdate): Promise<void>;

@@ -1,13 +1,13 @@
 /**
  * Shared vocabulary of p2psync. No I/O here: only the shapes that travel between the layers
- * (store, replication, transport, signaling, CLI) and on the wire (../shared/PROTOCOL.md §2-3).
+ * (store, replication, transport, signaling, CLI) and on the wire (docs/PROTOCOL.md §2-3).
  */
 
 /** A parsed JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /**
- * A document as it travels on the wire (PROTOCOL §3): the user's fields plus `_deleted`.
+ * A document as it travels on the wire (docs/PROTOCOL.md §3): the user's fields plus `_deleted`.
  * `_deleted` is always a boolean; `_meta`, `_rev` and other internals never appear.
  * Deletes are tombstones: the last body of the document with `_deleted: true`.
  */
@@ -17,7 +17,7 @@ export interface DocState {
 }
 
 /**
- * A position in a store's change feed, RxDB-compatible (PROTOCOL §2.4): the `(lwt, id)` of the last
+ * A position in a store's change feed, RxDB-compatible (docs/PROTOCOL.md §2.4): the `(lwt, id)` of the last
  * document seen. `lwt` is the store's last-write time in ms with 2 decimals, strictly increasing per replica.
  */
 export interface Checkpoint {
@@ -49,7 +49,7 @@ export interface StoreChange extends ChangeBatch {
 
 /**
  * One compare-and-set write: `document` replaces the current state only if the current state deep-equals
- * `expected` (`null`: the document must not exist, not even as a tombstone). See PROTOCOL §2.5.
+ * `expected` (`null`: the document must not exist, not even as a tombstone). See docs/PROTOCOL.md §2.5.
  */
 export interface CasWrite {
   document: DocState;
@@ -57,7 +57,7 @@ export interface CasWrite {
 }
 
 /**
- * Replication state a fork keeps per (topic, master token) pair (PROTOCOL §4.1), persisted in the sidecar
+ * Replication state a fork keeps per (topic, master token) pair (docs/PROTOCOL.md §4.1), persisted in the sidecar
  * so that restarts are incremental.
  */
 export interface PeerState {

@@ -2,7 +2,7 @@ import { randomToken } from '../core/random.js';
 import { RXDB_CHUNK_CHARS } from './limits.js';
 
 /**
- * Message framing of PROTOCOL §2.1. A message is one JSON text; one longer than the threshold travels as
+ * Message framing of docs/PROTOCOL.md §2.1. A message is one JSON text; one longer than the threshold travels as
  * `{"chunk":{id,index,total,data}}` frames whose `data` slices join back into the text.
  */
 

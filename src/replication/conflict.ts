@@ -2,7 +2,7 @@ import { docEquals } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState } from '../core/types.js';
 
-/** What the fork knows when the master refused one of its writes (PROTOCOL §4.3). */
+/** What the fork knows when the master refused one of its writes (docs/PROTOCOL.md §4.3). */
 export interface ConflictInput {
   /** The fork's state it tried to write. */
   newDocumentState: DocState;
@@ -13,7 +13,7 @@ export interface ConflictInput {
 }
 
 /**
- * A conflict strategy (RxDB's conflict handler split, PROTOCOL §4.4). `isEqual` decides whether two states are the
+ * A conflict strategy (RxDB's conflict handler split, docs/PROTOCOL.md §4.4). `isEqual` decides whether two states are the
  * same document state; `resolve` picks the state both sides should end with. For convergence:
  * `isEqual(x, x)` holds after a JSON round trip, `resolve` is deterministic and gives the same winner whichever side
  * computes it, and it returns one of its inputs or a merge that it would again pick over both.

@@ -35,7 +35,7 @@ export interface PushWatch {
 }
 
 /**
- * The fork's downstream (PROTOCOL §4.2). One serial runner applies, in order, pull loops and stream events:
+ * The fork's downstream (docs/PROTOCOL.md §4.2). One serial runner applies, in order, pull loops and stream events:
  * - a pull loop runs from the down-checkpoint until a short page, with the next page requested while the current
  *   one is applied (each request needs the previous page's checkpoint); from a p2psync master that serves pages
  *   ahead (`PAGE_AHEAD`), a few more pages are asked for at once, each taken only if it is full and starts exactly
@@ -172,7 +172,7 @@ export class Downstream {
       for (;;) {
         const page = await queue.shift()!;
         queuedDocs -= page.requested ?? 0;
-        // RxDB's rule: only a full page means there may be more (PROTOCOL §2.4).
+        // RxDB's rule: only a full page means there may be more (docs/PROTOCOL.md §2.4).
         const more = page.total >= (page.requested ?? 0);
         // The feed may have changed since the page ahead was asked for (an updated document moves to its end):
         // drop it, and those after it, unless it continues exactly, and is full (a short one is confirmed plainly).
@@ -223,7 +223,7 @@ export class Downstream {
   }
 
   /**
-   * Applies master states `M` (PROTOCOL §4.2) with one compare-and-set write per batch, expecting the fork's
+   * Applies master states `M` (docs/PROTOCOL.md §4.2) with one compare-and-set write per batch, expecting the fork's
    * document to still be the assumed master state `A`:
    * - no fork document: `M` is inserted;
    * - fork document equal to `A` (nothing changed locally): replaced by `M`, or left alone if already equal;

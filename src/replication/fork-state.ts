@@ -2,7 +2,7 @@ import type { Store } from '../core/store.js';
 import type { Checkpoint, DocState, Json, PeerStateUpdate } from '../core/types.js';
 
 /**
- * What a fork keeps per (collection, topic, master token) pair (PROTOCOL §4.1), in memory and in the store's
+ * What a fork keeps per (collection, topic, master token) pair (docs/PROTOCOL.md §4.1), in memory and in the store's
  * sidecar: the down-checkpoint (master feed position), the up-checkpoint (own feed position) and the assumed
  * master state of every document. Changes are collected and written with the next `persist()`, so a batch of
  * documents costs one `setPeerState` call. Where the store offers it (`livePeerState`), `assumed` is the store's
@@ -21,7 +21,7 @@ export class ForkState {
     readonly assumed: Map<string, DocState>,
   ) {}
 
-  /** `[collection, topic, peerToken].join('||')`, RxDB's replicationIdentifier (PROTOCOL §2.3). */
+  /** `[collection, topic, peerToken].join('||')`, RxDB's replicationIdentifier (docs/PROTOCOL.md §2.3). */
   static key(collection: string, topic: string, peerToken: string): string {
     return [collection, topic, peerToken].join('||');
   }

@@ -6,7 +6,7 @@ import { IN_SYNC_MARKER } from './master.js';
 import { Upstream } from './upstream.js';
 
 /**
- * The fork half of a link (PROTOCOL §4): it drives both directions. Order at start: the pull loop runs first; the
+ * The fork half of a link (docs/PROTOCOL.md §4): it drives both directions. Order at start: the pull loop runs first; the
  * upstream starts once the downstream was idle for the first time, so an initial sync in both directions does not
  * pull back what it is pushing. RESYNC runs both directions again.
  *

@@ -1,4 +1,4 @@
-// The replication core: RxDB 17 WebRTC replication protocol (PROTOCOL §2-4) over the Store and PeerLink contracts.
+// The replication core: RxDB 17 WebRTC replication protocol (docs/PROTOCOL.md §2-4) over the Store and PeerLink contracts.
 export { replicate, type PeerReplication, type ReplicationOptions } from './peer-replication.js';
 export type { Direction, ReplicationStats } from './context.js';
 export {

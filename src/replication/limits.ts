@@ -74,7 +74,7 @@ export const DEFAULT_LIMITS: Readonly<ReplicationLimits> = Object.freeze({
   resyncPromptMs: 1000,
 });
 
-/** RxDB's chunk size and the largest message it sends unchunked (PROTOCOL §2.1). */
+/** RxDB's chunk size and the largest message it sends unchunked (docs/PROTOCOL.md §2.1). */
 export const RXDB_CHUNK_CHARS = 16_384;
 
 /**
@@ -85,7 +85,7 @@ export const RXDB_CHUNK_CHARS = 16_384;
  */
 export const DEFAULT_BATCH_SIZE = 1000;
 
-/** RxDB's request timeout (PROTOCOL §1.7). */
+/** RxDB's request timeout (docs/PROTOCOL.md §1.7). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 20_000;
 
 /** RxDB's `retryTime`: how long a fork waits after a failed request before it tries again. */

@@ -6,7 +6,7 @@ export function sha256hex(text: string): string {
 }
 
 /**
- * PROTOCOL §2.3: this side is master of the pair when `sha256hex(own|peer) > sha256hex(peer|own)` (a plain string
+ * docs/PROTOCOL.md §2.3: this side is master of the pair when `sha256hex(own|peer) > sha256hex(peer|own)` (a plain string
  * comparison, which on lowercase hex equals comparing the digests as numbers). For distinct tokens exactly one side
  * is master; for equal tokens neither is, and both act as forks.
  */

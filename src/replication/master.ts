@@ -52,7 +52,7 @@ export function announcedP2PSyncVersion(params: readonly unknown[]): number {
 export const PAGE_AHEAD = { skip: 'p2psyncSkip', from: 'p2psyncFrom' } as const;
 
 /**
- * The master half of a link (PROTOCOL §2.4-2.6, §4.5). It serves `masterChangesSince` and `masterWrite` to the peer
+ * The master half of a link (docs/PROTOCOL.md §2.4-2.6, §4.5). It serves `masterChangesSince` and `masterWrite` to the peer
  * whatever the roles, one request at a time (so concurrent writes of one fork are serialised and responses leave in
  * request order), and pauses serving while the link is above its high-water mark. Once the handshake made this
  * side master it streams every store commit to the peer and sends `RESYNC`.
@@ -61,7 +61,7 @@ export const PAGE_AHEAD = { skip: 'p2psyncSkip', from: 'p2psyncFrom' } as const;
  * - For a p2psync fork (it announced `P2PSYNC_CAPABILITY` in its `token` request), a commit that only holds its own
  *   `masterWrite` rows is streamed as `{checkpoint, documents: []}`: the fork has those documents already; the
  *   checkpoint still moves its pull position past them, so they never travel back (RxDB sends them twice more,
- *   PROTOCOL §2.7). Other forks get the documents, as from an RxDB master: an RxDB fork holds stream events back
+ *   docs/PROTOCOL.md §2.7). Other forks get the documents, as from an RxDB master: an RxDB fork holds stream events back
  *   while it pushes and may apply an older event after its own newer push succeeded; only the echo's documents
  *   restore its newer state.
  * - Under back-pressure stream events are dropped and one `RESYNC` is sent once the link drained.
@@ -130,7 +130,7 @@ export class MasterServer {
     this.streaming = true;
     // A pull-only side gives nothing: no stream, and its pages are empty.
     if (this.ctx.direction === 'pull') return;
-    // Changes between the fork's first pull and now were not streamed: make it pull once more (PROTOCOL §2.3).
+    // Changes between the fork's first pull and now were not streamed: make it pull once more (docs/PROTOCOL.md §2.3).
     this.resync();
     // Until the fork says it is idle (its marker, or a short page after a prompt) it may still be applying our
     // pages or have its own changes to push: a `--once` master must not call the pair in sync before that.
@@ -254,7 +254,7 @@ export class MasterServer {
     this.awaitingConfirm = true;
     this.promptedSinceWrite = false;
     if (this.ctx.direction === 'push') return [];
-    // For a duplicated id the last row wins (PROTOCOL §2.5).
+    // For a duplicated id the last row wins (docs/PROTOCOL.md §2.5).
     const byId = new Map<string, WriteRow>();
     const pk = this.ctx.rules.primaryKey;
     for (const row of rows) byId.set(row.newDocumentState[pk] as string, row);

@@ -52,7 +52,7 @@ export interface ReplicationOptions {
 
 /**
  * Replication with one connected peer over one link, in whichever role the token handshake gives this side
- * (PROTOCOL §2.3). The master methods are served to the peer from the first frame, whatever the roles.
+ * (docs/PROTOCOL.md §2.3). The master methods are served to the peer from the first frame, whatever the roles.
  */
 export interface PeerReplication {
   readonly role: 'master' | 'fork' | undefined;

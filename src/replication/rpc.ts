@@ -7,7 +7,7 @@ import type { ReplicationLimits } from './limits.js';
 
 const debug = debuglog('p2psync');
 
-/** The reserved response id of master change-stream events (PROTOCOL §2.2). */
+/** The reserved response id of master change-stream events (docs/PROTOCOL.md §2.2). */
 export const STREAM_ID = 'masterChangeStream$';
 
 const MAX_REQUEST_ID_LENGTH = 512;
@@ -56,7 +56,7 @@ interface Waiter {
 }
 
 /**
- * Request/response over one peer link (PROTOCOL §2.1-2.2): framing and chunking, reassembly within limits,
+ * Request/response over one peer link (docs/PROTOCOL.md §2.1-2.2): framing and chunking, reassembly within limits,
  * request ids `<ownToken>|<10 letters>|<counter>`, timeouts, responses matched by id on this link only, and one
  * ordered outbound queue with flow control: frames wait while the link buffers more than the high-water mark, and
  * producers can wait until the queue is short (`writable`). Messages go out strictly in the order they were

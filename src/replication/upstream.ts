@@ -15,7 +15,7 @@ interface InFlight {
 }
 
 /**
- * The fork's upstream (PROTOCOL §4.3). A cycle walks the store's own feed from the up-checkpoint and pushes every
+ * The fork's upstream (docs/PROTOCOL.md §4.3). A cycle walks the store's own feed from the up-checkpoint and pushes every
  * document whose state differs from its assumed master state, as `masterWrite` batches of at most `batchSize` rows
  * (sized to fit one frame, see `BatchSizer`) with up to `pushWindow` batches in flight. The up-checkpoint advances
  * only past batches that were answered, in feed order, and is saved with the assumed states as it advances. Any local commit (and any commit from another peer) marks the upstream dirty and starts another cycle;

@@ -2,7 +2,7 @@ import type { Checkpoint, DocState, Json } from '../core/types.js';
 import { compareIds } from '../core/doc.js';
 
 /**
- * Validation of everything a peer sends, before any of it is used (PROTOCOL §3; STYLE "never trust a frame").
+ * Validation of everything a peer sends, before any of it is used (docs/PROTOCOL.md §3; STYLE "never trust a frame").
  * Values come straight from `JSON.parse`, so they are plain data; the checks are about shape, limits and keys
  * that could pollute prototypes if another layer ever copied them with assignment semantics.
  */

@@ -4,9 +4,9 @@ import type { EmitEvent } from '../core/events.js';
 
 // Options, defaults, validation and secret redaction of the signaling client (split from client.ts).
 
-/** PROTOCOL §1.7: the RxDB client pings every 60 s (half the server's 120 s idle timeout). */
+/** docs/PROTOCOL.md §1.7: the RxDB client pings every 60 s (half the server's 120 s idle timeout). */
 export const DEFAULT_PING_INTERVAL_MS = 60_000;
-/** PROTOCOL §1.5: reconnect after 500 ms, doubling up to 15 s, back to 500 ms once a socket opens. */
+/** docs/PROTOCOL.md §1.5: reconnect after 500 ms, doubling up to 15 s, back to 500 ms once a socket opens. */
 export const DEFAULT_RECONNECT = { initialMs: 500, maxMs: 15_000 } as const;
 /** One attempt (TCP + TLS + upgrade + `init`) may take this long; a black-holed address would otherwise hang ~2 min. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;

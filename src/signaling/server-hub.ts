@@ -49,7 +49,7 @@ function frameErrorReason(code: unknown): FrameRejectReason | undefined {
 }
 
 /**
- * Peers, rooms and the message rules of RxDB's signaling protocol (PROTOCOL.md §1), hardened. Owns no
+ * Peers, rooms and the message rules of RxDB's signaling protocol (docs/PROTOCOL.md §1), hardened. Owns no
  * sockets' lifecycle beyond closing them; the HTTP layer hands over upgraded sockets with `attach`.
  */
 export class SignalHub {

@@ -139,7 +139,7 @@ function delay(ms: number): Promise<void> {
 }
 
 /**
- * Starts a signaling server that stock RxDB 17 clients use unchanged (PROTOCOL.md §1), hardened with
+ * Starts a signaling server that stock RxDB 17 clients use unchanged (docs/PROTOCOL.md §1), hardened with
  * limits, an optional token, TLS, heartbeats, /healthz and /metrics. Rejects with a P2PSyncError:
  * E_ADDR_IN_USE when the port is taken, E_TLS_FILE for bad TLS material, E_BAD_OPTION for bad options.
  */

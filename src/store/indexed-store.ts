@@ -81,7 +81,7 @@ export abstract class IndexedStore implements Store {
         const doc = handedOver && isNormalised(row.document, this.primaryKey) ? row.document : this.normalise(row.document);
         const id = docKey(doc, this.primaryKey)!;
         const current = batch.get(id) ?? this.index.get(id)?.doc ?? null;
-        // A document that does not exist is always inserted, whatever was expected (PROTOCOL §2.5).
+        // A document that does not exist is always inserted, whatever was expected (docs/PROTOCOL.md §2.5).
         if (current !== null && !docEquals(current, row.expected)) {
           conflicts.push(current);
           continue;

@@ -1,5 +1,5 @@
 /*
- * The small decisions of the mesh (PROTOCOL §1.5), as pure functions and one small data structure, so that
+ * The small decisions of the mesh (docs/PROTOCOL.md §1.5), as pure functions and one small data structure, so that
  * they can be unit-tested without WebRTC.
  */
 
@@ -18,7 +18,7 @@ export interface BackoffOptions {
   factor: number;
 }
 
-/** RxDB's constants (PROTOCOL §1.7): 500 ms doubling to 15 s, reset on a successful connect. */
+/** RxDB's constants (docs/PROTOCOL.md §1.7): 500 ms doubling to 15 s, reset on a successful connect. */
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 15_000, factor: 2 };
 
 /** The delay after `delayMs` (the first delay when undefined). */

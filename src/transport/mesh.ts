@@ -13,9 +13,9 @@ import { wrtc, type WebRTCRuntime } from './wrtc.js';
 
 const defaultDebug = debuglog('p2psync');
 
-/** PROTOCOL §1.7: an attempt not connected after this long is destroyed (and retried by the initiator). */
+/** docs/PROTOCOL.md §1.7: an attempt not connected after this long is destroyed (and retried by the initiator). */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
-/** PROTOCOL §1.5: 10 random `[a-z]`, fresh for every attempt. */
+/** docs/PROTOCOL.md §1.5: 10 random `[a-z]`, fresh for every attempt. */
 const CONNECTION_ID_LENGTH = 10;
 /** A connectionId is ours (10 letters) or a peer's; anything long is not worth comparing or logging. */
 const MAX_CONNECTION_ID_CHARS = 64;

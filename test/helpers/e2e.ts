@@ -141,7 +141,7 @@ export function makeDoc(prefix: string, i: number, extra: Record<string, unknown
   return { id: `${prefix}-${String(i).padStart(8, '0')}`, title: `Document number ${i}`, n: i, body: 'x'.repeat(120), ...extra };
 }
 
-/** Tokens whose SHA-256 rule makes the first the master of the pair (PROTOCOL §2.3 test vector). */
+/** Tokens whose SHA-256 rule makes the first the master of the pair (docs/PROTOCOL.md §2.3 test vector). */
 export const MASTER_TOKEN = 'aaaaaaaaaa';
 export const FORK_TOKEN = 'bbbbbbbbbb';
 

@@ -294,3 +294,24 @@ function sha256hex(s: string): string {
 export function masterOf(tokenA: string, tokenB: string): string {
   return sha256hex(`${tokenA}|${tokenB}`) > sha256hex(`${tokenB}|${tokenA}`) ? tokenA : tokenB;
 }
+
+/**
+ * Replication errors RxDB reports on its `error$` when the other side of a link goes away (a peer closing, a
+ * WebRTC setup that is retried): the exact texts, so any other replication error still fails a test.
+ */
+export const EXPECTED_RXDB_ERRORS: ReadonlyArray<Readonly<Record<string, string>>> = [
+  // A request in flight when the other peer left (rxdb 17.6.0 plugins/replication-webrtc/webrtc-helper.js).
+  { code: 'RC_WEBRTC_PEER', errorText: 'peer disconnected' },
+  { code: 'RC_WEBRTC_PEER', errorText: 'connection handler closed' },
+  // simple-peer giving up on a WebRTC setup, which the initiator retries (connection-handler-simple-peer.js).
+  { code: 'RC_WEBRTC_PEER', cause: 'Connection failed.' },
+];
+
+/** The fixture's `error` events that are not whitelisted in {@link EXPECTED_RXDB_ERRORS}. */
+export function unexpectedRxdbErrors(events: readonly FixtureEvent[]): FixtureEvent[] {
+  return events.filter(
+    (e) =>
+      e.event === 'error' &&
+      !(e.phase === 'replication' && EXPECTED_RXDB_ERRORS.some((allowed) => Object.entries(allowed).every(([k, v]) => e[k] === v))),
+  );
+}

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readDocs, waitUntil } from '../helpers/e2e.js';
 import { CliProcess, runCli } from '../helpers/spawn.js';
-import type { PlainDoc, RxdbPeer } from '../helpers/rxdb.js';
+import { unexpectedRxdbErrors, type PlainDoc, type RxdbPeer } from '../helpers/rxdb.js';
 import {
   startConvergedPair,
   interopFixture,
@@ -78,6 +78,6 @@ describe.each([
     expect(docs.find((d) => d.id === 'R-00000003')).toEqual(revived);
     expect(docs.find((d) => d.id === 'P-00000005')).toEqual(reborn);
     expect(p2p.events.filter((e) => e.event === 'error')).toEqual([]);
-    expect(rx.events.filter((e) => e.event === 'error' && e.phase !== 'replication')).toEqual([]);
+    expect(unexpectedRxdbErrors(rx.events)).toEqual([]);
   });
 });

@@ -19,7 +19,7 @@ function roundTrip(text: string, sizes = RXDB_FRAME_SIZES): { frames: string[]; 
   return { frames, out };
 }
 
-describe('chunking (PROTOCOL §2.1)', () => {
+describe('chunking (docs/PROTOCOL.md §2.1)', () => {
   it('sends messages up to the threshold as one frame', () => {
     const text = JSON.stringify({ id: 'x', result: 'a'.repeat(16_384 - 24) });
     expect(text.length).toBeLessThanOrEqual(16_384);

@@ -58,7 +58,7 @@ describe('a fork never loses a master state it skipped for a local change', () =
     const push = master.writes[0]!;
     expect(push.params[0]).toEqual([{ newDocumentState: doc('x', { v: 'f1' }), assumedMasterState: doc('x', { v: 'm1' }) }]);
     // The master changed x twice while the push was on its way and streamed both changes; it had compared the
-    // push against m2, so its answer carries m2 although m3 was already streamed (PROTOCOL §2.5-2.6 allow this).
+    // push against m2, so its answer carries m2 although m3 was already streamed (docs/PROTOCOL.md §2.5-2.6 allow this).
     master.x = doc('x', { v: 'm2' });
     stream(raw, { id: 'x', lwt: 2 }, master.x);
     stream(raw, { id: 'x', lwt: 3 }, doc('x', { v: 'm3' }));

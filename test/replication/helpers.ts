@@ -9,7 +9,7 @@ import { canonicalJson, masterWins, type ConflictStrategy } from '../../src/repl
 import { isMaster } from '../../src/replication/master-rule.js';
 import { replicate, type PeerReplication, type ReplicationOptions } from '../../src/replication/peer-replication.js';
 
-/** Two tokens where `MASTER_TOKEN` is master of `FORK_TOKEN` (PROTOCOL §2.3 test vector). */
+/** Two tokens where `MASTER_TOKEN` is master of `FORK_TOKEN` (docs/PROTOCOL.md §2.3 test vector). */
 export const MASTER_TOKEN = 'aaaaaaaaaa';
 export const FORK_TOKEN = 'bbbbbbbbbb';
 if (!isMaster(MASTER_TOKEN, FORK_TOKEN)) throw new Error('test vector changed');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isMaster, sha256hex } from '../../src/replication/master-rule.js';
 
-describe('master rule (PROTOCOL §2.3)', () => {
+describe('master rule (docs/PROTOCOL.md §2.3)', () => {
   it('matches the spec test vectors', () => {
     expect(sha256hex('aaaaaaaaaa|bbbbbbbbbb').startsWith('fe86a8bf')).toBe(true);
     expect(sha256hex('bbbbbbbbbb|aaaaaaaaaa').startsWith('f42dec4b')).toBe(true);

@@ -15,7 +15,7 @@ export const NET_TIMEOUT_MS = 20_000;
 
 /**
  * Connect timeout for test meshes and pairs: far above the 1 s DTLS stall, low enough that a setup failure
- * which never reports an error (PROTOCOL §5) is retried well within NET_TIMEOUT_MS.
+ * which never reports an error (docs/PROTOCOL.md §5) is retried well within NET_TIMEOUT_MS.
  */
 export const TEST_CONNECT_TIMEOUT_MS = 8_000;
 
@@ -98,7 +98,7 @@ async function connectPeers(): Promise<[SimplePeer.Instance, SimplePeer.Instance
 
 /**
  * Two simple-peers in this process, signaled through the memory hub, wrapped in WebRTCLinks. Setup fails
- * intermittently (PROTOCOL §5), so like the mesh it retries.
+ * intermittently (docs/PROTOCOL.md §5), so like the mesh it retries.
  */
 export async function webrtcPair(): Promise<LinkPair & { peers: [SimplePeer.Instance, SimplePeer.Instance] }> {
   let peers: [SimplePeer.Instance, SimplePeer.Instance] | undefined;
