@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
+/** Tests that spawn the binary, RxDB fixtures or other processes; everything else is a fast in-process unit test. */
+const PROCESS_TESTS = ['test/e2e/**/*.test.ts', 'test/interop/**/*.test.ts', 'test/cli/**/*.test.ts', 'test/signaling/signal-cli.test.ts', 'test/signaling/client-wire.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // forks suit the native WebRTC addon and signal handling; files run one at a time because end-to-end files
     // spawn several processes each and the machine has 2 cores.
     pool: 'forks',
@@ -13,5 +15,10 @@ export default defineConfig({
     // .ci/run asks for a JSON report to print vitest's own pass/fail counts.
     reporters: process.env.P2PSYNC_VITEST_JSON ? ['default', 'json'] : ['default'],
     outputFile: process.env.P2PSYNC_VITEST_JSON ? { json: process.env.P2PSYNC_VITEST_JSON } : undefined,
+    // `npm run test:fast` runs the `unit` project alone; `npm test` runs both. test/system/ has its own config.
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: ['test/system/**', ...PROCESS_TESTS] } },
+      { extends: true, test: { name: 'e2e', include: PROCESS_TESTS } },
+    ],
   },
 });

@@ -264,7 +264,7 @@ export class Upstream {
   }
 
   private async push(rows: WriteRow[]): Promise<void> {
-    const { rpc, rules, stats } = this.ctx;
+    const { rules, stats } = this.ctx;
     const pk = rules.primaryKey;
     stats.pushed += rows.length;
     stats.sent += rows.length;
