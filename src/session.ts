@@ -31,6 +31,8 @@ export interface JoinOptions {
   collection?: string | undefined;
   /** Signaling URL; undefined: the embedded default on ws://127.0.0.1:8787. */
   signal?: string | undefined;
+  /** Port of the embedded default when `signal` is undefined (default 8787). */
+  embeddedSignalPort?: number | undefined;
   conflict: string;
   lwwField: string;
   direction: 'both' | 'pull' | 'push';
@@ -88,7 +90,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   try {
     for (const topic of o.topics) {
       const emit = reportUnreachable(o.emit);
-      const signaling = o.signal ? createSignalingClient({ url: o.signal, topic, emit }) : createDefaultSignaling({ topic, emit });
+      const signaling = o.signal ? createSignalingClient({ url: o.signal, topic, emit }) : createDefaultSignaling({ topic, emit, ...(o.embeddedSignalPort ? { port: o.embeddedSignalPort } : {}) });
       networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime }) });
     }
     return await new Session(o, store, conflict.name, networks, replications).run(conflict);

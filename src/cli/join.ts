@@ -5,7 +5,7 @@ import { conflictStrategies, runJoin, type JoinOptions } from '../session.js';
 import { addStoreOptions } from './crud.js';
 import { installSignalHandlers } from './lifecycle.js';
 import type { CliContext } from './main.js';
-import { collect, flag, parseInteger, parseLocalAddress, parseNonEmpty, parseSeconds } from './options.js';
+import { collect, flag, parseInteger, parseLocalAddress, parseNonEmpty, parsePort, parseSeconds } from './options.js';
 import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
 
@@ -27,6 +27,7 @@ interface JoinFlags {
   waitPeers?: number;
   timeout?: number;
   connectTimeout: number;
+  embeddedSignalPort?: number;
   storageToken?: string;
   shutdownTimeout: number;
   json: boolean;
@@ -80,6 +81,8 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
     .addOption(flag('--timeout <seconds>', 'with --once: exit 3 if not in sync by then').argParser(parseSeconds))
     .addOption(flag('--connect-timeout <seconds>', 'with --once: exit 3 (E_UNREACHABLE) if no signaling server answered by then').argParser(parseSeconds).default(30))
+    // Hidden: lets tests run the embedded default (no --signal) on an ephemeral port instead of the shared 8787.
+    .addOption(flag('--embedded-signal-port <port>', 'port of the embedded signaling default').argParser(parsePort).hideHelp())
     .addOption(flag('--storage-token <token>', 'advanced: identity for a new sidecar (decides replication roles); ignored if the sidecar exists').argParser(parseStorageToken))
     .addOption(flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10))
     .addHelpText(
@@ -115,6 +118,7 @@ Examples:
         primaryKey: flags.key,
         collection: flags.collection,
         signal: flags.signal,
+        embeddedSignalPort: flags.embeddedSignalPort,
         conflict: flags.conflict,
         lwwField: flags.lwwField,
         direction: flags.pullOnly ? 'pull' : flags.pushOnly ? 'push' : 'both',
