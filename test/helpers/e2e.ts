@@ -92,14 +92,18 @@ export async function readDocs(file: string, key = 'id'): Promise<Map<string, Re
   return new Map(docs.map((d) => [d[key] as string, d]));
 }
 
-/** Polls `check` until it returns true; rejects with `describe()` after `timeoutMs`. */
+/**
+ * Polls `check` until it returns true; rejects with `describe()` after `timeoutMs`. A missing file counts as "not
+ * yet"; any other error (a store file that does not parse) fails at once: p2psync replaces files atomically, so a
+ * reader never sees half a file, and a test must not wait such a bug away.
+ */
 export async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, describe: () => Promise<string> | string = () => ''): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
       if (await check()) return;
-    } catch {
-      /* the file may be mid-replace or not exist yet: try again */
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms. ${await describe()}`);
     await new Promise((r) => setTimeout(r, 50));

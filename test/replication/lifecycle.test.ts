@@ -125,11 +125,13 @@ describe('lifecycle', () => {
     expect(() => replicate({ ...base, direction: 'sideways' as 'both' })).toThrow(/direction/);
     expect(() => replicate({ ...base, requestTimeoutMs: -1 })).toThrow(/requestTimeoutMs/);
     expect(() => replicate({ ...base, conflict: {} as never })).toThrow(/conflict strategy/);
+    let thrown: unknown;
     try {
       replicate({ ...base, batchSize: -3 });
     } catch (err) {
-      expect(err).toMatchObject({ code: 'E_BAD_OPTION' });
+      thrown = err;
     }
+    expect(thrown).toMatchObject({ code: 'E_BAD_OPTION' });
     link.close();
   });
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { SyncEvent } from '../../src/core/events.js';
 import { ProgressEvents, type ProgressEvent } from '../../src/replication/progress.js';
 
@@ -22,14 +22,22 @@ describe('ProgressEvents', () => {
     expect(out).toHaveLength(4);
   });
 
-  it('sends what is pending once the interval is over, without a flush', async () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('sends what is pending once the interval is over, without a flush', () => {
+    // Fake clock: the test decides when the interval is over, however slow the machine is.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const out: SyncEvent[] = [];
     const p = new ProgressEvents((e) => out.push(e), 30);
     p.add(pulled(1, 1));
     p.add(pulled(2, 3));
     p.add(pulled(3, 6));
     expect(out).toEqual([pulled(1, 1)]);
-    await new Promise((r) => setTimeout(r, 80));
+    vi.advanceTimersByTime(29);
+    expect(out).toEqual([pulled(1, 1)]);
+    vi.advanceTimersByTime(1);
     expect(out).toEqual([pulled(1, 1), pulled(5, 6)]);
   });
 });
