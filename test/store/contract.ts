@@ -239,8 +239,9 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
     });
 
     describe('persistence', () => {
-      it('keeps documents, lwts, tombstones and the storage token across a reopen', async () => {
-        if (!h.persistent) return expect(h.persistent).toBe(false);
+      // A store that does not persist skips these (reported as skipped, not as passed without asserting anything).
+      it('keeps documents, lwts, tombstones and the storage token across a reopen', async (ctx) => {
+        if (!h.persistent) ctx.skip();
         await insert(store, [doc('a', { v: 1 }), doc('b', { v: 1 }), doc('c')]);
         await store.bulkWrite([{ document: doc('b', { v: 1 }, true), expected: doc('b', { v: 1 }) }], { kind: 'local' });
         await store.bulkWrite([{ document: doc('a', { v: 2 }), expected: doc('a', { v: 1 }) }], { kind: 'local' });
@@ -256,8 +257,8 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         expect((await store.changesSince(feedBefore.checkpoint, 100)).documents).toEqual([doc('0')]);
       });
 
-      it('keeps peer states across a reopen, including assumed states of documents that changed later', async () => {
-        if (!h.persistent) return expect(h.persistent).toBe(false);
+      it('keeps peer states across a reopen, including assumed states of documents that changed later', async (ctx) => {
+        if (!h.persistent) ctx.skip();
         await insert(store, [doc('a', { v: 1 }), doc('b', { v: 1 }), doc('c', { v: 1 })]);
         await store.flush();
         await store.setPeerState('p', {
@@ -283,8 +284,8 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         expect(await store.getPeerState('q')).toEqual({ down: null, up: null, assumed: new Map([['b', doc('b', { v: 1 })]]) });
       });
 
-      it('persists assumed states changed in place in the live peer state once their ids are reported', async () => {
-        if (!store.livePeerState) return expect(store.livePeerState).toBeUndefined();
+      it('persists assumed states changed in place in the live peer state once their ids are reported', async (ctx) => {
+        if (!store.livePeerState) return ctx.skip();
         await insert(store, [doc('a', { v: 1 }), doc('b', { v: 1 })]);
         const live = store.livePeerState('p');
         expect(store.livePeerState('p')).toBe(live);
