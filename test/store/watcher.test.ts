@@ -42,21 +42,28 @@ describe('FileWatcher', () => {
     await writeFile(path + '.tmp', '{"id":"b"}\n');
     await rename(path + '.tmp', path);
     await eventually(() => calls.length === 1);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(calls).toEqual([true]);
+    // Barrier: a later replacement by rename must be the next check (false); a second check of the burst would
+    // have come before it (its timer was older) and shown as another `true`.
+    await writeFile(path + '.tmp', '{"id":"c"}\n');
+    await rename(path + '.tmp', path);
+    await eventually(() => calls.length >= 2);
+    expect(calls).toEqual([true, false]);
   });
 
-  it('ignores other files in the directory and checks periodically without fs.watch', async () => {
+  it('checks periodically without fs.watch, and stops checking once stopped', async () => {
     const path = fx.file('a.ndjson');
     await writeFile(path, '');
-    const calls = watch(path, { fsWatch: false, pollIntervalMs: 20 });
-    await writeFile(fx.file('other.ndjson'), '{"id":"x"}\n');
-    await eventually(() => calls.length >= 2);
-    expect(new Set(calls)).toEqual(new Set([true]));
-    watcher!.stop();
-    const seen = calls.length;
-    await new Promise((r) => setTimeout(r, 60));
-    expect(calls).toHaveLength(seen);
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const calls = watch(path, { fsWatch: false, pollIntervalMs: 20 });
+      vi.advanceTimersByTime(40);
+      expect(calls).toEqual([true, true]);
+      watcher!.stop();
+      vi.advanceTimersByTime(1_000);
+      expect(calls).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('does not poll where fs.watch works (the periodic check is only the fallback)', async () => {
