@@ -3,6 +3,7 @@ import { debuglog } from 'node:util';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import { randomToken } from '../core/random.js';
+import { docEquals } from '../core/doc.js';
 import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
 import { fingerprintOf, removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
@@ -13,6 +14,7 @@ import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
 import { UserFile, type StoreFormat, type UserContent } from './user-file.js';
 import { FileWatcher } from './watcher.js';
 import { FileWriter, type FileStoreStats, type WritePlan } from './file-writer.js';
+import { WriteAhead } from './write-ahead.js';
 
 const debug = debuglog('p2psync');
 
@@ -47,12 +49,13 @@ export type { FileStoreStats } from './file-writer.js';
 
 /**
  * A store backed by the user's JSON or NDJSON file plus the sidecar journal. The index in memory is the truth
- * while open; writes reach it (and `changes$`) at once and the files on a short timer, `flush()` or `close()`
- * (see `FileWriter`).
+ * while open; writes reach it (and `changes$`) at once, the journal within one fsync (`WriteAhead`: `durable()`
+ * resolves then) and the user's file on a short timer, `flush()` or `close()` (see `FileWriter`).
  *
- * Invariants: the sidecar only records what already reached the user's file (the user file is written first), and
- * the writer's `knownDocs()` is the user file's content as p2psync last read or wrote it, so any difference between
- * the file on disk and it is somebody else's edit.
+ * Invariants (docs/STORES.md, "Durability"): the journal records a file save only once the file holds it; write-ahead
+ * records newer than the last file save are written into the file on open, not taken for edits; and the writer's
+ * `knownDocs()` is the user file's content as p2psync last read or wrote it, so any difference between the file on
+ * disk and it is somebody else's edit.
  */
 export class FileStore extends IndexedStore {
   readonly path: string;
@@ -63,6 +66,7 @@ export class FileStore extends IndexedStore {
   private readonly ownerLock: FileLock;
   private readonly writeLock: FileLock;
   private readonly writer: FileWriter;
+  private readonly wal: WriteAhead;
   /** A collection file's other members, as last read (written back unchanged). */
   private root: Record<string, Json> | undefined;
   private problem: { fingerprint: FileVersion | undefined; error: P2PSyncError } | undefined;
@@ -81,7 +85,9 @@ export class FileStore extends IndexedStore {
     this.ownerLock = new FileLock(this.sidecar.path + '.owner', 'owner');
     this.writeLock = new FileLock(writeLockPath(config.path), 'write');
     const { index, peerStates, file, sidecar, stats } = this;
-    this.writer = new FileWriter({ index, peerStates, file, sidecar, stats, primaryKey: config.primaryKey, compactMinBytes: config.compactMinBytes });
+    this.wal = new WriteAhead({ index, peerStates, sidecar, onFailure: (err) => this.journalFailed(err) });
+    const wal = this.wal;
+    this.writer = new FileWriter({ index, peerStates, file, sidecar, wal, stats, primaryKey: config.primaryKey, compactMinBytes: config.compactMinBytes });
   }
 
   get storageToken(): string {
@@ -141,27 +147,33 @@ export class FileStore extends IndexedStore {
     if (!raw) {
       // A deleted file is recreated from the sidecar, which holds every document's last content: removing the
       // file must not turn into deleting every document on every peer.
-      const live = saved ? [...saved.docs.values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
+      const live = saved ? [...latest(saved).values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
       const text = live.length > 0 ? this.file.serialise(live).toString('utf8') : this.file.emptyText();
       raw = { text, version: await this.file.writeText(text) };
     }
     const content = this.file.parse(raw.text, true);
     if (saved) {
       this.writer.header = saved.header;
-      this.index.load(saved.docs.values());
+      // Documents of write-ahead records newer than the last file save go on top: the file is behind them, which
+      // is no outside edit (see `Sidecar`); they are written into the file below.
+      const unsaved = [...saved.unsaved.values()].filter((e) => (saved.docs.get(e.id)?.lwt ?? -Infinity) < e.lwt);
+      this.index.load(unsaved.length > 0 ? [...saved.docs.values(), ...unsaved] : saved.docs.values());
       this.index.advanceClock(saved.clock);
+      this.writer.committed(unsaved, { kind: 'local' }, true);
+      if (unsaved.length > 0) debug('%s: %d documents from the journal are not in the file yet', c.path, unsaved.length);
       for (const [k, s] of saved.peers) this.peerStates.set(k, s);
       this.writer.recordedVersion = saved.file;
       if (saved.file?.hash === raw.version.hash) {
         // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
         const known = new Map<string, DocState>();
-        for (const id of content.docs.keys()) known.set(id, this.index.get(id)!.doc);
+        for (const id of content.docs.keys()) known.set(id, saved.docs.get(id)!.doc);
         this.writer.adoptFile(known, raw.version);
         this.root = content.root;
       } else {
-        // The sidecar knows what the file held at its last flush; anything else reached the file afterwards.
+        // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
         const before = new Map<string, DocState>();
-        for (const e of this.index.entries()) if (!e.doc._deleted) before.set(e.id, e.doc);
+        for (const e of saved.docs.values()) if (!e.doc._deleted) before.set(e.id, e.doc);
+        ownUnrecordedSave(before, content.docs, saved.unsavedStates);
         const counts = this.ingest(content, raw.version, before);
         if (counts.created + counts.updated + counts.deleted > 0) this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
       }
@@ -172,19 +184,27 @@ export class FileStore extends IndexedStore {
     this.purgeExpired(Date.now());
     if (!saved || saved.torn) this.writer.requireSnapshot();
     else await this.sidecar.attach(saved.bytes, saved.records);
+    this.wal.start(saved?.seq ?? 0);
     await this.writer.execute(await this.writer.plan(this.root));
   }
 
   // ---- IndexedStore hooks ----
 
   protected override committed(entries: IndexEntry[], origin: WriteOrigin): void {
+    this.wal.committed(entries);
     this.writer.committed(entries, origin, this.index.lastSetReplaced > 0);
-    this.scheduleFlush();
+    if (origin.kind !== 'outside') this.scheduleFlush();
   }
 
   protected override peerStateChanged(key: string, change: PeerStateChange): void {
-    this.writer.peers.changed(key, change);
-    this.scheduleFlush();
+    // Only the journal holds peer states: no rewrite of the user's file.
+    this.wal.peerChanged(key, change);
+  }
+
+  /** The journal has every write made so far fsynced (see `WriteAhead`). */
+  override durable(): Promise<void> {
+    if (this.closed || this.released) return Promise.resolve();
+    return this.wal.durable();
   }
 
   protected override async beforeRead(): Promise<void> {
@@ -206,6 +226,8 @@ export class FileStore extends IndexedStore {
     await this.writer.idle();
     const started = await this.exclusive(() => this.startWrite());
     await started?.done;
+    // What only the journal records (peer states, outside edits) is durable once the journal is.
+    if (!this.released) await this.wal.durable();
   }
 
   /** Inside the mutation queue: captures what to write and starts the I/O. */
@@ -236,6 +258,7 @@ export class FileStore extends IndexedStore {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     await this.writer.idle();
+    await this.wal.close();
     await this.file.close();
     await this.sidecar.close();
     await this.ownerLock.release();
@@ -278,6 +301,15 @@ export class FileStore extends IndexedStore {
     if (!this.flushTimer) this.flushIn(FLUSH_RETRY_MS);
   }
 
+  /**
+   * An append to the journal failed (disk full, I/O error, read-only): the writes stay in memory, the journal is
+   * replaced by a snapshot on the next successful save, which is retried every few seconds.
+   */
+  private journalFailed(err: P2PSyncError): void {
+    this.writer.requireSnapshot();
+    this.flushFailed(err);
+  }
+
   private purgeExpired(now: number): void {
     this.lastPurge = now;
     const cutoff = now - this.config.tombstoneTtlMs;
@@ -285,7 +317,7 @@ export class FileStore extends IndexedStore {
     for (const e of this.index.entries()) if (e.doc._deleted && e.lwt < cutoff) ids.push(e.id);
     if (ids.length === 0) return;
     this.index.purge(ids);
-    this.writer.purge(ids);
+    this.wal.purge(ids);
     debug('purged %d tombstones older than %d ms from %s', ids.length, this.config.tombstoneTtlMs, this.path);
   }
 
@@ -414,6 +446,29 @@ export class FileStore extends IndexedStore {
     this.writer.adoptFile(next, version);
     return { created: d.created, updated: d.updated, deleted: d.deleted };
   }
+}
+
+/**
+ * A crash between a rewrite of the user's file and the journal's record of it leaves a file that holds some of the
+ * write-ahead states newer than the last recorded save. Per document, a file state equal to one of those (or a
+ * document missing where one of them deleted it) is p2psync's own write, not an outside edit: `before` takes it, so
+ * the diff ignores it and the journal's latest state stays (and is written into the file).
+ */
+function ownUnrecordedSave(before: Map<string, DocState>, inFile: Map<string, DocState>, unsavedStates: Map<string, DocState[]>): void {
+  for (const [id, states] of unsavedStates) {
+    const doc = inFile.get(id);
+    if (doc) {
+      if (states.some((s) => !s._deleted && docEquals(s, doc))) before.set(id, doc);
+    } else if (states.some((s) => s._deleted)) before.delete(id);
+  }
+}
+
+/** Every document's latest state in a loaded journal (write-ahead records over the file's). */
+function latest(saved: { docs: Map<string, IndexEntry>; unsaved: Map<string, IndexEntry> }): Map<string, IndexEntry> {
+  if (saved.unsaved.size === 0) return saved.docs;
+  const out = new Map(saved.docs);
+  for (const e of saved.unsaved.values()) if ((out.get(e.id)?.lwt ?? -Infinity) < e.lwt) out.set(e.id, e);
+  return out;
 }
 
 interface EditCounts {
