@@ -40,6 +40,8 @@ export interface JoinOptions {
   /** Set for `--once`: done when in sync with every connected peer after `waitPeers` were seen. */
   once?: { waitPeers: number; timeoutMs?: number | undefined } | undefined;
   storageToken?: string | undefined;
+  /** How long to wait for another process's short lock on the store (see `FileStoreOptions.lockTimeoutMs`). */
+  lockTimeoutMs?: number | undefined;
   shutdownTimeoutMs: number;
   abort: AbortSignal;
   emit: EmitEvent;
@@ -72,6 +74,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     primaryKey: o.primaryKey,
     collection: o.collection,
     storageToken: o.storageToken,
+    lockTimeoutMs: o.lockTimeoutMs,
     watch: true,
     onEvent: o.emit,
   });

@@ -16,6 +16,7 @@ interface JoinFlags {
   key: string;
   collection?: string;
   format?: 'json' | 'ndjson';
+  lockWait: number;
   conflict: string;
   lwwField: string;
   pullOnly: boolean;
@@ -115,6 +116,7 @@ Examples:
         iceBind: flags.iceBind,
         once: flags.once ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined } : undefined,
         storageToken: flags.storageToken,
+        lockTimeoutMs: flags.lockWait * 1000,
         shutdownTimeoutMs: flags.shutdownTimeout * 1000,
         abort: stopper.signal,
         emit,

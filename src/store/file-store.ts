@@ -3,7 +3,6 @@ import { debuglog } from 'node:util';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import { randomToken } from '../core/random.js';
-import { docEquals } from '../core/doc.js';
 import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
 import { fingerprintOf, removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
@@ -15,6 +14,7 @@ import { UserFile, type StoreFormat, type UserContent } from './user-file.js';
 import { FileWatcher } from './watcher.js';
 import { FileWriter, type FileStoreStats, type WritePlan } from './file-writer.js';
 import { WriteAhead } from './write-ahead.js';
+import { latest, ownUnrecordedSave } from './recovery.js';
 
 const debug = debuglog('p2psync');
 
@@ -44,6 +44,9 @@ const FLUSH_RETRY_MS = 2_000;
 /** A file written in place less than this long ago may still be half written: wait (at most SETTLE_TRIES times). */
 const SETTLE_MS = 50;
 const SETTLE_TRIES = 5;
+/** Purposes written into the owner lock (see `FileStore.open`). */
+const LONG_OWNER = 'owner';
+const SHORT_OWNER = 'command';
 
 export type { FileStoreStats } from './file-writer.js';
 
@@ -82,7 +85,8 @@ export class FileStore extends IndexedStore {
     this.format = config.format;
     this.file = new UserFile({ path: config.path, format: config.format, primaryKey: config.primaryKey, ...(config.collection !== undefined ? { collection: config.collection } : {}) });
     this.sidecar = new Sidecar(sidecarPath(config.path, config.collection));
-    this.ownerLock = new FileLock(this.sidecar.path + '.owner', 'owner');
+    // A watching owner (`join`) holds the store for long; anyone else (a shell command) for a moment.
+    this.ownerLock = new FileLock(this.sidecar.path + '.owner', config.watch ? LONG_OWNER : SHORT_OWNER);
     this.writeLock = new FileLock(writeLockPath(config.path), 'write');
     const { index, peerStates, file, sidecar, stats } = this;
     this.wal = new WriteAhead({ index, peerStates, sidecar, onFailure: (err) => this.journalFailed(err) });
@@ -97,7 +101,9 @@ export class FileStore extends IndexedStore {
   /** Opens (creating an empty file if missing), reconciles with the sidecar and starts watching. */
   static async open(config: FileStoreConfig): Promise<FileStore> {
     const store = new FileStore(config);
-    const holder = await store.ownerLock.tryAcquire();
+    // Waiting for a shell command's moment is what makes `put` next to a starting `join` safe; waiting for another
+    // `join` would only delay the same error.
+    const holder = await store.ownerLock.acquireWithin(config.lockTimeoutMs, (h) => h.purpose !== LONG_OWNER);
     if (holder) {
       throw new P2PSyncError('E_LOCKED', `${config.path} is already open in process ${holder.pid} (only one p2psync process can own a store)`, {
         file: config.path,
@@ -446,29 +452,6 @@ export class FileStore extends IndexedStore {
     this.writer.adoptFile(next, version);
     return { created: d.created, updated: d.updated, deleted: d.deleted };
   }
-}
-
-/**
- * A crash between a rewrite of the user's file and the journal's record of it leaves a file that holds some of the
- * write-ahead states newer than the last recorded save. Per document, a file state equal to one of those (or a
- * document missing where one of them deleted it) is p2psync's own write, not an outside edit: `before` takes it, so
- * the diff ignores it and the journal's latest state stays (and is written into the file).
- */
-function ownUnrecordedSave(before: Map<string, DocState>, inFile: Map<string, DocState>, unsavedStates: Map<string, DocState[]>): void {
-  for (const [id, states] of unsavedStates) {
-    const doc = inFile.get(id);
-    if (doc) {
-      if (states.some((s) => !s._deleted && docEquals(s, doc))) before.set(id, doc);
-    } else if (states.some((s) => s._deleted)) before.delete(id);
-  }
-}
-
-/** Every document's latest state in a loaded journal (write-ahead records over the file's). */
-function latest(saved: { docs: Map<string, IndexEntry>; unsaved: Map<string, IndexEntry> }): Map<string, IndexEntry> {
-  if (saved.unsaved.size === 0) return saved.docs;
-  const out = new Map(saved.docs);
-  for (const e of saved.unsaved.values()) if ((out.get(e.id)?.lwt ?? -Infinity) < e.lwt) out.set(e.id, e);
-  return out;
 }
 
 interface EditCounts {

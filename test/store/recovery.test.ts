@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import type { SyncEvent } from '../../src/core/events.js';
 import type { DocState } from '../../src/core/types.js';
+import { getDocuments, listDocuments } from '../../src/store/crud.js';
 import { doc } from './contract.js';
 import { StoreFixture } from './harness.js';
 
@@ -67,6 +68,17 @@ describe('file store recovery from the journal', () => {
     const again = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
     expect((await again.all()).map((d) => d.id)).toEqual(['b', 'c', 'd', 'e']);
     expect(events).toEqual([]);
+  });
+
+  it('ls and get show acknowledged writes only the journal holds, and touch nothing', async () => {
+    const { path, lwt } = await saved();
+    await appendRecords(path, JSON.stringify({ t: 'w', s: 4, d: [[lwt + 1, doc('b', { v: 2 })], [lwt + 1, doc('a', {}, true)], [lwt + 1, doc('n')]] }) + '\n');
+    const file = await readFile(path, 'utf8');
+    const journal = await readFile(path + '.p2psync', 'utf8');
+    expect(await listDocuments({ path })).toEqual([{ id: 'b', v: 2 }, { id: 'c', v: 1 }, { id: 'n' }]);
+    expect(await getDocuments({ path }, ['a', 'n'])).toEqual({ found: [{ id: 'n' }], missing: ['a'] });
+    expect(await readFile(path, 'utf8')).toBe(file);
+    expect(await readFile(path + '.p2psync', 'utf8')).toBe(journal);
   });
 
   it('drops a torn last line with its documents and the checkpoint that depends on them', async () => {
