@@ -44,6 +44,8 @@ const FLUSH_RETRY_MS = 2_000;
 /** A file written in place less than this long ago may still be half written: wait (at most SETTLE_TRIES times). */
 const SETTLE_MS = 50;
 const SETTLE_TRIES = 5;
+/** Errors of a disk that refuses writes: reported as `error` events, retried while running. */
+const DISK_ERRORS = new Set(['ENOSPC', 'EIO', 'EROFS', 'EDQUOT', 'EFBIG']);
 /** Purposes written into the owner lock (see `FileStore.open`). */
 const LONG_OWNER = 'owner';
 const SHORT_OWNER = 'command';
@@ -258,6 +260,25 @@ export class FileStore extends IndexedStore {
     return { done: this.writer.run(plan, () => this.writeLock.release()) };
   }
 
+  /**
+   * Honest shutdown (docs/STORES.md, "Durability"): when the final save fails and documents are durable nowhere
+   * (the journal could not take them either), the error says how many (`details.unwritten`); they are lost to this
+   * replica, and its checkpoints, recorded after them, make replication fetch them again on the next start.
+   */
+  override async close(): Promise<void> {
+    try {
+      await super.close();
+    } catch (err) {
+      throw this.withUnwritten(toP2PSyncError(err, 'E_IO'));
+    }
+  }
+
+  private withUnwritten(e: P2PSyncError): P2PSyncError {
+    const unwritten = this.wal.notDurable();
+    if (unwritten === 0) return e;
+    return new P2PSyncError(e.code, `${unwritten} document${unwritten === 1 ? '' : 's'} could not be written to ${this.path}: ${e.message}`, { ...e.details, unwritten }, { cause: e });
+  }
+
   protected override async release(): Promise<void> {
     this.released = true;
     this.watcher?.stop();
@@ -302,7 +323,13 @@ export class FileStore extends IndexedStore {
     debug('flush of %s failed: %s', this.path, (err as Error).message);
     if (this.problem || this.closed || this.released) return;
     const e = toP2PSyncError(err, 'E_IO');
-    if (this.flushFailure !== e.message) this.config.onEvent?.({ event: 'warning', code: e.code, message: `cannot save ${this.path} yet: ${e.message}; retrying`, details: e.details });
+    // A disk that refuses writes is an error (documents may be in memory only); a lock held too long is a warning.
+    const kind = DISK_ERRORS.has(String(e.details.errno)) ? 'error' : 'warning';
+    if (this.flushFailure !== e.message) {
+      const unwritten = this.wal.notDurable();
+      const held = unwritten > 0 ? ` (${unwritten} document${unwritten === 1 ? '' : 's'} in memory only)` : '';
+      this.config.onEvent?.({ event: kind, code: e.code, message: `cannot save ${this.path} yet${held}: ${e.message}; retrying`, details: { ...e.details, unwritten } });
+    }
     this.flushFailure = e.message;
     if (!this.flushTimer) this.flushIn(FLUSH_RETRY_MS);
   }

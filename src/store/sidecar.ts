@@ -100,6 +100,10 @@ export class EntryPairs extends JsonSlices {
     return this.entries.length;
   }
 
+  ids(): string[] {
+    return this.entries.map((e) => e.id);
+  }
+
   slice(start: number, end: number): Array<[number, DocState]> {
     return this.entries.slice(start, end).map((e) => [e.lwt, e.doc]);
   }

@@ -67,6 +67,14 @@ export class WriteAhead {
 
   constructor(private readonly host: WriteAheadHost) {}
 
+  /** Documents whose latest write is not durable in the journal (cut after the last fsync that worked, or not cut). */
+  notDurable(): number {
+    const ids = new Set<string>();
+    for (const r of this.uncovered) if (r.s > this.durableSeq) for (const id of r.d?.ids() ?? []) ids.add(id);
+    for (const e of this.entries) ids.add(e.id);
+    return ids.size;
+  }
+
   /** Something is cut, queued or being written. */
   get busy(): boolean {
     return this.running || this.jobs.length > 0 || this.entries.length > 0 || this.purged.length > 0 || this.peers.pending;
