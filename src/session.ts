@@ -47,6 +47,8 @@ export interface JoinOptions {
    */
   once?: { waitPeers: number; timeoutMs?: number | undefined; connectTimeoutMs: number } | undefined;
   storageToken?: string | undefined;
+  /** How long to wait for another process's short lock on the store (see `FileStoreOptions.lockTimeoutMs`). */
+  lockTimeoutMs?: number | undefined;
   shutdownTimeoutMs: number;
   abort: AbortSignal;
   emit: EmitEvent;
@@ -81,22 +83,30 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     primaryKey: o.primaryKey,
     collection: o.collection,
     storageToken: o.storageToken,
+    lockTimeoutMs: o.lockTimeoutMs,
     watch: true,
     onEvent: o.emit,
   });
   const runtime = new WebRTCRuntime();
   const networks: Network[] = [];
   const replications = new Map<PeerLink, PeerReplication>();
+  let result: JoinResult | undefined;
+  let unwritten: P2PSyncError | undefined;
   try {
     for (const topic of o.topics) {
       const emit = reportUnreachable(o.emit);
       const signaling = o.signal ? createSignalingClient({ url: o.signal, topic, emit }) : createDefaultSignaling({ topic, emit, ...(o.embeddedSignalPort ? { port: o.embeddedSignalPort } : {}) });
       networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime }) });
     }
-    return await new Session(o, store, conflict.name, networks, replications).run(conflict);
+    result = await new Session(o, store, conflict.name, networks, replications).run(conflict);
   } finally {
-    await shutdown(o, store, replications, networks);
+    unwritten = await shutdown(o, store, replications, networks);
+    // A failure of the session itself wins; the store's loss is reported as an event then.
+    if (unwritten && !result) o.emit({ event: 'error', code: unwritten.code, message: unwritten.message, details: unwritten.details });
   }
+  // Honest shutdown: documents that never reached the disk make the run fail, whatever ended it.
+  if (unwritten) throw unwritten;
+  return result;
 }
 
 class Session {
@@ -233,8 +243,11 @@ class Session {
   }
 }
 
-/** Stops replication (finishing in-flight writes), flushes the store and closes links, within the time limit. */
-async function shutdown(o: JoinOptions, store: Store, replications: Map<PeerLink, PeerReplication>, networks: Network[]): Promise<void> {
+/**
+ * Stops replication (finishing in-flight writes), flushes the store and closes links, within the time limit. Returns
+ * the store's error when documents could not be written (E_IO with `details.unwritten`); reports anything else.
+ */
+async function shutdown(o: JoinOptions, store: Store, replications: Map<PeerLink, PeerReplication>, networks: Network[]): Promise<P2PSyncError | undefined> {
   const work = (async () => {
     await Promise.allSettled([...replications.values()].map((r) => r.close()));
     const stored = store.close();
@@ -249,8 +262,10 @@ async function shutdown(o: JoinOptions, store: Store, replications: Map<PeerLink
     }
   } catch (err) {
     const e = toP2PSyncError(err);
+    if (typeof e.details.unwritten === 'number') return e;
     o.emit({ event: 'error', code: e.code, message: e.message });
   } finally {
     clearTimeout(timer);
   }
+  return undefined;
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { P2PSyncError, exitCodeFor } from '../core/errors.js';
 import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type CrudOptions, type UserDoc } from '../store/crud.js';
 import type { CliContext } from './main.js';
-import { flag, jsonFlag, parseNonEmpty } from './options.js';
+import { flag, jsonFlag, parseNonEmpty, parseSeconds } from './options.js';
 import { Output } from './output.js';
 
 /** The store flags as commander hands them over (shared with `join`). */
@@ -11,6 +11,7 @@ export interface StoreFlags {
   key: string;
   collection?: string;
   format?: 'json' | 'ndjson';
+  lockWait: number;
   json: boolean;
 }
 
@@ -21,6 +22,7 @@ export function addStoreOptions(cmd: Command): Command {
     .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').argParser(parseNonEmpty).default('id'))
     .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object').argParser(parseNonEmpty))
     .addOption(flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices(['json', 'ndjson']))
+    .addOption(flag('--lock-wait <seconds>', "how long to wait for another p2psync process's short lock on the store (a put, rm or a peer starting)").argParser(parseSeconds).default(10))
     .addOption(jsonFlag());
 }
 
@@ -31,6 +33,7 @@ export function storeOptionsFrom(flags: StoreFlags): CrudOptions {
     primaryKey: flags.key,
     ...(flags.collection !== undefined ? { collection: flags.collection } : {}),
     ...(flags.format !== undefined ? { format: flags.format } : {}),
+    lockTimeoutMs: flags.lockWait * 1000,
   };
 }
 

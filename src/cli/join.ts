@@ -16,6 +16,7 @@ interface JoinFlags {
   key: string;
   collection?: string;
   format?: 'json' | 'ndjson';
+  lockWait: number;
   conflict: string;
   lwwField: string;
   pullOnly: boolean;
@@ -129,6 +130,7 @@ Examples:
           ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined, connectTimeoutMs: flags.connectTimeout * 1000 }
           : undefined,
         storageToken: flags.storageToken,
+        lockTimeoutMs: flags.lockWait * 1000,
         shutdownTimeoutMs: flags.shutdownTimeout * 1000,
         abort: stopper.signal,
         emit,

@@ -50,6 +50,14 @@ export interface Store {
   livePeerState?(key: string): PeerState;
 
   /**
+   * The durability barrier (docs/STORES.md, "Durability"): resolves once every write and peer-state change made
+   * before the call survives a crash of this process or of the machine (for a file store: fsynced in its journal;
+   * the user's file may follow later). Replication awaits it before acknowledging a `masterWrite`. Rejects while the
+   * store cannot write (E_IO: disk full, I/O error, read-only); the writes stay in memory and are retried.
+   */
+  durable(): Promise<void>;
+
+  /**
    * Resolves once everything written so far is durable in the user's file and the sidecar. Rejects while a file
    * store cannot write (its file is invalid or missing during a live session: the file's error code, e.g. E_PARSE,
    * or E_IO); the writes stay in the store and reach the file once it is valid again.

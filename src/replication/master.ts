@@ -83,12 +83,15 @@ export class MasterServer {
   private resyncsSent = 0;
   private dropGeneration = 0;
   private promptTimer: NodeJS.Timeout | undefined;
+  /** Responses waiting for the store's durability barrier (in request order, see `serve`). */
+  private answering = 0;
+  private answered: Promise<void> = Promise.resolve();
 
   constructor(private readonly ctx: LinkContext) {}
 
   /** Requests queued or being served. */
   get busy(): boolean {
-    return this.serving || this.queue.length > 0;
+    return this.serving || this.queue.length > 0 || this.answering > 0;
   }
 
   /** True when the fork has everything this side has and has finished writing, as far as this side can know. */
@@ -185,12 +188,28 @@ export class MasterServer {
         const request = this.queue.shift();
         if (!request || this.ctx.closed) break;
         this.queuedChars -= request.chars;
+        let answer: () => void;
         try {
           const result = request.method === 'masterWrite' ? await this.write(request.params) : await this.changesSince(request.params);
-          rpc.respond(request.id, result);
+          answer = () => rpc.respond(request.id, result);
         } catch (err) {
-          rpc.respondError(request.id, errorJson(err));
+          answer = () => rpc.respondError(request.id, errorJson(err));
         }
+        // Durable acknowledgement (docs/STORES.md, "Durability"): a write is answered only once the store's journal
+        // has it fsynced. The next request is served meanwhile, so the writes of a push window share one fsync;
+        // answers still leave in request order (a page served after a write waits for the write's answer).
+        const barrier = request.method === 'masterWrite' ? this.ctx.store.durable() : undefined;
+        this.answering++;
+        this.answered = this.answered
+          .then(() => barrier)
+          .then(answer, (err: unknown) => rpc.respondError(request.id, errorJson(err)))
+          .finally(() => {
+            this.answering--;
+            if (this.answering === 0 && !this.serving) {
+              this.maybePrompt();
+              this.ctx.changed();
+            }
+          });
       }
     } finally {
       this.serving = false;

@@ -4,13 +4,15 @@ import type { DocState, Json } from '../core/types.js';
 import { lineColumn, scanJson } from './json-locate.js';
 import { FileLock } from './lock.js';
 import { openStore, resolveStoreOptions, type FileStoreOptions, type OpenedStore } from './open.js';
-import { writeLockPath } from './sidecar.js';
+import { withUnsaved } from './recovery.js';
+import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
 import { UserFile } from './user-file.js';
 
 /**
  * The shell CRUD operations behind `p2psync ls|get|put|rm`.
  *
- * Reads (`ls`, `get`) parse the user's file and touch nothing. Writes (`put`, `rm`) open the store as its owner
+ * Reads (`ls`, `get`) parse the user's file (plus the journal's unsaved writes) under the short write lock and
+ * touch nothing. Writes (`put`, `rm`) open the store as its owner
  * when no other process owns it (lwts and tombstones go into the sidecar), or, while another process (a `join`)
  * owns it, edit the user's file alone under the short write lock: re-read, change, replace atomically. The owner
  * takes the same lock for its own rewrites and ingests the edit as an outside edit, so neither side loses an update.
@@ -59,11 +61,24 @@ export async function getDocuments(options: CrudOptions, ids: readonly string[])
   return { found, missing };
 }
 
+/**
+ * The documents as the store holds them: the user's file plus acknowledged writes that only the journal holds yet
+ * (an owner killed before rewriting the file: docs/STORES.md, "Durability"). Under the short write lock, so that the
+ * file and the journal's record of it are read as one state; nothing is written.
+ */
 async function readDocs(options: CrudOptions): Promise<Map<string, DocState>> {
+  const c = resolveStoreOptions({ ...options, watch: false });
   const file = userFile(options);
-  const raw = await file.readText();
-  if (!raw) throw new P2PSyncError('E_IO', `${options.path} does not exist (p2psync put creates it)`, { file: options.path });
-  return file.parse(raw.text, true).docs;
+  const lock = new FileLock(writeLockPath(c.path), 'write');
+  await lock.acquire(c.lockTimeoutMs);
+  try {
+    const raw = await file.readText();
+    if (!raw) throw new P2PSyncError('E_IO', `${options.path} does not exist (p2psync put creates it)`, { file: options.path });
+    const docs = file.parse(raw.text, true).docs;
+    return withUnsaved(docs, await Sidecar.load(sidecarPath(c.path, c.collection), c.primaryKey).catch(() => undefined));
+  } finally {
+    await lock.release();
+  }
 }
 
 /**

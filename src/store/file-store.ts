@@ -13,6 +13,8 @@ import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
 import { UserFile, type StoreFormat, type UserContent } from './user-file.js';
 import { FileWatcher } from './watcher.js';
 import { FileWriter, type FileStoreStats, type WritePlan } from './file-writer.js';
+import { WriteAhead } from './write-ahead.js';
+import { latest, ownUnrecordedSave } from './recovery.js';
 
 const debug = debuglog('p2psync');
 
@@ -42,17 +44,23 @@ const FLUSH_RETRY_MS = 2_000;
 /** A file written in place less than this long ago may still be half written: wait (at most SETTLE_TRIES times). */
 const SETTLE_MS = 50;
 const SETTLE_TRIES = 5;
+/** Errors of a disk that refuses writes: reported as `error` events, retried while running. */
+const DISK_ERRORS = new Set(['ENOSPC', 'EIO', 'EROFS', 'EDQUOT', 'EFBIG']);
+/** Purposes written into the owner lock (see `FileStore.open`). */
+const LONG_OWNER = 'owner';
+const SHORT_OWNER = 'command';
 
 export type { FileStoreStats } from './file-writer.js';
 
 /**
  * A store backed by the user's JSON or NDJSON file plus the sidecar journal. The index in memory is the truth
- * while open; writes reach it (and `changes$`) at once and the files on a short timer, `flush()` or `close()`
- * (see `FileWriter`).
+ * while open; writes reach it (and `changes$`) at once, the journal within one fsync (`WriteAhead`: `durable()`
+ * resolves then) and the user's file on a short timer, `flush()` or `close()` (see `FileWriter`).
  *
- * Invariants: the sidecar only records what already reached the user's file (the user file is written first), and
- * the writer's `knownDocs()` is the user file's content as p2psync last read or wrote it, so any difference between
- * the file on disk and it is somebody else's edit.
+ * Invariants (docs/STORES.md, "Durability"): the journal records a file save only once the file holds it; write-ahead
+ * records newer than the last file save are written into the file on open, not taken for edits; and the writer's
+ * `knownDocs()` is the user file's content as p2psync last read or wrote it, so any difference between the file on
+ * disk and it is somebody else's edit.
  */
 export class FileStore extends IndexedStore {
   readonly path: string;
@@ -63,6 +71,7 @@ export class FileStore extends IndexedStore {
   private readonly ownerLock: FileLock;
   private readonly writeLock: FileLock;
   private readonly writer: FileWriter;
+  private readonly wal: WriteAhead;
   /** A collection file's other members, as last read (written back unchanged). */
   private root: Record<string, Json> | undefined;
   private problem: { fingerprint: FileVersion | undefined; error: P2PSyncError } | undefined;
@@ -78,10 +87,13 @@ export class FileStore extends IndexedStore {
     this.format = config.format;
     this.file = new UserFile({ path: config.path, format: config.format, primaryKey: config.primaryKey, ...(config.collection !== undefined ? { collection: config.collection } : {}) });
     this.sidecar = new Sidecar(sidecarPath(config.path, config.collection));
-    this.ownerLock = new FileLock(this.sidecar.path + '.owner', 'owner');
+    // A watching owner (`join`) holds the store for long; anyone else (a shell command) for a moment.
+    this.ownerLock = new FileLock(this.sidecar.path + '.owner', config.watch ? LONG_OWNER : SHORT_OWNER);
     this.writeLock = new FileLock(writeLockPath(config.path), 'write');
     const { index, peerStates, file, sidecar, stats } = this;
-    this.writer = new FileWriter({ index, peerStates, file, sidecar, stats, primaryKey: config.primaryKey, compactMinBytes: config.compactMinBytes });
+    this.wal = new WriteAhead({ index, peerStates, sidecar, onFailure: (err) => this.journalFailed(err) });
+    const wal = this.wal;
+    this.writer = new FileWriter({ index, peerStates, file, sidecar, wal, stats, primaryKey: config.primaryKey, compactMinBytes: config.compactMinBytes });
   }
 
   get storageToken(): string {
@@ -91,7 +103,9 @@ export class FileStore extends IndexedStore {
   /** Opens (creating an empty file if missing), reconciles with the sidecar and starts watching. */
   static async open(config: FileStoreConfig): Promise<FileStore> {
     const store = new FileStore(config);
-    const holder = await store.ownerLock.tryAcquire();
+    // Waiting for a shell command's moment is what makes `put` next to a starting `join` safe; waiting for another
+    // `join` would only delay the same error.
+    const holder = await store.ownerLock.acquireWithin(config.lockTimeoutMs, (h) => h.purpose !== LONG_OWNER);
     if (holder) {
       throw new P2PSyncError('E_LOCKED', `${config.path} is already open in process ${holder.pid} (only one p2psync process can own a store)`, {
         file: config.path,
@@ -141,27 +155,33 @@ export class FileStore extends IndexedStore {
     if (!raw) {
       // A deleted file is recreated from the sidecar, which holds every document's last content: removing the
       // file must not turn into deleting every document on every peer.
-      const live = saved ? [...saved.docs.values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
+      const live = saved ? [...latest(saved).values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
       const text = live.length > 0 ? this.file.serialise(live).toString('utf8') : this.file.emptyText();
       raw = { text, version: await this.file.writeText(text) };
     }
     const content = this.file.parse(raw.text, true);
     if (saved) {
       this.writer.header = saved.header;
-      this.index.load(saved.docs.values());
+      // Documents of write-ahead records newer than the last file save go on top: the file is behind them, which
+      // is no outside edit (see `Sidecar`); they are written into the file below.
+      const unsaved = [...saved.unsaved.values()].filter((e) => (saved.docs.get(e.id)?.lwt ?? -Infinity) < e.lwt);
+      this.index.load(unsaved.length > 0 ? [...saved.docs.values(), ...unsaved] : saved.docs.values());
       this.index.advanceClock(saved.clock);
+      this.writer.committed(unsaved, { kind: 'local' }, true);
+      if (unsaved.length > 0) debug('%s: %d documents from the journal are not in the file yet', c.path, unsaved.length);
       for (const [k, s] of saved.peers) this.peerStates.set(k, s);
       this.writer.recordedVersion = saved.file;
       if (saved.file?.hash === raw.version.hash) {
         // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
         const known = new Map<string, DocState>();
-        for (const id of content.docs.keys()) known.set(id, this.index.get(id)!.doc);
+        for (const id of content.docs.keys()) known.set(id, saved.docs.get(id)!.doc);
         this.writer.adoptFile(known, raw.version);
         this.root = content.root;
       } else {
-        // The sidecar knows what the file held at its last flush; anything else reached the file afterwards.
+        // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
         const before = new Map<string, DocState>();
-        for (const e of this.index.entries()) if (!e.doc._deleted) before.set(e.id, e.doc);
+        for (const e of saved.docs.values()) if (!e.doc._deleted) before.set(e.id, e.doc);
+        ownUnrecordedSave(before, content.docs, saved.unsavedStates);
         const counts = this.ingest(content, raw.version, before);
         if (counts.created + counts.updated + counts.deleted > 0) this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
       }
@@ -172,19 +192,27 @@ export class FileStore extends IndexedStore {
     this.purgeExpired(Date.now());
     if (!saved || saved.torn) this.writer.requireSnapshot();
     else await this.sidecar.attach(saved.bytes, saved.records);
+    this.wal.start(saved?.seq ?? 0);
     await this.writer.execute(await this.writer.plan(this.root));
   }
 
   // ---- IndexedStore hooks ----
 
   protected override committed(entries: IndexEntry[], origin: WriteOrigin): void {
+    this.wal.committed(entries);
     this.writer.committed(entries, origin, this.index.lastSetReplaced > 0);
-    this.scheduleFlush();
+    if (origin.kind !== 'outside') this.scheduleFlush();
   }
 
   protected override peerStateChanged(key: string, change: PeerStateChange): void {
-    this.writer.peers.changed(key, change);
-    this.scheduleFlush();
+    // Only the journal holds peer states: no rewrite of the user's file.
+    this.wal.peerChanged(key, change);
+  }
+
+  /** The journal has every write made so far fsynced (see `WriteAhead`). */
+  override durable(): Promise<void> {
+    if (this.closed || this.released) return Promise.resolve();
+    return this.wal.durable();
   }
 
   protected override async beforeRead(): Promise<void> {
@@ -206,6 +234,8 @@ export class FileStore extends IndexedStore {
     await this.writer.idle();
     const started = await this.exclusive(() => this.startWrite());
     await started?.done;
+    // What only the journal records (peer states, outside edits) is durable once the journal is.
+    if (!this.released) await this.wal.durable();
   }
 
   /** Inside the mutation queue: captures what to write and starts the I/O. */
@@ -230,12 +260,32 @@ export class FileStore extends IndexedStore {
     return { done: this.writer.run(plan, () => this.writeLock.release()) };
   }
 
+  /**
+   * Honest shutdown (docs/STORES.md, "Durability"): when the final save fails and documents are durable nowhere
+   * (the journal could not take them either), the error says how many (`details.unwritten`); they are lost to this
+   * replica, and its checkpoints, recorded after them, make replication fetch them again on the next start.
+   */
+  override async close(): Promise<void> {
+    try {
+      await super.close();
+    } catch (err) {
+      throw this.withUnwritten(toP2PSyncError(err, 'E_IO'));
+    }
+  }
+
+  private withUnwritten(e: P2PSyncError): P2PSyncError {
+    const unwritten = this.wal.notDurable();
+    if (unwritten === 0) return e;
+    return new P2PSyncError(e.code, `${unwritten} document${unwritten === 1 ? '' : 's'} could not be written to ${this.path}: ${e.message}`, { ...e.details, unwritten }, { cause: e });
+  }
+
   protected override async release(): Promise<void> {
     this.released = true;
     this.watcher?.stop();
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     await this.writer.idle();
+    await this.wal.close();
     await this.file.close();
     await this.sidecar.close();
     await this.ownerLock.release();
@@ -273,9 +323,24 @@ export class FileStore extends IndexedStore {
     debug('flush of %s failed: %s', this.path, (err as Error).message);
     if (this.problem || this.closed || this.released) return;
     const e = toP2PSyncError(err, 'E_IO');
-    if (this.flushFailure !== e.message) this.config.onEvent?.({ event: 'warning', code: e.code, message: `cannot save ${this.path} yet: ${e.message}; retrying`, details: e.details });
+    // A disk that refuses writes is an error (documents may be in memory only); a lock held too long is a warning.
+    const kind = DISK_ERRORS.has(String(e.details.errno)) ? 'error' : 'warning';
+    if (this.flushFailure !== e.message) {
+      const unwritten = this.wal.notDurable();
+      const held = unwritten > 0 ? ` (${unwritten} document${unwritten === 1 ? '' : 's'} in memory only)` : '';
+      this.config.onEvent?.({ event: kind, code: e.code, message: `cannot save ${this.path} yet${held}: ${e.message}; retrying`, details: { ...e.details, unwritten } });
+    }
     this.flushFailure = e.message;
     if (!this.flushTimer) this.flushIn(FLUSH_RETRY_MS);
+  }
+
+  /**
+   * An append to the journal failed (disk full, I/O error, read-only): the writes stay in memory, the journal is
+   * replaced by a snapshot on the next successful save, which is retried every few seconds.
+   */
+  private journalFailed(err: P2PSyncError): void {
+    this.writer.requireSnapshot();
+    this.flushFailed(err);
   }
 
   private purgeExpired(now: number): void {
@@ -285,7 +350,7 @@ export class FileStore extends IndexedStore {
     for (const e of this.index.entries()) if (e.doc._deleted && e.lwt < cutoff) ids.push(e.id);
     if (ids.length === 0) return;
     this.index.purge(ids);
-    this.writer.purge(ids);
+    this.wal.purge(ids);
     debug('purged %d tombstones older than %d ms from %s', ids.length, this.config.tombstoneTtlMs, this.path);
   }
 

@@ -1,9 +1,9 @@
 import type { DocState, Json, PeerState, WriteOrigin } from '../core/types.js';
 import type { DocIndex, IndexEntry } from './doc-index.js';
 import { sameFingerprint, type FileVersion } from './fs-util.js';
-import { PeerJournal, type PeerBatch } from './peer-journal.js';
-import { EntryPairs, Sidecar, type BatchRecordOut, type SidecarHeader, type SidecarSnapshot } from './sidecar.js';
+import { Sidecar, type SidecarHeader, type SidecarSnapshot } from './sidecar.js';
 import type { UserFile } from './user-file.js';
+import type { WriteAhead } from './write-ahead.js';
 import { currentEntries, docsOf, planFile, type FilePlan } from './write-plan.js';
 
 /** Counters for tests and benchmarks. */
@@ -20,6 +20,7 @@ export interface WriterHost {
   readonly peerStates: Map<string, PeerState>;
   readonly file: UserFile;
   readonly sidecar: Sidecar;
+  readonly wal: WriteAhead;
   readonly primaryKey: string;
   readonly compactMinBytes: number;
   readonly stats: FileStoreStats;
@@ -27,36 +28,30 @@ export interface WriterHost {
 
 /** Everything one write puts on disk, captured in one go while writers wait; see `FileWriter.plan`. */
 export interface WritePlan {
-  /**
-   * What this write takes from `filePending` (for the file and the sidecar) and `sidecarOnlyPending`; `sideEntries`
-   * is all of it. Pending again if the write fails.
-   */
+  /** What this write takes from `filePending`; pending again if the write fails. */
   fileEntries: IndexEntry[];
-  sideEntries: IndexEntry[];
   /** Some of `fileEntries` replace documents the store had (see `planFile`). */
   replacing: boolean;
   /** The user's file; absent when it does not change. */
   file: FilePlan | undefined;
-  purged: string[];
-  /** The sidecar batch; the file version is added once the file is written. */
-  record: BatchRecordOut;
-  peers: PeerBatch | undefined;
-  /** Replaces the journal instead of `record`. */
+  /** The write-ahead sequence number the file holds everything of once written (cut when the plan was made). */
+  covered: number;
+  /** Replaces the journal instead of recording a file save. */
   snapshot: SidecarSnapshot | undefined;
   clock: number;
 }
 
 /**
- * The write side of a file store: what is not on disk yet, and how it gets there. A write is planned inside the
- * store's mutation queue (`plan`: synchronous but for one check of the sidecar, so it captures one state) and its
- * I/O runs outside of it (`run`), so that writers (a pull in progress) go on meanwhile. Writes run one at a time,
- * which keeps the sidecar's batches in order.
+ * The user's-file side of a file store: what is not in the file yet, and how it gets there. A write is planned inside
+ * the store's mutation queue (`plan`: synchronous but for one check of the sidecar, so it captures one state) and its
+ * I/O runs outside of it (`run`), so that writers (a pull in progress) go on meanwhile. Writes run one at a time.
  *
- * Crash safety: the user's file is written (and fsynced, and renamed) before the sidecar records anything of it,
- * so the sidecar never records what the file does not hold.
+ * Crash safety (docs/STORES.md, "Durability"): every write is in the journal before the file (`WriteAhead`); a file
+ * save is recorded in the journal only after the file was written (fsynced and renamed), so the journal never says
+ * the file holds what it does not. A crash in between leaves write-ahead records that the next open writes into the
+ * file.
  */
 export class FileWriter {
-  readonly peers = new PeerJournal();
   header!: SidecarHeader;
   /** The user file's version as p2psync last read or wrote it, and the last one the sidecar recorded. */
   knownVersion: FileVersion | undefined;
@@ -72,15 +67,10 @@ export class FileWriter {
   private known: Map<string, DocState> | undefined = new Map();
   /** `known` lists the documents in the order of the file's last written layout (`UserFile.layout`). */
   private layoutAligned = false;
-  /**
-   * Entries written since the last write began (see `currentEntries`): to put in the user's file and then record in
-   * the sidecar, or (`outside` edits, which are in the file already) only to record in the sidecar.
-   */
+  /** Entries written since the last write began (see `currentEntries`), to put in the user's file. */
   private filePending: IndexEntry[] = [];
-  private sidecarOnlyPending: IndexEntry[] = [];
   /** A pending file entry replaced a document the store had (so the file may hold it: no append). */
   private fileReplacing = false;
-  private purged: string[] = [];
   /** The next write replaces the journal with a snapshot (at creation, after a torn tail, after a failed snapshot). */
   private needSnapshot = false;
   /** The write in flight (settles when it is done, whatever the outcome). */
@@ -96,9 +86,6 @@ export class FileWriter {
   get pending(): boolean {
     return (
       this.filePending.length > 0 ||
-      this.sidecarOnlyPending.length > 0 ||
-      this.purged.length > 0 ||
-      this.peers.pending ||
       this.needSnapshot ||
       !sameVersion(this.knownVersion, this.recordedVersion)
     );
@@ -109,16 +96,14 @@ export class FileWriter {
     while (this.writing) await this.writing;
   }
 
-  /** Entries were committed to the index (`replaced`: some of their ids had entries before). */
+  /**
+   * Entries were committed to the index (`replaced`: some of their ids had entries before). Outside edits are in the
+   * file already: only the journal records them.
+   */
   committed(entries: readonly IndexEntry[], origin: WriteOrigin, replaced: boolean): void {
-    const pending = origin.kind === 'outside' ? this.sidecarOnlyPending : this.filePending;
-    for (const e of entries) pending.push(e);
-    if (origin.kind !== 'outside' && replaced) this.fileReplacing = true;
-  }
-
-  /** Tombstones were purged from the index. */
-  purge(ids: readonly string[]): void {
-    for (const id of ids) this.purged.push(id);
+    if (origin.kind === 'outside') return;
+    for (const e of entries) this.filePending.push(e);
+    if (replaced) this.fileReplacing = true;
   }
 
   /** The next write replaces the journal (it is new, or its tail is torn). */
@@ -133,13 +118,11 @@ export class FileWriter {
     this.knownVersion = version;
   }
 
-  /** Pending writes of these ids are in the file already (an outside edit repeated them): only record them. */
+  /** Pending writes of these ids are in the file already (an outside edit repeated them; the journal has them). */
   settled(ids: readonly string[]): void {
     if (ids.length === 0) return;
     const settled = new Set(ids);
-    const stay: IndexEntry[] = [];
-    for (const e of this.filePending) (settled.has(e.id) ? this.sidecarOnlyPending : stay).push(e);
-    this.filePending = stay;
+    this.filePending = this.filePending.filter((e) => !settled.has(e.id));
   }
 
   knownDocs(): Map<string, DocState> {
@@ -149,43 +132,27 @@ export class FileWriter {
 
   /**
    * Captures everything the next write puts on disk: the user's file rewritten from the index (keeping its document
-   * order, new documents at the end; `root` is the rest of a collection file), then either one sidecar batch with
-   * what is not recorded yet, or a compact snapshot when the journal is due for one (or was deleted). Both come
-   * from the same state, so the sidecar never records what the file does not hold.
+   * order, new documents at the end; `root` is the rest of a collection file), then either a file save recorded in
+   * the journal, or a compact snapshot of the journal when it is due for one (or was deleted). Everything committed so
+   * far is cut into the write-ahead log first, so the file save covers exactly what the file will hold.
    */
   async plan(root: Record<string, Json> | undefined): Promise<WritePlan> {
-    const { index, file, sidecar, peerStates, primaryKey } = this.host;
+    const { index, file, sidecar, peerStates, primaryKey, wal } = this.host;
     const lost = !(await sidecar.isOurs());
     // Synchronous from here on.
+    const covered = wal.cut();
     const fileEntries = currentEntries(this.filePending, index);
-    const sideEntries = this.sidecarOnlyPending.length > 0 ? fileEntries.concat(currentEntries(this.sidecarOnlyPending, index)) : fileEntries;
     this.filePending = [];
-    this.sidecarOnlyPending = [];
     const replacing = this.fileReplacing;
     this.fileReplacing = false;
     const known = (): Map<string, DocState> => this.knownDocs();
     const filePlan = fileEntries.length > 0 ? planFile(known, file.layout, this.layoutAligned, replacing, fileEntries, index, primaryKey, root) : undefined;
-    const purged = this.purged;
-    this.purged = [];
-    const docOf = (id: string): DocState | undefined => index.get(id)?.doc;
-    const plan: WritePlan = { fileEntries, replacing, file: filePlan, sideEntries, purged, record: { t: 'b' }, peers: undefined, snapshot: undefined, clock: index.clock };
-    if (!this.needSnapshot && !lost) {
-      const rec = plan.record;
-      plan.peers = this.peers.take(peerStates, sideEntries, purged, docOf);
-      if (sideEntries.length > 0) rec.d = new EntryPairs(sideEntries);
-      if (purged.length > 0) {
-        rec.x = purged;
-        rec.c = plan.clock;
-      }
-      if (plan.peers.records.length > 0) rec.p = plan.peers.records;
-      if (!sidecar.shouldCompact(this.host.compactMinBytes, this.liveRecords(), rec)) return plan;
-      // The batch would make most of the journal superseded: write a snapshot instead. The peer batch is dropped
-      // unwritten; the snapshot below resets the peer journal to what it holds.
-      plan.peers = undefined;
-    }
-    // Until it is written (a failed snapshot leaves the journal behind what was taken out of the peer journal).
+    const plan: WritePlan = { fileEntries, replacing, file: filePlan, covered, snapshot: undefined, clock: index.clock };
+    if (!this.needSnapshot && !lost && !sidecar.shouldCompact(this.host.compactMinBytes, this.liveRecords())) return plan;
+    // Until it is written (a failed snapshot leaves the journal unusable: see `WriteAhead`).
     this.needSnapshot = true;
-    plan.snapshot = Sidecar.snapshotOf(this.header, index.entries(), this.peers.snapshot(peerStates, docOf));
+    const docOf = (id: string): DocState | undefined => index.get(id)?.doc;
+    plan.snapshot = Sidecar.snapshotOf(this.header, index.entries(), wal.peers.snapshot(peerStates, docOf));
     return plan;
   }
 
@@ -206,9 +173,9 @@ export class FileWriter {
     return done;
   }
 
-  /** The I/O of a write: the user's file first, then the sidecar. On failure, what was not written is pending again. */
+  /** The I/O of a write: the user's file first, then the journal. On failure, what was not written is pending again. */
   async execute(plan: WritePlan): Promise<void> {
-    const { file, sidecar, stats } = this.host;
+    const { file, stats } = this.host;
     if (plan.file) {
       const started = performance.now();
       const f = plan.file;
@@ -221,7 +188,7 @@ export class FileWriter {
           version = (await file.appendDocs(added, f.root)) ?? (await file.writeDocs([...this.knownDocs().values(), ...added], f.root));
         }
       } catch (err) {
-        this.unplan(plan, true);
+        this.unplan(plan);
         throw err;
       }
       // After an append the file's layout is the cheaper record of what it holds (see `knownDocs`).
@@ -233,23 +200,14 @@ export class FileWriter {
       this.lastWriteMs = this.lastWriteEnd - started;
     }
     const version = this.knownVersion;
-    try {
-      if (plan.snapshot) {
-        await sidecar.writeSnapshot(plan.snapshot, version, plan.clock);
-        this.needSnapshot = false;
-        stats.compactions++;
-      } else {
-        const rec = plan.record;
-        if (version && !sameVersion(version, this.recordedVersion)) rec.f = version;
-        if (rec.d !== undefined || rec.x !== undefined || rec.p !== undefined || rec.f !== undefined) {
-          await sidecar.append(rec);
-          stats.sidecarAppends++;
-        }
-        plan.peers?.done(true);
-      }
-    } catch (err) {
-      this.unplan(plan, false);
-      throw err;
+    if (plan.snapshot) {
+      await this.host.wal.snapshot(plan.snapshot, version, plan.clock, plan.covered);
+      this.needSnapshot = false;
+      stats.compactions++;
+    } else if (plan.file || !sameVersion(version, this.recordedVersion)) {
+      // Nothing to undo on failure: the file is written, and the journal has every write (or a snapshot follows).
+      await this.host.wal.recordFileSave(version && !sameVersion(version, this.recordedVersion) ? version : undefined, plan.covered);
+      stats.sidecarAppends++;
     }
     this.recordedVersion = version;
   }
@@ -258,18 +216,10 @@ export class FileWriter {
     if (this.writing === which) this.writing = undefined;
   }
 
-  /** A write failed: what it did not persist is pending again. */
-  private unplan(plan: WritePlan, fileFailed: boolean): void {
-    if (fileFailed) {
-      this.fileReplacing ||= plan.replacing;
-      this.filePending = plan.fileEntries.concat(this.filePending);
-      this.sidecarOnlyPending = plan.sideEntries.slice(plan.fileEntries.length).concat(this.sidecarOnlyPending);
-    } else {
-      // The file has them now: only the sidecar still has to record them.
-      this.sidecarOnlyPending = plan.sideEntries.concat(this.sidecarOnlyPending);
-    }
-    if (plan.purged.length > 0) this.purged = plan.purged.concat(this.purged);
-    plan.peers?.done(false);
+  /** A write of the file failed: what it did not write is pending again. */
+  private unplan(plan: WritePlan): void {
+    this.fileReplacing ||= plan.replacing;
+    this.filePending = plan.fileEntries.concat(this.filePending);
   }
 
   /** Records a compact sidecar holds: one per document (tombstones included) and per assumed state. */

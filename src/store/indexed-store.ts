@@ -134,6 +134,9 @@ export abstract class IndexedStore implements Store {
     this.peerStateChanged(key, { down: update.down !== undefined, up: update.up !== undefined, ids });
   }
 
+  /** Nothing to wait for by default: the memory store holds nothing beyond the process. */
+  async durable(): Promise<void> {}
+
   async flush(): Promise<void> {
     await this.exclusive(() => this.persist());
   }

@@ -72,17 +72,26 @@ export class FileLock {
 
   /** Waits (polling with backoff) until the lock is free, up to `timeoutMs`; then fails with E_LOCKED. */
   async acquire(timeoutMs: number): Promise<void> {
+    const holder = await this.acquireWithin(timeoutMs, () => true);
+    if (holder) {
+      throw new P2PSyncError('E_LOCKED', `${this.path} is locked by process ${holder.pid} (${holder.purpose}); gave up after ${timeoutMs} ms`, {
+        file: this.path,
+        pid: holder.pid,
+      });
+    }
+  }
+
+  /**
+   * Takes the lock, waiting (polling with backoff) up to `timeoutMs` while `worthWaiting(holder)` says its holder
+   * lets go soon. Returns the holder when it gave up, undefined once the lock is taken. A dead holder's lock is broken.
+   */
+  async acquireWithin(timeoutMs: number, worthWaiting: (holder: LockHolder) => boolean): Promise<LockHolder | undefined> {
     const deadline = Date.now() + timeoutMs;
     let wait = 2;
     for (;;) {
       const holder = await this.tryAcquire();
-      if (!holder) return;
-      if (Date.now() >= deadline) {
-        throw new P2PSyncError('E_LOCKED', `${this.path} is locked by process ${holder.pid} (${holder.purpose}); gave up after ${timeoutMs} ms`, {
-          file: this.path,
-          pid: holder.pid,
-        });
-      }
+      if (!holder) return undefined;
+      if (Date.now() >= deadline || !worthWaiting(holder)) return holder;
       await delay(wait);
       wait = Math.min(wait * 2, 50);
     }

@@ -32,7 +32,11 @@ export interface FileStoreOptions {
   tombstoneTtlMs?: number;
   /** Least time between two rewrites of the file, in ms (default 20; grows with the cost of a rewrite). A change after a quiet spell is written at once. */
   flushDelayMs?: number;
-  /** How long to wait for another process's write lock, in ms (default 10000). */
+  /**
+   * How long to wait for another process's lock on the store, in ms (default 10000): its write lock, or its
+   * ownership while a short command (put, rm, or a store that is still opening) holds it. A long-lived owner (a
+   * `join`: a store opened with `watch`) is reported at once (E_LOCKED), and a dead owner's lock is broken.
+   */
   lockTimeoutMs?: number;
   /** The sidecar journal is compacted once it exceeds this many bytes and most of its records are superseded (default 1 MiB). */
   compactMinBytes?: number;

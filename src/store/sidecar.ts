@@ -9,10 +9,18 @@ import { ioError, writeFileAtomicWith, type FileVersion } from './fs-util.js';
  * The sidecar `<file>.p2psync`: an append-only NDJSON journal of everything p2psync knows beyond the user's file.
  *
  *   line 1      header: {"p2psync":"sidecar","v":1,"token":...,"key":...,"collection":...,"created":...}
- *   line 2...   batches: {"t":"b","d":[[lwt,docState],...],"x":[purged ids],"p":[peer records],"f":fileVersion,"c":clock}
+ *   line 2...   write-ahead records: {"t":"w","s":seq,"d":[[lwt,docState],...],"x":[purged ids],"p":[peer records],"c":clock}
+ *               file saves:          {"t":"b","f":fileVersion,"w":seq}
+ *               batches (snapshots and journals written before write-ahead records existed):
+ *                                    {"t":"b","d":[[lwt,docState],...],"x":[...],"p":[...],"f":fileVersion,"c":clock}
  *
- * One flush appends exactly one batch line and fsyncs it, so a batch is all or nothing: a torn last line (a crash
- * mid-append) is ignored on load. A doc record holds the full doc state as p2psync last wrote or read it (for
+ * Durability rule (docs/STORES.md, "Durability"): every committed write reaches the journal as a write-ahead record
+ * (`WriteAhead`, group commit: one fsync for every record cut while the previous fsync was in flight) before the
+ * user's file; a file save then appends `{"t":"b","f":...,"w":s}`: the file at version `f` holds everything of the
+ * write-ahead records up to sequence number `s`. On load, write-ahead records after the last file save that covers
+ * them are `unsaved`: newer than the file, written into it on open, never mistaken for outside edits. A line is
+ * all or nothing: a torn last line (a crash mid-append) is dropped on load, and with it any peer record it held,
+ * so a checkpoint is never ahead of the documents it covers (they are in the same or an earlier line). A doc record holds the full doc state as p2psync last wrote or read it (for
  * tombstones: the last body with `_deleted: true`). Peer records are incremental; an assumed master state is
  * stored as `1` when it equals the doc's recorded state (the common case after a pull), as a full body otherwise,
  * and `0` removes it. Once most of its records are superseded the journal is rewritten atomically (a snapshot).
@@ -44,12 +52,31 @@ export interface PeerRecord {
 
 export interface BatchRecord {
   t: 'b';
+  /** A file save: the user's file at `f` holds every write-ahead record up to this sequence number. */
+  w?: number;
   d?: Array<[number, DocState]>;
   x?: string[];
   p?: PeerRecord[];
   f?: FileVersion;
   /** The store's clock (largest lwt handed out), so purging tombstones never lets lwts go backwards. */
   c?: number;
+}
+
+/** A write-ahead record: committed documents, purges and peer records, in commit order (see the header comment). */
+export interface WalRecord {
+  t: 'w';
+  /** Sequence number, increasing along the journal. */
+  s: number;
+  d?: Array<[number, DocState]>;
+  x?: string[];
+  p?: PeerRecord[];
+  c?: number;
+}
+
+/** A write-ahead record as written (documents and assumed states turned into pairs a slice at a time). */
+export interface WalRecordOut extends Omit<WalRecord, 'd' | 'p'> {
+  d?: EntryPairs;
+  p?: PeerRecordOut[];
 }
 
 /** A peer record as written: its assumed states may be a `PairList` (written a slice at a time). */
@@ -73,6 +100,10 @@ export class EntryPairs extends JsonSlices {
     return this.entries.length;
   }
 
+  ids(): string[] {
+    return this.entries.map((e) => e.id);
+  }
+
   slice(start: number, end: number): Array<[number, DocState]> {
     return this.entries.slice(start, end).map((e) => [e.lwt, e.doc]);
   }
@@ -81,7 +112,14 @@ export class EntryPairs extends JsonSlices {
 /** What a sidecar holds after replaying it. */
 export interface SidecarContent {
   header: SidecarHeader;
+  /** Every document as the user's file at `file` holds it (tombstones included). */
   docs: Map<string, IndexEntry>;
+  /** Documents of write-ahead records that no file save covers: newer than `docs`, not in the user's file yet. */
+  unsaved: Map<string, IndexEntry>;
+  /** Every state the write-ahead records after the last covering file save gave each of the `unsaved` ids, in order. */
+  unsavedStates: Map<string, DocState[]>;
+  /** The largest write-ahead sequence number in the journal (0 if none). */
+  seq: number;
   peers: Map<string, PeerState>;
   /** Per peer, the ids whose assumed state was stored as a marker (resolved against the final documents by `load`). */
   markers: Map<string, Set<string>>;
@@ -117,6 +155,11 @@ export class Sidecar {
 
   constructor(readonly path: string) {}
 
+  /** Open for appending (not before the first snapshot of a new journal, nor after a failed append). */
+  get appendable(): boolean {
+    return this.handle !== undefined && !this.broken;
+  }
+
   /** Replays the journal; undefined if there is none. Throws E_SIDECAR if it is damaged beyond a torn tail. */
   static async load(path: string, primaryKey: string): Promise<SidecarContent | undefined> {
     let text: string;
@@ -136,16 +179,18 @@ export class Sidecar {
       throw damaged(1, 'unreadable header');
     }
     if (header?.p2psync !== 'sidecar' || header.v !== 1 || typeof header.token !== 'string') throw damaged(1, 'not a p2psync sidecar header');
-    const out: SidecarContent = { header, docs: new Map(), peers: new Map(), markers: new Map(), file: undefined, clock: 0, torn: !text.endsWith('\n'), bytes: Buffer.byteLength(text), records: 0 };
+    const out: SidecarContent = { header, docs: new Map(), unsaved: new Map(), unsavedStates: new Map(), seq: 0, peers: new Map(), markers: new Map(), file: undefined, clock: 0, torn: !text.endsWith('\n'), bytes: Buffer.byteLength(text), records: 0 };
     const pk = header.key;
     if (pk !== primaryKey) return out; // the caller reports the mismatch with the header in hand
     const last = lines.length - 1;
+    /** Write-ahead records no file save covers yet, in journal order. */
+    let ahead: AheadRecord[] = [];
     for (let i = 1; i <= last; i++) {
       const line = lines[i]!;
       if (line === '') continue;
-      let rec: BatchRecord;
+      let rec: BatchRecord | WalRecord;
       try {
-        rec = JSON.parse(line) as BatchRecord;
+        rec = JSON.parse(line) as BatchRecord | WalRecord;
       } catch {
         // Only the last line can be torn by a crash; anything earlier means the file was damaged otherwise.
         if (i === last) {
@@ -154,24 +199,45 @@ export class Sidecar {
         }
         throw damaged(i + 1, 'unreadable line');
       }
-      if (rec?.t !== 'b') throw damaged(i + 1, 'unknown record');
-      for (const [lwt, doc] of rec.d ?? []) {
-        const id = doc[pk];
-        if (typeof id !== 'string' || typeof lwt !== 'number') throw damaged(i + 1, 'bad document record');
-        doc._deleted = doc._deleted === true;
-        out.docs.set(id, { id, doc, lwt });
-      }
-      for (const id of rec.x ?? []) out.docs.delete(id);
+      if (rec?.t === 'w') {
+        if (typeof rec.s !== 'number') throw damaged(i + 1, 'bad write-ahead record');
+        const entries = docEntries(rec.d, pk);
+        if (!entries) throw damaged(i + 1, 'bad document record');
+        ahead.push({ s: rec.s, entries, x: rec.x ?? [] });
+        if (rec.s > out.seq) out.seq = rec.s;
+      } else if (rec?.t === 'b') {
+        const entries = docEntries(rec.d, pk);
+        if (!entries) throw damaged(i + 1, 'bad document record');
+        for (const e of entries) out.docs.set(e.id, e);
+        for (const id of rec.x ?? []) out.docs.delete(id);
+        if (rec.f) out.file = rec.f;
+        // Everything up to `w` is in the file at `f` now.
+        if (typeof rec.w === 'number') {
+          const covered = rec.w;
+          for (const a of ahead) if (a.s <= covered) fold(out.docs, a);
+          ahead = ahead.filter((a) => a.s > covered);
+        }
+      } else throw damaged(i + 1, 'unknown record');
       for (const p of rec.p ?? []) replayPeer(out, p);
       out.records += journalRecords(rec);
-      if (rec.f) out.file = rec.f;
       if (typeof rec.c === 'number' && rec.c > out.clock) out.clock = rec.c;
     }
+    for (const a of ahead) {
+      fold(out.unsaved, a);
+      for (const e of a.entries) {
+        const states = out.unsavedStates.get(e.id);
+        if (states) states.push(e.doc);
+        else out.unsavedStates.set(e.id, [e.doc]);
+      }
+    }
+    // A purge in an unsaved record removes a tombstone the file never held: drop it from both.
+    for (const a of ahead) for (const id of a.x) out.docs.delete(id);
+    for (const e of out.unsaved.values()) if (e.lwt > out.clock) out.clock = e.lwt;
     // Markers stand for "equal to the recorded doc state", which is final only now.
     for (const [key, ids] of out.markers) {
       const state = out.peers.get(key)!;
       for (const id of ids) {
-        const doc = out.docs.get(id)?.doc;
+        const doc = (out.unsaved.get(id) ?? out.docs.get(id))?.doc;
         if (doc) state.assumed.set(id, doc);
         else {
           state.assumed.delete(id);
@@ -183,16 +249,18 @@ export class Sidecar {
   }
 
   /**
-   * Appends one batch and fsyncs it. The caller checks `isOurs()` first (and writes a snapshot instead if the
-   * journal was deleted or replaced): a snapshot must be taken from the state the user's file holds, which only the
-   * caller knows.
+   * Appends records and fsyncs them once (group commit: see `WriteAhead`). The caller checks `isOurs()` first (and
+   * writes a snapshot instead if the journal was deleted or replaced): a snapshot must be taken from the state the
+   * user's file holds, which only the caller knows.
    */
-  async append(record: BatchRecordOut): Promise<void> {
+  async append(...records: Array<BatchRecordOut | WalRecordOut>): Promise<void> {
     if (!this.handle || this.broken) throw new P2PSyncError('E_INTERNAL', `${this.path} is not open for appending`);
     const w = new ChunkWriter(this.handle, this.out);
     try {
-      await w.json(record);
-      w.text('\n');
+      for (const record of records) {
+        await w.json(record);
+        w.text('\n');
+      }
       await w.flush();
       await this.handle.datasync();
     } catch (err) {
@@ -202,7 +270,7 @@ export class Sidecar {
       throw ioError(err, this.path, 'append to the sidecar');
     }
     this.bytes += w.position;
-    this.records += journalRecords(record);
+    for (const record of records) this.records += journalRecords(record);
   }
 
   /**
@@ -217,8 +285,12 @@ export class Sidecar {
     return { header, entries, peers, records };
   }
 
-  /** Atomically replaces the journal with a snapshot, ending with the file version and the clock. */
-  async writeSnapshot(snapshot: SidecarSnapshot, file: FileVersion | undefined, clock: number): Promise<void> {
+  /**
+   * Atomically replaces the journal with a snapshot, ending with the file version, the clock and the write-ahead
+   * sequence number the file covers (`covered`), followed by `tail`: write-ahead records cut after the snapshot was
+   * taken (they were appended to the journal this replaces, or failed to be).
+   */
+  async writeSnapshot(snapshot: SidecarSnapshot, file: FileVersion | undefined, clock: number, covered: number, tail: readonly WalRecordOut[] = []): Promise<void> {
     await this.closeHandle();
     const { version } = await writeFileAtomicWith(this.path, this.out, async (w) => {
       await w.json(snapshot.header);
@@ -236,11 +308,16 @@ export class Sidecar {
         }
       }
       w.text('\n');
-      await w.json({ t: 'b', ...(file ? { f: file } : {}), c: clock } satisfies BatchRecord);
+      await w.json({ t: 'b', ...(file ? { f: file } : {}), c: clock, w: covered } satisfies BatchRecord);
       w.text('\n');
+      for (const rec of tail) {
+        await w.json(rec);
+        w.text('\n');
+      }
     });
     this.bytes = version.size;
     this.records = snapshot.records;
+    for (const rec of tail) this.records += journalRecords(rec);
     this.broken = false;
     await this.openHandle();
   }
@@ -292,6 +369,31 @@ export class Sidecar {
   }
 }
 
+interface AheadRecord {
+  s: number;
+  entries: IndexEntry[];
+  x: string[];
+}
+
+/** Applies one write-ahead record to a map of documents. */
+function fold(docs: Map<string, IndexEntry>, a: AheadRecord): void {
+  for (const e of a.entries) docs.set(e.id, e);
+  for (const id of a.x) docs.delete(id);
+}
+
+/** The documents of a record's `d`, or undefined if one is malformed. */
+function docEntries(d: Array<[number, DocState]> | undefined, pk: string): IndexEntry[] | undefined {
+  const out: IndexEntry[] = [];
+  for (const pair of d ?? []) {
+    const [lwt, doc] = Array.isArray(pair) ? pair : [];
+    const id = doc?.[pk];
+    if (typeof id !== 'string' || typeof lwt !== 'number') return undefined;
+    doc!._deleted = doc!._deleted === true;
+    out.push({ id, doc: doc!, lwt });
+  }
+  return out;
+}
+
 function replayPeer(out: SidecarContent, p: PeerRecord): void {
   let state = out.peers.get(p.k);
   let markers = out.markers.get(p.k);
@@ -331,7 +433,7 @@ export function writeLockPath(userPath: string): string {
 }
 
 /** Document and assumed-state records in one journal line. */
-function journalRecords(rec: BatchRecord | BatchRecordOut): number {
+function journalRecords(rec: BatchRecord | BatchRecordOut | WalRecord | WalRecordOut): number {
   let n = rec.d?.length ?? 0;
   for (const p of rec.p ?? []) n += p.a?.length ?? 0;
   return n;

@@ -30,14 +30,20 @@ describe('crash safety: SIGKILL a writer at random moments', () => {
     await fx.cleanup();
   });
 
-  for (const format of ['ndjson', 'json'] as const) {
-    it(`${format}: the file stays valid, the sidecar consistent, and every acknowledged write survives (${CYCLES} kills)`, async () => {
+  const cases = [
+    ['ndjson', 'flush'],
+    ['json', 'flush'],
+    ['ndjson', 'durable'],
+    ['json', 'durable'],
+  ] as const;
+  for (const [format, barrier] of cases) {
+    it(`${format}, acknowledged after ${barrier}(): the file stays valid, the sidecar consistent, and every acknowledged write survives (${CYCLES} kills)`, async () => {
       const path = fx.file(`crash.${format}`);
       let lastAck = -1;
       let token: string | undefined;
       let killedAfterAck = 0;
       for (let cycle = 0; cycle < CYCLES; cycle++) {
-        const writer = new WriterProcess(['crash', path, String(lastAck + 1)]);
+        const writer = new WriterProcess(['crash', path, String(lastAck + 1), barrier]);
         // Mostly kill while it writes; sometimes while it is still opening (reconciling after the last crash).
         if (cycle % 4 === 3) await delay(Math.random() * 300);
         else {
@@ -50,11 +56,13 @@ describe('crash safety: SIGKILL a writer at random moments', () => {
         for (const l of writer.lines) if (l.startsWith('ack ')) lastAck = Math.max(lastAck, Number(l.slice(4)));
         if (writer.lines.some((l) => l.startsWith('ack '))) killedAfterAck++;
 
-        // The user's file is valid on its own.
-        const inFile = userDocs(await readFile(path, 'utf8'), format);
-        // The store reopens (no E_SIDECAR, stale locks broken) and needs at most the last batch re-ingested.
+        // The user's file is valid on its own (it may lack acknowledged writes only the journal holds yet).
+        userDocs(await readFile(path, 'utf8'), format);
+        // The store reopens (no E_SIDECAR, stale locks broken) and needs at most the last batch re-ingested; the
+        // open writes the journal's newer records into the file.
         const events: SyncEvent[] = [];
         const store = await openStore({ path, watch: false, onEvent: (e) => events.push(e) });
+        const inFile = userDocs(await readFile(path, 'utf8'), format);
         token ??= store.storageToken;
         expect(store.storageToken).toBe(token);
         for (const e of events) {
