@@ -10,9 +10,13 @@ export type SyncEvent =
   | { event: 'signaling-connected'; url: string; topic: string; peerId: string }
   | { event: 'signaling-disconnected'; url: string; topic: string; reason: string; retryInMs: number }
   | { event: 'signaling-hosted'; url: string; port: number }
-  | { event: 'joined'; topic: string; topics: string[]; store: string; storageToken: string; signal: string; conflict: string }
+  | { event: 'joined'; topic: string; topics: string[]; store: string; storageToken: string; signal: string; conflict: string; deviceId?: string; secret?: boolean; allowPeers?: number }
   | { event: 'peer-connected'; topic: string; peerId: string; peerToken: string; role: 'master' | 'fork' }
   | { event: 'peer-disconnected'; topic: string; peerId: string; reason: string }
+  /** A connected peer failed the allowlist or the trust handshake: its link was closed, nothing was served or read. */
+  | { event: 'peer-rejected'; topic: string; peerId: string; reason: string; deviceId?: string }
+  /** A relayed signal that was not sealed or did not open under the topic's key (first per sender and reason). */
+  | { event: 'signal-rejected'; topic: string; peerId: string; reason: string; total: number }
   | { event: 'pulled'; peerId: string; count: number; total: number }
   | { event: 'pushed'; peerId: string; count: number; conflicts: number; total: number }
   | {
