@@ -13,6 +13,8 @@ import { replicate, type PeerReplication } from './replication/peer-replication.
 import { createSignalingClient, type SignalingClient } from './signaling/client.js';
 import { createDefaultSignaling, DEFAULT_SIGNAL_URL } from './signaling/embedded.js';
 import { openStore } from './store/open.js';
+import { sidecarPath } from './store/sidecar.js';
+import { identityPath, loadOrCreateIdentity, trustForTopic, type DeviceIdentity, type TrustOptions } from './trust/index.js';
 import { iceServerFromUrl, type IceConfig } from './transport/ice.js';
 import { createMesh, type Mesh } from './transport/mesh.js';
 import { WebRTCRuntime } from './transport/wrtc.js';
@@ -40,6 +42,8 @@ export interface JoinOptions {
   /** Set for `--once`: done when in sync with every connected peer after `waitPeers` were seen. */
   once?: { waitPeers: number; timeoutMs?: number | undefined } | undefined;
   storageToken?: string | undefined;
+  /** Topic secret and allowlist (issue 13); already read and checked (see loadTrustOptions). */
+  trust?: TrustOptions | undefined;
   shutdownTimeoutMs: number;
   abort: AbortSignal;
   emit: EmitEvent;
@@ -79,13 +83,17 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   const networks: Network[] = [];
   const replications = new Map<PeerLink, PeerReplication>();
   try {
+    const identity = await openDeviceIdentity(o.storePath, o.collection);
     for (const topic of o.topics) {
+      // with a secret the server only ever sees a hashed room name and sealed signals (src/trust)
+      const trust = trustForTopic(o.trust ?? {}, topic, o.emit);
       const signaling = o.signal
-        ? createSignalingClient({ url: o.signal, topic, emit: o.emit })
-        : createDefaultSignaling({ topic, emit: o.emit });
-      networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime }) });
+        ? createSignalingClient({ url: o.signal, topic: trust.room, emit: o.emit })
+        : createDefaultSignaling({ topic: trust.room, emit: o.emit });
+      const mesh = createMesh({ signal: trust.signal(signaling), ice, runtime, gate: trust.gate, certificatePemFile: identity.pemFile });
+      networks.push({ topic, signaling, mesh });
     }
-    return await new Session(o, store, conflict.name, networks, replications).run(conflict);
+    return await new Session(o, store, conflict.name, networks, replications, identity).run(conflict);
   } finally {
     await shutdown(o, store, replications, networks);
   }
@@ -104,6 +112,7 @@ class Session {
     private readonly conflictName: string,
     private readonly networks: Network[],
     private readonly replications: Map<PeerLink, PeerReplication>,
+    private readonly identity: DeviceIdentity,
   ) {}
 
   run(conflict: ReturnType<typeof conflictStrategies.create>): Promise<JoinResult> {
@@ -146,6 +155,9 @@ class Session {
         storageToken: this.store.storageToken,
         signal: this.networks[0]?.signaling.url ?? o.signal ?? DEFAULT_SIGNAL_URL,
         conflict: this.conflictName,
+        deviceId: this.identity.deviceId,
+        secret: o.trust?.secret !== undefined,
+        ...(o.trust?.allowPeers ? { allowPeers: o.trust.allowPeers.size } : {}),
       });
       this.checkSynced();
     });
@@ -213,6 +225,14 @@ class Session {
       });
     });
   }
+}
+
+/**
+ * The store's device identity (`<sidecar>.identity.pem`), created on first use: the DTLS certificate every
+ * connection presents, whose fingerprint is the id peers allowlist. E_IDENTITY for a damaged file.
+ */
+export function openDeviceIdentity(storePath: string, collection?: string): Promise<DeviceIdentity & { created: boolean }> {
+  return loadOrCreateIdentity(identityPath(sidecarPath(storePath, collection)));
 }
 
 /** Stops replication (finishing in-flight writes), flushes the store and closes links, within the time limit. */

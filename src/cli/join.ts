@@ -8,8 +8,9 @@ import type { CliContext } from './main.js';
 import { collect, flag, parseInteger, parseSeconds } from './options.js';
 import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
+import { addTrustOptions, trustOptionsFrom, type TrustFlags } from './trust-options.js';
 
-interface JoinFlags {
+interface JoinFlags extends TrustFlags {
   topic: string[];
   store: string;
   signal?: string;
@@ -79,7 +80,8 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
     .addOption(flag('--timeout <seconds>', 'with --once: exit 3 if not in sync by then').argParser(parseSeconds))
     .addOption(flag('--storage-token <token>', 'advanced: identity for a new sidecar (decides replication roles); ignored if the sidecar exists').argParser(parseStorageToken))
-    .addOption(flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10))
+    .addOption(flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10));
+  addTrustOptions(command)
     .addHelpText(
       'after',
       `
@@ -87,7 +89,8 @@ Examples:
   $ p2psync join --topic notes-demo --store notes.json
   $ p2psync join --topic notes-demo --store db.json --collection posts --signal wss://sig.example.com:8787/?token=...
   $ p2psync join --topic nightly-sync --store data.ndjson --once --wait-peers 2 --timeout 60 --json
-  $ P2PSYNC_TOPIC=notes-demo P2PSYNC_STORE=notes.ndjson p2psync join --conflict lww --lww-field updatedAt`,
+  $ P2PSYNC_TOPIC=notes-demo P2PSYNC_STORE=notes.ndjson p2psync join --conflict lww --lww-field updatedAt
+  $ p2psync join --topic db-sync --store db.ndjson --secret-file /etc/p2psync/secret --allow-peers /etc/p2psync/peers`,
     )
     .action(async (flags: JoinFlags, command: Command) => {
       if (!flags.once && (flags.waitPeers !== undefined || flags.timeout !== undefined)) {
@@ -120,6 +123,7 @@ Examples:
         emit,
       };
       try {
+        options.trust = await trustOptionsFrom(flags, command, emit);
         const result = await runJoin(options);
         ctx.exitCode = stopper.interruptedExitCode() ?? result.exitCode;
         emit({ event: 'closed', reason: result.reason, exitCode: ctx.exitCode });

@@ -32,6 +32,7 @@ export type SyncEvent =
   | { event: 'outside-edit'; store: string; created: number; updated: number; deleted: number }
   | { event: 'synced'; peers: number; documents: number }
   | { event: 'document'; document: unknown }
+  | { event: 'identity'; deviceId: string; file: string; created: boolean }
   | { event: 'written'; ids: string[]; conflicts: string[] }
   | { event: 'warning'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'error'; code: string; message: string; details?: Record<string, unknown> }
