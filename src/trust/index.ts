@@ -62,6 +62,9 @@ export function trustEnabled(t: TrustOptions): boolean {
   return t.secret !== undefined || t.allowPeers !== undefined;
 }
 
+/** Senders whose dropped signals get a `signal-rejected` event of their own, per topic. */
+const MAX_REPORTED_SENDERS = 1000;
+
 /** What one topic needs from the trust options. */
 export interface TopicTrust {
   /** The room name to give the signaling server (the topic itself when there is no secret). */
@@ -93,9 +96,10 @@ export function trustForTopic(t: TrustOptions, topic: string, emit: EmitEvent): 
       if (!keys) return channel;
       const reported = new Set<string>();
       return new SealedSignalChannel(channel, room, keys.sealKey, (from, reason, total) => {
-        // one event per sender and reason; `total` counts every drop of this channel
+        // one event per sender and reason (for the first senders only: a hostile relay may invent any number of
+        // them); `total` counts every drop of this channel
         const tag = `${from}\0${reason}`;
-        if (reported.has(tag)) return;
+        if (reported.has(tag) || reported.size >= MAX_REPORTED_SENDERS) return;
         reported.add(tag);
         emit({ event: 'signal-rejected', topic, peerId: from, reason, total });
       });
