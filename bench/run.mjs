@@ -20,6 +20,7 @@ import { runLatency } from './scenarios/latency.mjs';
 import { runRestart } from './scenarios/restart.mjs';
 import { runFanout } from './scenarios/fanout.mjs';
 import { runStore } from './scenarios/store.mjs';
+import { runConnect } from './scenarios/connect.mjs';
 
 /** Every scenario, in run order. `run(ctx)` returns a result object or `{skipped: reason}`. */
 export const SCENARIOS = [
@@ -31,6 +32,7 @@ export const SCENARIOS = [
   { id: 'restart', title: 'restart with no changes: documents re-sent and time until synced', run: runRestart },
   { id: 'fanout', title: 'fan-out: a 4-peer mesh, time until every peer has N documents', run: runFanout },
   { id: 'store', title: 'store: open, change-feed scan, 10k-change burst', run: runStore },
+  { id: 'connect', title: 'connect time with and without a topic secret (trust handshake)', run: runConnect },
 ];
 
 const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])
@@ -46,6 +48,7 @@ Options:
   --fanout-sizes LIST    document counts for the 4-peer mesh (default 10000)
   --latency-writes N     writes per live-latency row (default 200)
   --latency-docs N       documents in the store during the latency and restart scenarios (default 10000)
+  --connect-runs N       runs per mode of the connect scenario (default 15; connect times are bimodal)
   --rxdb-batch N         RxDB batch size in the mixed, latency and fan-out rows (default 20, RxDB's default)
   --p2p-batch N          pass --batch-size N to p2psync join (default: p2psync's own default)
   --profile              write CPU profiles (node --cpu-prof) of every p2psync and raw-bound process into a
@@ -75,6 +78,7 @@ function parseOptions(argv) {
       'latency-writes': { type: 'string', default: '200' },
       'latency-docs': { type: 'string', default: '10000' },
       'rxdb-batch': { type: 'string', default: '20' },
+      'connect-runs': { type: 'string', default: '15' },
       'p2p-batch': { type: 'string' },
       profile: { type: 'boolean', default: false },
       render: { type: 'boolean', default: false },
@@ -105,6 +109,7 @@ function parseOptions(argv) {
     latencyWrites: Number(v['latency-writes']),
     latencyDocs: Number(v['latency-docs']),
     rxdbBatch: Number(v['rxdb-batch']),
+    connectRuns: Number(v['connect-runs']),
     p2pBatch: v['p2p-batch'] ? Number(v['p2p-batch']) : undefined,
     profile: v.profile,
     renderOnly: v.render,

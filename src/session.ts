@@ -14,6 +14,8 @@ import { createSignalingClient, type SignalingClient } from './signaling/client.
 import { createDefaultSignaling, DEFAULT_SIGNAL_URL } from './signaling/embedded.js';
 import { reportUnreachable } from './signaling/unreachable.js';
 import { openStore } from './store/open.js';
+import { sidecarPath } from './store/sidecar.js';
+import { identityPath, loadOrCreateIdentity, trustForTopic, type DeviceIdentity, type TrustOptions } from './trust/index.js';
 import { iceServerFromUrl, validateIceConfig, type IceConfig } from './transport/ice.js';
 import { createMesh, type Mesh } from './transport/mesh.js';
 import { WebRTCRuntime } from './transport/wrtc.js';
@@ -49,6 +51,8 @@ export interface JoinOptions {
   storageToken?: string | undefined;
   /** How long to wait for another process's short lock on the store (see `FileStoreOptions.lockTimeoutMs`). */
   lockTimeoutMs?: number | undefined;
+  /** Topic secret and allowlist (issue 13); already read and checked (see loadTrustOptions). */
+  trust?: TrustOptions | undefined;
   shutdownTimeoutMs: number;
   abort: AbortSignal;
   emit: EmitEvent;
@@ -93,12 +97,18 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   let result: JoinResult | undefined;
   let unwritten: P2PSyncError | undefined;
   try {
+    const identity = await openDeviceIdentity(o.storePath, o.collection);
     for (const topic of o.topics) {
       const emit = reportUnreachable(o.emit);
-      const signaling = o.signal ? createSignalingClient({ url: o.signal, topic, emit }) : createDefaultSignaling({ topic, emit, ...(o.embeddedSignalPort ? { port: o.embeddedSignalPort } : {}) });
-      networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime }) });
+      // with a secret the server only ever sees a hashed room name and sealed signals (src/trust)
+      const trust = trustForTopic(o.trust ?? {}, topic, o.emit);
+      const signaling = o.signal
+        ? createSignalingClient({ url: o.signal, topic: trust.room, emit })
+        : createDefaultSignaling({ topic: trust.room, emit, ...(o.embeddedSignalPort ? { port: o.embeddedSignalPort } : {}) });
+      const mesh = createMesh({ signal: trust.signal(signaling), ice, runtime, gate: trust.gate, certificatePemFile: identity.pemFile });
+      networks.push({ topic, signaling, mesh });
     }
-    result = await new Session(o, store, conflict.name, networks, replications).run(conflict);
+    result = await new Session(o, store, conflict.name, networks, replications, identity).run(conflict);
   } finally {
     unwritten = await shutdown(o, store, replications, networks);
     // A failure of the session itself wins; the store's loss is reported as an event then.
@@ -124,6 +134,7 @@ class Session {
     private readonly conflictName: string,
     private readonly networks: Network[],
     private readonly replications: Map<PeerLink, PeerReplication>,
+    private readonly identity: DeviceIdentity,
   ) {
     this.unreached = networks.length;
   }
@@ -174,6 +185,9 @@ class Session {
         storageToken: this.store.storageToken,
         signal: this.networks[0]?.signaling.url ?? o.signal ?? DEFAULT_SIGNAL_URL,
         conflict: this.conflictName,
+        deviceId: this.identity.deviceId,
+        secret: o.trust?.secret !== undefined,
+        ...(o.trust?.allowPeers ? { allowPeers: o.trust.allowPeers.size } : {}),
       });
       this.checkSynced();
     });
@@ -241,6 +255,14 @@ class Session {
       });
     });
   }
+}
+
+/**
+ * The store's device identity (`<sidecar>.identity.pem`), created on first use: the DTLS certificate every
+ * connection presents, whose fingerprint is the id peers allowlist. E_IDENTITY for a damaged file.
+ */
+export function openDeviceIdentity(storePath: string, collection?: string): Promise<DeviceIdentity & { created: boolean }> {
+  return loadOrCreateIdentity(identityPath(sidecarPath(storePath, collection)));
 }
 
 /**

@@ -5,6 +5,7 @@ import { renderStore } from '../scenarios/store.mjs';
 import { renderLatency } from '../scenarios/latency.mjs';
 import { renderRestart } from '../scenarios/restart.mjs';
 import { renderFanout } from '../scenarios/fanout.mjs';
+import { renderConnect } from '../scenarios/connect.mjs';
 
 /** The targets of issue 5, checked against the results where they exist. */
 const TARGET_DOCS_PER_SEC = 140_000;
@@ -233,6 +234,7 @@ export function renderReport(results) {
   parts.push(section('Live latency', results, 'latency', renderLatency));
   parts.push(section('Restart with no changes', results, 'restart', renderRestart));
   parts.push(section('Fan-out: 4-peer mesh', results, 'fanout', renderFanout));
+  parts.push(section('Connect time with a topic secret (issue 13)', results, 'connect', renderConnect));
   parts.push(
     section('Store (issue 3)', results, 'store', (s) =>
       [

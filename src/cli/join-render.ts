@@ -18,7 +18,9 @@ export function renderJoinEvent(e: SyncEvent, c: ChalkInstance): string | undefi
     case 'peer-disconnected':
       return `${c.red('-')} peer ${e.peerId} (${e.reason})`;
     case 'peer-rejected':
-      return c.yellow(`p2psync: dropped peer ${e.peerId}: ${e.reason}`);
+      return c.yellow(`rejected peer ${e.peerId}${e.deviceId ? ` (device ${e.deviceId})` : ''}: ${e.reason}`);
+    case 'signal-rejected':
+      return c.yellow(`dropped a signal from ${e.peerId}: ${e.reason} (wrong secret or no secret?)`);
     case 'conflict':
       return c.yellow(`conflict on ${e.id}: ${e.winner} version kept (${e.strategy})`);
     case 'outside-edit':

@@ -8,8 +8,9 @@ import type { CliContext } from './main.js';
 import { collect, flag, parseInteger, parseLocalAddress, parseNonEmpty, parsePort, parseSeconds } from './options.js';
 import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
+import { addTrustOptions, trustOptionsFrom, type TrustFlags } from './trust-options.js';
 
-interface JoinFlags {
+interface JoinFlags extends TrustFlags {
   topic: string[];
   store: string;
   signal?: string;
@@ -85,7 +86,8 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     // Hidden: lets tests run the embedded default (no --signal) on an ephemeral port instead of the shared 8787.
     .addOption(flag('--embedded-signal-port <port>', 'port of the embedded signaling default').argParser(parsePort).hideHelp())
     .addOption(flag('--storage-token <token>', 'advanced: identity for a new sidecar (decides replication roles); ignored if the sidecar exists').argParser(parseStorageToken))
-    .addOption(flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10))
+    .addOption(flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10));
+  addTrustOptions(command)
     .addHelpText(
       'after',
       `
@@ -93,7 +95,8 @@ Examples:
   $ p2psync join --topic notes-demo --store notes.json
   $ p2psync join --topic notes-demo --store db.json --collection posts --signal wss://sig.example.com:8787/?token=...
   $ p2psync join --topic nightly-sync --store data.ndjson --once --wait-peers 2 --timeout 60 --json
-  $ P2PSYNC_TOPIC=notes-demo P2PSYNC_STORE=notes.ndjson p2psync join --conflict lww --lww-field updatedAt`,
+  $ P2PSYNC_TOPIC=notes-demo P2PSYNC_STORE=notes.ndjson p2psync join --conflict lww --lww-field updatedAt
+  $ p2psync join --topic db-sync --store db.ndjson --secret-file /etc/p2psync/secret --allow-peers /etc/p2psync/peers`,
     )
     .action(async (flags: JoinFlags, command: Command) => {
       if (!flags.once) {
@@ -136,6 +139,7 @@ Examples:
         emit,
       };
       try {
+        options.trust = await trustOptionsFrom(flags, command, emit);
         const result = await runJoin(options);
         // The one place a join's outcome becomes an exit code (with exitCodeFor's table of error codes).
         ctx.exitCode = stopper.interruptedExitCode() ?? (result.error ? exitCodeFor(out.error(result.error)) : ExitCode.ok);

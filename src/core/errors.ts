@@ -27,6 +27,12 @@ export const ErrorCodes = {
   E_TOKEN_FILE: ExitCode.usage,
   /** The signaling server refused our credentials (HTTP 401/403 at the WebSocket upgrade). */
   E_AUTH: ExitCode.usage,
+  /** A topic secret that is missing, empty or unreadable, or given twice. */
+  E_SECRET: ExitCode.usage,
+  /** An allowlist (`--allow-peers`) that is missing, unreadable, empty or holds a malformed device id. */
+  E_ALLOWLIST: ExitCode.usage,
+  /** A device identity file (`<sidecar>.identity.pem`) that cannot be read or parsed; it is never overwritten. */
+  E_IDENTITY: ExitCode.usage,
   // timeouts and unreachable services (exit 3)
   E_TIMEOUT: ExitCode.timeout,
   E_UNREACHABLE: ExitCode.timeout,

@@ -10,11 +10,16 @@ export type SyncEvent =
   | { event: 'signaling-connected'; url: string; topic: string; peerId: string }
   | { event: 'signaling-disconnected'; url: string; topic: string; reason: string; retryInMs: number }
   | { event: 'signaling-hosted'; url: string; port: number }
-  | { event: 'joined'; topic: string; topics: string[]; store: string; storageToken: string; signal: string; conflict: string }
+  | { event: 'joined'; topic: string; topics: string[]; store: string; storageToken: string; signal: string; conflict: string; deviceId?: string; secret?: boolean; allowPeers?: number }
   | { event: 'peer-connected'; topic: string; peerId: string; peerToken: string; role: 'master' | 'fork' }
   | { event: 'peer-disconnected'; topic: string; peerId: string; reason: string }
-  /** The peer exceeded a bound on what one link may buffer (`limit` names it); its link is closed. */
-  | { event: 'peer-rejected'; peerId: string; reason: string; limit: string }
+  /**
+   * A peer was refused and its link closed: it failed the allowlist or the trust handshake (nothing was served or
+   * read), or it exceeded a bound on what one link may buffer (`limit` names the bound).
+   */
+  | { event: 'peer-rejected'; topic?: string; peerId: string; reason: string; deviceId?: string; limit?: string }
+  /** A relayed signal that was not sealed or did not open under the topic's key (first per sender and reason). */
+  | { event: 'signal-rejected'; topic: string; peerId: string; reason: string; total: number }
   | { event: 'pulled'; peerId: string; count: number; total: number }
   | { event: 'pushed'; peerId: string; count: number; conflicts: number; total: number }
   | {
@@ -30,6 +35,7 @@ export type SyncEvent =
   | { event: 'outside-edit'; store: string; created: number; updated: number; deleted: number }
   | { event: 'synced'; peers: number; documents: number }
   | { event: 'document'; document: unknown }
+  | { event: 'identity'; deviceId: string; file: string; created: boolean }
   | { event: 'written'; ids: string[]; conflicts: string[] }
   | { event: 'warning'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'error'; code: string; message: string; details?: Record<string, unknown> }

@@ -33,3 +33,24 @@ export interface PeerLink {
 
 /** Largest frame any transport must carry; node-datachannel's message limit is 262,144 bytes. */
 export const MAX_FRAME_BYTES = 262_144;
+
+/** What the transport knows about a freshly connected link, for a LinkGate to decide on. */
+export interface LinkCredentials {
+  /** Whether this side made the offer. */
+  readonly initiator: boolean;
+  /** Device id (SHA-256 certificate fingerprint, colon hex) of our DTLS certificate; undefined if unknown. */
+  readonly localFingerprint: string | undefined;
+  /** Device id of the certificate the remote presented in the DTLS handshake; undefined if unknown. */
+  readonly remoteFingerprint: string | undefined;
+}
+
+/**
+ * Vets a connected link before anyone replicates over it: resolves to the link to hand on (possibly a wrapper that
+ * consumed some frames first), or rejects with a LinkRejected; the transport then closes the link and backs off.
+ */
+export type LinkGate = (link: PeerLink, credentials: LinkCredentials) => Promise<PeerLink>;
+
+/** A gate's refusal of a peer; `reason` is shown in `peer-rejected` events. */
+export class LinkRejected extends Error {
+  override readonly name = 'LinkRejected';
+}

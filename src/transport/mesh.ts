@@ -1,7 +1,8 @@
 import { debuglog } from 'node:util';
 import SimplePeer from 'simple-peer';
 import { P2PSyncError } from '../core/errors.js';
-import type { PeerLink } from '../core/link.js';
+import type { LinkGate, PeerLink } from '../core/link.js';
+import type { PeerConnection } from 'node-datachannel';
 import { randomToken } from '../core/random.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
 import { CandidateQueue, DEFAULT_BACKOFF, isInitiator, nextBackoff, parseSignal } from './mesh-rules.js';
@@ -9,7 +10,7 @@ import type { BackoffOptions, PeerSignal } from './mesh-rules.js';
 import { clearPeerTimers, describePeerState } from './peer-internals.js';
 import { WebRTCLink } from './webrtc-link.js';
 import { rtcConfig, validateIceConfig, type IceConfig } from './ice.js';
-import { wrtc, type WebRTCRuntime } from './wrtc.js';
+import { createNativePeerConnection, fingerprintsOf, wrtc, type WebRTCRuntime } from './wrtc.js';
 
 const defaultDebug = debuglog('p2psync');
 
@@ -34,6 +35,13 @@ export interface MeshOptions {
    * the mesh never calls cleanup (call `shutdownWebRTC()` at exit).
    */
   runtime?: WebRTCRuntime;
+  /**
+   * Vets each connected link before `onLink` handlers see it (the trust handshake, an allowlist). A rejected link
+   * is closed, and the pair backs off as after a failed attempt.
+   */
+  gate?: LinkGate | undefined;
+  /** PEM file with the device certificate and key every connection presents in DTLS; default: one per connection. */
+  certificatePemFile?: string | undefined;
   /** Observes connection attempts (for logs, metrics and tests). */
   onEvent?: (event: MeshEvent) => void;
   /** Debug log sink; default util.debuglog('p2psync'). */
@@ -48,7 +56,8 @@ export type MeshEvent =
   | { type: 'disconnected'; remotePeerId: string; connectionId: string | undefined; reason: string }
   | { type: 'retry'; remotePeerId: string; delayMs: number }
   | { type: 'early-candidates'; remotePeerId: string; connectionId: string | undefined; count: number }
-  | { type: 'signal-dropped'; remotePeerId: string; reason: string };
+  | { type: 'signal-dropped'; remotePeerId: string; reason: string }
+  | { type: 'rejected'; remotePeerId: string; connectionId: string | undefined; reason: string };
 
 /** A full mesh of WebRTC links with every peer of a signaling room. */
 export interface Mesh {
@@ -68,6 +77,8 @@ interface Attempt {
   readonly connectionId: string | undefined;
   readonly initiator: boolean;
   readonly peer: SimplePeer.Instance;
+  /** The libdatachannel connection under `peer` (for the DTLS fingerprints). */
+  readonly native: PeerConnection;
   readonly startedAt: number;
   readonly closed: Promise<void>;
   state: 'connecting' | 'connected' | 'ended';
@@ -75,6 +86,8 @@ interface Attempt {
   ending: string | undefined;
   error: Error | undefined;
   link: WebRTCLink | undefined;
+  /** The link handed to `onLink` handlers (after the gate, if any). */
+  handed: PeerLink | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -97,6 +110,10 @@ class WebRTCMesh implements Mesh {
   private readonly attempts = new Map<string, Attempt>();
   private readonly retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly backoff = new Map<string, number>();
+  /** Responders refuse new offers from a remote they rejected until this time (performance.now()). */
+  private readonly rejectedUntil = new Map<string, number>();
+  private readonly gate: LinkGate | undefined;
+  private readonly certificatePemFile: string | undefined;
   private readonly early = new CandidateQueue();
   private readonly linkHandlers = new Set<(link: PeerLink) => void>();
   private readonly unsubscribe: Array<() => void>;
@@ -114,6 +131,8 @@ class WebRTCMesh implements Mesh {
     this.backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.debug = options.debug ?? ((m) => defaultDebug('%s', m));
     this.onEvent = options.onEvent;
+    this.gate = options.gate;
+    this.certificatePemFile = options.certificatePemFile;
     this.release = options.runtime?.retain();
     this.signalingId = this.signal.peerId;
     this.unsubscribe = [
@@ -131,7 +150,7 @@ class WebRTCMesh implements Mesh {
 
   links(): PeerLink[] {
     const out: PeerLink[] = [];
-    for (const a of this.attempts.values()) if (a.link?.open) out.push(a.link);
+    for (const a of this.attempts.values()) if (a.link?.open && a.handed) out.push(a.handed);
     return out;
   }
 
@@ -171,6 +190,7 @@ class WebRTCMesh implements Mesh {
       this.retryTimers.delete(remote);
       this.backoff.delete(remote);
     }
+    for (const remote of this.rejectedUntil.keys()) if (!this.room.has(remote)) this.rejectedUntil.delete(remote);
     for (const remote of this.room) this.maybeConnect(remote);
   }
 
@@ -200,6 +220,7 @@ class WebRTCMesh implements Mesh {
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
     this.backoff.clear();
+    this.rejectedUntil.clear();
     this.early.clear();
   }
 
@@ -231,6 +252,7 @@ class WebRTCMesh implements Mesh {
       return;
     }
     if (data.type !== 'offer') return this.dropped(remote, `outdated ${data.type}`);
+    if ((this.rejectedUntil.get(remote) ?? 0) > performance.now()) return this.dropped(remote, 'offer from a rejected peer, backing off');
     // A new offer replaces whatever we had with that remote, even a connected link: the remote restarted the
     // pair (it noticed a failure we did not, or its signaling id changed roles).
     if (current) this.end(current, 'replaced by a new offer');
@@ -253,10 +275,13 @@ class WebRTCMesh implements Mesh {
 
   private start(remote: string, initiator: boolean, connectionId: string | undefined): Attempt | undefined {
     let peer: SimplePeer.Instance;
+    let native: PeerConnection | undefined;
     try {
+      native = createNativePeerConnection(this.config, this.certificatePemFile);
       // objectMode: text frames arrive as strings instead of Buffers
-      peer = new SimplePeer({ initiator, wrtc, config: this.config, trickle: true, objectMode: true });
+      peer = new SimplePeer({ initiator, wrtc, config: { ...this.config, peerConnection: native }, trickle: true, objectMode: true });
     } catch (err) {
+      native?.close();
       this.debug(`mesh: cannot create a peer for ${remote}: ${String(err)}`);
       return undefined;
     }
@@ -266,12 +291,14 @@ class WebRTCMesh implements Mesh {
       connectionId,
       initiator,
       peer,
+      native,
       startedAt: performance.now(),
       closed: new Promise<void>((resolve) => (resolveClosed = resolve)),
       state: 'connecting',
       ending: undefined,
       error: undefined,
       link: undefined,
+      handed: undefined,
       timer: undefined,
     };
     this.attempts.set(remote, attempt);
@@ -312,9 +339,21 @@ class WebRTCMesh implements Mesh {
     if (attempt.state !== 'connecting' || attempt.ending !== undefined) return;
     clearTimeout(attempt.timer);
     attempt.state = 'connected';
-    this.backoff.delete(attempt.remote);
     const link = new WebRTCLink(attempt.peer, attempt.remote);
     attempt.link = link;
+    if (!this.gate) return this.handOver(attempt, link);
+    const { local, remote } = fingerprintsOf(attempt.native);
+    this.gate(link, { initiator: attempt.initiator, localFingerprint: local, remoteFingerprint: remote }).then(
+      (vetted) => this.handOver(attempt, vetted),
+      (err: unknown) => this.rejected(attempt, err instanceof Error ? err.message : String(err)),
+    );
+  }
+
+  private handOver(attempt: Attempt, link: PeerLink): void {
+    if (attempt.state !== 'connected' || attempt.ending !== undefined || !link.open) return;
+    this.backoff.delete(attempt.remote);
+    this.rejectedUntil.delete(attempt.remote);
+    attempt.handed = link;
     const ms = Math.round(performance.now() - attempt.startedAt);
     this.debug(`mesh: connected to ${attempt.remote} in ${ms} ms`);
     const { remote, connectionId, initiator } = attempt;
@@ -323,6 +362,24 @@ class WebRTCMesh implements Mesh {
       if (!link.open) break;
       handler(link);
     }
+  }
+
+  /**
+   * The gate refused the remote: close the link and back off. The initiator's retry doubles its delay (the
+   * backoff is only reset by a link that passes); a responder refuses the remote's offers for half that delay, so
+   * a remote that ignores back-off cannot make us negotiate in a loop, while an honest initiator's next try lands.
+   */
+  private rejected(attempt: Attempt, reason: string): void {
+    if (attempt.ending !== undefined) return; // we closed it ourselves (mesh closed, replaced) mid-handshake
+    const { remote, connectionId } = attempt;
+    this.debug(`mesh: rejected ${remote}: ${reason}`);
+    this.event({ type: 'rejected', remotePeerId: remote, connectionId, reason });
+    if (!attempt.initiator) {
+      const delay = nextBackoff(this.backoff.get(remote), this.backoffOptions);
+      this.backoff.set(remote, delay);
+      this.rejectedUntil.set(remote, performance.now() + delay / 2);
+    }
+    this.fail(attempt, `rejected: ${reason}`);
   }
 
   /** Ends an attempt for a reason of ours (no retry decision here: `finished` makes it). */

@@ -1,5 +1,7 @@
-import { cleanup } from 'node-datachannel';
+import { cleanup, PeerConnection, type RtcConfig } from 'node-datachannel';
 import polyfill from 'node-datachannel/polyfill';
+import { randomToken } from '../core/random.js';
+import type { IceServer } from './ice.js';
 
 export { rtcConfig, type IceConfig, type IceServer } from './ice.js';
 
@@ -34,6 +36,54 @@ export const wrtc = Object.freeze({
   RTCSessionDescription: polyfill.RTCSessionDescription,
   RTCIceCandidate: polyfill.RTCIceCandidate,
 });
+
+/**
+ * A native libdatachannel peer connection for one attempt, built from the mesh's RTCConfiguration as the polyfill
+ * would build it, plus the device certificate. The polyfill accepts it as `config.peerConnection` and then uses it
+ * instead of creating its own, so the mesh keeps a handle on it: the polyfill's getFingerprints() is a stub, and
+ * only the native object tells which certificate the remote presented in DTLS.
+ *
+ * @param pemFile a PEM file holding the certificate and its private key (both read from the same file)
+ */
+export function createNativePeerConnection(config: Record<string, unknown>, pemFile?: string): PeerConnection {
+  const servers = (config['iceServers'] as IceServer[] | undefined) ?? [];
+  const native: RtcConfig = {
+    // the polyfill's mapping: TURN credentials go inline, turn:user:pass@host
+    iceServers: servers.flatMap((s) =>
+      (Array.isArray(s.urls) ? s.urls : [s.urls]).map((url) => {
+        if (!s.username || !s.credential) return url;
+        const [scheme, rest] = url.split(/:(.*)/);
+        return `${scheme}:${s.username}:${s.credential}@${rest}`;
+      }),
+    ),
+    iceTransportPolicy: 'all',
+  };
+  if (typeof config['bindAddress'] === 'string') native.bindAddress = config['bindAddress'];
+  if (pemFile !== undefined) {
+    native.certificatePemFile = pemFile;
+    native.keyPemFile = pemFile;
+  }
+  return new PeerConnection(`p2psync-${randomToken(7)}`, native);
+}
+
+/** SHA-256 fingerprints of a connected native peer connection, upper-case colon hex; undefined when unknown. */
+export function fingerprintsOf(pc: PeerConnection): { local: string | undefined; remote: string | undefined } {
+  let local: string | undefined;
+  let remote: string | undefined;
+  try {
+    // libdatachannel offers no getter for its own certificate; its SDP carries the fingerprint the remote checks
+    local = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]+)\s*$/m.exec(pc.localDescription()?.sdp ?? '')?.[1]?.toUpperCase();
+  } catch {
+    local = undefined;
+  }
+  try {
+    const fp = pc.remoteFingerprint();
+    if (fp.algorithm === 'sha-256' && fp.value) remote = fp.value.toUpperCase();
+  } catch {
+    remote = undefined;
+  }
+  return { local, remote };
+}
 
 /**
  * Releases node-datachannel's native threads and closes every native peer connection in the process. Call it

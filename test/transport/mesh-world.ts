@@ -1,4 +1,5 @@
 import type { PeerLink } from '../../src/core/link.js';
+import type { SignalChannel } from '../../src/core/signal.js';
 import { MemorySignalHub, type MemorySignalClient } from '../../src/transport/memory-signal.js';
 import { createMesh, type Mesh, type MeshEvent, type MeshOptions } from '../../src/transport/mesh.js';
 import { LOOPBACK, NET_TIMEOUT_MS, TEST_CONNECT_TIMEOUT_MS, waitFor } from './helpers.js';
@@ -23,14 +24,17 @@ export class MeshWorld {
   readonly peers: TestPeer[] = [];
   private waiters: Array<() => void> = [];
 
-  /** Adds a peer; it connects to signaling unless `connect` is false. `ids`: its successive peer ids. */
-  add(ids: string[] = [], options: Partial<MeshOptions> = {}, connect = true): TestPeer {
+  /**
+   * Adds a peer; it connects to signaling unless `connect` is false. `ids`: its successive peer ids. `wrap` puts
+   * a layer between the mesh and its memory signaling client (sealed signaling).
+   */
+  add(ids: string[] = [], options: Partial<MeshOptions> = {}, connect = true, wrap: (c: SignalChannel) => SignalChannel = (c) => c): TestPeer {
     const client = this.hub.createClient(ids);
     const events: MeshEvent[] = [];
     const announced: PeerLink[] = [];
     const received = new Map<string, string[]>();
     const mesh = createMesh({
-      signal: client,
+      signal: wrap(client),
       ice: LOOPBACK,
       connectTimeoutMs: TEST_CONNECT_TIMEOUT_MS,
       ...options,
