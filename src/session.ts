@@ -7,6 +7,7 @@ import { exitCodeFor, ExitCode, P2PSyncError, toP2PSyncError } from './core/erro
 import type { EmitEvent } from './core/events.js';
 import type { PeerLink } from './core/link.js';
 import type { Store } from './core/store.js';
+import { StoreEncryption, type EncryptionOptions } from './crypt/store-encryption.js';
 import { createConflictRegistry } from './replication/conflict.js';
 import { DEFAULT_BATCH_SIZE } from './replication/limits.js';
 import { replicate, type PeerReplication } from './replication/peer-replication.js';
@@ -28,6 +29,8 @@ export interface JoinOptions {
   format?: 'json' | 'ndjson' | undefined;
   primaryKey: string;
   collection?: string | undefined;
+  /** Encryption at rest of chosen fields (docs/STORES.md); peers still get plaintext over the DTLS channel. */
+  encryption?: EncryptionOptions | undefined;
   /** Signaling URL; undefined: the embedded default on ws://127.0.0.1:8787. */
   signal?: string | undefined;
   conflict: string;
@@ -66,7 +69,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   const ice: IceConfig = { iceServers: o.iceServers.map(iceServerFromUrl), ...(o.iceBind ? { bindAddress: o.iceBind } : {}) };
   if (o.topics.length === 0) throw new P2PSyncError('E_BAD_OPTION', 'at least one topic is needed');
 
-  const store = await openStore({
+  const storeOptions = {
     path: o.storePath,
     format: o.format,
     primaryKey: o.primaryKey,
@@ -74,7 +77,9 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     storageToken: o.storageToken,
     watch: true,
     onEvent: o.emit,
-  });
+  };
+  const encryption = await StoreEncryption.prepare(storeOptions, o.encryption ?? {});
+  const store = encryption ? await encryption.open(storeOptions) : await openStore(storeOptions);
   const runtime = new WebRTCRuntime();
   const networks: Network[] = [];
   const replications = new Map<PeerLink, PeerReplication>();

@@ -3,13 +3,14 @@ import { exitCodeFor, ExitCode } from '../core/errors.js';
 import type { SyncEvent } from '../core/events.js';
 import { conflictStrategies, runJoin, type JoinOptions } from '../session.js';
 import { addStoreOptions } from './crud.js';
+import { encryptionFrom, type EncryptionFlags } from './encryption.js';
 import { installSignalHandlers } from './lifecycle.js';
 import type { CliContext } from './main.js';
 import { collect, flag, parseInteger, parseSeconds } from './options.js';
 import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
 
-interface JoinFlags {
+interface JoinFlags extends EncryptionFlags {
   topic: string[];
   store: string;
   signal?: string;
@@ -106,6 +107,7 @@ Examples:
         format: flags.format,
         primaryKey: flags.key,
         collection: flags.collection,
+        encryption: encryptionFrom(flags, ctx.env),
         signal: flags.signal,
         conflict: flags.conflict,
         lwwField: flags.lwwField,

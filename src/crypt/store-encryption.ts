@@ -82,7 +82,7 @@ export class StoreEncryption implements DocCodec {
    */
   async open(options: FileStoreOptions): Promise<EncryptedStore> {
     const emit = options.onEvent;
-    await this.preflight();
+    await this.beforeOpen();
     const inner = await openStore({ ...options, encrypted: true });
     try {
       const file = this.location.path;
@@ -145,13 +145,11 @@ export class StoreEncryption implements DocCodec {
     else this.docs = new DocCipher(this.location.primaryKey, this.fields, this.keyring.cipher);
   }
 
-  private cipher(): DocCipher {
-    if (!this.docs) throw new P2PSyncError('E_KEYRING', `${this.location.path} has no keyring yet (another process owns it without encryption?)`, { file: this.keyringFile });
-    return this.docs;
-  }
-
-  /** Decrypts every encrypted value of the user's file without writing anything. */
-  private async preflight(): Promise<void> {
+  /**
+   * Decrypts every encrypted value of the user's file without writing anything (E_DECRYPT); for a store to be
+   * encrypted now, checks that the file holds no documents yet.
+   */
+  async beforeOpen(): Promise<void> {
     const { path, format, primaryKey, collection } = this.location;
     const file = new UserFile({ path, format: format!, primaryKey, ...(collection !== undefined ? { collection } : {}) });
     const raw = await file.readText();
@@ -162,6 +160,11 @@ export class StoreEncryption implements DocCodec {
       return;
     }
     for (const d of docs.values()) this.decode(d);
+  }
+
+  private cipher(): DocCipher {
+    if (!this.docs) throw new P2PSyncError('E_KEYRING', `${this.location.path} has no keyring yet (another process owns it without encryption?)`, { file: this.keyringFile });
+    return this.docs;
   }
 
   private named(err: unknown): unknown {

@@ -27,6 +27,8 @@ export type CrudOptions = Pick<FileStoreOptions, 'path' | 'format' | 'primaryKey
  * `refresh` runs under the write lock before a direct edit of the file (the keys may have changed meanwhile).
  */
 export interface DocCodec {
+  /** Before the store is opened (opening may write): checks the file, e.g. that every value decrypts. */
+  beforeOpen(): Promise<void>;
   wrap(store: Store): Promise<Store>;
   decode(doc: DocState): DocState;
   encode(doc: DocState): DocState;
@@ -208,6 +210,7 @@ async function withStore<T>(
 ): Promise<T> {
   const { codec, ...fileOptions } = options;
   let store: Store;
+  await codec?.beforeOpen();
   try {
     store = await openStore({ ...fileOptions, watch: false, flushDelayMs: 0, encrypted: codec !== undefined });
   } catch (err) {
