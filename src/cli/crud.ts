@@ -18,7 +18,12 @@ export interface StoreFlags extends EncryptionFlags {
 
 /** Adds --store, --key, --collection, --format, --json and the encryption flags (each with its P2PSYNC_* env var). */
 export function addStoreOptions(cmd: Command): Command {
-  return addEncryptionOptions(cmd)
+  return addEncryptionOptions(addFileOptions(cmd));
+}
+
+/** Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). */
+export function addFileOptions(cmd: Command): Command {
+  return cmd
     .addOption(flag('--store <file>', 'the JSON or NDJSON file holding the documents').makeOptionMandatory())
     .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').default('id'))
     .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object'))

@@ -29,6 +29,7 @@ export type SyncEvent =
   | { event: 'synced'; peers: number; documents: number }
   | { event: 'document'; document: unknown }
   | { event: 'written'; ids: string[]; conflicts: string[] }
+  | { event: 'rekeyed'; store: string; documents: number; peerStates: number }
   | { event: 'warning'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'error'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'closed'; reason: string; exitCode: number };

@@ -69,6 +69,15 @@ export class StoreEncryption implements DocCodec {
     return new StoreEncryption(where, path, secret, keyring.fields, keyring);
   }
 
+  /** The unlocked keyring (undefined for a store not encrypted yet). */
+  get unlocked(): Keyring | undefined {
+    return this.keyring;
+  }
+
+  get keyringPath(): string {
+    return this.keyringFile;
+  }
+
   /** True while a rekey is unfinished (the keyring holds more than one data key). */
   get rekeyPending(): boolean {
     return (this.keyring?.dataKeys.length ?? 0) > 1;
