@@ -20,6 +20,7 @@ import { runLatency } from './scenarios/latency.mjs';
 import { runRestart } from './scenarios/restart.mjs';
 import { runFanout } from './scenarios/fanout.mjs';
 import { runStore } from './scenarios/store.mjs';
+import { runEncryption } from './scenarios/encryption.mjs';
 
 /** Every scenario, in run order. `run(ctx)` returns a result object or `{skipped: reason}`. */
 export const SCENARIOS = [
@@ -31,6 +32,7 @@ export const SCENARIOS = [
   { id: 'restart', title: 'restart with no changes: documents re-sent and time until synced', run: runRestart },
   { id: 'fanout', title: 'fan-out: a 4-peer mesh, time until every peer has N documents', run: runFanout },
   { id: 'store', title: 'store: open, change-feed scan, 10k-change burst', run: runStore },
+  { id: 'encryption', title: 'encryption at rest: initial sync with one field encrypted vs none', run: runEncryption },
 ];
 
 const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])

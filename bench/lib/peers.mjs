@@ -113,7 +113,7 @@ export class RxdbPeer extends Peer {
 
 /**
  * A p2psync peer: `p2psync join --json` on a store file. Options: signal, topic, store, token, batch, once,
- * waitPeers, timeout (s), label. Counts come from the documented events (`synced.documents`, `pulled.total`).
+ * waitPeers, timeout (s), label, extra (more arguments). Counts come from the documented events (`synced.documents`, `pulled.total`).
  */
 export class P2pPeer extends Peer {
   constructor(o) {
@@ -123,6 +123,7 @@ export class P2pPeer extends Peer {
     if (o.once) args.push('--once');
     if (o.waitPeers) args.push('--wait-peers', String(o.waitPeers));
     if (o.timeout) args.push('--timeout', String(o.timeout));
+    if (o.extra) args.push(...o.extra);
     const label = o.label ?? 'p2psync join';
     super(new Proc(label, BIN, args, { cwd: ROOT, nodeArgs: profileArgs(o.profileDir, label) }), 'p2psync');
     this.store = o.store;
