@@ -1,5 +1,6 @@
 import { map, share, type Observable, type Subscription } from 'rxjs';
 import { docEquals, docKey, normaliseDocument } from '../core/doc.js';
+import { isNormalised } from '../store/indexed-store.js';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { Store } from '../core/store.js';
 import type { AssumedChanges, CasWrite, ChangeBatch, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from '../core/types.js';
@@ -21,16 +22,18 @@ interface Version {
  * `expected`, so a change that lands in between (an outside edit) is an ordinary CAS conflict; a document equal to
  * the current one is not rewritten.
  *
- * Decryptions are cached per stored object (a WeakMap: an entry lives as long as the inner store keeps that
- * version), which also keeps object identity stable for replication's "already known?" checks.
+ * The latest version of each document is cached by id (stored object and plaintext): a document is decrypted once,
+ * object identity stays stable for replication's "already known?" checks, and an assumed peer state equal to the
+ * document is handed to the inner store as the document's own ciphertext (which its journal writes as a marker).
+ * A Map by id rather than WeakMaps keyed by objects: with 100k documents, WeakMap bookkeeping cost more garbage
+ * collection time than the encryption itself.
  *
  * Plaintext found in an encrypted field (someone edited the file) reads as itself and is encrypted straight away.
  */
 export class EncryptedStore implements Store {
   readonly changes$: Observable<StoreChange>;
-  private readonly plainOf = new WeakMap<DocState, DocState>();
-  /** The stored object a plaintext object was last encrypted to: lets peer states point at the document's own copy. */
-  private readonly storedOf = new WeakMap<DocState, DocState>();
+  /** The latest version seen of each document, by id. */
+  private readonly versions = new Map<string, Version>();
   private readonly subscription: Subscription;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -85,7 +88,7 @@ export class EncryptedStore implements Store {
     const s = await this.inner.getPeerState(key);
     if (!s) return undefined;
     const assumed = new Map<string, DocState>();
-    for (const [id, d] of s.assumed) assumed.set(id, this.plain(d));
+    for (const [id, d] of s.assumed) assumed.set(id, this.plain(d, false));
     return { down: s.down, up: s.up, assumed };
   }
 
@@ -145,7 +148,7 @@ export class EncryptedStore implements Store {
     for (const key of await this.peerStateKeys()) {
       const s = await this.inner.getPeerState(key);
       const stale: Array<[string, DocState]> = [];
-      for (const [id, d] of s?.assumed ?? []) if (this.docs.isStale(d)) stale.push([id, this.docs.encrypt(this.plain(d))]);
+      for (const [id, d] of s?.assumed ?? []) if (this.docs.isStale(d)) stale.push([id, this.docs.encrypt(this.plain(d, false))]);
       if (stale.length > 0) {
         await this.inner.setPeerState(key, { assumed: stale });
         peerStates += stale.length;
@@ -164,8 +167,10 @@ export class EncryptedStore implements Store {
   private async write(rows: readonly CasWrite[], origin: WriteOrigin, rewriteStale: boolean): Promise<DocState[]> {
     if (this.closed) throw new P2PSyncError('E_INTERNAL', 'the store is closed');
     const pk = this.primaryKey;
-    // Validate every row before anything is written (atomic per batch).
-    const docs = rows.map((r) => normaliseDocument(r.document, pk));
+    // Validate every row before anything is written (atomic per batch). Encrypting copies a document anyway, so a
+    // normalised one from replication (origin peer, see IndexedStore.normalise) is not copied a second time here.
+    const handedOver = origin.kind === 'peer';
+    const docs = rows.map((r) => (handedOver && isNormalised(r.document, pk) ? r.document : normaliseDocument(r.document, pk)));
     const ids = docs.map((d) => docKey(d, pk)!);
     const current = await this.inner.get([...new Set(ids)]);
     const batch = new Map<string, Version | null>();
@@ -185,12 +190,11 @@ export class EncryptedStore implements Store {
       }
       results.push(undefined);
       if (cur !== null && docEquals(cur.plain, doc) && !(rewriteStale && this.docs.isStale(cur.stored))) return;
-      const stored = this.docs.encrypt(doc);
-      this.plainOf.set(stored, doc);
-      this.storedOf.set(doc, stored);
-      innerRows.push({ document: stored, expected: cur?.stored ?? null });
+      const version = { stored: this.docs.encrypt(doc), plain: doc };
+      this.versions.set(id, version);
+      innerRows.push({ document: version.stored, expected: cur?.stored ?? null });
       attempted.add(id);
-      batch.set(id, { stored, plain: doc });
+      batch.set(id, version);
     });
     if (innerRows.length > 0) {
       // Only the first row of an id can conflict (later ones expect what it wrote): the inner store's conflicts say
@@ -205,13 +209,14 @@ export class EncryptedStore implements Store {
     return results.filter((r): r is DocState => r !== undefined);
   }
 
-  private plain(stored: DocState): DocState {
-    let p = this.plainOf.get(stored);
-    if (p === undefined) {
-      p = this.docs.decrypt(stored);
-      this.plainOf.set(stored, p);
-    }
-    return p;
+  /** The plaintext of a stored document; `remember`: cache it as the document's latest version (not for peer states). */
+  private plain(stored: DocState, remember = true): DocState {
+    const id = stored[this.primaryKey] as string;
+    const v = this.versions.get(id);
+    if (v?.stored === stored) return v.plain;
+    const plain = this.docs.decrypt(stored);
+    if (remember) this.versions.set(id, { stored, plain });
+    return plain;
   }
 
   private plainList(stored: readonly DocState[]): DocState[] {
@@ -226,15 +231,10 @@ export class EncryptedStore implements Store {
     return out;
   }
 
-  /** The stored form of a plaintext state: the document's own ciphertext when this object was written, else new. */
+  /** The stored form of a plaintext state: the document's own ciphertext when it is the latest version, else new. */
   private storedFor(plain: DocState): DocState {
-    let s = this.storedOf.get(plain);
-    if (s === undefined) {
-      s = this.docs.encrypt(plain);
-      this.plainOf.set(s, plain);
-      this.storedOf.set(plain, s);
-    }
-    return s;
+    const v = this.versions.get(plain[this.primaryKey] as string);
+    return v?.plain === plain ? v.stored : this.docs.encrypt(plain);
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

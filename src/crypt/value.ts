@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { P2PSyncError } from '../core/errors.js';
 import type { Json } from '../core/types.js';
 
@@ -42,6 +42,25 @@ export function keyIdOf(v: string): string | undefined {
   return body.length >= KEY_ID_BYTES ? body.subarray(0, KEY_ID_BYTES).toString('hex') : undefined;
 }
 
+/**
+ * Random nonces drawn from a pool refilled 4,096 at a time: one CSPRNG call per value cost about a third of the
+ * time to encrypt it. Each nonce is used once, for one value, as with `randomBytes(12)` per value.
+ */
+class NoncePool {
+  private readonly pool = Buffer.allocUnsafe(NONCE_BYTES * 4096);
+  private next = this.pool.length;
+
+  take(): Buffer {
+    if (this.next === this.pool.length) {
+      randomFillSync(this.pool);
+      this.next = 0;
+    }
+    const nonce = this.pool.subarray(this.next, this.next + NONCE_BYTES);
+    this.next += NONCE_BYTES;
+    return nonce;
+  }
+}
+
 function aad(docId: string, field: string): Buffer {
   return Buffer.from(JSON.stringify([VALUE_PREFIX, docId, field]), 'utf8');
 }
@@ -50,6 +69,7 @@ function aad(docId: string, field: string): Buffer {
 export class ValueCipher {
   private readonly byId: Map<string, DataKey>;
   private readonly currentKeyId: Buffer;
+  private readonly nonces = new NoncePool();
 
   constructor(
     keys: readonly DataKey[],
@@ -62,7 +82,7 @@ export class ValueCipher {
   }
 
   encrypt(value: Json, docId: string, field: string): string {
-    const nonce = randomBytes(NONCE_BYTES);
+    const nonce = this.nonces.take();
     const c = createCipheriv('aes-256-gcm', this.current.key, nonce);
     c.setAAD(aad(docId, field));
     const body = Buffer.concat([this.currentKeyId, nonce, c.update(JSON.stringify(value), 'utf8'), c.final(), c.getAuthTag()]);

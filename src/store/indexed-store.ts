@@ -6,7 +6,7 @@ import type { AssumedChanges, CasWrite, ChangeBatch, Checkpoint, DocState, PeerS
 import { DocIndex, isCheckpoint, type IndexEntry } from './doc-index.js';
 
 /** A doc state as `normalise` would return it: a plain object with its key, a boolean `_deleted`, no internals. */
-function isNormalised(document: unknown, primaryKey: string): document is DocState {
+export function isNormalised(document: unknown, primaryKey: string): document is DocState {
   if (typeof document !== 'object' || document === null || Array.isArray(document)) return false;
   const d = document as Record<string, unknown>;
   return (

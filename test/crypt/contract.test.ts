@@ -1,3 +1,4 @@
+import { describe, expect, it } from 'vitest';
 import { DocCipher } from '../../src/crypt/doc-cipher.js';
 import { EncryptedStore } from '../../src/crypt/encrypted-store.js';
 import { newDataKey, ValueCipher } from '../../src/crypt/value.js';
@@ -22,3 +23,24 @@ runStoreContract('encrypted memory', () => {
 });
 runStoreContract('encrypted JSON file', () => encryptedFileHarness('docs.json'));
 runStoreContract('encrypted NDJSON file', () => encryptedFileHarness('docs.ndjson'));
+
+describe('EncryptedStore keeps replication cheap', () => {
+  it('passes a written document on as the same object, and hands an equal assumed state over as its own ciphertext', async () => {
+    const key = newDataKey();
+    const inner = new MemoryStore();
+    const store = new EncryptedStore(inner, new DocCipher('id', ['secret'], new ValueCipher([key], key)));
+    const seen: unknown[] = [];
+    store.changes$.subscribe((c) => seen.push(...c.documents));
+    const written = { id: 'a', secret: 's', _deleted: false };
+    expect(await store.bulkWrite([{ document: written, expected: null }], { kind: 'peer', peerToken: 'pppppppppp' })).toEqual([]);
+    expect(seen[0]).toBe(written);
+    expect((await store.get(['a'])).get('a')).toBe(written);
+    expect((await store.changesSince(null, 10)).documents[0]).toBe(written);
+    await store.setPeerState('k', { assumed: { ids: ['a'], states: new Map([['a', written]]) } });
+    const stored = (await inner.get(['a'])).get('a')!;
+    expect(stored.secret).toMatch(/^p2psync:v1:/);
+    // The inner store's journal writes an assumed state identical to the document as a marker, not a body.
+    expect((await inner.getPeerState('k'))!.assumed.get('a')).toBe(stored);
+    await store.close();
+  });
+});
