@@ -57,11 +57,14 @@ describe('CRUD commands on an encrypted store', () => {
       [['put', '--store', store, '--key-file', join(dir, 'empty.key'), '{"id":"b"}'], 'E_KEY_FILE'],
       [['ls', '--store', store, '--key-file', join(dir, 'nope.key')], 'E_KEY_FILE'],
       [['put', '--store', store, '--key-file', key, '--encrypt-fields', 'other', '{"id":"b"}'], 'E_BAD_OPTION'],
+      [['join', '--topic', 'no-key-topic', '--store', store], 'E_KEY_REQUIRED'],
+      [['join', '--topic', 'no-key-topic', '--store', store, '--key-file', join(dir, 'wrong.key')], 'E_WRONG_KEY'],
+      [['rekey', '--store', store, '--key-file', join(dir, 'wrong.key'), '--new-key-file', key], 'E_WRONG_KEY'],
     ];
     for (const [args, code] of cases) {
       const r = await runCli([...args, '--json']);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
-      expect(lines(r)).toMatchObject([{ event: 'error', code }]);
+      expect(lines(r)[0]).toMatchObject({ event: 'error', code });
     }
     expect(await snapshotDir(dir)).toEqual(before);
   });
