@@ -44,3 +44,40 @@ describe('EncryptedStore keeps replication cheap', () => {
     await store.close();
   });
 });
+
+describe('EncryptedStore compare-and-set against a change that lands between its read and its write', () => {
+  it('reports the real current state (decrypted) as the conflict, for every row of that id', async () => {
+    const key = newDataKey();
+    const docs = new DocCipher('id', ['v'], new ValueCipher([key], key));
+    // An inner store where an outside edit lands right before the next batch is applied.
+    class Racing extends MemoryStore {
+      sneak: (() => Promise<unknown>) | undefined;
+      override async bulkWrite(...args: Parameters<MemoryStore['bulkWrite']>): Promise<Awaited<ReturnType<MemoryStore['bulkWrite']>>> {
+        const s = this.sneak;
+        this.sneak = undefined;
+        await s?.();
+        return super.bulkWrite(...args);
+      }
+    }
+    const inner = new Racing();
+    const store = new EncryptedStore(inner, docs);
+    await store.bulkWrite([{ document: { id: 'a', v: 1, _deleted: false }, expected: null }], { kind: 'local' });
+    const stored = (await inner.get(['a'])).get('a')!;
+    inner.sneak = () => inner.bulkWrite([{ document: docs.encrypt({ id: 'a', v: 'outside', _deleted: false }), expected: stored }], { kind: 'outside' });
+    const conflicts = await store.bulkWrite(
+      [
+        { document: { id: 'a', v: 2, _deleted: false }, expected: { id: 'a', v: 1, _deleted: false } },
+        { document: { id: 'a', v: 3, _deleted: false }, expected: { id: 'a', v: 2, _deleted: false } },
+        { document: { id: 'b', v: 1, _deleted: false }, expected: null },
+      ],
+      { kind: 'local' },
+    );
+    expect(conflicts).toEqual([
+      { id: 'a', v: 'outside', _deleted: false },
+      { id: 'a', v: 'outside', _deleted: false },
+    ]);
+    expect((await store.get(['a', 'b'])).get('a')).toEqual({ id: 'a', v: 'outside', _deleted: false });
+    expect((await store.get(['b'])).get('b')).toEqual({ id: 'b', v: 1, _deleted: false });
+    await store.close();
+  });
+});
