@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { P2PSyncError } from '../core/errors.js';
 import { FileLock } from '../store/lock.js';
 import { openStore, resolveStoreOptions, type FileStoreOptions } from '../store/open.js';
@@ -5,7 +6,7 @@ import { writeLockPath } from '../store/sidecar.js';
 import { UserFile } from '../store/user-file.js';
 import { DocCipher } from './doc-cipher.js';
 import { EncryptedStore } from './encrypted-store.js';
-import { readKeyring, writeKeyring, type Keyring } from './keyring.js';
+import { readKeyring, writeKeyring } from './keyring.js';
 import { readSecret, type KeySource } from './secret.js';
 import { StoreEncryption } from './store-encryption.js';
 import { newDataKey } from './value.js';
@@ -23,7 +24,9 @@ export interface RekeyResult {
 }
 
 /** Passes over the store before giving up when documents keep arriving in the old data key. */
-const MAX_PASSES = 5;
+const MAX_PASSES = 50;
+/** Between passes: the watcher's debounce plus the settle time of a file written in place (docs/STORES.md). */
+const PASS_DELAY_MS = 100;
 
 /**
  * Re-encrypts every value of a store under a new data key, opened by a new user key. Atomic under a crash in the
@@ -34,7 +37,9 @@ const MAX_PASSES = 5;
  * 2. Every document, tombstone and peer state is rewritten under the new data key, through the store (so file and
  *    sidecar stay consistent), and flushed.
  * 3. Under the write lock (so no `put` lands meanwhile), the user's file is checked to hold no value under an old
- *    data key; then the keyring is replaced by one holding the new data key under the new user key only.
+ *    data key (a `put` that read the keyring before step 1 may have written one: then step 2 runs again once the
+ *    store took the edit in); then the keyring is replaced by one holding the new data key under the new user key
+ *    only.
  *
  * Refused with E_LOCKED while another process (a `join`) owns the store. Everything is validated (both key files,
  * the old key, every value of the file) before the first write.
@@ -55,19 +60,19 @@ export async function rekey(o: RekeyOptions): Promise<RekeyResult> {
   const userFile = new UserFile({ path: c.path, format: c.format, primaryKey: c.primaryKey, ...(c.collection !== undefined ? { collection: c.collection } : {}) });
   const result: RekeyResult = { documents: 0, peerStates: 0 };
 
-  let both: Keyring | undefined;
-  for (let pass = 0; pass < MAX_PASSES; pass++) {
-    // Takes ownership: E_LOCKED while a join runs. Opening takes in edits made since the last pass.
-    const inner = await openStore({ ...location, watch: false, flushDelayMs: 0, encrypted: true });
-    let store: EncryptedStore | undefined;
-    try {
-      both ??= await underLock(lock, c.lockTimeoutMs, async () => {
-        const now = await readKeyring(path);
-        if (now?.text !== old.text) throw new P2PSyncError('E_LOCKED', `the keyring ${path} changed while rekey was starting; run it again`, { file: path });
-        return writeKeyring(path, old.fields, [...old.dataKeys, newKey], newKey, [oldSecret, newSecret]);
-      });
-      const docs = new DocCipher(c.primaryKey, old.fields, both.cipher);
-      store = new EncryptedStore(inner, docs);
+  // Takes ownership for the whole run: E_LOCKED while a join runs, and no `put` can take it in between (it edits
+  // the file instead, under the write lock, which the watcher takes in as an outside edit).
+  const inner = await openStore({ ...location, watch: true, flushDelayMs: 0, encrypted: true });
+  let store: EncryptedStore | undefined;
+  try {
+    const both = await underLock(lock, c.lockTimeoutMs, async () => {
+      const now = await readKeyring(path);
+      if (now?.text !== old.text) throw new P2PSyncError('E_LOCKED', `the keyring ${path} changed while rekey was starting; run it again`, { file: path });
+      return writeKeyring(path, old.fields, [...old.dataKeys, newKey], newKey, [oldSecret, newSecret]);
+    });
+    const docs = new DocCipher(c.primaryKey, old.fields, both.cipher);
+    store = new EncryptedStore(inner, docs);
+    for (let pass = 0; ; pass++) {
       const n = await store.reencryptAll();
       result.documents += n.documents;
       result.peerStates += n.peerStates;
@@ -79,11 +84,13 @@ export async function rekey(o: RekeyOptions): Promise<RekeyResult> {
         return true;
       });
       if (done) return result;
-    } finally {
-      await (store ?? inner).close();
+      // A `put` that read the keyring before step 2 wrote under the old data key: let the watcher take it in.
+      if (pass >= MAX_PASSES) throw new P2PSyncError('E_LOCKED', `${c.path} kept changing during rekey; either key opens it; run rekey again`, { file: c.path });
+      await delay(PASS_DELAY_MS);
     }
+  } finally {
+    await (store ?? inner).close();
   }
-  throw new P2PSyncError('E_LOCKED', `${c.path} kept changing during rekey; either key opens it; run rekey again`, { file: c.path });
 }
 
 async function underLock<T>(lock: FileLock, timeoutMs: number, fn: () => Promise<T>): Promise<T> {

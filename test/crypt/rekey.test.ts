@@ -6,6 +6,7 @@ import { rekey } from '../../src/crypt/rekey.js';
 import { keyIdOf } from '../../src/crypt/value.js';
 import { doc, insert } from '../store/contract.js';
 import { tempDir } from '../store/harness.js';
+import { runCli } from '../helpers/spawn.js';
 import { filesContaining, openEncrypted, snapshotDir } from './harness.js';
 
 describe('rekey', () => {
@@ -70,5 +71,27 @@ describe('rekey', () => {
     await expect(rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } })).rejects.toMatchObject({ code: 'E_LOCKED' });
     expect(await readFile(`${path}.p2psync.keys`)).toEqual(keyring);
     expect((await owner.get(['a'])).get('a')).toEqual(doc('a', { secret: 'SECRET-A' }));
+  });
+
+  it('takes in puts that land while it runs, and ends with every acknowledged one readable with the new key', async () => {
+    const s = await openWith(oldKey);
+    await insert(s, Array.from({ length: 20_000 }, (_, i) => doc(`bulk${i}`, { secret: `BULK-${i}` })));
+    await s.close();
+    let finished = false;
+    const running = rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } }).finally(() => (finished = true));
+    const acknowledged: number[] = [];
+    for (let i = 0; !finished; i++) {
+      // While rekey owns the store, put edits the file under the write lock with the keyring it finds there.
+      const r = await runCli(['put', '--store', path, '--key-file', oldKey, '--json', JSON.stringify({ id: `put${i}`, secret: `put value ${i}` })]);
+      if (r.code === 0) acknowledged.push(i);
+      else expect(r.stdout, r.stderr).toMatch(/"code":"E_WRONG_KEY"/); // after the rekey: the old key no longer opens it
+    }
+    await running;
+    expect(acknowledged.length).toBeGreaterThan(0);
+    const after = await openWith(newKey);
+    const got = await after.get(acknowledged.map((i) => `put${i}`));
+    for (const i of acknowledged) expect(got.get(`put${i}`)).toEqual(doc(`put${i}`, { secret: `put value ${i}` }));
+    // (A needle with a space: a short one made of base64url characters turns up inside ciphertexts by chance.)
+    expect(await filesContaining(dir, 'put value')).toEqual([]);
   });
 });
