@@ -21,7 +21,6 @@ runStoreContract('encrypted memory', () => {
     },
   };
 });
-runStoreContract('encrypted JSON file', () => encryptedFileHarness('docs.json'));
 runStoreContract('encrypted NDJSON file', () => encryptedFileHarness('docs.ndjson'));
 
 describe('EncryptedStore keeps replication cheap', () => {

@@ -10,7 +10,7 @@ import { doc, insert } from '../store/contract.js';
 import { tempDir } from '../store/harness.js';
 import { filesContaining, openEncrypted } from './harness.js';
 
-const CYCLES = 10;
+const CYCLES = 8;
 const DOCS = 2000;
 
 /** Runs `p2psync rekey` in its own process group; SIGKILLs the group after `killAfterMs` if given. */

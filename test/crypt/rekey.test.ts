@@ -75,7 +75,7 @@ describe('rekey', () => {
 
   it('takes in puts that land while it runs, and ends with every acknowledged one readable with the new key', async () => {
     const s = await openWith(oldKey);
-    await insert(s, Array.from({ length: 20_000 }, (_, i) => doc(`bulk${i}`, { secret: `BULK-${i}` })));
+    await insert(s, Array.from({ length: 10_000 }, (_, i) => doc(`bulk${i}`, { secret: `BULK-${i}` })));
     await s.close();
     let finished = false;
     const running = rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } }).finally(() => (finished = true));
