@@ -21,6 +21,7 @@ import { runRestart } from './scenarios/restart.mjs';
 import { runFanout } from './scenarios/fanout.mjs';
 import { runStore } from './scenarios/store.mjs';
 import { runConnect } from './scenarios/connect.mjs';
+import { runEncryption } from './scenarios/encryption.mjs';
 
 /** Every scenario, in run order. `run(ctx)` returns a result object or `{skipped: reason}`. */
 export const SCENARIOS = [
@@ -33,6 +34,7 @@ export const SCENARIOS = [
   { id: 'fanout', title: 'fan-out: a 4-peer mesh, time until every peer has N documents', run: runFanout },
   { id: 'store', title: 'store: open, change-feed scan, 10k-change burst', run: runStore },
   { id: 'connect', title: 'connect time with and without a topic secret (trust handshake)', run: runConnect },
+  { id: 'encryption', title: 'encryption at rest: initial sync with one field encrypted vs none', run: runEncryption },
 ];
 
 const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])

@@ -9,6 +9,10 @@ export type { SignalServer, SignalServerOptions, SignalLimits, SignalServerEvent
 export { openStore, formatFromPath, DEFAULT_TOMBSTONE_TTL_MS } from './store/open.js';
 export type { FileStoreOptions, OpenedStore, StoreFormat } from './store/open.js';
 export { MemoryStore } from './store/memory-store.js';
+export { StoreEncryption, type EncryptionOptions } from './crypt/store-encryption.js';
+export { EncryptedStore } from './crypt/encrypted-store.js';
+export { rekey, type RekeyOptions, type RekeyResult } from './crypt/rekey.js';
+export type { KeySource } from './crypt/secret.js';
 export * from './replication/index.js';
 export { runJoin, conflictStrategies, type JoinOptions, type JoinResult } from './session.js';
 export { createSignalingClient, type SignalingClient } from './signaling/client.js';

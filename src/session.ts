@@ -7,6 +7,7 @@ import { P2PSyncError, toP2PSyncError } from './core/errors.js';
 import type { EmitEvent } from './core/events.js';
 import type { PeerLink } from './core/link.js';
 import type { Store } from './core/store.js';
+import { StoreEncryption, type EncryptionOptions } from './crypt/store-encryption.js';
 import { createConflictRegistry } from './replication/conflict.js';
 import { DEFAULT_BATCH_SIZE } from './replication/limits.js';
 import { replicate, type PeerReplication } from './replication/peer-replication.js';
@@ -31,6 +32,8 @@ export interface JoinOptions {
   format?: 'json' | 'ndjson' | undefined;
   primaryKey: string;
   collection?: string | undefined;
+  /** Encryption at rest of chosen fields (docs/STORES.md); peers still get plaintext over the DTLS channel. */
+  encryption?: EncryptionOptions | undefined;
   /** Signaling URL; undefined: the embedded default on ws://127.0.0.1:8787. */
   signal?: string | undefined;
   /** Port of the embedded default when `signal` is undefined (default 8787). */
@@ -81,7 +84,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   validateIceConfig(ice);
   if (o.topics.length === 0) throw new P2PSyncError('E_BAD_OPTION', 'at least one topic is needed');
 
-  const store = await openStore({
+  const storeOptions = {
     path: o.storePath,
     format: o.format,
     primaryKey: o.primaryKey,
@@ -90,7 +93,9 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     lockTimeoutMs: o.lockTimeoutMs,
     watch: true,
     onEvent: o.emit,
-  });
+  };
+  const encryption = await StoreEncryption.prepare(storeOptions, o.encryption ?? {});
+  const store = encryption ? await encryption.open(storeOptions) : await openStore(storeOptions);
   const runtime = new WebRTCRuntime();
   const networks: Network[] = [];
   const replications = new Map<PeerLink, PeerReplication>();

@@ -6,6 +6,7 @@ import { renderLatency } from '../scenarios/latency.mjs';
 import { renderRestart } from '../scenarios/restart.mjs';
 import { renderFanout } from '../scenarios/fanout.mjs';
 import { renderConnect } from '../scenarios/connect.mjs';
+import { renderEncryption } from '../scenarios/encryption.mjs';
 
 /** The targets of issue 5, checked against the results where they exist. */
 const TARGET_DOCS_PER_SEC = 140_000;
@@ -247,8 +248,9 @@ export function renderReport(results) {
       ].join('\n'),
     ),
   );
+  parts.push(section('Encryption at rest (issue 14)', results, 'encryption', renderEncryption));
   const profiles = renderProfiles(results);
   if (profiles) parts.push(profiles);
-  parts.push('## Reproduce', '', '```sh', 'npm install', 'npm run bench                    # everything: 10-16 minutes on 2 cores, depending on load', 'npm run bench -- --only raw,rxdb # some scenarios', 'npm run bench -- --full          # the whole matrix at 100k too (much longer: RxDB is quadratic)', 'npm run bench -- --big           # adds 1,000,000 documents (raw and p2psync pulls)', 'npm run bench:store              # the store benchmark alone', 'npm run bench -- --only p2psync --profile   # with CPU profiles', 'npm run bench -- --render         # rewrite this file from bench/results/latest.json', '```', '');
+  parts.push('## Reproduce', '', '```sh', 'npm install', 'npm run bench                    # everything: 10-16 minutes on 2 cores, depending on load', 'npm run bench -- --only raw,rxdb # some scenarios', 'npm run bench -- --full          # the whole matrix at 100k too (much longer: RxDB is quadratic)', 'npm run bench -- --big           # adds 1,000,000 documents (raw and p2psync pulls)', 'npm run bench:store              # the store benchmark alone', 'npm run bench -- --only encryption --sizes 100000 --runs 5   # encryption at rest alone', 'npm run bench -- --only p2psync --profile   # with CPU profiles', 'npm run bench -- --render         # rewrite this file from bench/results/latest.json', '```', '');
   return parts.join('\n');
 }

@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import { P2PSyncError, exitCodeFor } from '../core/errors.js';
+import { StoreEncryption } from '../crypt/store-encryption.js';
 import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type CrudOptions, type UserDoc } from '../store/crud.js';
 import type { CliContext } from './main.js';
+import { addEncryptionOptions, encryptionFrom, type EncryptionFlags } from './encryption.js';
 import { flag, jsonFlag, parseNonEmpty, parseSeconds } from './options.js';
 import { Output } from './output.js';
 
 /** The store flags as commander hands them over (shared with `join`). */
-export interface StoreFlags {
+export interface StoreFlags extends EncryptionFlags {
   store: string;
   key: string;
   collection?: string;
@@ -15,8 +17,13 @@ export interface StoreFlags {
   json: boolean;
 }
 
-/** Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). */
+/** Adds --store, --key, --collection, --format, --json and the encryption flags (each with its P2PSYNC_* env var). */
 export function addStoreOptions(cmd: Command): Command {
+  return addEncryptionOptions(addFileOptions(cmd));
+}
+
+/** Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). */
+export function addFileOptions(cmd: Command): Command {
   return cmd
     .addOption(flag('--store <file>', 'the JSON or NDJSON file holding the documents').argParser(parseNonEmpty).makeOptionMandatory())
     .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').argParser(parseNonEmpty).default('id'))
@@ -26,15 +33,17 @@ export function addStoreOptions(cmd: Command): Command {
     .addOption(jsonFlag());
 }
 
-/** Store flags to the options of the store functions. */
-export function storeOptionsFrom(flags: StoreFlags): CrudOptions {
-  return {
+/** Store flags to the options of the store functions; for an encrypted store the key is checked here. */
+export async function storeOptionsFrom(flags: StoreFlags, env: NodeJS.ProcessEnv): Promise<CrudOptions> {
+  const options: CrudOptions = {
     path: flags.store,
     primaryKey: flags.key,
     ...(flags.collection !== undefined ? { collection: flags.collection } : {}),
     ...(flags.format !== undefined ? { format: flags.format } : {}),
     lockTimeoutMs: flags.lockWait * 1000,
   };
+  const codec = await StoreEncryption.prepare(options, encryptionFrom(flags, env));
+  return codec ? { ...options, codec } : options;
 }
 
 const COMMON_HELP = `
@@ -83,7 +92,7 @@ Examples:
   $ p2psync ls --store db.json --collection posts | jq -r .title
   $ P2PSYNC_STORE=notes.ndjson p2psync ls --json`)
     .action(async (flags: StoreFlags) => {
-      await run(ctx, flags.json, async (out) => printDocs(out, await listDocuments(storeOptionsFrom(flags))));
+      await run(ctx, flags.json, async (out) => printDocs(out, await listDocuments(await storeOptionsFrom(flags, ctx.env))));
     });
 
   addStoreOptions(program.command('get').argument('<id...>', 'ids of the documents to print'))
@@ -95,7 +104,7 @@ Examples:
   $ p2psync get --store users.ndjson --key email ada@example.org`)
     .action(async (ids: string[], flags: StoreFlags) => {
       await run(ctx, flags.json, async (out) => {
-        const { found, missing } = await getDocuments(storeOptionsFrom(flags), ids);
+        const { found, missing } = await getDocuments(await storeOptionsFrom(flags, ctx.env), ids);
         printDocs(out, found);
         if (missing.length > 0) throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: missing });
       });
@@ -115,7 +124,7 @@ Examples:
           throw new P2PSyncError('E_USAGE', 'give documents as arguments, or pipe NDJSON into stdin');
         }
         const parsed = parseDocumentsInput(docs.length > 0 ? { args: docs } : { args: [], stdin: await readStdin() }, flags.key);
-        const r = await putDocuments(storeOptionsFrom(flags), parsed);
+        const r = await putDocuments(await storeOptionsFrom(flags, ctx.env), parsed);
         const ids = [...r.created, ...r.updated, ...r.unchanged];
         const parts = [
           r.created.length > 0 ? `created ${listIds(r.created)}` : '',
@@ -136,7 +145,7 @@ Examples:
   $ p2psync rm --store notes.ndjson --force maybe-gone`)
     .action(async (ids: string[], flags: StoreFlags & { force: boolean }) => {
       await run(ctx, flags.json, async (out) => {
-        const r = await removeDocuments(storeOptionsFrom(flags), ids);
+        const r = await removeDocuments(await storeOptionsFrom(flags, ctx.env), ids);
         out.event({ event: 'written', ids: r.removed, conflicts: [] }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${listIds(r.removed)})` : ''}`);
         if (r.missing.length > 0 && !flags.force) {
           throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${r.missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: r.missing });

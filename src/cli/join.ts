@@ -3,6 +3,7 @@ import { exitCodeFor, ExitCode } from '../core/errors.js';
 import type { SyncEvent } from '../core/events.js';
 import { conflictStrategies, runJoin, type JoinOptions } from '../session.js';
 import { addStoreOptions } from './crud.js';
+import { encryptionFrom, type EncryptionFlags } from './encryption.js';
 import { installSignalHandlers } from './lifecycle.js';
 import type { CliContext } from './main.js';
 import { collect, flag, parseInteger, parseLocalAddress, parseNonEmpty, parsePort, parseSeconds } from './options.js';
@@ -10,7 +11,7 @@ import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
 import { addTrustOptions, trustOptionsFrom, type TrustFlags } from './trust-options.js';
 
-interface JoinFlags extends TrustFlags {
+interface JoinFlags extends TrustFlags, EncryptionFlags {
   topic: string[];
   store: string;
   signal?: string;
@@ -121,6 +122,7 @@ Examples:
         format: flags.format,
         primaryKey: flags.key,
         collection: flags.collection,
+        encryption: encryptionFrom(flags, ctx.env),
         signal: flags.signal,
         embeddedSignalPort: flags.embeddedSignalPort,
         conflict: flags.conflict,

@@ -6,6 +6,7 @@ import { registerJoin } from './join.js';
 import { registerSignal } from './signal.js';
 import { registerCrud } from './crud.js';
 import { registerId } from './id.js';
+import { registerRekey } from './rekey.js';
 
 export interface CliContext extends OutputStreams {
   /** Set by a command's action: the process exit code. */
@@ -47,6 +48,7 @@ Examples:
   registerSignal(program, ctx);
   registerCrud(program, ctx);
   registerId(program, ctx);
+  registerRekey(program, ctx);
   return program;
 }
 

@@ -1,3 +1,4 @@
+import { P2PSyncError } from './errors.js';
 import type { DocState, Json } from './types.js';
 
 /**
@@ -84,4 +85,19 @@ export function docKey(doc: Record<string, unknown>, primaryKey: string): string
 /** Compares two strings by UTF-16 code units, like JavaScript's `<` (and RxDB). */
 export function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Validates a document and turns it into a normalised doc state: a copy, so that the caller's object can change
+ * later without changing a store. E_NOT_OBJECT or E_BAD_KEY.
+ */
+export function normaliseDocument(document: unknown, primaryKey: string): DocState {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+    throw new P2PSyncError('E_NOT_OBJECT', 'a document must be a JSON object');
+  }
+  const d = document as Record<string, unknown>;
+  if (docKey(d, primaryKey) === undefined) {
+    throw new P2PSyncError('E_BAD_KEY', `a document needs a non-empty string "${primaryKey}"`, { key: primaryKey });
+  }
+  return toDocState(d, d._deleted === true);
 }

@@ -33,6 +33,16 @@ export const ErrorCodes = {
   E_ALLOWLIST: ExitCode.usage,
   /** A device identity file (`<sidecar>.identity.pem`) that cannot be read or parsed; it is never overwritten. */
   E_IDENTITY: ExitCode.usage,
+  /** Encryption at rest (docs/STORES.md): the key file is missing, empty or unreadable. */
+  E_KEY_FILE: ExitCode.usage,
+  /** The store is encrypted and no key was given (`--key-file` or `P2PSYNC_ENCRYPTION_KEY`). */
+  E_KEY_REQUIRED: ExitCode.usage,
+  /** The key does not open the store's keyring (its AEAD tag fails): a wrong key. */
+  E_WRONG_KEY: ExitCode.usage,
+  /** A stored value does not decrypt (tampered, moved to another document or field, or from another store). */
+  E_DECRYPT: ExitCode.usage,
+  /** The store's keyring file (`<sidecar>.keys`) is damaged or of an unknown version. */
+  E_KEYRING: ExitCode.usage,
   // timeouts and unreachable services (exit 3)
   E_TIMEOUT: ExitCode.timeout,
   E_UNREACHABLE: ExitCode.timeout,

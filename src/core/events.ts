@@ -37,6 +37,7 @@ export type SyncEvent =
   | { event: 'document'; document: unknown }
   | { event: 'identity'; deviceId: string; file: string; created: boolean }
   | { event: 'written'; ids: string[]; conflicts: string[] }
+  | { event: 'rekeyed'; store: string; documents: number; peerStates: number }
   | { event: 'warning'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'error'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'closed'; reason: string; exitCode: number };

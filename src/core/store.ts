@@ -42,6 +42,8 @@ export interface Store {
   getPeerState(key: string): Promise<PeerState | undefined>;
   /** Merges an update into the pair's state; persisted with the next flush. */
   setPeerState(key: string, update: PeerStateUpdate): Promise<void>;
+  /** Optional: the keys of every saved peer state (what a rekey re-encrypts). */
+  peerStateKeys?(): Promise<string[]>;
   /**
    * Optional: the pair's state object itself rather than a copy (created empty when missing), so that a fork keeps
    * one map of assumed states, not two. Whoever changes `assumed` in place reports the changed ids right after with

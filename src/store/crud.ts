@@ -1,9 +1,10 @@
 import { docEquals, docKey, toDocState, userFields } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
+import type { Store } from '../core/store.js';
 import type { DocState, Json } from '../core/types.js';
 import { lineColumn, scanJson } from './json-locate.js';
 import { FileLock } from './lock.js';
-import { openStore, resolveStoreOptions, type FileStoreOptions, type OpenedStore } from './open.js';
+import { openStore, refuseEncrypted, resolveStoreOptions, type FileStoreOptions } from './open.js';
 import { withUnsaved } from './recovery.js';
 import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
 import { UserFile } from './user-file.js';
@@ -17,7 +18,24 @@ import { UserFile } from './user-file.js';
  * owns it, edit the user's file alone under the short write lock: re-read, change, replace atomically. The owner
  * takes the same lock for its own rewrites and ingests the edit as an outside edit, so neither side loses an update.
  */
-export type CrudOptions = Pick<FileStoreOptions, 'path' | 'format' | 'primaryKey' | 'collection' | 'lockTimeoutMs'>;
+export type CrudOptions = Pick<FileStoreOptions, 'path' | 'format' | 'primaryKey' | 'collection' | 'lockTimeoutMs'> & {
+  /** An encrypted store's codec (src/crypt); without it an encrypted store is refused (E_KEY_REQUIRED). */
+  codec?: DocCodec | undefined;
+};
+
+/**
+ * How documents are stored when that differs from how they are read (encryption at rest): `wrap` puts a store
+ * opened here behind the codec; `decode` / `encode` turn documents of the file into what the user sees and back.
+ * `refresh` runs under the write lock before a direct edit of the file (the keys may have changed meanwhile).
+ */
+export interface DocCodec {
+  /** Before the store is opened (opening may write): checks the file, e.g. that every value decrypts. */
+  beforeOpen(): Promise<void>;
+  wrap(store: Store): Promise<Store>;
+  decode(doc: DocState): DocState;
+  encode(doc: DocState): DocState;
+  refresh(): Promise<void>;
+}
 
 /** A document as the user sees it: user fields only. */
 export type UserDoc = Record<string, Json>;
@@ -69,16 +87,21 @@ export async function getDocuments(options: CrudOptions, ids: readonly string[])
 async function readDocs(options: CrudOptions): Promise<Map<string, DocState>> {
   const c = resolveStoreOptions({ ...options, watch: false });
   const file = userFile(options);
+  if (!options.codec) await refuseEncrypted(file.options.path, file.options.collection);
   const lock = new FileLock(writeLockPath(c.path), 'write');
   await lock.acquire(c.lockTimeoutMs);
+  let docs: Map<string, DocState>;
   try {
     const raw = await file.readText();
     if (!raw) throw new P2PSyncError('E_IO', `${options.path} does not exist (p2psync put creates it)`, { file: options.path });
-    const docs = file.parse(raw.text, true).docs;
-    return withUnsaved(docs, await Sidecar.load(sidecarPath(c.path, c.collection), c.primaryKey).catch(() => undefined));
+    docs = withUnsaved(file.parse(raw.text, true).docs, await Sidecar.load(sidecarPath(c.path, c.collection), c.primaryKey).catch(() => undefined));
   } finally {
     await lock.release();
   }
+  // an encrypted store holds ciphertext in the file and in the journal alike
+  const { codec } = options;
+  if (codec) for (const [id, d] of docs) docs.set(id, codec.decode(d));
+  return docs;
 }
 
 /**
@@ -149,10 +172,13 @@ export async function putDocuments(options: CrudOptions, docs: readonly DocState
       }
       return result;
     },
-    async (docsInFile) => {
-      const result = classify((id) => docsInFile.get(id));
+    async (docsInFile, codec) => {
+      const result = classify((id) => {
+        const d = docsInFile.get(id);
+        return d && codec ? codec.decode(d) : d;
+      });
       result.via = 'file';
-      for (let i = 0; i < docs.length; i++) docsInFile.set(ids[i]!, docs[i]!);
+      for (let i = 0; i < docs.length; i++) docsInFile.set(ids[i]!, codec ? codec.encode(docs[i]!) : docs[i]!);
       return { result, changed: result.created.length + result.updated.length > 0 };
     },
   );
@@ -195,18 +221,21 @@ export async function removeDocuments(options: CrudOptions, ids: readonly string
  */
 async function withStore<T>(
   options: CrudOptions,
-  viaStore: (store: OpenedStore) => Promise<T>,
-  viaFile: (docs: Map<string, DocState>) => Promise<{ result: T; changed: boolean }>,
+  viaStore: (store: Store) => Promise<T>,
+  viaFile: (docs: Map<string, DocState>, codec: DocCodec | undefined) => Promise<{ result: T; changed: boolean }>,
 ): Promise<T> {
-  let store: OpenedStore;
+  const { codec, ...fileOptions } = options;
+  let store: Store;
+  await codec?.beforeOpen();
   try {
-    store = await openStore({ ...options, watch: false, flushDelayMs: 0 });
+    store = await openStore({ ...fileOptions, watch: false, flushDelayMs: 0, encrypted: codec !== undefined });
   } catch (err) {
     if (err instanceof P2PSyncError && err.code === 'E_LOCKED' && err.details.owner === true) return editFile(options, viaFile);
     throw err;
   }
   let result: T;
   try {
+    if (codec) store = await codec.wrap(store);
     result = await viaStore(store);
   } catch (err) {
     await store.close().catch(() => undefined);
@@ -216,15 +245,20 @@ async function withStore<T>(
   return result;
 }
 
-async function editFile<T>(options: CrudOptions, edit: (docs: Map<string, DocState>) => Promise<{ result: T; changed: boolean }>): Promise<T> {
+async function editFile<T>(
+  options: CrudOptions,
+  edit: (docs: Map<string, DocState>, codec: DocCodec | undefined) => Promise<{ result: T; changed: boolean }>,
+): Promise<T> {
   const c = resolveStoreOptions({ ...options, watch: false });
   const file = userFile(options);
   const lock = new FileLock(writeLockPath(c.path), 'write');
+  if (!options.codec) await refuseEncrypted(c.path, c.collection);
   await lock.acquire(c.lockTimeoutMs);
   try {
+    await options.codec?.refresh();
     const raw = await file.readText();
     const content = raw ? file.parse(raw.text, true) : file.parse(file.emptyText(), true);
-    const { result, changed } = await edit(content.docs);
+    const { result, changed } = await edit(content.docs, options.codec);
     if (changed) await file.writeText(file.serialise(content.docs.values(), content.root));
     return result;
   } finally {

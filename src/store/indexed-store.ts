@@ -1,12 +1,12 @@
 import { Subject, type Observable } from 'rxjs';
-import { docEquals, docKey, compareIds, toDocState } from '../core/doc.js';
+import { docEquals, docKey, compareIds, normaliseDocument } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { Store } from '../core/store.js';
 import type { AssumedChanges, CasWrite, ChangeBatch, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from '../core/types.js';
 import { DocIndex, isCheckpoint, type IndexEntry } from './doc-index.js';
 
 /** A doc state as `normalise` would return it: a plain object with its key, a boolean `_deleted`, no internals. */
-function isNormalised(document: unknown, primaryKey: string): document is DocState {
+export function isNormalised(document: unknown, primaryKey: string): document is DocState {
   if (typeof document !== 'object' || document === null || Array.isArray(document)) return false;
   const d = document as Record<string, unknown>;
   return (
@@ -99,6 +99,10 @@ export abstract class IndexedStore implements Store {
     return s && { down: s.down, up: s.up, assumed: new Map(s.assumed) };
   }
 
+  async peerStateKeys(): Promise<string[]> {
+    return [...this.peerStates.keys()];
+  }
+
   livePeerState(key: string): PeerState {
     let s = this.peerStates.get(key);
     if (!s) this.peerStates.set(key, (s = { down: null, up: null, assumed: new Map() }));
@@ -170,14 +174,7 @@ export abstract class IndexedStore implements Store {
    * touches them again, so they are kept as they are (a copy per document is measurable in a 100k-document sync).
    */
   protected normalise(document: unknown): DocState {
-    if (typeof document !== 'object' || document === null || Array.isArray(document)) {
-      throw new P2PSyncError('E_NOT_OBJECT', 'a document must be a JSON object');
-    }
-    const d = document as Record<string, unknown>;
-    if (docKey(d, this.primaryKey) === undefined) {
-      throw new P2PSyncError('E_BAD_KEY', `a document needs a non-empty string "${this.primaryKey}"`, { key: this.primaryKey });
-    }
-    return toDocState(d, d._deleted === true);
+    return normaliseDocument(document, this.primaryKey);
   }
 
   /** Runs `fn` after every earlier mutation finished; mutations never interleave. */

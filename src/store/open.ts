@@ -3,6 +3,8 @@ import { P2PSyncError } from '../core/errors.js';
 import type { SyncEvent } from '../core/events.js';
 import type { Store } from '../core/store.js';
 import { FileStore, type FileStoreConfig, type FileStoreStats } from './file-store.js';
+import { statOrUndefined } from './fs-util.js';
+import { sidecarPath } from './sidecar.js';
 import type { StoreFormat } from './user-file.js';
 
 export type { StoreFormat } from './user-file.js';
@@ -42,6 +44,11 @@ export interface FileStoreOptions {
   compactMinBytes?: number;
   /** `outside-edit` events, and `error` / `warning` events for a broken or missing file during a live session. */
   onEvent?: (e: SyncEvent) => void;
+  /**
+   * Set by the encryption layer (`src/crypt`), which checked the key and encrypts documents before they reach this
+   * store. Without it, a store that has a keyring (it is encrypted) is refused with E_KEY_REQUIRED.
+   */
+  encrypted?: boolean;
 }
 
 /** A store over the user's file. `stats` counts file rewrites, sidecar appends and compactions. */
@@ -107,5 +114,20 @@ export function resolveStoreOptions(options: FileStoreOptions): FileStoreConfig 
  * left untouched), ingests edits made while p2psync was not running, and starts watching if `watch`.
  */
 export async function openStore(options: FileStoreOptions): Promise<OpenedStore> {
-  return FileStore.open(resolveStoreOptions(options));
+  const config = resolveStoreOptions(options);
+  if (!options.encrypted) await refuseEncrypted(config.path, config.collection);
+  return FileStore.open(config);
+}
+
+/** The keyring of an encrypted store (docs/STORES.md, "Encryption at rest"): `<sidecar>.keys`. */
+export function keyringPath(userPath: string, collection?: string): string {
+  return sidecarPath(userPath, collection) + '.keys';
+}
+
+/** E_KEY_REQUIRED if the store is encrypted (it has a keyring): it must not be read or written without its key. */
+export async function refuseEncrypted(userPath: string, collection?: string): Promise<void> {
+  const keyring = keyringPath(userPath, collection);
+  if (await statOrUndefined(keyring)) {
+    throw new P2PSyncError('E_KEY_REQUIRED', `${userPath} is encrypted (keyring ${keyring}): give its key with --key-file or P2PSYNC_ENCRYPTION_KEY`, { file: userPath });
+  }
 }
