@@ -27,6 +27,10 @@ export const ErrorCodes = {
   E_TOKEN_FILE: ExitCode.usage,
   /** The signaling server refused our credentials (HTTP 401/403 at the WebSocket upgrade). */
   E_AUTH: ExitCode.usage,
+  /** `--conflict-handler`: the module cannot be loaded or lacks the functions (at start-up); at run time its error events. */
+  E_CONFLICT_HANDLER: ExitCode.usage,
+  /** `p2psync conflicts show|resolve` named a document without kept versions, or a version that does not exist. */
+  E_NO_CONFLICT: ExitCode.usage,
   // timeouts and unreachable services (exit 3)
   E_TIMEOUT: ExitCode.timeout,
   E_UNREACHABLE: ExitCode.timeout,
