@@ -7,7 +7,9 @@ import { exitCodeFor, ExitCode, P2PSyncError, toP2PSyncError } from './core/erro
 import type { EmitEvent } from './core/events.js';
 import type { PeerLink } from './core/link.js';
 import type { Store } from './core/store.js';
-import { createConflictRegistry } from './replication/conflict.js';
+import { checkKeepLimit, DEFAULT_KEEP_CONFLICTS, FileKeptVersions, keptPath, loadConflictHandler, mergeStrategy } from './conflicts/index.js';
+import type { ConflictKeeper } from './core/conflicts.js';
+import { createConflictRegistry, type ConflictStrategy } from './replication/conflict.js';
 import { DEFAULT_BATCH_SIZE } from './replication/limits.js';
 import { replicate, type PeerReplication } from './replication/peer-replication.js';
 import { createSignalingClient, type SignalingClient } from './signaling/client.js';
@@ -32,6 +34,10 @@ export interface JoinOptions {
   signal?: string | undefined;
   conflict: string;
   lwwField: string;
+  /** `--conflict-handler`: an ES module with RxDB's conflict handler shape; overrides `conflict`. */
+  conflictHandler?: string | undefined;
+  /** `--keep-conflicts`: versions kept per document (default 10; 0 keeps none). */
+  keepConflicts?: number | undefined;
   direction: 'both' | 'pull' | 'push';
   batchSize?: number | undefined;
   /** stun:/turn:/turns: URLs (TURN credentials inline: turn:user:pass@host). */
@@ -51,7 +57,7 @@ export interface JoinResult {
 }
 
 /** Conflict strategies `--conflict` accepts. */
-export const conflictStrategies = createConflictRegistry();
+export const conflictStrategies = createConflictRegistry().register('merge', () => mergeStrategy());
 
 interface Network {
   topic: string;
@@ -62,7 +68,8 @@ interface Network {
 /** Runs `join` until interrupted, or with `once` until in sync or timed out. Throws for bad options or files. */
 export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   // Validate everything before touching files or the network.
-  const conflict = conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
+  const keepConflicts = checkKeepLimit(o.keepConflicts ?? DEFAULT_KEEP_CONFLICTS);
+  const conflict = o.conflictHandler ? await loadConflictHandler(o.conflictHandler, o.primaryKey) : conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
   const ice: IceConfig = { iceServers: o.iceServers.map(iceServerFromUrl), ...(o.iceBind ? { bindAddress: o.iceBind } : {}) };
   if (o.topics.length === 0) throw new P2PSyncError('E_BAD_OPTION', 'at least one topic is needed');
 
@@ -75,6 +82,13 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     watch: true,
     onEvent: o.emit,
   });
+  let kept: FileKeptVersions | undefined;
+  try {
+    kept = keepConflicts > 0 ? await FileKeptVersions.open(keptPath(o.storePath, o.collection), { limit: keepConflicts }) : undefined;
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const runtime = new WebRTCRuntime();
   const networks: Network[] = [];
   const replications = new Map<PeerLink, PeerReplication>();
@@ -85,9 +99,10 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
         : createDefaultSignaling({ topic, emit: o.emit });
       networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime }) });
     }
-    return await new Session(o, store, conflict.name, networks, replications).run(conflict);
+    return await new Session(o, store, conflict.name, networks, replications, kept).run(conflict);
   } finally {
     await shutdown(o, store, replications, networks);
+    await kept?.close();
   }
 }
 
@@ -104,9 +119,10 @@ class Session {
     private readonly conflictName: string,
     private readonly networks: Network[],
     private readonly replications: Map<PeerLink, PeerReplication>,
+    private readonly keeper: ConflictKeeper | undefined,
   ) {}
 
-  run(conflict: ReturnType<typeof conflictStrategies.create>): Promise<JoinResult> {
+  run(conflict: ConflictStrategy): Promise<JoinResult> {
     const { o } = this;
     return new Promise<JoinResult>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
@@ -151,7 +167,7 @@ class Session {
     });
   }
 
-  private attach(topic: string, link: PeerLink, conflict: ReturnType<typeof conflictStrategies.create>): void {
+  private attach(topic: string, link: PeerLink, conflict: ConflictStrategy): void {
     const { o } = this;
     const rep = replicate({
       store: this.store,
@@ -159,6 +175,7 @@ class Session {
       topic,
       ...(o.collection ? { collection: o.collection } : {}),
       conflict,
+      ...(this.keeper ? { keeper: this.keeper } : {}),
       batchSize: o.batchSize ?? DEFAULT_BATCH_SIZE,
       direction: o.direction,
       emit: o.emit,

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { idsWithKeptVersions } from '../conflicts/index.js';
 import { P2PSyncError, exitCodeFor } from '../core/errors.js';
 import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type CrudOptions, type UserDoc } from '../store/crud.js';
 import type { CliContext } from './main.js';
@@ -110,7 +111,8 @@ Examples:
           r.updated.length > 0 ? `updated ${r.updated.join(', ')}` : '',
           r.unchanged.length > 0 ? `unchanged ${r.unchanged.join(', ')}` : '',
         ].filter(Boolean);
-        out.event({ event: 'written', ids, conflicts: [] }, `put ${ids.length} document${ids.length === 1 ? '' : 's'}${parts.length ? ` (${parts.join('; ')})` : ''}`);
+        const conflicts = await idsWithKeptVersions(storeOptionsFrom(flags), ids);
+        out.event({ event: 'written', ids, conflicts }, `put ${ids.length} document${ids.length === 1 ? '' : 's'}${parts.length ? ` (${parts.join('; ')})` : ''}`);
       });
     });
 
@@ -125,7 +127,8 @@ Examples:
     .action(async (ids: string[], flags: StoreFlags & { force: boolean }) => {
       await run(ctx, flags.json, async (out) => {
         const r = await removeDocuments(storeOptionsFrom(flags), ids);
-        out.event({ event: 'written', ids: r.removed, conflicts: [] }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${r.removed.join(', ')})` : ''}`);
+        const conflicts = await idsWithKeptVersions(storeOptionsFrom(flags), r.removed);
+        out.event({ event: 'written', ids: r.removed, conflicts }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${r.removed.join(', ')})` : ''}`);
         if (r.missing.length > 0 && !flags.force) {
           throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${r.missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: r.missing });
         }

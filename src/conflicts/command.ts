@@ -136,3 +136,14 @@ function numbered(v: KeptVersion, i: number): NumberedVersion {
     document: userFields(v.document),
   };
 }
+
+/** Which of `ids` have kept versions (for the `conflicts` member of `written` events). */
+export async function idsWithKeptVersions(o: ConflictsOptions, ids: readonly string[]): Promise<string[]> {
+  const kept = await openKept(o);
+  try {
+    const all = await kept.list();
+    return ids.filter((id) => all.has(id));
+  } finally {
+    await kept.close();
+  }
+}

@@ -9,6 +9,7 @@ export {
   listConflicts,
   showConflict,
   resolveConflictRecord,
+  idsWithKeptVersions,
   type ConflictSummary,
   type ConflictsOptions,
   type NumberedVersion,

@@ -30,6 +30,7 @@ export type SyncEvent =
   | { event: 'outside-edit'; store: string; created: number; updated: number; deleted: number }
   | { event: 'synced'; peers: number; documents: number }
   | { event: 'document'; document: unknown }
+  /** `put` / `rm` / `conflicts resolve`: `conflicts` lists the written ids that have kept versions (`p2psync conflicts show`). */
   | { event: 'written'; ids: string[]; conflicts: string[] }
   /** `p2psync conflicts ls`: one per document with kept versions. */
   | { event: 'conflicted'; id: string; versions: number; latest: string }
