@@ -20,6 +20,7 @@ import { runLatency } from './scenarios/latency.mjs';
 import { runRestart } from './scenarios/restart.mjs';
 import { runFanout } from './scenarios/fanout.mjs';
 import { runStore } from './scenarios/store.mjs';
+import { runConflicts } from './scenarios/conflicts.mjs';
 
 /** Every scenario, in run order. `run(ctx)` returns a result object or `{skipped: reason}`. */
 export const SCENARIOS = [
@@ -31,6 +32,7 @@ export const SCENARIOS = [
   { id: 'restart', title: 'restart with no changes: documents re-sent and time until synced', run: runRestart },
   { id: 'fanout', title: 'fan-out: a 4-peer mesh, time until every peer has N documents', run: runFanout },
   { id: 'store', title: 'store: open, change-feed scan, 10k-change burst', run: runStore },
+  { id: 'conflicts', title: 'conflict-heavy: 10k documents edited on both sides, master vs merge vs a handler', run: runConflicts },
 ];
 
 const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])
