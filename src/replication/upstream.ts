@@ -338,6 +338,7 @@ export class Upstream {
     await keepAndReport(this.ctx, resolutions);
     const peerWrites: CasWrite[] = [];
     const localWrites: CasWrite[] = [];
+    const realOf = new Map<string, DocState>();
     for (const r of resolutions) {
       const { id, resolved, winner } = r;
       const { newDocumentState: mine, realMasterState: real } = r.input;
@@ -351,17 +352,30 @@ export class Upstream {
         this.repush.push({ newDocumentState: resolved, assumedMasterState: real });
         continue;
       }
-      this.state.setAssumed(id, real);
       if (winner === 'local') {
+        this.state.setAssumed(id, real);
         this.repush.push({ newDocumentState: mine, assumedMasterState: real });
         continue;
       }
       (winner === 'remote' ? peerWrites : localWrites).push({ document: resolved, expected: mine });
+      realOf.set(id, real);
     }
-    // A local write that raced with this makes the compare-and-set fail: that write starts a new cycle anyway.
+    // A local write that raced with this makes the compare-and-set fail. That newer write is pushed next, and must
+    // meet the master's state as a conflict of its own (resolved, its loser kept): so the assumed state stays what
+    // it was. Recording `real` would let it overwrite the master's state unseen, which is RxDB's behaviour and loses
+    // the master's write.
     const store = this.ctx.store;
-    if (peerWrites.length > 0) await this.ctx.track(store.bulkWrite(peerWrites, { kind: 'peer', peerToken: this.ctx.peerToken ?? '' }));
-    if (localWrites.length > 0) await this.ctx.track(store.bulkWrite(localWrites, { kind: 'local' }));
+    const apply = async (rows: CasWrite[], origin: WriteOrigin): Promise<void> => {
+      if (rows.length === 0) return;
+      const pk = this.ctx.rules.primaryKey;
+      const refusedIds = new Set((await this.ctx.track(store.bulkWrite(rows, origin))).map((d) => d[pk] as string));
+      for (const row of rows) {
+        const id = row.document[pk] as string;
+        if (!refusedIds.has(id)) this.state.setAssumed(id, realOf.get(id)!);
+      }
+    };
+    await apply(peerWrites, { kind: 'peer', peerToken: this.ctx.peerToken ?? '' });
+    await apply(localWrites, { kind: 'local' });
   }
 
   /** One refused row: a probe's answer or an echo is handled here; a real conflict is resolved (not yet written). */
