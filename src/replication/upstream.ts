@@ -23,8 +23,9 @@ interface InFlight {
  * move the up-checkpoint (`selfCommit`). A document is never in two pushes at once: one that changed again waits
  * for the answer to its last push, so that its next push carries the assumed state that answer produced.
  *
- * Conflicts are resolved here with the strategy: `A := R`, then the local store gets the resolution (remote winner
- * or merge), or the local state is pushed again with `R` as assumed state (local winner). With `push` direction the
+ * Conflicts are resolved here with the strategy (`resolveAll`): the discarded versions are kept first; then the local
+ * store gets the resolution (remote winner or merge) and `A := R` once that write landed, or the local state is
+ * pushed again with `A := R` as assumed state (local winner). With `push` direction the
  * local store is never written: when the master keeps its state the local state is recorded as acknowledged
  * (`A := F`) so it is not pushed again until it changes.
  */
