@@ -22,6 +22,7 @@ import { runFanout } from './scenarios/fanout.mjs';
 import { runStore } from './scenarios/store.mjs';
 import { runConnect } from './scenarios/connect.mjs';
 import { runEncryption } from './scenarios/encryption.mjs';
+import { runConflicts } from './scenarios/conflicts.mjs';
 
 /** Every scenario, in run order. `run(ctx)` returns a result object or `{skipped: reason}`. */
 export const SCENARIOS = [
@@ -35,6 +36,7 @@ export const SCENARIOS = [
   { id: 'store', title: 'store: open, change-feed scan, 10k-change burst', run: runStore },
   { id: 'connect', title: 'connect time with and without a topic secret (trust handshake)', run: runConnect },
   { id: 'encryption', title: 'encryption at rest: initial sync with one field encrypted vs none', run: runEncryption },
+  { id: 'conflicts', title: 'conflict-heavy: 10k documents edited on both sides, master vs merge vs a handler', run: runConflicts },
 ];
 
 const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])

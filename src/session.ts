@@ -7,8 +7,10 @@ import { P2PSyncError, toP2PSyncError } from './core/errors.js';
 import type { EmitEvent } from './core/events.js';
 import type { PeerLink } from './core/link.js';
 import type { Store } from './core/store.js';
+import { checkKeepLimit, DEFAULT_KEEP_CONFLICTS, FileKeptVersions, keptPath, keptCodecFor, loadConflictHandler, mergeStrategy } from './conflicts/index.js';
+import type { ConflictKeeper } from './core/conflicts.js';
 import { StoreEncryption, type EncryptionOptions } from './crypt/store-encryption.js';
-import { createConflictRegistry } from './replication/conflict.js';
+import { createConflictRegistry, type ConflictStrategy } from './replication/conflict.js';
 import { DEFAULT_BATCH_SIZE } from './replication/limits.js';
 import { replicate, type PeerReplication } from './replication/peer-replication.js';
 import { createSignalingClient, type SignalingClient } from './signaling/client.js';
@@ -40,6 +42,10 @@ export interface JoinOptions {
   embeddedSignalPort?: number | undefined;
   conflict: string;
   lwwField: string;
+  /** `--conflict-handler`: an ES module with RxDB's conflict handler shape; overrides `conflict`. */
+  conflictHandler?: string | undefined;
+  /** `--keep-conflicts`: versions kept per document (default 10; 0 keeps none). */
+  keepConflicts?: number | undefined;
   direction: 'both' | 'pull' | 'push';
   batchSize?: number | undefined;
   /** stun:/turn:/turns: URLs (TURN credentials inline: turn:user:pass@host). */
@@ -68,7 +74,7 @@ export interface JoinResult {
 }
 
 /** Conflict strategies `--conflict` accepts. */
-export const conflictStrategies = createConflictRegistry();
+export const conflictStrategies = createConflictRegistry().register('merge', () => mergeStrategy());
 
 interface Network {
   topic: string;
@@ -79,7 +85,8 @@ interface Network {
 /** Runs `join` until interrupted, or with `once` until in sync or timed out. Throws for bad options or files. */
 export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   // Validate everything before touching files or the network.
-  const conflict = conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
+  const keepConflicts = checkKeepLimit(o.keepConflicts ?? DEFAULT_KEEP_CONFLICTS);
+  const conflict = o.conflictHandler ? await loadConflictHandler(o.conflictHandler, o.primaryKey) : conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
   const ice: IceConfig = { iceServers: o.iceServers.map(iceServerFromUrl), ...(o.iceBind ? { bindAddress: o.iceBind } : {}) };
   validateIceConfig(ice);
   if (o.topics.length === 0) throw new P2PSyncError('E_BAD_OPTION', 'at least one topic is needed');
@@ -96,6 +103,13 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   };
   const encryption = await StoreEncryption.prepare(storeOptions, o.encryption ?? {});
   const store = encryption ? await encryption.open(storeOptions) : await openStore(storeOptions);
+  let kept: FileKeptVersions | undefined;
+  try {
+    kept = keepConflicts > 0 ? await FileKeptVersions.open(keptPath(o.storePath, o.collection), { limit: keepConflicts, codec: keptCodecFor(encryption) }) : undefined;
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const runtime = new WebRTCRuntime();
   const networks: Network[] = [];
   const replications = new Map<PeerLink, PeerReplication>();
@@ -113,9 +127,10 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
       const mesh = createMesh({ signal: trust.signal(signaling), ice, runtime, gate: trust.gate, certificatePemFile: identity.pemFile });
       networks.push({ topic, signaling, mesh });
     }
-    result = await new Session(o, store, conflict.name, networks, replications, identity).run(conflict);
+    result = await new Session(o, store, conflict.name, networks, replications, identity, kept).run(conflict);
   } finally {
     unwritten = await shutdown(o, store, replications, networks);
+    await kept?.close();
     // A failure of the session itself wins; the store's loss is reported as an event then.
     if (unwritten && !result) o.emit({ event: 'error', code: unwritten.code, message: unwritten.message, details: unwritten.details });
   }
@@ -140,11 +155,12 @@ class Session {
     private readonly networks: Network[],
     private readonly replications: Map<PeerLink, PeerReplication>,
     private readonly identity: DeviceIdentity,
+    private readonly keeper: ConflictKeeper | undefined,
   ) {
     this.unreached = networks.length;
   }
 
-  run(conflict: ReturnType<typeof conflictStrategies.create>): Promise<JoinResult> {
+  run(conflict: ConflictStrategy): Promise<JoinResult> {
     const { o } = this;
     return new Promise<JoinResult>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
@@ -198,7 +214,7 @@ class Session {
     });
   }
 
-  private attach(topic: string, link: PeerLink, conflict: ReturnType<typeof conflictStrategies.create>): void {
+  private attach(topic: string, link: PeerLink, conflict: ConflictStrategy): void {
     const { o } = this;
     const rep = replicate({
       store: this.store,
@@ -206,6 +222,7 @@ class Session {
       topic,
       ...(o.collection ? { collection: o.collection } : {}),
       conflict,
+      ...(this.keeper ? { keeper: this.keeper } : {}),
       batchSize: o.batchSize ?? DEFAULT_BATCH_SIZE,
       direction: o.direction,
       emit: o.emit,
@@ -296,3 +313,4 @@ async function shutdown(o: JoinOptions, store: Store, replications: Map<PeerLink
   }
   return undefined;
 }
+

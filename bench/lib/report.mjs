@@ -2,6 +2,7 @@
 import { round } from './stats.mjs';
 import { mb, secs, int, ms } from './format.mjs';
 import { renderStore } from '../scenarios/store.mjs';
+import { renderConflicts } from '../scenarios/conflicts.mjs';
 import { renderLatency } from '../scenarios/latency.mjs';
 import { renderRestart } from '../scenarios/restart.mjs';
 import { renderFanout } from '../scenarios/fanout.mjs';
@@ -249,6 +250,20 @@ export function renderReport(results) {
     ),
   );
   parts.push(section('Encryption at rest (issue 14)', results, 'encryption', renderEncryption));
+  parts.push(
+    section('Conflict-heavy run (issue 12)', results, 'conflicts', (s) =>
+      [
+        'Two peers hold the same 10,000 documents and edit every one of them while apart (the master side fields x and',
+        'y, the fork y and z), then reconnect: every document is a conflict the fork resolves. In one process over an',
+        'in-memory link, so this is the conflict machinery alone; losing versions go to a real kept-versions journal on',
+        'disk. **master** is RxDB\'s default (the fork\'s version is kept); **merge** takes x and z cleanly and keeps the',
+        'fork\'s version for y; **handler** is an async `--conflict-handler` module (a spread merge) that takes',
+        'mine over theirs with the larger n, so the master\'s version is kept. Strategies run interleaved; **vs master** divides medians of the same run.',
+        '',
+        renderConflicts(s),
+      ].join('\n'),
+    ),
+  );
   const profiles = renderProfiles(results);
   if (profiles) parts.push(profiles);
   parts.push('## Reproduce', '', '```sh', 'npm install', 'npm run bench                    # everything: 10-16 minutes on 2 cores, depending on load', 'npm run bench -- --only raw,rxdb # some scenarios', 'npm run bench -- --full          # the whole matrix at 100k too (much longer: RxDB is quadratic)', 'npm run bench -- --big           # adds 1,000,000 documents (raw and p2psync pulls)', 'npm run bench:store              # the store benchmark alone', 'npm run bench -- --only encryption --sizes 100000 --runs 5   # encryption at rest alone', 'npm run bench -- --only p2psync --profile   # with CPU profiles', 'npm run bench -- --render         # rewrite this file from bench/results/latest.json', '```', '');

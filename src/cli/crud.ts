@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { idsWithKeptVersions } from '../conflicts/index.js';
 import { P2PSyncError, exitCodeFor } from '../core/errors.js';
 import { StoreEncryption } from '../crypt/store-encryption.js';
 import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type CrudOptions, type UserDoc } from '../store/crud.js';
@@ -131,7 +132,8 @@ Examples:
           r.updated.length > 0 ? `updated ${listIds(r.updated)}` : '',
           r.unchanged.length > 0 ? `unchanged ${listIds(r.unchanged)}` : '',
         ].filter(Boolean);
-        out.event({ event: 'written', ids, conflicts: [] }, `put ${ids.length} document${ids.length === 1 ? '' : 's'}${parts.length ? ` (${parts.join('; ')})` : ''}`);
+        const conflicts = await idsWithKeptVersions(await storeOptionsFrom(flags, ctx.env), ids);
+        out.event({ event: 'written', ids, conflicts }, `put ${ids.length} document${ids.length === 1 ? '' : 's'}${parts.length ? ` (${parts.join('; ')})` : ''}`);
       });
     });
 
@@ -146,7 +148,8 @@ Examples:
     .action(async (ids: string[], flags: StoreFlags & { force: boolean }) => {
       await run(ctx, flags.json, async (out) => {
         const r = await removeDocuments(await storeOptionsFrom(flags, ctx.env), ids);
-        out.event({ event: 'written', ids: r.removed, conflicts: [] }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${listIds(r.removed)})` : ''}`);
+        const conflicts = await idsWithKeptVersions(await storeOptionsFrom(flags, ctx.env), r.removed);
+        out.event({ event: 'written', ids: r.removed, conflicts }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${listIds(r.removed)})` : ''}`);
         if (r.missing.length > 0 && !flags.force) {
           throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${r.missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: r.missing });
         }

@@ -22,7 +22,10 @@ export function renderJoinEvent(e: SyncEvent, c: ChalkInstance): string | undefi
     case 'signal-rejected':
       return c.yellow(`dropped a signal from ${e.peerId}: ${e.reason} (wrong secret or no secret?)`);
     case 'conflict':
-      return c.yellow(`conflict on ${e.id}: ${e.winner} version kept (${e.strategy})`);
+      return c.yellow(
+        `conflict on ${e.id}: ${e.winner === 'merged' ? 'merged' : `${e.winner} version won`} (${e.strategy})` +
+          (e.kept.length > 0 ? `; kept the losing ${e.kept.map((k) => k.side).join(' and ')} version (p2psync conflicts show ${e.id})` : ''),
+      );
     case 'outside-edit':
       return c.dim(`file changed outside p2psync: ${e.created} created, ${e.updated} updated, ${e.deleted} deleted`);
     case 'synced':

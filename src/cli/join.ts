@@ -21,6 +21,8 @@ interface JoinFlags extends TrustFlags, EncryptionFlags {
   lockWait: number;
   conflict: string;
   lwwField: string;
+  conflictHandler?: string;
+  keepConflicts: number;
   pullOnly: boolean;
   pushOnly: boolean;
   batchSize?: number;
@@ -73,8 +75,10 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .addOption(flag('--topic <name>', 'topic (room) to join, 6-99 characters; repeat to bridge several topics').argParser(collectTopic).makeOptionMandatory());
   addStoreOptions(command)
     .addOption(flag('--signal <url>', 'signaling server (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(parseSignalUrl))
-    .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB) or lww (last write wins)').choices(conflictStrategies.names()).default('master'))
+    .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB), lww (last write wins) or merge (three-way, per field)').choices(conflictStrategies.names()).default('master'))
     .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').argParser(parseNonEmpty).default('updatedAt'))
+    .addOption(flag('--conflict-handler <file>', "an ES module exporting an RxDB conflict handler ({isEqual, resolve}); overrides --conflict").argParser(parseNonEmpty))
+    .addOption(flag('--keep-conflicts <n>', 'losing versions kept per document beside the sidecar (see p2psync conflicts); 0 keeps none').argParser(parseInteger(0, 1000)).default(10))
     .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
     .addOption(flag('--push-only', 'only send changes to peers').default(false))
     .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)))
@@ -127,6 +131,8 @@ Examples:
         embeddedSignalPort: flags.embeddedSignalPort,
         conflict: flags.conflict,
         lwwField: flags.lwwField,
+        conflictHandler: flags.conflictHandler,
+        keepConflicts: flags.keepConflicts,
         direction: flags.pullOnly ? 'pull' : flags.pushOnly ? 'push' : 'both',
         batchSize: flags.batchSize,
         iceServers: flags.iceServer ?? [],

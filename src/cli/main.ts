@@ -7,6 +7,7 @@ import { registerSignal } from './signal.js';
 import { registerCrud } from './crud.js';
 import { registerId } from './id.js';
 import { registerRekey } from './rekey.js';
+import { registerConflicts } from './conflicts.js';
 
 export interface CliContext extends OutputStreams {
   /** Set by a command's action: the process exit code. */
@@ -49,6 +50,7 @@ Examples:
   registerCrud(program, ctx);
   registerId(program, ctx);
   registerRekey(program, ctx);
+  registerConflicts(program, ctx);
   return program;
 }
 

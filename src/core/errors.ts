@@ -43,6 +43,10 @@ export const ErrorCodes = {
   E_DECRYPT: ExitCode.usage,
   /** The store's keyring file (`<sidecar>.keys`) is damaged or of an unknown version. */
   E_KEYRING: ExitCode.usage,
+  /** `--conflict-handler`: the module cannot be loaded or lacks the functions (at start-up); at run time its error events. */
+  E_CONFLICT_HANDLER: ExitCode.usage,
+  /** `p2psync conflicts show|resolve` named a document without kept versions, or a version that does not exist. */
+  E_NO_CONFLICT: ExitCode.usage,
   // timeouts and unreachable services (exit 3)
   E_TIMEOUT: ExitCode.timeout,
   E_UNREACHABLE: ExitCode.timeout,

@@ -31,13 +31,22 @@ export type SyncEvent =
       remote: unknown;
       winner: 'local' | 'remote' | 'merged';
       resolved: unknown;
+      /** The versions this resolution discarded and this peer kept (see `p2psync conflicts`); `[]`: nothing lost. */
+      kept: Array<{ side: 'local' | 'remote'; vid: string; fields?: string[] }>;
     }
   | { event: 'outside-edit'; store: string; created: number; updated: number; deleted: number }
   | { event: 'synced'; peers: number; documents: number }
   | { event: 'document'; document: unknown }
   | { event: 'identity'; deviceId: string; file: string; created: boolean }
-  | { event: 'written'; ids: string[]; conflicts: string[] }
   | { event: 'rekeyed'; store: string; documents: number; peerStates: number }
+  /** `put` / `rm` / `conflicts resolve`: `conflicts` lists the written ids that have kept versions (`p2psync conflicts show`). */
+  | { event: 'written'; ids: string[]; conflicts: string[] }
+  /** `p2psync conflicts ls`: one per document with kept versions. */
+  | { event: 'conflicted'; id: string; versions: number; latest: string }
+  /** `p2psync conflicts show`: the current document (null: deleted or absent) and the kept versions, numbered from 1. */
+  | { event: 'kept-versions'; id: string; current: unknown; versions: unknown[] }
+  /** `p2psync conflicts resolve`: the version written (null with --keep-current) and how many kept versions were cleared. */
+  | { event: 'conflict-cleared'; id: string; used: number | null; cleared: number }
   | { event: 'warning'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'error'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'closed'; reason: string; exitCode: number };

@@ -22,7 +22,33 @@ export interface ConflictInput {
 export interface ConflictStrategy {
   readonly name: string;
   isEqual(a: DocState, b: DocState): boolean;
+  /** May be asynchronous (a user's handler); a rejection or a thrown error leaves the document as it was. */
+  resolve(input: ConflictInput): DocState | Promise<DocState>;
+  /**
+   * Which inputs `resolved` discards, to be kept as versions. Default (`discardedBy`): every input that differs from
+   * `resolved`. A strategy that knows better (a clean merge discards nothing) says so here.
+   */
+  discarded?(input: ConflictInput, resolved: DocState): Discarded[];
+}
+
+/** An input a resolution discarded, and (for a merge) the fields where it lost. */
+export interface Discarded {
+  side: 'local' | 'remote';
+  fields?: string[];
+}
+
+/** A strategy whose `resolve` is synchronous (the built-in ones). */
+export interface SyncConflictStrategy extends ConflictStrategy {
   resolve(input: ConflictInput): DocState;
+}
+
+/** The default of `ConflictStrategy.discarded`: each input the resolution is not equal to lost. */
+export function discardedBy(strategy: ConflictStrategy, input: ConflictInput, resolved: DocState): Discarded[] {
+  if (strategy.discarded) return strategy.discarded(input, resolved);
+  const out: Discarded[] = [];
+  if (!strategy.isEqual(resolved, input.newDocumentState)) out.push({ side: 'local' });
+  if (!strategy.isEqual(resolved, input.realMasterState)) out.push({ side: 'remote' });
+  return out;
 }
 
 export interface ConflictStrategyOptions {
@@ -33,7 +59,7 @@ export interface ConflictStrategyOptions {
 export type ConflictStrategyFactory = (options: ConflictStrategyOptions) => ConflictStrategy;
 
 /** RxDB's default: the master's state wins, whatever the timestamps. */
-export function masterWins(): ConflictStrategy {
+export function masterWins(): SyncConflictStrategy {
   return {
     name: 'master',
     isEqual: docEquals,
@@ -47,7 +73,7 @@ export function masterWins(): ConflictStrategy {
  * canonical JSON of both states (sorted keys), the larger wins, so both sides of a pair pick the same winner.
  * A delete is a tombstone carrying the last body: it wins only if its timestamp is newer.
  */
-export function lastWriteWins(field = 'updatedAt'): ConflictStrategy {
+export function lastWriteWins(field = 'updatedAt'): SyncConflictStrategy {
   return {
     name: 'lww',
     isEqual: docEquals,

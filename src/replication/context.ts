@@ -1,6 +1,7 @@
 import type { EmitEvent } from '../core/events.js';
 import type { PeerLink } from '../core/link.js';
 import type { Store } from '../core/store.js';
+import type { ConflictKeeper } from '../core/conflicts.js';
 import type { ConflictStrategy } from './conflict.js';
 import type { ReplicationLimits } from './limits.js';
 import type { Rpc } from './rpc.js';
@@ -36,6 +37,8 @@ export interface LinkContext {
   readonly rpc: Rpc;
   readonly direction: Direction;
   readonly conflict: ConflictStrategy;
+  /** Keeps the versions resolutions discard; undefined: they are not kept. */
+  readonly keeper: ConflictKeeper | undefined;
   readonly limits: ReplicationLimits;
   readonly rules: DocRules;
   readonly stats: ReplicationStats;

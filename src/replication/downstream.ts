@@ -2,7 +2,7 @@ import { debuglog } from 'node:util';
 import { P2PSyncError } from '../core/errors.js';
 import type { CasWrite, DocState, Json, WriteOrigin } from '../core/types.js';
 import type { LinkContext } from './context.js';
-import { winnerOf } from './conflict.js';
+import { keepAndReport, resolveConflict } from './resolution.js';
 import type { ForkState } from './fork-state.js';
 import { PAGE_AHEAD } from './master.js';
 import { BatchSizer } from './sizing.js';
@@ -278,25 +278,14 @@ export class Downstream {
 
   /** `pull` direction: a remote change meets an unpushed local one; the strategy decides, locally. */
   private async resolveLocally(f: DocState, a: DocState | undefined, m: DocState): Promise<void> {
-    const { conflict, rules } = this.ctx;
-    const id = m[rules.primaryKey] as string;
-    const resolved = conflict.resolve({ newDocumentState: f, assumedMasterState: a, realMasterState: m });
-    const winner = winnerOf(resolved, f, m, conflict.isEqual);
-    this.ctx.stats.conflicts++;
-    this.ctx.emit({
-      event: 'conflict',
-      peerId: this.ctx.link.remotePeerId,
-      id,
-      strategy: conflict.name,
-      local: f,
-      remote: m,
-      winner,
-      resolved,
-    });
+    const id = m[this.ctx.rules.primaryKey] as string;
+    const r = await resolveConflict(this.ctx, id, { newDocumentState: f, assumedMasterState: a, realMasterState: m });
+    if (!r) return;
+    await keepAndReport(this.ctx, [r]);
     this.state.setAssumed(id, m);
-    if (winner === 'local') return;
-    const origin: WriteOrigin = winner === 'remote' ? this.origin() : { kind: 'local' };
-    await this.ctx.track(this.ctx.store.bulkWrite([{ document: resolved, expected: f }], origin));
+    if (r.winner === 'local') return;
+    const origin: WriteOrigin = r.winner === 'remote' ? this.origin() : { kind: 'local' };
+    await this.ctx.track(this.ctx.store.bulkWrite([{ document: r.resolved, expected: f }], origin));
   }
 
   private origin(): WriteOrigin {

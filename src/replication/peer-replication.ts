@@ -6,6 +6,7 @@ import type { PeerLink } from '../core/link.js';
 import type { Store } from '../core/store.js';
 import type { StoreChange } from '../core/types.js';
 import type { FrameSizes } from './chunking.js';
+import type { ConflictKeeper } from '../core/conflicts.js';
 import type { ConflictStrategy } from './conflict.js';
 import type { Direction, LinkContext, ReplicationStats } from './context.js';
 import { Fork } from './fork.js';
@@ -31,6 +32,8 @@ export interface ReplicationOptions {
   /** Collection name for the replication identifier `[collection, topic, peerToken].join('||')` (default `docs`). */
   collection?: string;
   conflict: ConflictStrategy;
+  /** Where the versions that conflict resolutions discard are kept (this side resolves only as fork); none: not kept. */
+  keeper?: ConflictKeeper;
   /**
    * Largest pull page and push batch this side uses as a fork (see DEFAULT_BATCH_SIZE). Below it, batches are sized
    * to fit one frame of the link, from the document sizes seen so far.
@@ -86,6 +89,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   readonly rpc: Rpc;
   readonly direction: Direction;
   readonly conflict: ConflictStrategy;
+  readonly keeper: ConflictKeeper | undefined;
   readonly limits: ReplicationLimits;
   readonly rules: DocRules;
   readonly stats: ReplicationStats = { pulled: 0, pushed: 0, conflicts: 0, sent: 0, received: 0, rejected: 0 };
@@ -125,6 +129,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     this.link = options.link;
     this.direction = options.direction ?? 'both';
     this.conflict = options.conflict;
+    this.keeper = options.keeper;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.rules = { primaryKey: options.store.primaryKey, maxDepth: this.limits.maxDocDepth, maxKeyLength: this.limits.maxKeyLength };
     const emit = options.emit ?? (() => {});

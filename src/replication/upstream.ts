@@ -1,8 +1,8 @@
 import { P2PSyncError } from '../core/errors.js';
-import type { Checkpoint, DocState, WriteOrigin } from '../core/types.js';
+import type { CasWrite, Checkpoint, DocState, WriteOrigin } from '../core/types.js';
 import type { LinkContext } from './context.js';
-import { winnerOf } from './conflict.js';
 import type { ForkState } from './fork-state.js';
+import { keepAndReport, resolveConflict, type Resolution } from './resolution.js';
 import { BatchSizer } from './sizing.js';
 import { checkDocs, type WriteRow } from './validate.js';
 
@@ -23,8 +23,9 @@ interface InFlight {
  * move the up-checkpoint (`selfCommit`). A document is never in two pushes at once: one that changed again waits
  * for the answer to its last push, so that its next push carries the assumed state that answer produced.
  *
- * Conflicts are resolved here with the strategy: `A := R`, then the local store gets the resolution (remote winner
- * or merge), or the local state is pushed again with `R` as assumed state (local winner). With `push` direction the
+ * Conflicts are resolved here with the strategy (`resolveAll`): the discarded versions are kept first; then the local
+ * store gets the resolution (remote winner or merge) and `A := R` once that write landed, or the local state is
+ * pushed again with `A := R` as assumed state (local winner). With `push` direction the
  * local store is never written: when the master keeps its state the local state is recorded as acknowledged
  * (`A := F`) so it is not pushed again until it changes.
  */
@@ -306,7 +307,7 @@ export class Upstream {
     for (const reason of checked.rejected) this.ctx.reject(`conflict document refused: ${reason}`);
     const conflicts = new Map<string, DocState>();
     for (const c of checked.documents) conflicts.set(c[pk] as string, c);
-    let refused = 0;
+    const refused: Array<[WriteRow, DocState]> = [];
     for (const row of rows) {
       const id = row.newDocumentState[pk] as string;
       const real = conflicts.get(id);
@@ -318,13 +319,68 @@ export class Upstream {
         this.state.setAssumed(id, ack ?? row.newDocumentState);
         continue;
       }
-      refused++;
-      await this.resolve(row, real);
+      refused.push([row, real]);
     }
-    this.ctx.emit({ event: 'pushed', peerId: this.ctx.link.remotePeerId, count: rows.length, conflicts: refused, total: stats.pushed });
+    if (refused.length > 0) await this.resolveAll(refused);
+    this.ctx.emit({ event: 'pushed', peerId: this.ctx.link.remotePeerId, count: rows.length, conflicts: refused.length, total: stats.pushed });
   }
 
-  private async resolve(row: WriteRow, real: DocState): Promise<void> {
+  /**
+   * Settles the refused rows of one batch: every conflict is resolved first, the versions the resolutions discard
+   * are kept (one durable write for the batch), and only then are the resolutions written, in one write per origin.
+   */
+  private async resolveAll(refused: ReadonlyArray<[WriteRow, DocState]>): Promise<void> {
+    const resolutions: Resolution[] = [];
+    for (const [row, real] of refused) {
+      const r = await this.resolve(row, real);
+      if (r) resolutions.push(r);
+    }
+    if (resolutions.length === 0) return;
+    await keepAndReport(this.ctx, resolutions);
+    const peerWrites: CasWrite[] = [];
+    const localWrites: CasWrite[] = [];
+    const realOf = new Map<string, DocState>();
+    for (const r of resolutions) {
+      const { id, resolved, winner } = r;
+      const { newDocumentState: mine, realMasterState: real } = r.input;
+      if (this.ctx.direction === 'push') {
+        if (winner === 'remote') {
+          this.state.setAssumed(id, mine);
+          continue;
+        }
+        this.state.setAssumed(id, real);
+        if (winner === 'merged') this.acks.set(id, mine);
+        this.repush.push({ newDocumentState: resolved, assumedMasterState: real });
+        continue;
+      }
+      if (winner === 'local') {
+        this.state.setAssumed(id, real);
+        this.repush.push({ newDocumentState: mine, assumedMasterState: real });
+        continue;
+      }
+      (winner === 'remote' ? peerWrites : localWrites).push({ document: resolved, expected: mine });
+      realOf.set(id, real);
+    }
+    // A local write that raced with this makes the compare-and-set fail. That newer write is pushed next, and must
+    // meet the master's state as a conflict of its own (resolved, its loser kept): so the assumed state stays what
+    // it was. Recording `real` would let it overwrite the master's state unseen, which is RxDB's behaviour and loses
+    // the master's write.
+    const store = this.ctx.store;
+    const apply = async (rows: CasWrite[], origin: WriteOrigin): Promise<void> => {
+      if (rows.length === 0) return;
+      const pk = this.ctx.rules.primaryKey;
+      const refusedIds = new Set((await this.ctx.track(store.bulkWrite(rows, origin))).map((d) => d[pk] as string));
+      for (const row of rows) {
+        const id = row.document[pk] as string;
+        if (!refusedIds.has(id)) this.state.setAssumed(id, realOf.get(id)!);
+      }
+    };
+    await apply(peerWrites, { kind: 'peer', peerToken: this.ctx.peerToken ?? '' });
+    await apply(localWrites, { kind: 'local' });
+  }
+
+  /** One refused row: a probe's answer or an echo is handled here; a real conflict is resolved (not yet written). */
+  private async resolve(row: WriteRow, real: DocState): Promise<Resolution | undefined> {
     const { conflict, rules } = this.ctx;
     const id = row.newDocumentState[rules.primaryKey] as string;
     const mine = this.acks.get(id) ?? row.newDocumentState;
@@ -340,34 +396,13 @@ export class Upstream {
         const origin: WriteOrigin = { kind: 'peer', peerToken: this.ctx.peerToken ?? '' };
         await this.ctx.track(this.ctx.store.bulkWrite([{ document: real, expected: row.newDocumentState }], origin));
       }
-      return;
+      return undefined;
     }
     // The master already has this state (say, a write raced with an earlier push of ours): nothing to resolve.
     if (conflict.isEqual(row.newDocumentState, real)) {
       this.state.setAssumed(id, real);
-      return;
+      return undefined;
     }
-    const resolved = conflict.resolve({ newDocumentState: mine, assumedMasterState: row.assumedMasterState, realMasterState: real });
-    const winner = winnerOf(resolved, mine, real, conflict.isEqual);
-    this.ctx.stats.conflicts++;
-    this.ctx.emit({ event: 'conflict', peerId: this.ctx.link.remotePeerId, id, strategy: conflict.name, local: mine, remote: real, winner, resolved });
-    if (this.ctx.direction === 'push') {
-      if (winner === 'remote') {
-        this.state.setAssumed(id, mine);
-        return;
-      }
-      this.state.setAssumed(id, real);
-      if (winner === 'merged') this.acks.set(id, mine);
-      this.repush.push({ newDocumentState: resolved, assumedMasterState: real });
-      return;
-    }
-    this.state.setAssumed(id, real);
-    if (winner === 'local') {
-      this.repush.push({ newDocumentState: mine, assumedMasterState: real });
-      return;
-    }
-    // A local write that raced with this makes the compare-and-set fail: that write starts a new cycle anyway.
-    const origin: WriteOrigin = winner === 'remote' ? { kind: 'peer', peerToken: this.ctx.peerToken ?? '' } : { kind: 'local' };
-    await this.ctx.track(this.ctx.store.bulkWrite([{ document: resolved, expected: mine }], origin));
+    return resolveConflict(this.ctx, id, { newDocumentState: mine, assumedMasterState: row.assumedMasterState, realMasterState: real });
   }
 }
