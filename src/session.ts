@@ -13,7 +13,7 @@ import { replicate, type PeerReplication } from './replication/peer-replication.
 import { createSignalingClient, type SignalingClient } from './signaling/client.js';
 import { createDefaultSignaling, DEFAULT_SIGNAL_URL } from './signaling/embedded.js';
 import { openStore } from './store/open.js';
-import { iceServerFromUrl, type IceConfig } from './transport/ice.js';
+import { iceServerFromUrl, validateIceConfig, type IceConfig, type IceTransportPolicy } from './transport/ice.js';
 import { createMesh, type Mesh } from './transport/mesh.js';
 import { WebRTCRuntime } from './transport/wrtc.js';
 
@@ -37,6 +37,8 @@ export interface JoinOptions {
   /** stun:/turn:/turns: URLs (TURN credentials inline: turn:user:pass@host). */
   iceServers: string[];
   iceBind?: string | undefined;
+  /** `relay`: TURN relays only (needs a TURN server). */
+  iceTransport?: IceTransportPolicy | undefined;
   /** Set for `--once`: done when in sync with every connected peer after `waitPeers` were seen. */
   once?: { waitPeers: number; timeoutMs?: number | undefined } | undefined;
   storageToken?: string | undefined;
@@ -63,7 +65,12 @@ interface Network {
 export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   // Validate everything before touching files or the network.
   const conflict = conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
-  const ice: IceConfig = { iceServers: o.iceServers.map(iceServerFromUrl), ...(o.iceBind ? { bindAddress: o.iceBind } : {}) };
+  const ice: IceConfig = {
+    iceServers: o.iceServers.map(iceServerFromUrl),
+    ...(o.iceBind ? { bindAddress: o.iceBind } : {}),
+    ...(o.iceTransport ? { transportPolicy: o.iceTransport } : {}),
+  };
+  validateIceConfig(ice);
   if (o.topics.length === 0) throw new P2PSyncError('E_BAD_OPTION', 'at least one topic is needed');
 
   const store = await openStore({

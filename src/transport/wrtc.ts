@@ -1,5 +1,8 @@
-import { cleanup } from 'node-datachannel';
+import { randomBytes } from 'node:crypto';
+import { cleanup, PeerConnection, type RtcConfig } from 'node-datachannel';
 import polyfill from 'node-datachannel/polyfill';
+import { nativeIceServers, type IceServer } from './ice.js';
+import { registerNative } from './native-handle.js';
 
 export { rtcConfig, type IceConfig, type IceServer } from './ice.js';
 
@@ -19,6 +22,26 @@ function plain(description: { type?: unknown; sdp?: unknown }): PlainDescription
  * stays, which browsers and RxDB apps require).
  */
 class ShimmedRTCPeerConnection extends polyfill.RTCPeerConnection {
+  /**
+   * Creates the native connection itself (the polyfill accepts one as `config.peerConnection`) so that
+   * `nativeOf(peer)` can reach it, and hands libdatachannel structured ICE servers instead of the polyfill's
+   * unescaped `turn:user:pass@host` strings.
+   */
+  constructor(config: Record<string, unknown> = {}) {
+    const servers = Array.isArray(config['iceServers']) ? (config['iceServers'] as IceServer[]) : [];
+    const nativeConfig: RtcConfig = { iceServers: nativeIceServers(servers) };
+    if (typeof config['bindAddress'] === 'string') nativeConfig.bindAddress = config['bindAddress'];
+    if (config['iceTransportPolicy'] === 'relay') nativeConfig.iceTransportPolicy = 'relay';
+    const native = new PeerConnection(`p2psync-${randomBytes(4).toString('hex')}`, nativeConfig);
+    try {
+      super({ ...config, peerConnection: native } as ConstructorParameters<typeof polyfill.RTCPeerConnection>[0]);
+    } catch (err) {
+      native.close();
+      throw err;
+    }
+    registerNative(this, native);
+  }
+
   override async createOffer(): Promise<PlainDescription> {
     return plain(await super.createOffer());
   }
