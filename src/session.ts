@@ -15,6 +15,8 @@ import { createDefaultSignaling, DEFAULT_SIGNAL_URL } from './signaling/embedded
 import { openStore } from './store/open.js';
 import { iceServerFromUrl, validateIceConfig, type IceConfig, type IceTransportPolicy } from './transport/ice.js';
 import { createMesh, type Mesh } from './transport/mesh.js';
+import { ConnectionDiagnosis } from './diagnosis/index.js';
+import { probeTurnAllocation } from './doctor/turn-probe.js';
 import { WebRTCRuntime } from './transport/wrtc.js';
 
 const debug = debuglog('p2psync');
@@ -83,6 +85,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     onEvent: o.emit,
   });
   const runtime = new WebRTCRuntime();
+  const diagnosis = new ConnectionDiagnosis(ice, o.emit, probeTurnAllocation);
   const networks: Network[] = [];
   const replications = new Map<PeerLink, PeerReplication>();
   try {
@@ -90,9 +93,11 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
       const signaling = o.signal
         ? createSignalingClient({ url: o.signal, topic, emit: o.emit })
         : createDefaultSignaling({ topic, emit: o.emit });
-      networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime }) });
+      signaling.onPeers((ids) => diagnosis.peers(topic, ids));
+      const mesh = createMesh({ signal: signaling, ice, runtime, onEvent: (e) => diagnosis.meshEvent(topic, e) });
+      networks.push({ topic, signaling, mesh });
     }
-    return await new Session(o, store, conflict.name, networks, replications).run(conflict);
+    return await new Session(o, store, conflict.name, networks, replications, diagnosis).run(conflict);
   } finally {
     await shutdown(o, store, replications, networks);
   }
@@ -111,6 +116,7 @@ class Session {
     private readonly conflictName: string,
     private readonly networks: Network[],
     private readonly replications: Map<PeerLink, PeerReplication>,
+    private readonly diagnosis: ConnectionDiagnosis,
   ) {}
 
   run(conflict: ReturnType<typeof conflictStrategies.create>): Promise<JoinResult> {
@@ -137,7 +143,8 @@ class Session {
       if (o.once?.timeoutMs !== undefined) {
         const ms = o.once.timeoutMs;
         timer = setTimeout(() => {
-          o.emit({ event: 'error', code: 'E_TIMEOUT', message: `not in sync after ${ms / 1000} s`, details: { peersSeen: this.seenPeers.size, waitPeers: o.once!.waitPeers } });
+          const { message, details } = this.diagnosis.timeout(ms, this.seenPeers.size, o.once!.waitPeers);
+          o.emit({ event: 'error', code: 'E_TIMEOUT', message, details });
           this.finish({ exitCode: ExitCode.timeout, reason: 'timeout' });
         }, ms);
       }
@@ -180,7 +187,8 @@ class Session {
           if (other !== rep && other.peerToken === token) otherLink.close();
         }
         this.seenPeers.add(token);
-        o.emit({ event: 'peer-connected', topic, peerId: link.remotePeerId, peerToken: token, role: rep.role! });
+        const path = link.path?.();
+        o.emit({ event: 'peer-connected', topic, peerId: link.remotePeerId, peerToken: token, role: rep.role!, ...(path ? { path } : {}) });
         this.checkSynced();
       },
       (err: unknown) => debug('handshake with %s failed: %s', link.remotePeerId, err),

@@ -29,7 +29,26 @@ export interface PeerLink {
   onDrain(handler: () => void): void;
   /** Closes the link. Idempotent. */
   close(): void;
+  /** The network path the link uses, where the transport knows it (WebRTC: ICE's selected candidate pair). */
+  path?(): LinkPath | undefined;
 }
 
 /** Largest frame any transport must carry; node-datachannel's message limit is 262,144 bytes. */
 export const MAX_FRAME_BYTES = 262_144;
+
+/** One end of the network path a link uses (ICE's selected candidate). */
+export interface PathEnd {
+  /** `host`, `srflx` (NAT mapping found by STUN), `prflx` (found by the peer) or `relay` (TURN). */
+  type: string;
+  /** `udp` or `tcp`. */
+  protocol: string;
+  address: string;
+  port: number;
+}
+
+/** The candidate pair a WebRTC link uses; `relayed` when either end is a TURN relay. */
+export interface LinkPath {
+  local: PathEnd;
+  remote: PathEnd;
+  relayed: boolean;
+}

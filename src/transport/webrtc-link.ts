@@ -1,5 +1,6 @@
 import type SimplePeer from 'simple-peer';
-import type { PeerLink } from '../core/link.js';
+import type { LinkPath, PeerLink } from '../core/link.js';
+import { selectedPathOf } from './ice-report.js';
 import { channelOf, clearPeerTimers, maxMessageSizeOf, type ChannelInternals } from './peer-internals.js';
 
 /**
@@ -88,6 +89,10 @@ export class WebRTCLink implements PeerLink {
 
   onDrain(handler: () => void): void {
     this.drainHandlers.push(handler);
+  }
+
+  path(): LinkPath | undefined {
+    return this.isOpen ? selectedPathOf(this.peer) : undefined;
   }
 
   close(): void {
