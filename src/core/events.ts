@@ -33,6 +33,7 @@ export type SyncEvent =
   | { event: 'written'; ids: string[]; conflicts: string[] }
   | { event: 'warning'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'error'; code: string; message: string; details?: Record<string, unknown> }
+  | { event: 'check'; check: string; target: string; ok: boolean; reason: string; details?: Record<string, unknown> }
   | { event: 'closed'; reason: string; exitCode: number };
 
 export type SyncEventName = SyncEvent['event'];
