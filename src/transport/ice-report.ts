@@ -105,5 +105,10 @@ export function iceHint(outcome: IceOutcome, servers: IceServerSummary, turnErro
   if (local.relay === 0 && remote.relay === 0) {
     return 'addresses were exchanged but no direct path worked: a side is probably behind a symmetric NAT or a firewall that drops UDP; add a TURN server (--ice-server turn:USER:PASS@HOST:PORT) on at least one side';
   }
+  if (!servers.relayOnly) {
+    // seen between two symmetric NATs: libjuice gathered relay candidates but never completed a relayed pair
+    // in `all` mode, while relay-only connected in seconds
+    return 'relay candidates were exchanged but no pair worked: between symmetric NATs try --ice-transport relay on both sides, and check that the TURN server may relay to the other side';
+  }
   return 'even the relayed path failed: check that the TURN server may relay to the other side (coturn denies private peer addresses unless allowed) and that the other side can reach it';
 }

@@ -131,8 +131,10 @@ describe('between two symmetric NATs', () => {
     expect(r.events.find((e) => e.event === 'error')).toMatchObject({ code: 'E_TIMEOUT', details: { diagnosis: 'ice-failed' } });
   });
 
-  it('TURN connects them through a relay, every document synced', async () => {
-    const ice = ['--ice-server', `${f.lab().stunUrl()} ${f.lab().turnUrl()}`];
+  // With --ice-transport all, libjuice (node-datachannel 0.33) did not connect two symmetric NATs over TURN
+  // within 30 s in this lab, although both sides had relay candidates; relay-only connects in a few seconds.
+  it('TURN (relay-only) connects them through a relay, every document synced', async () => {
+    const ice = ['--ice-server', `${f.lab().stunUrl()} ${f.lab().turnUrl()}`, '--ice-transport', 'relay'];
     const a = await f.startA(ice);
     const r = await joinB(f.lab(), f.signal(), a, ice, 30);
     expect(r.code, log(r)).toBe(0);
