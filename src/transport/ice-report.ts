@@ -106,9 +106,9 @@ export function iceHint(outcome: IceOutcome, servers: IceServerSummary, turnErro
     return 'addresses were exchanged but no direct path worked: a side is probably behind a symmetric NAT or a firewall that drops UDP; add a TURN server (--ice-server turn:USER:PASS@HOST:PORT) on at least one side';
   }
   if (!servers.relayOnly) {
-    // seen between two symmetric NATs: libjuice gathered relay candidates but never completed a relayed pair
-    // in `all` mode, while relay-only connected in seconds
-    return 'relay candidates were exchanged but no pair worked: between symmetric NATs try --ice-transport relay on both sides, and check that the TURN server may relay to the other side';
+    // seen behind symmetric NATs: libjuice gathers relay candidates but never completes a relayed pair in
+    // `all` mode (test/system/nat.test.ts), while relay-only connects in seconds
+    return 'relay candidates were exchanged but no pair worked: use --ice-transport relay on both sides (node-datachannel does not fall back to TURN by itself behind a symmetric NAT), and check that the TURN server may relay to the other side';
   }
   return 'even the relayed path failed: check that the TURN server may relay to the other side (coturn denies private peer addresses unless allowed) and that the other side can reach it';
 }

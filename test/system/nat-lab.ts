@@ -12,7 +12,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -128,6 +128,13 @@ export class NatLab {
 
   stunUrl(second = false): string {
     return `stun:${second ? this.pubAddress2 : this.pubAddress}:3478`;
+  }
+
+  /** Writes an --ice-server-file with these URLs (and a comment) into the lab's directory. */
+  iceFile(urls: string[]): string {
+    const file = join(this.dir, `ice-${randomBytes(3).toString('hex')}.txt`);
+    writeFileSync(file, `# ICE servers of the NAT lab\n${urls.join('\n')}\n`, { mode: 0o600 });
+    return file;
   }
 
   /** Kills the daemons and deletes every namespace this lab made. Idempotent; never throws. */
