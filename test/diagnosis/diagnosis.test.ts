@@ -40,7 +40,7 @@ describe('iceHint', () => {
     expect(iceHint(counts({ host: 1, srflx: 1 }), { ...none, stun: 1 })).toMatch(/remote sent no ICE candidates/);
     expect(iceHint(counts({ host: 1 }), { ...none, turn: 1 }, '401 Unauthorized')).toMatch(/no relay address \(it answered 401 Unauthorized\).*credential/);
     expect(iceHint(counts({ relay: 1 }, { relay: 1 }), { ...none, turn: 1, relayOnly: true })).toMatch(/even the relayed path failed/);
-    expect(iceHint(counts({ host: 1, relay: 1 }, { host: 1, relay: 1 }), { ...none, turn: 1 })).toMatch(/try --ice-transport relay/);
+    expect(iceHint(counts({ host: 1, relay: 1 }, { host: 1, relay: 1 }), { ...none, turn: 1 })).toMatch(/use --ice-transport relay on both sides/);
   });
 });
 

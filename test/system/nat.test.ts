@@ -169,14 +169,14 @@ describe('a cone NAT against a symmetric NAT', () => {
   // libjuice (node-datachannel 0.33) in the default `all` mode never completes the relayed pair here, although
   // both sides allocate relay candidates (seen for 100 s with a longer connect timeout); relay-only works. The
   // diagnosis must point there.
-  it('STUN and TURN in the default mode: no path, and the warning says to try --ice-transport relay', async () => {
+  it('STUN and TURN in the default mode: no path, and the warning says to use --ice-transport relay', async () => {
     const ice = ['--ice-server', `${f.lab().stunUrl()},${f.lab().turnUrl()}`];
     const a = await f.startA(ice);
     const r = await joinB(f.lab(), f.signal(), a, ice, 20);
     expect(r.code, log(r)).toBe(3);
     const warning = r.events.find((e) => e.event === 'warning' && e['code'] === 'E_ICE_FAILED');
     expect(warning, log(r)).toMatchObject({
-      message: expect.stringMatching(/try --ice-transport relay/),
+      message: expect.stringMatching(/use --ice-transport relay on both sides/),
       details: { candidates: { local: { srflx: 1, relay: 1 }, remote: { srflx: 1, relay: 1 } } },
     });
   });
