@@ -36,7 +36,7 @@ export interface JoinOptions {
   lwwField: string;
   direction: 'both' | 'pull' | 'push';
   batchSize?: number | undefined;
-  /** stun:/turn:/turns: URLs (TURN credentials inline: turn:user:pass@host). */
+  /** stun:/turn: URLs (TURN credentials inline: turn:user:pass@host; UDP only). */
   iceServers: string[];
   iceBind?: string | undefined;
   /** `relay`: TURN relays only (needs a TURN server). */

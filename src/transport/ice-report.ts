@@ -90,6 +90,9 @@ export interface IceServerSummary {
 export function iceHint(outcome: IceOutcome, servers: IceServerSummary, turnError?: string): string {
   const { local, remote } = outcome;
   const remoteTotal = remote.host + remote.srflx + remote.prflx + remote.relay;
+  if (outcome.iceState === 'connected' || outcome.iceState === 'completed') {
+    return 'ICE found a path, but the DTLS or data channel setup on top of it failed (an occasional libdatachannel error): the attempt is retried';
+  }
   if (servers.turn > 0 && local.relay === 0) {
     return `the TURN server gave no relay address${turnError ? ` (it answered ${turnError})` : ''}: check its address, that UDP to it is allowed, and the username and credential (p2psync doctor --ice-server ... tests it)`;
   }

@@ -34,6 +34,7 @@ describe('candidateTypeOf', () => {
 describe('iceHint', () => {
   const none = { stun: 0, turn: 0, relayOnly: false };
   it('points at the missing piece', () => {
+    expect(iceHint({ ...counts({ host: 1 }, { host: 1 }), iceState: 'connected' }, none)).toMatch(/ICE found a path, but the DTLS/);
     expect(iceHint(counts({ host: 1 }, { host: 1 }), none)).toMatch(/no ICE server is configured.*--ice-server stun:/);
     expect(iceHint(counts({ host: 1 }, { host: 1 }), { ...none, stun: 1 })).toMatch(/STUN server did not answer/);
     expect(iceHint(counts({ host: 1, srflx: 1 }, { host: 1, srflx: 1 }), { ...none, stun: 1 })).toMatch(/symmetric NAT.*TURN/);
