@@ -99,6 +99,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     }
     return await new Session(o, store, conflict.name, networks, replications, diagnosis).run(conflict);
   } finally {
+    diagnosis.close();
     await shutdown(o, store, replications, networks);
   }
 }

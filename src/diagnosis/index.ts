@@ -51,6 +51,7 @@ export class ConnectionDiagnosis {
   private readonly turn: Array<{ server: IceServer; url: string }> = [];
   private readonly probes = new Map<string, { at: number; answer: Promise<string | undefined> }>();
   private iceFailures = 0;
+  private closed = false;
 
   constructor(
     ice: IceConfig,
@@ -65,6 +66,11 @@ export class ConnectionDiagnosis {
       }
     }
     this.servers = { stun, turn: this.turn.length, relayOnly: ice.transportPolicy === 'relay' };
+  }
+
+  /** Stops emitting: a warning still waiting for a TURN probe must not follow the run's last event. */
+  close(): void {
+    this.closed = true;
   }
 
   /** Signaling membership of one topic. */
@@ -100,6 +106,7 @@ export class ConnectionDiagnosis {
     const turn = ice.local.relay === 0 && this.turn.length > 0 ? await this.turnAnswers() : [];
     const refusal = turn.find((t) => t.error !== undefined)?.error;
     const hint = iceHint(ice, this.servers, refusal);
+    if (this.closed) return;
     this.emit({
       event: 'warning',
       code: 'E_ICE_FAILED',

@@ -73,6 +73,14 @@ describe('ConnectionDiagnosis', () => {
     const t = d.timeout(5000, 0, 1);
     expect(t.details).toMatchObject({ diagnosis: 'not-in-sync', peersConnected: 1, iceFailures: 2 });
     expect(t.message).toMatch(/not in sync after 5 s: connected to 1 peer/);
+    // a warning still waiting for its TURN probe when the run ends is dropped
+    let answer!: (v: string) => void;
+    const late = new ConnectionDiagnosis({ iceServers: [turn] }, (e) => events.push(e), () => new Promise((r) => (answer = r)));
+    late.meshEvent('topic-a', failed);
+    late.close();
+    answer('401 Unauthorized');
+    await new Promise((r) => setImmediate(r));
+    expect(events).toHaveLength(2);
     expect(new ConnectionDiagnosis({}, () => undefined).timeout(3000, 0, 1)).toMatchObject({ details: { diagnosis: 'no-peer' }, message: expect.stringMatching(/no peer joined/) });
   });
 });
