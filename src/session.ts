@@ -19,8 +19,10 @@ import { reportUnreachable } from './signaling/unreachable.js';
 import { openStore } from './store/open.js';
 import { sidecarPath } from './store/sidecar.js';
 import { identityPath, loadOrCreateIdentity, trustForTopic, type DeviceIdentity, type TrustOptions } from './trust/index.js';
-import { iceServerFromUrl, validateIceConfig, type IceConfig } from './transport/ice.js';
+import { iceServerFromUrl, validateIceConfig, type IceConfig, type IceTransportPolicy } from './transport/ice.js';
 import { createMesh, type Mesh } from './transport/mesh.js';
+import { ConnectionDiagnosis } from './diagnosis/index.js';
+import { probeTurnAllocation } from './doctor/turn-probe.js';
 import { WebRTCRuntime } from './transport/wrtc.js';
 
 const debug = debuglog('p2psync');
@@ -48,9 +50,11 @@ export interface JoinOptions {
   keepConflicts?: number | undefined;
   direction: 'both' | 'pull' | 'push';
   batchSize?: number | undefined;
-  /** stun:/turn:/turns: URLs (TURN credentials inline: turn:user:pass@host). */
+  /** stun:/turn: URLs (TURN credentials inline: turn:user:pass@host; UDP only). */
   iceServers: string[];
   iceBind?: string | undefined;
+  /** `relay`: TURN relays only (needs a TURN server). */
+  iceTransport?: IceTransportPolicy | undefined;
   /**
    * Set for `--once`: done when in sync with every connected peer after `waitPeers` were seen; fails with
    * E_TIMEOUT after `timeoutMs`, and with E_UNREACHABLE when a signaling server was not reached within
@@ -87,7 +91,11 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   // Validate everything before touching files or the network.
   const keepConflicts = checkKeepLimit(o.keepConflicts ?? DEFAULT_KEEP_CONFLICTS);
   const conflict = o.conflictHandler ? await loadConflictHandler(o.conflictHandler, o.primaryKey) : conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
-  const ice: IceConfig = { iceServers: o.iceServers.map(iceServerFromUrl), ...(o.iceBind ? { bindAddress: o.iceBind } : {}) };
+  const ice: IceConfig = {
+    iceServers: o.iceServers.map(iceServerFromUrl),
+    ...(o.iceBind ? { bindAddress: o.iceBind } : {}),
+    ...(o.iceTransport ? { transportPolicy: o.iceTransport } : {}),
+  };
   validateIceConfig(ice);
   if (o.topics.length === 0) throw new P2PSyncError('E_BAD_OPTION', 'at least one topic is needed');
 
@@ -111,6 +119,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     throw err;
   }
   const runtime = new WebRTCRuntime();
+  const diagnosis = new ConnectionDiagnosis(ice, o.emit, probeTurnAllocation);
   const networks: Network[] = [];
   const replications = new Map<PeerLink, PeerReplication>();
   let result: JoinResult | undefined;
@@ -124,11 +133,20 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
       const signaling = o.signal
         ? createSignalingClient({ url: o.signal, topic: trust.room, emit })
         : createDefaultSignaling({ topic: trust.room, emit, ...(o.embeddedSignalPort ? { port: o.embeddedSignalPort } : {}) });
-      const mesh = createMesh({ signal: trust.signal(signaling), ice, runtime, gate: trust.gate, certificatePemFile: identity.pemFile });
+      signaling.onPeers((ids) => diagnosis.peers(topic, ids));
+      const mesh = createMesh({
+        signal: trust.signal(signaling),
+        ice,
+        runtime,
+        gate: trust.gate,
+        certificatePemFile: identity.pemFile,
+        onEvent: (e) => diagnosis.meshEvent(topic, e),
+      });
       networks.push({ topic, signaling, mesh });
     }
-    result = await new Session(o, store, conflict.name, networks, replications, identity, kept).run(conflict);
+    result = await new Session(o, store, conflict.name, networks, replications, identity, kept, diagnosis).run(conflict);
   } finally {
+    diagnosis.close();
     unwritten = await shutdown(o, store, replications, networks);
     await kept?.close();
     // A failure of the session itself wins; the store's loss is reported as an event then.
@@ -156,6 +174,7 @@ class Session {
     private readonly replications: Map<PeerLink, PeerReplication>,
     private readonly identity: DeviceIdentity,
     private readonly keeper: ConflictKeeper | undefined,
+    private readonly diagnosis: ConnectionDiagnosis,
   ) {
     this.unreached = networks.length;
   }
@@ -190,8 +209,8 @@ class Session {
         timer = setTimeout(() => {
           // A server never reached is the better diagnosis; its connect wait (no longer than this) reports it.
           if (this.unreached > 0) return;
-          const details = { peersSeen: this.seenPeers.size, waitPeers: o.once!.waitPeers };
-          this.finish({ reason: 'timeout', error: new P2PSyncError('E_TIMEOUT', `not in sync after ${ms / 1000} s`, details) });
+          const { message, details } = this.diagnosis.timeout(ms, this.seenPeers.size, o.once!.waitPeers);
+          this.finish({ reason: 'timeout', error: new P2PSyncError('E_TIMEOUT', message, details) });
         }, ms);
       }
       const onAbort = (): void => this.finish({ reason: 'interrupted' });
@@ -237,7 +256,8 @@ class Session {
           if (other !== rep && other.peerToken === token) otherLink.close();
         }
         this.seenPeers.add(token);
-        o.emit({ event: 'peer-connected', topic, peerId: link.remotePeerId, peerToken: token, role: rep.role! });
+        const path = link.path?.();
+        o.emit({ event: 'peer-connected', topic, peerId: link.remotePeerId, peerToken: token, role: rep.role!, ...(path ? { path } : {}) });
         this.checkSynced();
       },
       (err: unknown) => debug('handshake with %s failed: %s', link.remotePeerId, err),
@@ -314,3 +334,7 @@ async function shutdown(o: JoinOptions, store: Store, replications: Map<PeerLink
   return undefined;
 }
 
+
+// ICE URL parsing and checks for the CLI's flag handling (`join`, `doctor`, `verify`): the CLI reaches the transport
+// through this composition root only.
+export { iceServerFromUrl, splitIceServerList, validateIceConfig, type IceTransportPolicy } from './transport/ice.js';

@@ -14,7 +14,7 @@ export function renderJoinEvent(e: SyncEvent, c: ChalkInstance): string | undefi
     case 'joined':
       return `${c.green('joined')} topic ${c.bold(e.topic)} with ${e.store} (conflicts: ${e.conflict})`;
     case 'peer-connected':
-      return `${c.green('+')} peer ${e.peerId} (we are ${e.role})`;
+      return `${c.green('+')} peer ${e.peerId} (we are ${e.role}${e.path ? `; ${e.path.relayed ? 'relayed' : 'direct'}, ${e.path.local.type} ${e.path.local.protocol} -> ${e.path.remote.type} ${e.path.remote.address}:${e.path.remote.port}` : ''})`;
     case 'peer-disconnected':
       return `${c.red('-')} peer ${e.peerId} (${e.reason})`;
     case 'peer-rejected':

@@ -6,12 +6,13 @@ import { addStoreOptions } from './crud.js';
 import { encryptionFrom, type EncryptionFlags } from './encryption.js';
 import { installSignalHandlers } from './lifecycle.js';
 import type { CliContext } from './main.js';
-import { collect, flag, parseInteger, parseLocalAddress, parseNonEmpty, parsePort, parseSeconds } from './options.js';
+import { flag, parseInteger, parseNonEmpty, parsePort, parseSeconds } from './options.js';
+import { addIceOptions, iceSettingsFrom, type IceFlags, type IceSettings } from './ice-flags.js';
 import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
 import { addTrustOptions, trustOptionsFrom, type TrustFlags } from './trust-options.js';
 
-interface JoinFlags extends TrustFlags, EncryptionFlags {
+interface JoinFlags extends TrustFlags, EncryptionFlags, IceFlags {
   topic: string[];
   store: string;
   signal?: string;
@@ -26,8 +27,6 @@ interface JoinFlags extends TrustFlags, EncryptionFlags {
   pullOnly: boolean;
   pushOnly: boolean;
   batchSize?: number;
-  iceServer?: string[];
-  iceBind?: string;
   once: boolean;
   waitPeers?: number;
   timeout?: number;
@@ -81,9 +80,8 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .addOption(flag('--keep-conflicts <n>', 'losing versions kept per document beside the sidecar (see p2psync conflicts); 0 keeps none').argParser(parseInteger(0, 1000)).default(10))
     .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
     .addOption(flag('--push-only', 'only send changes to peers').default(false))
-    .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)))
-    .addOption(flag('--ice-server <url>', 'STUN/TURN server, repeatable (default: none, host candidates only)').argParser(collect))
-    .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)').argParser(parseLocalAddress))
+    .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)));
+  addIceOptions(command)
     .addOption(flag('--once', 'exit 0 once in sync with every connected peer (see --wait-peers, --timeout)').default(false))
     .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
     .addOption(flag('--timeout <seconds>', 'with --once: exit 3 if not in sync by then').argParser(parseSeconds))
@@ -100,6 +98,7 @@ Examples:
   $ p2psync join --topic notes-demo --store notes.json
   $ p2psync join --topic notes-demo --store db.json --collection posts --signal wss://sig.example.com:8787/?token=...
   $ p2psync join --topic nightly-sync --store data.ndjson --once --wait-peers 2 --timeout 60 --json
+  $ p2psync join --topic nightly-sync --store data.ndjson --signal ws://sig.example.com:8787 --ice-server stun:stun.example.com:3478 --ice-server-file /etc/p2psync/turn.txt
   $ P2PSYNC_TOPIC=notes-demo P2PSYNC_STORE=notes.ndjson p2psync join --conflict lww --lww-field updatedAt
   $ p2psync join --topic db-sync --store db.ndjson --secret-file /etc/p2psync/secret --allow-peers /etc/p2psync/peers`,
     )
@@ -120,6 +119,15 @@ Examples:
         out.event(e, renderJoinEvent(e, out.color));
         status.update(e);
       };
+      let ice: IceSettings;
+      try {
+        ice = iceSettingsFrom(flags);
+      } catch (err) {
+        ctx.exitCode = exitCodeFor(out.error(err));
+        emit({ event: 'closed', reason: 'error', exitCode: ctx.exitCode });
+        stopper.dispose();
+        return;
+      }
       const options: JoinOptions = {
         topics: [...new Set(flags.topic)],
         storePath: flags.store,
@@ -135,8 +143,7 @@ Examples:
         keepConflicts: flags.keepConflicts,
         direction: flags.pullOnly ? 'pull' : flags.pushOnly ? 'push' : 'both',
         batchSize: flags.batchSize,
-        iceServers: flags.iceServer ?? [],
-        iceBind: flags.iceBind,
+        ...ice,
         once: flags.once
           ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined, connectTimeoutMs: flags.connectTimeout * 1000 }
           : undefined,

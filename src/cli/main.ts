@@ -8,6 +8,7 @@ import { registerCrud } from './crud.js';
 import { registerId } from './id.js';
 import { registerRekey } from './rekey.js';
 import { registerConflicts } from './conflicts.js';
+import { registerDoctor } from './doctor.js';
 
 export interface CliContext extends OutputStreams {
   /** Set by a command's action: the process exit code. */
@@ -51,6 +52,7 @@ Examples:
   registerId(program, ctx);
   registerRekey(program, ctx);
   registerConflicts(program, ctx);
+  registerDoctor(program, ctx);
   return program;
 }
 

@@ -3,6 +3,8 @@
  * members added by the CLI: `v` (schema version, bumped only on incompatible changes) and `time` (ISO 8601).
  * The README documents every event; fields are only ever added, never renamed or removed, within a version.
  */
+import type { LinkPath } from './link.js';
+
 export const EVENT_SCHEMA_VERSION = 1;
 
 export type SyncEvent =
@@ -11,7 +13,7 @@ export type SyncEvent =
   | { event: 'signaling-disconnected'; url: string; topic: string; reason: string; retryInMs: number }
   | { event: 'signaling-hosted'; url: string; port: number }
   | { event: 'joined'; topic: string; topics: string[]; store: string; storageToken: string; signal: string; conflict: string; deviceId?: string; secret?: boolean; allowPeers?: number }
-  | { event: 'peer-connected'; topic: string; peerId: string; peerToken: string; role: 'master' | 'fork' }
+  | { event: 'peer-connected'; topic: string; peerId: string; peerToken: string; role: 'master' | 'fork'; path?: LinkPath }
   | { event: 'peer-disconnected'; topic: string; peerId: string; reason: string }
   /**
    * A peer was refused and its link closed: it failed the allowlist or the trust handshake (nothing was served or
@@ -49,6 +51,7 @@ export type SyncEvent =
   | { event: 'conflict-cleared'; id: string; used: number | null; cleared: number }
   | { event: 'warning'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'error'; code: string; message: string; details?: Record<string, unknown> }
+  | { event: 'check'; check: string; target: string; ok: boolean; reason: string; details?: Record<string, unknown> }
   | { event: 'closed'; reason: string; exitCode: number };
 
 export type SyncEventName = SyncEvent['event'];

@@ -29,6 +29,8 @@ export interface PeerLink {
   onDrain(handler: () => void): void;
   /** Closes the link. Idempotent. */
   close(): void;
+  /** The network path the link uses, where the transport knows it (WebRTC: ICE's selected candidate pair). */
+  path?(): LinkPath | undefined;
 }
 
 /** Largest frame any transport must carry; node-datachannel's message limit is 262,144 bytes. */
@@ -53,4 +55,21 @@ export type LinkGate = (link: PeerLink, credentials: LinkCredentials) => Promise
 /** A gate's refusal of a peer; `reason` is shown in `peer-rejected` events. */
 export class LinkRejected extends Error {
   override readonly name = 'LinkRejected';
+}
+
+/** One end of the network path a link uses (ICE's selected candidate). */
+export interface PathEnd {
+  /** `host`, `srflx` (NAT mapping found by STUN), `prflx` (found by the peer) or `relay` (TURN). */
+  type: string;
+  /** `udp` or `tcp`. */
+  protocol: string;
+  address: string;
+  port: number;
+}
+
+/** The candidate pair a WebRTC link uses; `relayed` when either end is a TURN relay. */
+export interface LinkPath {
+  local: PathEnd;
+  remote: PathEnd;
+  relayed: boolean;
 }

@@ -9,6 +9,7 @@ import { CandidateQueue, DEFAULT_BACKOFF, isInitiator, nextBackoff, parseSignal 
 import type { BackoffOptions, PeerSignal } from './mesh-rules.js';
 import { clearPeerTimers, describePeerState } from './peer-internals.js';
 import { WebRTCLink } from './webrtc-link.js';
+import { CandidateTally, type IceOutcome } from './ice-report.js';
 import { rtcConfig, validateIceConfig, type IceConfig } from './ice.js';
 import { createNativePeerConnection, fingerprintsOf, wrtc, type WebRTCRuntime } from './wrtc.js';
 
@@ -52,7 +53,15 @@ export interface MeshOptions {
 export type MeshEvent =
   | { type: 'attempt'; remotePeerId: string; connectionId: string | undefined; initiator: boolean }
   | { type: 'connected'; remotePeerId: string; connectionId: string | undefined; initiator: boolean; ms: number }
-  | { type: 'failed'; remotePeerId: string; connectionId: string | undefined; initiator: boolean; reason: string }
+  | {
+      type: 'failed';
+      remotePeerId: string;
+      connectionId: string | undefined;
+      initiator: boolean;
+      reason: string;
+      /** Set when the attempt failed (timeout, ICE or DTLS error), not when we ended it (room left, closing). */
+      ice?: IceOutcome;
+    }
   | { type: 'disconnected'; remotePeerId: string; connectionId: string | undefined; reason: string }
   | { type: 'retry'; remotePeerId: string; delayMs: number }
   | { type: 'early-candidates'; remotePeerId: string; connectionId: string | undefined; count: number }
@@ -89,6 +98,9 @@ interface Attempt {
   /** The link handed to `onLink` handlers (after the gate, if any). */
   handed: PeerLink | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
+  readonly tally: CandidateTally;
+  /** ICE as it stood when the attempt failed (read before the native connection closes). */
+  ice: IceOutcome | undefined;
 }
 
 /**
@@ -300,14 +312,18 @@ class WebRTCMesh implements Mesh {
       link: undefined,
       handed: undefined,
       timer: undefined,
+      tally: new CandidateTally(),
+      ice: undefined,
     };
     this.attempts.set(remote, attempt);
     peer.on('signal', (data: unknown) => {
+      attempt.tally.note('local', data);
       if (attempt.state !== 'ended' && attempt.ending === undefined) this.signal.sendSignal(remote, data, connectionId);
     });
     peer.once('connect', () => this.connected(attempt));
     peer.on('error', (err: Error) => {
       attempt.error ??= err;
+      if (attempt.state === 'connecting') attempt.ice ??= attempt.tally.outcome(peer);
     });
     peer.once('close', () => {
       this.finished(attempt);
@@ -324,6 +340,7 @@ class WebRTCMesh implements Mesh {
 
   /** Hands a signal to simple-peer on a later tick, as a network would, and never to a destroyed peer. */
   private deliver(attempt: Attempt, data: PeerSignal): void {
+    attempt.tally.note('remote', data);
     setImmediate(() => {
       const { peer } = attempt;
       if (attempt.state === 'ended' || attempt.ending !== undefined || peer.destroyed) return;
@@ -393,6 +410,7 @@ class WebRTCMesh implements Mesh {
 
   private fail(attempt: Attempt, reason: string): void {
     attempt.error ??= new P2PSyncError('E_PEER', reason);
+    if (attempt.state === 'connecting') attempt.ice ??= attempt.tally.outcome(attempt.peer);
     this.end(attempt, reason);
   }
 
@@ -409,7 +427,7 @@ class WebRTCMesh implements Mesh {
     this.event(
       wasConnected
         ? { type: 'disconnected', remotePeerId: remote, connectionId, reason }
-        : { type: 'failed', remotePeerId: remote, connectionId, initiator, reason },
+        : { type: 'failed', remotePeerId: remote, connectionId, initiator, reason, ...(attempt.ice ? { ice: attempt.ice } : {}) },
     );
     if (this.attempts.get(remote) !== attempt) return; // replaced by a newer attempt
     this.attempts.delete(remote);

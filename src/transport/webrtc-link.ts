@@ -1,6 +1,7 @@
 import type SimplePeer from 'simple-peer';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
-import type { PeerLink } from '../core/link.js';
+import type { LinkPath, PeerLink } from '../core/link.js';
+import { selectedPathOf } from './ice-report.js';
 import { channelOf, clearPeerTimers, maxMessageSizeOf, type ChannelInternals } from './peer-internals.js';
 
 /**
@@ -89,6 +90,10 @@ export class WebRTCLink implements PeerLink {
 
   onDrain(handler: () => void): void {
     this.drainHandlers.push(handler);
+  }
+
+  path(): LinkPath | undefined {
+    return this.isOpen ? selectedPathOf(this.peer) : undefined;
   }
 
   close(): void {

@@ -1,7 +1,8 @@
 import { cleanup, PeerConnection, type RtcConfig } from 'node-datachannel';
 import polyfill from 'node-datachannel/polyfill';
 import { randomToken } from '../core/random.js';
-import type { IceServer } from './ice.js';
+import { nativeIceServers, type IceServer } from './ice.js';
+import { registerNative } from './native-handle.js';
 
 export { rtcConfig, type IceConfig, type IceServer } from './ice.js';
 
@@ -21,6 +22,22 @@ function plain(description: { type?: unknown; sdp?: unknown }): PlainDescription
  * stays, which browsers and RxDB apps require).
  */
 class ShimmedRTCPeerConnection extends polyfill.RTCPeerConnection {
+  /**
+   * Uses the native connection the mesh made (`config.peerConnection`, with the device certificate) or creates one,
+   * so that `nativeOf(peer)` can always reach it (the polyfill accepts one as `config.peerConnection`).
+   */
+  constructor(config: Record<string, unknown> = {}) {
+    const given = config['peerConnection'] instanceof PeerConnection ? config['peerConnection'] : undefined;
+    const native = given ?? createNativePeerConnection(config);
+    try {
+      super({ ...config, peerConnection: native } as ConstructorParameters<typeof polyfill.RTCPeerConnection>[0]);
+    } catch (err) {
+      if (!given) native.close();
+      throw err;
+    }
+    registerNative(this, native);
+  }
+
   override async createOffer(): Promise<PlainDescription> {
     return plain(await super.createOffer());
   }
@@ -46,19 +63,11 @@ export const wrtc = Object.freeze({
  * @param pemFile a PEM file holding the certificate and its private key (both read from the same file)
  */
 export function createNativePeerConnection(config: Record<string, unknown>, pemFile?: string): PeerConnection {
-  const servers = (config['iceServers'] as IceServer[] | undefined) ?? [];
-  const native: RtcConfig = {
-    // the polyfill's mapping: TURN credentials go inline, turn:user:pass@host
-    iceServers: servers.flatMap((s) =>
-      (Array.isArray(s.urls) ? s.urls : [s.urls]).map((url) => {
-        if (!s.username || !s.credential) return url;
-        const [scheme, rest] = url.split(/:(.*)/);
-        return `${scheme}:${s.username}:${s.credential}@${rest}`;
-      }),
-    ),
-    iceTransportPolicy: 'all',
-  };
+  const servers = Array.isArray(config['iceServers']) ? (config['iceServers'] as IceServer[]) : [];
+  // structured ICE servers: the polyfill's inline `turn:user:pass@host` breaks on credentials with `@` or `:`
+  const native: RtcConfig = { iceServers: nativeIceServers(servers) };
   if (typeof config['bindAddress'] === 'string') native.bindAddress = config['bindAddress'];
+  if (config['iceTransportPolicy'] === 'relay') native.iceTransportPolicy = 'relay';
   if (pemFile !== undefined) {
     native.certificatePemFile = pemFile;
     native.keyPemFile = pemFile;

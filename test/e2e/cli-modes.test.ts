@@ -36,7 +36,12 @@ describe('join --once', () => {
     await writeDocsFile(forkFile, [{ id: 'from-fork', n: 1 }]);
     const asFork = await joinOnce(forkFile, sig.url, ['--storage-token', FORK_TOKEN]);
     expect(asFork.code, asFork.stderr).toBe(0);
-    expect(asFork.events.find((e) => e.event === 'peer-connected')).toMatchObject({ role: 'fork', peerToken: MASTER_TOKEN });
+    expect(asFork.events.find((e) => e.event === 'peer-connected')).toMatchObject({
+      role: 'fork',
+      peerToken: MASTER_TOKEN,
+      // ICE's selected pair: on loopback a direct host (or peer-reflexive) path
+      path: { local: { type: 'host', protocol: 'udp', address: '127.0.0.1' }, remote: { address: '127.0.0.1' }, relayed: false },
+    });
     expect(asFork.events.find((e) => e.event === 'synced')).toMatchObject({ peers: 1, documents: 6 });
     expect(asFork.events.at(-1)).toMatchObject({ event: 'closed', reason: 'synced', exitCode: 0 });
     expect([...(await readDocs(forkFile)).keys()].sort()).toEqual(['from-fork', ...[0, 1, 2, 3, 4].map((n) => makeDoc('live', n).id as string)]);
@@ -60,7 +65,9 @@ describe('join --once', () => {
     const sig = await signals.start();
     const r = await joinOnce(join(dir, 'alone.json'), sig.url, ['--timeout', '2']);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.events.filter((e) => e.event === 'error')).toEqual([expect.objectContaining({ code: 'E_TIMEOUT' })]);
+    expect(r.events.filter((e) => e.event === 'error')).toEqual([
+      expect.objectContaining({ code: 'E_TIMEOUT', message: expect.stringMatching(/no peer joined/), details: expect.objectContaining({ diagnosis: 'no-peer', peersSignaled: 0 }) }),
+    ]);
     expect(r.events.some((e) => e.event === 'synced' || e.event === 'peer-connected')).toBe(false);
     expect(r.events.at(-1)).toMatchObject({ event: 'closed', reason: 'timeout', exitCode: 3 });
   });

@@ -15,6 +15,13 @@ export interface RunOptions {
   cwd?: string;
   input?: string;
   timeoutMs?: number;
+  /** Run inside this network namespace (`ip netns exec NAME node ...`; system tests only). */
+  netns?: string;
+}
+
+/** The command line for `node bin/p2psync.js ...args`, inside a network namespace when asked. */
+function command(args: string[], opts: RunOptions): [string, string[]] {
+  return opts.netns ? ['ip', ['netns', 'exec', opts.netns, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
 }
 
 function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
@@ -32,7 +39,7 @@ function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.Proces
 /** Runs `node bin/p2psync.js ...args` to completion. */
 export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: childEnv(opts.env), stdio: 'pipe' });
+    const child = spawn(...command(args, opts), { cwd: opts.cwd, env: childEnv(opts.env), stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -62,7 +69,7 @@ export class CliProcess {
   private static running = new Set<CliProcess>();
 
   constructor(args: string[], opts: RunOptions = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+    this.child = spawn(...command(args, opts), {
       cwd: opts.cwd,
       env: childEnv(opts.env),
       stdio: ['pipe', 'pipe', 'pipe'],
