@@ -37,6 +37,8 @@ export interface JoinOptions {
   /** stun:/turn:/turns: URLs (TURN credentials inline: turn:user:pass@host). */
   iceServers: string[];
   iceBind?: string | undefined;
+  /** `--max-peers`: at most this many links per topic (ring + chords); undefined: full mesh. */
+  maxPeers?: number | undefined;
   /** Set for `--once`: done when in sync with every connected peer after `waitPeers` were seen. */
   once?: { waitPeers: number; timeoutMs?: number | undefined } | undefined;
   storageToken?: string | undefined;
@@ -83,7 +85,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
       const signaling = o.signal
         ? createSignalingClient({ url: o.signal, topic, emit: o.emit })
         : createDefaultSignaling({ topic, emit: o.emit });
-      networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime }) });
+      networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime, maxPeers: o.maxPeers }) });
     }
     return await new Session(o, store, conflict.name, networks, replications).run(conflict);
   } finally {

@@ -23,6 +23,7 @@ interface JoinFlags {
   batchSize?: number;
   iceServer?: string[];
   iceBind?: string;
+  maxPeers?: number;
   once: boolean;
   waitPeers?: number;
   timeout?: number;
@@ -75,6 +76,7 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)))
     .addOption(flag('--ice-server <url>', 'STUN/TURN server, repeatable (default: none, host candidates only)').argParser(collect))
     .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)'))
+    .addOption(flag('--max-peers <n>', 'keep at most N links per topic (ring + chords by id hash; changes reach the rest through neighbours); default: every peer').argParser(parseInteger(2, 10_000)))
     .addOption(flag('--once', 'exit 0 once in sync with every connected peer (see --wait-peers, --timeout)').default(false))
     .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
     .addOption(flag('--timeout <seconds>', 'with --once: exit 3 if not in sync by then').argParser(parseSeconds))
@@ -113,6 +115,7 @@ Examples:
         batchSize: flags.batchSize,
         iceServers: flags.iceServer ?? [],
         iceBind: flags.iceBind,
+        maxPeers: flags.maxPeers,
         once: flags.once ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined } : undefined,
         storageToken: flags.storageToken,
         shutdownTimeoutMs: flags.shutdownTimeout * 1000,
