@@ -30,6 +30,8 @@ export interface JoinOptions {
   collection?: string | undefined;
   /** Signaling URL; undefined: the embedded default on ws://127.0.0.1:8787. */
   signal?: string | undefined;
+  /** More nodes of the same signaling cluster, tried in turn when the current one goes away. */
+  signalFallbacks?: string[] | undefined;
   conflict: string;
   lwwField: string;
   direction: 'both' | 'pull' | 'push';
@@ -83,7 +85,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   try {
     for (const topic of o.topics) {
       const signaling = o.signal
-        ? createSignalingClient({ url: o.signal, topic, emit: o.emit })
+        ? createSignalingClient({ url: o.signal, fallbackUrls: o.signalFallbacks, topic, emit: o.emit })
         : createDefaultSignaling({ topic, emit: o.emit });
       networks.push({ topic, signaling, mesh: createMesh({ signal: signaling, ice, runtime, maxPeers: o.maxPeers }) });
     }

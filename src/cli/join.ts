@@ -12,7 +12,7 @@ import { renderJoinEvent, StatusLine } from './join-render.js';
 interface JoinFlags {
   topic: string[];
   store: string;
-  signal?: string;
+  signal?: string[];
   key: string;
   collection?: string;
   format?: 'json' | 'ndjson';
@@ -57,6 +57,13 @@ export function parseSignalUrl(value: string): string {
   return value;
 }
 
+/** `--signal` is repeatable (failover between nodes); one value (e.g. the env var) may list several, space-separated. */
+function collectSignal(value: string, previous: string[] | undefined): string[] {
+  const urls = value.split(/\s+/).filter((u) => u !== '');
+  if (urls.length === 0) throw new InvalidArgumentError('expected a ws:// or wss:// URL');
+  return [...(previous ?? []), ...urls.map(parseSignalUrl)];
+}
+
 function parseStorageToken(value: string): string {
   if (!/^[\x21-\x7e]{1,200}$/.test(value)) throw new InvalidArgumentError('expected 1-200 printable ASCII characters');
   return value;
@@ -68,7 +75,7 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .description('join a topic and replicate a JSON / NDJSON file live with every peer in it')
     .addOption(flag('--topic <name>', 'topic (room) to join, 6-99 characters; repeat to bridge several topics').argParser(collectTopic).makeOptionMandatory());
   addStoreOptions(command)
-    .addOption(flag('--signal <url>', 'signaling server (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(parseSignalUrl))
+    .addOption(flag('--signal <url>', 'signaling server; repeat (or space-separate) to fail over between nodes (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(collectSignal))
     .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB) or lww (last write wins)').choices(conflictStrategies.names()).default('master'))
     .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').default('updatedAt'))
     .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
@@ -108,7 +115,8 @@ Examples:
         format: flags.format,
         primaryKey: flags.key,
         collection: flags.collection,
-        signal: flags.signal,
+        signal: flags.signal?.[0],
+        signalFallbacks: flags.signal?.slice(1),
         conflict: flags.conflict,
         lwwField: flags.lwwField,
         direction: flags.pullOnly ? 'pull' : flags.pushOnly ? 'push' : 'both',
