@@ -22,6 +22,8 @@ export type SignalEventSink = (e: SignalServerEvent) => void;
  */
 const MIN_MAX_BUFFERED_BYTES = 1024 * 1024;
 const MAX_BUFFERED_FRAMES = 16;
+/** Heartbeat slices per interval (see `heartbeat`). */
+export const HEARTBEAT_SLICES = 10;
 
 interface Peer {
   readonly id: string;
@@ -30,6 +32,8 @@ interface Peer {
   readonly rooms: Map<string, number>;
   readonly bucket: TokenBucket;
   lastActivity: number;
+  /** Which heartbeat slice pings this socket (sockets are spread over the slices round robin). */
+  readonly slot: number;
   /** Answered the last heartbeat ping. */
   alive: boolean;
   /** Removed from the hub (closing or closed); no more frames are read from or sent to it. */
@@ -62,6 +66,8 @@ export class SignalHub {
   private readonly maxBufferedBytes: number;
   private shuttingDown = false;
   private drainWaiters: Array<() => void> = [];
+  private attached = 0;
+  private beat = 0;
   /** Other signaling nodes sharing the rooms (`--redis`); undefined on a single node. */
   private cluster: RedisBackplane | undefined;
 
@@ -106,7 +112,7 @@ export class SignalHub {
     let id = createPeerId();
     while (this.peers.has(id)) id = createPeerId();
     const now = this.now();
-    const peer: Peer = { id, socket, rooms: new Map(), bucket: new TokenBucket(this.limits.maxFramesPerSecond, now), lastActivity: now, alive: true, gone: false };
+    const peer: Peer = { id, socket, slot: this.attached++ % HEARTBEAT_SLICES, rooms: new Map(), bucket: new TokenBucket(this.limits.maxFramesPerSecond, now), lastActivity: now, alive: true, gone: false };
     this.peers.set(id, peer);
     this.sockets.add(socket);
     this.metrics.connectionsTotal += 1;
@@ -140,9 +146,15 @@ export class SignalHub {
     this.send(peer, initFrame(id));
   }
 
-  /** One heartbeat round: drop sockets that did not answer the previous ping, ping the rest. */
+  /**
+   * One heartbeat slice: of the sockets in the next slice, drop those that did not answer their previous ping
+   * and ping the rest. Called HEARTBEAT_SLICES times per heartbeat interval, so every socket is pinged once per
+   * interval but the pings of 10k sockets do not all leave (and stall relays) in the same tick.
+   */
   heartbeat(): void {
+    const slot = this.beat++ % HEARTBEAT_SLICES;
     for (const peer of [...this.peers.values()]) {
+      if (peer.slot !== slot) continue;
       if (!peer.alive) {
         this.remove(peer, 'heartbeat', 'no pong');
         peer.socket.terminate();

@@ -6,7 +6,7 @@ import { WebSocketServer } from 'ws';
 import { P2PSyncError } from '../core/errors.js';
 import { RedisBackplane, validateClusterOptions, type ClusterOptions } from './cluster.js';
 import { handleRequest, handleUpgrade, refuseUpgrade, type HttpContext } from './server-http.js';
-import { SignalHub, type SignalEventSink, type SignalServerEvent } from './server-hub.js';
+import { HEARTBEAT_SLICES, SignalHub, type SignalEventSink, type SignalServerEvent } from './server-hub.js';
 import { resolveLimits, type SignalLimits } from './server-limits.js';
 import { SignalMetrics } from './server-metrics.js';
 
@@ -213,7 +213,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   startedAt = performance.now();
   server.on('error', (err) => emit({ type: 'error', message: err.message }));
 
-  const heartbeat = setInterval(() => hub.heartbeat(), limits.heartbeatIntervalMs).unref();
+  const heartbeat = setInterval(() => hub.heartbeat(), Math.max(1, Math.floor(limits.heartbeatIntervalMs / HEARTBEAT_SLICES))).unref();
   // A quarter of the idle timeout keeps the overshoot small; 5 s (RxDB's period) is plenty for 120 s.
   const sweepEvery = Math.min(5_000, Math.max(20, Math.floor(limits.idleTimeoutMs / 4)));
   const idleSweep = setInterval(() => hub.sweepIdle(), sweepEvery).unref();
