@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Proc, stopAll, killAllSync } from './lib/proc.mjs';
-import { BIN, RXDB_SIGNAL, RESULTS_DIR } from './lib/paths.mjs';
+import { BIN, RXDB_SIGNAL, RESULTS_DIR, ROOT } from './lib/paths.mjs';
 import { median } from './lib/stats.mjs';
 import { signalLoad, closeAll } from './signal-load.mjs';
 import { runConvergence } from './signal-converge.mjs';
@@ -144,3 +144,5 @@ try {
 }
 writeFileSync(file, JSON.stringify({ ...previous, ...results }, null, 2) + '\n');
 console.error(`wrote ${file}`);
+// docs/BENCHMARKS.md shows this run next to bench/results/latest.json's.
+spawn(process.execPath, [join(ROOT, 'bench/run.mjs'), '--render'], { stdio: 'inherit' });
