@@ -34,6 +34,8 @@ export interface ClusterOptions {
 export interface ClusterHub {
   /** Rooms with at least one local member. */
   localRooms(): Iterable<string>;
+  /** Whether `room` has a local member. */
+  hasLocalRoom(room: string): boolean;
   /** Local members of `room` and their join times (ms since the epoch). */
   localMembers(room: string): Array<[string, number]>;
   /** The remote member list of `room` changed: send `joined` to its local members. */
@@ -224,13 +226,8 @@ export class RedisBackplane {
     }
     const event = parseClusterEvent(message);
     if (!event) return;
-    const local = new Set<string>();
-    const interested = (room: string): boolean => {
-      if (local.size === 0) for (const r of hub.localRooms()) local.add(r);
-      return local.has(room);
-    };
-    if (event.t !== 'b') this.epochs.set(event.r, (this.epochs.get(event.r) ?? 0) + 1);
-    for (const room of this.view.apply(event, interested)) hub.remoteChanged(room);
+    if (event.t !== 'b' && hub.hasLocalRoom(event.r)) this.epochs.set(event.r, (this.epochs.get(event.r) ?? 0) + 1);
+    for (const room of this.view.apply(event, (r) => hub.hasLocalRoom(r))) hub.remoteChanged(room);
   }
 
   /** Rewrites our memberships (with fresh expiry) and re-reads every room we serve. */
@@ -286,10 +283,9 @@ export class RedisBackplane {
       if (typeof hash !== 'object' || hash === null) return;
       for (const [peerId, at] of Object.entries(hash as Record<string, string>)) snapshots[i]!.set(peerId, { node, at: Number(at) || 0 });
     });
-    const local = new Set(hub.localRooms());
     rooms.forEach((room, i) => {
       // A room emptied locally meanwhile is not ours any more; one with fresh events is newer than this read.
-      if (!local.has(room) || (this.epochs.get(room) ?? 0) !== epochs[i]) return;
+      if (!hub.hasLocalRoom(room) || (this.epochs.get(room) ?? 0) !== epochs[i]) return;
       if (this.view.replace(room, snapshots[i]!)) hub.remoteChanged(room);
     });
   }

@@ -85,6 +85,7 @@ export class SignalHub {
     this.cluster = cluster;
     cluster.bind({
       localRooms: () => this.rooms.keys(),
+      hasLocalRoom: (room) => this.rooms.has(room),
       localMembers: (room) => [...(this.rooms.get(room) ?? [])].map((p) => [p.id, p.rooms.get(room) ?? 0]),
       remoteChanged: (room) => {
         const members = this.rooms.get(room);
