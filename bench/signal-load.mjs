@@ -38,7 +38,10 @@ class Client {
         if (msg.type === 'init') {
           this.id = msg.yourPeerId;
           resolve();
-        } else if (msg.type === 'joined') this.onJoined?.(msg.otherPeerIds);
+        } else if (msg.type === 'joined') {
+          this.members = msg.otherPeerIds;
+          this.onJoined?.(msg.otherPeerIds);
+        }
       });
     });
     this.closed = new Promise((resolve) => this.ws.on('close', resolve));
@@ -90,11 +93,15 @@ export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], 
     });
   });
   const joinMs = performance.now() - tj;
+  // A client only signals peers its member list shows; across nodes a mate appears a moment after its join.
+  const listed = () => clients.every((c, i) => !clients[i ^ 1] || c.members?.includes(clients[i ^ 1].id));
+  for (let waited = 0; !listed() && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
   const joinCpu = pids.map((pid, k) => cpuSeconds(pid) - cpu0[k]);
   const rss = pids.map(rssBytes);
 
   // Relay: sender i -> its room mate; a sample is the time until the receiver has the frame.
   const latencies = [];
+  let lost = 0;
   const tr = performance.now();
   await pool(samples, relayWindow, async (k) => {
     const i = (k * 7919) % sockets; // spread senders so no socket nears its rate limit
@@ -104,7 +111,14 @@ export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], 
     if (!to) return;
     await new Promise((resolve) => {
       const sent = performance.now();
+      // A frame that never arrives is counted, not waited for forever.
+      const timer = setTimeout(() => {
+        lost++;
+        to.pending.delete(k);
+        resolve();
+      }, 2_000);
       to.pending.set(k, () => {
+        clearTimeout(timer);
         latencies.push(performance.now() - sent);
         to.pending.delete(k);
         resolve();
@@ -124,6 +138,7 @@ export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], 
     relayP99Ms: round(percentile(latencies, 99), 3),
     relaysPerSecond: round((latencies.length / relayMs) * 1000),
     samples: latencies.length,
+    lost,
     clients,
   };
 }

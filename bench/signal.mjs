@@ -7,7 +7,7 @@
 // Writes bench/results/signal.json; docs/BENCHMARKS.md shows it (re-rendered at the end).
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -127,22 +127,25 @@ async function partB() {
 }
 
 const results = { date: new Date().toISOString(), loadavg: loadavg().map((x) => Math.round(x * 100) / 100) };
-try {
-  if (parts.has('a')) results.a = await partA();
-  if (parts.has('b')) results.b = await partB();
-  if (parts.has('c')) results.c = await runConvergence(args.peers.split(',').map(Number));
-} finally {
-  await stopAll();
-}
 mkdirSync(RESULTS_DIR, { recursive: true });
 const file = join(RESULTS_DIR, 'signal.json');
 let previous = {};
 try {
-  previous = JSON.parse((await import('node:fs')).readFileSync(file, 'utf8'));
+  previous = JSON.parse(readFileSync(file, 'utf8'));
 } catch {
   /* first run */
 }
-writeFileSync(file, JSON.stringify({ ...previous, ...results }, null, 2) + '\n');
-console.error(`wrote ${file}`);
+/** Saved after every part, so an interrupted run keeps what it measured. */
+const save = () => {
+  writeFileSync(file, JSON.stringify({ ...previous, ...results }, null, 2) + '\n');
+  console.error(`wrote ${file}`);
+};
+try {
+  if (parts.has('a')) (results.a = await partA()), save();
+  if (parts.has('b')) (results.b = await partB()), save();
+  if (parts.has('c')) (results.c = await runConvergence(args.peers.split(',').map(Number))), save();
+} finally {
+  await stopAll();
+}
 // docs/BENCHMARKS.md shows this run next to bench/results/latest.json's.
 spawn(process.execPath, [join(ROOT, 'bench/run.mjs'), '--render'], { stdio: 'inherit' });
