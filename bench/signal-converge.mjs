@@ -21,6 +21,18 @@ function allContain(files, needle) {
   });
 }
 
+/** Most links one peer had open at once, from its peer-connected / peer-disconnected events. */
+function maxOpenLinks(proc) {
+  const open = new Set();
+  let max = 0;
+  for (const e of proc.events) {
+    if (e.event === 'peer-connected') open.add(e.peerId);
+    if (e.event === 'peer-disconnected') open.delete(e.peerId);
+    max = Math.max(max, open.size);
+  }
+  return max;
+}
+
 async function until(pred, timeoutMs, stepMs = 5) {
   const deadline = performance.now() + timeoutMs;
   while (!pred()) {
@@ -51,7 +63,8 @@ async function one(n, maxPeers) {
       return { peers: n, maxPeers, settled: false, note: `not settled within ${SETTLE_TIMEOUT_MS / 1000} s` };
     }
     const settleMs = performance.now() - t0;
-    const links = procs.slice(1).map((p) => new Set(p.events.filter((e) => e.event === 'peer-connected').map((e) => e.peerToken)).size);
+    const distinct = procs.slice(1).map((p) => new Set(p.events.filter((e) => e.event === 'peer-connected').map((e) => e.peerToken)).size);
+    const concurrent = procs.slice(1).map(maxOpenLinks);
     const tw = performance.now();
     appendFileSync(files[n - 1], '{"id":"probe","v":1}\n');
     const ok = await until(() => allContain(files, '"probe"'), PROBE_TIMEOUT_MS);
@@ -63,7 +76,8 @@ async function one(n, maxPeers) {
       settleSeconds: round(settleMs / 1000, 1),
       convergeMs: ok ? round(convergeMs) : undefined,
       note: ok ? undefined : `probe not everywhere within ${PROBE_TIMEOUT_MS / 1000} s`,
-      linksPerPeerMax: Math.max(...links),
+      openLinksMax: Math.max(...concurrent),
+      distinctPeersLinked: Math.max(...distinct),
     };
   } finally {
     await Promise.all(procs.map((p) => p.stop(3_000)));

@@ -59,13 +59,14 @@ export function renderSignalSection() {
       'N `p2psync join` processes (NDJSON stores, loopback WebRTC) join one after the other; once a warm-up document',
       'has reached every file (**settle**), one document is appended to the last peer\'s file and the clock runs until',
       'it is in every file (**converge**, polled every 5 ms; includes the outside-edit detection on the writer).',
-      '**links** is the largest number of distinct peers one process connected to.',
+      '**open links** is the most links one process had open at once; **peers linked** the most distinct peers one',
+      'process was linked to over the run (peers join one by one, so early peers start in a full mesh and re-link).',
       '',
-      '| peers | overlay | settle s | converge ms | links (max per peer) | note |',
-      '|---:|---|---:|---:|---:|---|',
+      '| peers | overlay | settle s | converge ms | open links (max) | peers linked (max) | note |',
+      '|---:|---|---:|---:|---:|---:|---|',
     );
     for (const row of r.c) {
-      out.push(`| ${row.peers} | ${row.maxPeers ? `--max-peers ${row.maxPeers}` : 'full mesh'} | ${num(row.settleSeconds, 1)} | ${num(row.convergeMs)} | ${num(row.linksPerPeerMax)} | ${row.note ?? ''} |`);
+      out.push(`| ${row.peers} | ${row.maxPeers ? `--max-peers ${row.maxPeers}` : 'full mesh'} | ${num(row.settleSeconds, 1)} | ${num(row.convergeMs)} | ${num(row.openLinksMax)} | ${num(row.distinctPeersLinked ?? row.linksPerPeerMax)} | ${row.note ?? ''} |`);
     }
     out.push('');
   }
