@@ -42,6 +42,8 @@ export interface JoinOptions {
   signal?: string | undefined;
   /** Port of the embedded default when `signal` is undefined (default 8787). */
   embeddedSignalPort?: number | undefined;
+  /** More nodes of the same signaling cluster, tried in turn when the current one goes away. */
+  signalFallbacks?: string[] | undefined;
   conflict: string;
   lwwField: string;
   /** `--conflict-handler`: an ES module with RxDB's conflict handler shape; overrides `conflict`. */
@@ -55,6 +57,8 @@ export interface JoinOptions {
   iceBind?: string | undefined;
   /** `relay`: TURN relays only (needs a TURN server). */
   iceTransport?: IceTransportPolicy | undefined;
+  /** `--max-peers`: at most this many links per topic (ring + chords); undefined: full mesh. */
+  maxPeers?: number | undefined;
   /**
    * Set for `--once`: done when in sync with every connected peer after `waitPeers` were seen; fails with
    * E_TIMEOUT after `timeoutMs`, and with E_UNREACHABLE when a signaling server was not reached within
@@ -131,13 +135,14 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
       // with a secret the server only ever sees a hashed room name and sealed signals (src/trust)
       const trust = trustForTopic(o.trust ?? {}, topic, o.emit);
       const signaling = o.signal
-        ? createSignalingClient({ url: o.signal, topic: trust.room, emit })
+        ? createSignalingClient({ url: o.signal, fallbackUrls: o.signalFallbacks, topic: trust.room, emit })
         : createDefaultSignaling({ topic: trust.room, emit, ...(o.embeddedSignalPort ? { port: o.embeddedSignalPort } : {}) });
       signaling.onPeers((ids) => diagnosis.peers(topic, ids));
       const mesh = createMesh({
         signal: trust.signal(signaling),
         ice,
         runtime,
+        maxPeers: o.maxPeers,
         gate: trust.gate,
         certificatePemFile: identity.pemFile,
         onEvent: (e) => diagnosis.meshEvent(topic, e),

@@ -1,4 +1,5 @@
 // docs/BENCHMARKS.md from the results object (the same object as bench/results/latest.json).
+import { renderSignalSection } from './report-signal.mjs';
 import { round } from './stats.mjs';
 import { mb, secs, int, ms } from './format.mjs';
 import { renderStore } from '../scenarios/store.mjs';
@@ -264,6 +265,8 @@ export function renderReport(results) {
       ].join('\n'),
     ),
   );
+  const signal = renderSignalSection();
+  if (signal) parts.push(signal);
   const profiles = renderProfiles(results);
   if (profiles) parts.push(profiles);
   parts.push('## Reproduce', '', '```sh', 'npm install', 'npm run bench                    # everything: 10-16 minutes on 2 cores, depending on load', 'npm run bench -- --only raw,rxdb # some scenarios', 'npm run bench -- --full          # the whole matrix at 100k too (much longer: RxDB is quadratic)', 'npm run bench -- --big           # adds 1,000,000 documents (raw and p2psync pulls)', 'npm run bench:store              # the store benchmark alone', 'npm run bench -- --only encryption --sizes 100000 --runs 5   # encryption at rest alone', 'npm run bench -- --only p2psync --profile   # with CPU profiles', 'npm run bench -- --render         # rewrite this file from bench/results/latest.json', '```', '');

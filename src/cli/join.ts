@@ -15,7 +15,7 @@ import { addTrustOptions, trustOptionsFrom, type TrustFlags } from './trust-opti
 interface JoinFlags extends TrustFlags, EncryptionFlags, IceFlags {
   topic: string[];
   store: string;
-  signal?: string;
+  signal?: string[];
   key: string;
   collection?: string;
   format?: 'json' | 'ndjson';
@@ -27,6 +27,7 @@ interface JoinFlags extends TrustFlags, EncryptionFlags, IceFlags {
   pullOnly: boolean;
   pushOnly: boolean;
   batchSize?: number;
+  maxPeers?: number;
   once: boolean;
   waitPeers?: number;
   timeout?: number;
@@ -62,6 +63,13 @@ export function parseSignalUrl(value: string): string {
   return value;
 }
 
+/** `--signal` is repeatable (failover between nodes); one value (e.g. the env var) may list several, space-separated. */
+function collectSignal(value: string, previous: string[] | undefined): string[] {
+  const urls = value.split(/\s+/).filter((u) => u !== '');
+  if (urls.length === 0) throw new InvalidArgumentError('expected a ws:// or wss:// URL');
+  return [...(previous ?? []), ...urls.map(parseSignalUrl)];
+}
+
 function parseStorageToken(value: string): string {
   if (!/^[\x21-\x7e]{1,200}$/.test(value)) throw new InvalidArgumentError('expected 1-200 printable ASCII characters');
   return value;
@@ -73,14 +81,15 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .description('join a topic and replicate a JSON / NDJSON file live with every peer in it')
     .addOption(flag('--topic <name>', 'topic (room) to join, 6-99 characters; repeat to bridge several topics').argParser(collectTopic).makeOptionMandatory());
   addStoreOptions(command)
-    .addOption(flag('--signal <url>', 'signaling server (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(parseSignalUrl))
+    .addOption(flag('--signal <url>', 'signaling server; repeat (or space-separate) to fail over between nodes (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(collectSignal))
     .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB), lww (last write wins) or merge (three-way, per field)').choices(conflictStrategies.names()).default('master'))
     .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').argParser(parseNonEmpty).default('updatedAt'))
     .addOption(flag('--conflict-handler <file>', "an ES module exporting an RxDB conflict handler ({isEqual, resolve}); overrides --conflict").argParser(parseNonEmpty))
     .addOption(flag('--keep-conflicts <n>', 'losing versions kept per document beside the sidecar (see p2psync conflicts); 0 keeps none').argParser(parseInteger(0, 1000)).default(10))
     .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
     .addOption(flag('--push-only', 'only send changes to peers').default(false))
-    .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)));
+    .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)))
+    .addOption(flag('--max-peers <n>', 'keep at most N links per topic (ring + chords by id hash; changes reach the rest through neighbours); default: every peer').argParser(parseInteger(2, 10_000)));
   addIceOptions(command)
     .addOption(flag('--once', 'exit 0 once in sync with every connected peer (see --wait-peers, --timeout)').default(false))
     .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
@@ -135,7 +144,8 @@ Examples:
         primaryKey: flags.key,
         collection: flags.collection,
         encryption: encryptionFrom(flags, ctx.env),
-        signal: flags.signal,
+        signal: flags.signal?.[0],
+        signalFallbacks: flags.signal?.slice(1),
         embeddedSignalPort: flags.embeddedSignalPort,
         conflict: flags.conflict,
         lwwField: flags.lwwField,
@@ -144,6 +154,7 @@ Examples:
         direction: flags.pullOnly ? 'pull' : flags.pushOnly ? 'push' : 'both',
         batchSize: flags.batchSize,
         ...ice,
+        maxPeers: flags.maxPeers,
         once: flags.once
           ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined, connectTimeoutMs: flags.connectTimeout * 1000 }
           : undefined,

@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ExitCode, P2PSyncError, exitCodeFor } from '../core/errors.js';
 import { DEFAULT_SIGNAL_HOST, DEFAULT_SIGNAL_LIMITS, DEFAULT_SIGNAL_PORT, startSignalServer, type SignalServerOptions } from '../signaling/server.js';
+import { redactUrl } from '../signaling/client-options.js';
+import { DEFAULT_MEMBER_TTL_MS } from '../signaling/cluster.js';
 import { installSignalHandlers } from './lifecycle.js';
 import type { CliContext } from './main.js';
-import { flag, jsonFlag, parseInteger, parsePort } from './options.js';
+import { flag, jsonFlag, parseInteger, parsePort, parseSeconds } from './options.js';
 import { Output } from './output.js';
 
 /** Flags as commander hands them over. */
@@ -19,6 +21,8 @@ interface SignalFlags {
   maxPeersPerRoom?: number;
   maxFramesPerSecond?: number;
   maxConnections?: number;
+  redis?: string;
+  redisTtl: number;
   json: boolean;
 }
 
@@ -62,6 +66,7 @@ export function signalOptions(flags: SignalFlags, env: NodeJS.ProcessEnv): Signa
   if (flags.maxPeersPerRoom !== undefined) limits.maxPeersPerRoom = flags.maxPeersPerRoom;
   if (flags.maxFramesPerSecond !== undefined) limits.maxFramesPerSecond = flags.maxFramesPerSecond;
   if (flags.maxConnections !== undefined) limits.maxConnections = flags.maxConnections;
+  if (flags.redis !== undefined && flags.redis !== '') options.redis = { url: flags.redis, memberTtlMs: Math.round(flags.redisTtl * 1000) };
   return options;
 }
 
@@ -75,12 +80,21 @@ async function runSignal(flags: SignalFlags, ctx: CliContext): Promise<number> {
   const stopper = installSignalHandlers();
   try {
     const options = signalOptions(flags, ctx.env);
+    // Redis state changes are operational news: print them as events (they carry no credentials).
+    options.onEvent = (e) => {
+      const url = String(e.url);
+      if (e.type === 'redis-up') out.event({ event: 'redis-up', url }, `p2psync signal: Redis ${url} connected; rooms are shared`);
+      else if (e.type === 'redis-down') {
+        const message = String(e.message);
+        out.event({ event: 'redis-down', url, message }, `p2psync signal: Redis ${url} unreachable (${message}); serving local rooms only, retrying`);
+      }
+    };
     const server = await startSignalServer(options);
     const auth = options.token !== undefined;
     const tls = options.tls !== undefined;
     out.event(
-      { event: 'listening', host: server.host, port: server.port, url: server.url, tls, auth },
-      `p2psync signal: listening on ${server.url} (token ${auth ? 'required' : 'off'}, TLS ${tls ? 'on' : 'off'}); /healthz and /metrics on the same port`,
+      { event: 'listening', host: server.host, port: server.port, url: server.url, tls, auth, ...(options.redis ? { redis: redactUrl(options.redis.url) } : {}) },
+      `p2psync signal: listening on ${server.url} (token ${auth ? 'required' : 'off'}, TLS ${tls ? 'on' : 'off'}${options.redis ? `, rooms shared through ${redactUrl(options.redis.url)}` : ''}); /healthz and /metrics on the same port`,
     );
     if (!isLoopback(server.host) && !auth) out.warn('W_OPEN_SERVER', `listening on ${server.host} without an access token: anyone who can reach it can use it`);
     if (!isLoopback(server.host) && auth && !tls) out.warn('W_NO_TLS', `listening on ${server.host} without TLS: the token travels in clear text`);
@@ -116,6 +130,8 @@ export function registerSignal(program: Command, ctx: CliContext): void {
     .addOption(flag('--max-peers-per-room <n>', 'members per room').argParser(count(1, 1_000_000)).default(d.maxPeersPerRoom))
     .addOption(flag('--max-frames-per-second <n>', 'sustained frames per second per connection (bursts of twice that)').argParser(count(1, 1_000_000)).default(d.maxFramesPerSecond))
     .addOption(flag('--max-connections <n>', 'open WebSocket connections in total').argParser(count(1, 10_000_000)).default(d.maxConnections))
+    .addOption(flag('--redis <url>', 'share rooms with other signaling nodes through Redis (redis://[:password@]host:port); prefer the env var when the URL holds a password'))
+    .addOption(flag('--redis-ttl <seconds>', 'with --redis: how long the members of a node that died stay listed').argParser(parseSeconds).default(DEFAULT_MEMBER_TTL_MS / 1000))
     .addOption(jsonFlag())
     .addHelpText(
       'after',
@@ -133,7 +149,8 @@ Examples:
   $ p2psync signal
   $ p2psync signal --port 0 --json
   $ p2psync signal --host 0.0.0.0 --token-file /etc/p2psync/token --tls-cert cert.pem --tls-key key.pem
-  $ P2PSYNC_TOKEN=s3cret-from-a-vault p2psync signal --port 9000 --max-peers-per-room 20`,
+  $ P2PSYNC_TOKEN=s3cret-from-a-vault p2psync signal --port 9000 --max-peers-per-room 20
+  $ P2PSYNC_REDIS=redis://:pw@10.0.0.5:6379 p2psync signal --host 0.0.0.0 --token-file /etc/p2psync/token`,
     )
     .action(async (flags: SignalFlags) => {
       ctx.exitCode = await runSignal(flags, ctx);

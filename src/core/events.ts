@@ -8,7 +8,9 @@ import type { LinkPath } from './link.js';
 export const EVENT_SCHEMA_VERSION = 1;
 
 export type SyncEvent =
-  | { event: 'listening'; host: string; port: number; url: string; tls: boolean; auth: boolean }
+  | { event: 'listening'; host: string; port: number; url: string; tls: boolean; auth: boolean; redis?: string }
+  | { event: 'redis-up'; url: string }
+  | { event: 'redis-down'; url: string; message: string }
   | { event: 'signaling-connected'; url: string; topic: string; peerId: string }
   | { event: 'signaling-disconnected'; url: string; topic: string; reason: string; retryInMs: number }
   | { event: 'signaling-hosted'; url: string; port: number }

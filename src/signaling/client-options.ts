@@ -17,6 +17,11 @@ export const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
 export interface SignalingClientOptions {
   /** `ws://` or `wss://` URL, used unchanged (an access token travels as `?token=`, as RxDB clients send it). */
   readonly url: string;
+  /**
+   * More signaling nodes of the same cluster (`p2psync signal --redis`), tried in order after `url`: when a
+   * connection ends or an attempt fails, the next attempt goes to the next URL, round robin.
+   */
+  readonly fallbackUrls?: readonly string[];
   /** The room to join: 6-99 UTF-16 code units (the RxDB server disconnects anything else). */
   readonly topic: string;
   /**
@@ -80,15 +85,8 @@ export function secretsOf(url: URL): string[] {
 }
 
 export function validateOptions(options: SignalingClientOptions): URL {
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch {
-    throw new P2PSyncError('E_BAD_OPTION', `invalid signaling URL "${redactUrl(options.url)}": expected ws://host:port or wss://host:port`);
-  }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new P2PSyncError('E_BAD_OPTION', `invalid signaling URL "${redactUrl(options.url)}": the scheme must be ws:// or wss://`);
-  }
+  for (const extra of options.fallbackUrls ?? []) parseWsUrl(extra);
+  const url = parseWsUrl(options.url);
   const topic: unknown = options.topic;
   if (typeof topic !== 'string' || topic.length < 6 || topic.length > 99) {
     throw new P2PSyncError('E_BAD_OPTION', 'the topic must be 6 to 99 characters long (signaling servers reject other room names)');
@@ -102,5 +100,18 @@ export function validateOptions(options: SignalingClientOptions): URL {
   positive('connectTimeoutMs', options.connectTimeoutMs);
   const jitter = options.reconnect?.jitter;
   if (jitter !== undefined && !(jitter >= 0 && jitter <= 1)) throw new P2PSyncError('E_BAD_OPTION', `reconnect.jitter must be between 0 and 1, got ${jitter}`);
+  return url;
+}
+
+function parseWsUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new P2PSyncError('E_BAD_OPTION', `invalid signaling URL "${redactUrl(raw)}": expected ws://host:port or wss://host:port`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new P2PSyncError('E_BAD_OPTION', `invalid signaling URL "${redactUrl(raw)}": the scheme must be ws:// or wss://`);
+  }
   return url;
 }

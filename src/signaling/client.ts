@@ -52,9 +52,11 @@ interface Waiter {
 type Failure = { reason: string; httpStatus?: number };
 
 class WsSignalingClient implements SignalingClient {
-  readonly url: string;
   readonly topic: string;
-  private readonly rawUrl: string;
+  /** `url` then the fallbacks; `index` is the one in use or being dialled. */
+  private readonly rawUrls: string[];
+  private readonly redactedUrls: string[];
+  private index = 0;
   private readonly secrets: string[];
   private readonly initialMs: number;
   private readonly maxMs: number;
@@ -89,9 +91,9 @@ class WsSignalingClient implements SignalingClient {
     private readonly options: SignalingClientOptions,
     parsed: URL,
   ) {
-    this.rawUrl = options.url;
-    this.url = redactUrl(options.url);
-    this.secrets = secretsOf(parsed);
+    this.rawUrls = [options.url, ...(options.fallbackUrls ?? [])];
+    this.redactedUrls = this.rawUrls.map(redactUrl);
+    this.secrets = [parsed, ...(options.fallbackUrls ?? []).map((u) => new URL(u))].flatMap(secretsOf).sort((a, b) => b.length - a.length);
     this.topic = options.topic;
     this.initialMs = options.reconnect?.initialMs ?? DEFAULT_RECONNECT.initialMs;
     this.maxMs = Math.max(this.initialMs, options.reconnect?.maxMs ?? DEFAULT_RECONNECT.maxMs);
@@ -106,6 +108,11 @@ class WsSignalingClient implements SignalingClient {
       ...(options.tls?.rejectUnauthorized !== undefined ? { rejectUnauthorized: options.tls.rejectUnauthorized } : {}),
     };
     void this.connect();
+  }
+
+  /** The URL in use (or being dialled), redacted. */
+  get url(): string {
+    return this.redactedUrls[this.index]!;
   }
 
   get peerId(): string | undefined {
@@ -192,7 +199,7 @@ class WsSignalingClient implements SignalingClient {
     const Impl = this.options.WebSocket ?? WebSocket;
     let socket: WebSocket;
     try {
-      socket = new Impl(this.rawUrl, this.wsOptions);
+      socket = new Impl(this.rawUrls[this.index]!, this.wsOptions);
     } catch (err) {
       // Only reachable with odd URLs the constructor rejects (validated ones do not): retry like any failure.
       this.lastFailure = { reason: this.scrub(err instanceof Error ? err.message : String(err)) };
@@ -298,6 +305,8 @@ class WsSignalingClient implements SignalingClient {
     }
     const wait = this.scheduleReconnect();
     this.options.emit?.({ event: 'signaling-disconnected', url: this.url, topic: this.topic, reason, retryInMs: wait });
+    // Failover: the next attempt goes to the next node; joining the topic there is what `init` does anyway.
+    this.index = (this.index + 1) % this.rawUrls.length;
   }
 
   /** Reports a refused credential; returns true when the client gives up. */

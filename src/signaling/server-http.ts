@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
+import type { RedisBackplane } from './cluster.js';
 import type { SignalEventSink, SignalHub } from './server-hub.js';
 import type { SignalLimits } from './server-limits.js';
 import type { SignalMetrics, UpgradeRefusal } from './server-metrics.js';
@@ -14,6 +15,8 @@ export interface HttpContext {
   readonly hub: SignalHub;
   readonly wss: WebSocketServer;
   readonly emit: SignalEventSink;
+  /** The Redis backplane with `--redis`. */
+  readonly cluster: RedisBackplane | undefined;
   uptimeSeconds(): number;
   closing(): boolean;
 }
@@ -65,14 +68,24 @@ export function handleRequest(ctx: HttpContext, req: IncomingMessage, res: Serve
   const gauges = ctx.hub.gauges(ctx.uptimeSeconds());
   if (path === '/healthz') {
     // 503 while shutting down lets a load balancer stop routing here before the port goes away.
-    const status = ctx.closing() ? 'shutting-down' : 'ok';
-    const body = JSON.stringify({ status, uptimeSeconds: Math.floor(gauges.uptimeSeconds), sockets: gauges.sockets, rooms: gauges.rooms, peers: gauges.peers });
-    return reply(req, res, ctx.closing() ? 503 : 200, 'application/json; charset=utf-8', body + '\n');
+    // With Redis down the node still serves its local rooms, but peers on other nodes cannot reach them: 503
+    // tells a load balancer to send new peers to a node that can.
+    const redis = ctx.cluster?.health();
+    const status = ctx.closing() ? 'shutting-down' : redis?.status === 'down' ? 'unhealthy' : 'ok';
+    const body = JSON.stringify({
+      status,
+      uptimeSeconds: Math.floor(gauges.uptimeSeconds),
+      sockets: gauges.sockets,
+      rooms: gauges.rooms,
+      peers: gauges.peers,
+      ...(redis ? { redis } : {}),
+    });
+    return reply(req, res, status === 'ok' ? 200 : 503, 'application/json; charset=utf-8', body + '\n');
   }
   if (!authorized(ctx, req)) {
     return reply(req, res, 401, 'text/plain; charset=utf-8', 'unauthorized\n', { 'WWW-Authenticate': 'Bearer realm="p2psync"' });
   }
-  return reply(req, res, 200, 'text/plain; version=0.0.4; charset=utf-8', ctx.metrics.render(gauges));
+  return reply(req, res, 200, 'text/plain; version=0.0.4; charset=utf-8', ctx.metrics.render(gauges, ctx.cluster));
 }
 
 /** Answers an upgrade request with a plain HTTP error and closes the connection. */

@@ -1,4 +1,5 @@
 import { WebSocket, type RawData } from 'ws';
+import type { RedisBackplane } from './cluster.js';
 import { TokenBucket, type SignalLimits } from './server-limits.js';
 import type { DisconnectKind, SignalGauges, SignalMetrics } from './server-metrics.js';
 import {
@@ -21,13 +22,18 @@ export type SignalEventSink = (e: SignalServerEvent) => void;
  */
 const MIN_MAX_BUFFERED_BYTES = 1024 * 1024;
 const MAX_BUFFERED_FRAMES = 16;
+/** Heartbeat slices per interval (see `heartbeat`). */
+export const HEARTBEAT_SLICES = 10;
 
 interface Peer {
   readonly id: string;
   readonly socket: WebSocket;
-  readonly rooms: Set<string>;
+  /** Rooms joined, with the join time (ms since the epoch: comparable across signaling nodes). */
+  readonly rooms: Map<string, number>;
   readonly bucket: TokenBucket;
   lastActivity: number;
+  /** Which heartbeat slice pings this socket (sockets are spread over the slices round robin). */
+  readonly slot: number;
   /** Answered the last heartbeat ping. */
   alive: boolean;
   /** Removed from the hub (closing or closed); no more frames are read from or sent to it. */
@@ -60,6 +66,10 @@ export class SignalHub {
   private readonly maxBufferedBytes: number;
   private shuttingDown = false;
   private drainWaiters: Array<() => void> = [];
+  private attached = 0;
+  private beat = 0;
+  /** Other signaling nodes sharing the rooms (`--redis`); undefined on a single node. */
+  private cluster: RedisBackplane | undefined;
 
   constructor(
     private readonly limits: SignalLimits,
@@ -68,6 +78,24 @@ export class SignalHub {
     private readonly now: () => number = () => performance.now(),
   ) {
     this.maxBufferedBytes = Math.max(MIN_MAX_BUFFERED_BYTES, MAX_BUFFERED_FRAMES * limits.maxFrameBytes);
+  }
+
+  /** Shares rooms with other nodes through `cluster` (call once, before any socket is attached). */
+  useCluster(cluster: RedisBackplane): void {
+    this.cluster = cluster;
+    cluster.bind({
+      localRooms: () => this.rooms.keys(),
+      hasLocalRoom: (room) => this.rooms.has(room),
+      localMembers: (room) => [...(this.rooms.get(room) ?? [])].map((p) => [p.id, p.rooms.get(room) ?? 0]),
+      remoteChanged: (room) => {
+        const members = this.rooms.get(room);
+        if (members && !this.shuttingDown) this.broadcastMembers(room, members);
+      },
+      deliver: (receiverId, raw) => {
+        const receiver = this.peers.get(receiverId);
+        return receiver !== undefined && this.send(receiver, raw);
+      },
+    });
   }
 
   /** Open sockets, closing ones included: what counts against `maxConnections`. */
@@ -85,7 +113,7 @@ export class SignalHub {
     let id = createPeerId();
     while (this.peers.has(id)) id = createPeerId();
     const now = this.now();
-    const peer: Peer = { id, socket, rooms: new Set(), bucket: new TokenBucket(this.limits.maxFramesPerSecond, now), lastActivity: now, alive: true, gone: false };
+    const peer: Peer = { id, socket, slot: this.attached++ % HEARTBEAT_SLICES, rooms: new Map(), bucket: new TokenBucket(this.limits.maxFramesPerSecond, now), lastActivity: now, alive: true, gone: false };
     this.peers.set(id, peer);
     this.sockets.add(socket);
     this.metrics.connectionsTotal += 1;
@@ -119,9 +147,15 @@ export class SignalHub {
     this.send(peer, initFrame(id));
   }
 
-  /** One heartbeat round: drop sockets that did not answer the previous ping, ping the rest. */
+  /**
+   * One heartbeat slice: of the sockets in the next slice, drop those that did not answer their previous ping
+   * and ping the rest. Called HEARTBEAT_SLICES times per heartbeat interval, so every socket is pinged once per
+   * interval but the pings of 10k sockets do not all leave (and stall relays) in the same tick.
+   */
   heartbeat(): void {
+    const slot = this.beat++ % HEARTBEAT_SLICES;
     for (const peer of [...this.peers.values()]) {
+      if (peer.slot !== slot) continue;
       if (!peer.alive) {
         this.remove(peer, 'heartbeat', 'no pong');
         peer.socket.terminate();
@@ -205,7 +239,8 @@ export class SignalHub {
       return this.violation(peer, 'too_many_rooms', SIGNAL_CLOSE_CODES.tooManyRooms, 'too many rooms');
     }
     let members = this.rooms.get(room);
-    if (members && members.size >= this.limits.maxPeersPerRoom) {
+    // With other nodes, the limit counts the whole room as this node knows it.
+    if ((members?.size ?? 0) + (this.cluster?.view.count(room) ?? 0) >= this.limits.maxPeersPerRoom) {
       return this.violation(peer, 'room_full', SIGNAL_CLOSE_CODES.roomFull, 'room full');
     }
     if (!members) {
@@ -213,14 +248,17 @@ export class SignalHub {
       this.rooms.set(room, members);
     }
     members.add(peer);
-    peer.rooms.add(room);
+    const at = Date.now();
+    peer.rooms.set(room, at);
+    this.cluster?.joined(room, peer.id, at, members.size === 1);
     this.emit({ type: 'join', peerId: peer.id, room, members: members.size });
-    this.broadcastMembers(members);
+    this.broadcastMembers(room, members);
   }
 
   private relay(peer: Peer, senderPeerId: unknown, receiverPeerId: unknown, raw: string): void {
     if (senderPeerId !== peer.id) return this.violation(peer, 'spoofed_sender', SIGNAL_CLOSE_CODES.spoofedSender, 'spoofed sender');
     const receiver = typeof receiverPeerId === 'string' ? this.peers.get(receiverPeerId) : undefined;
+    if (!receiver && this.cluster && typeof receiverPeerId === 'string') return this.relayRemote(peer, receiverPeerId, raw);
     // Unknown receivers are dropped silently, as RxDB does: the receiver may just have left.
     if (!receiver) return this.dropped(peer, 'unknown_receiver');
     // RxDB relays to any known id; we only relay between members of a shared room, so knowing an id is not
@@ -231,8 +269,21 @@ export class SignalHub {
 
   private shareRoom(a: Peer, b: Peer): boolean {
     const [small, large] = a.rooms.size <= b.rooms.size ? [a.rooms, b.rooms] : [b.rooms, a.rooms];
-    for (const room of small) if (large.has(room)) return true;
+    for (const room of small.keys()) if (large.has(room)) return true;
     return false;
+  }
+
+  /** A `signal` for a peer this node does not serve: through Redis to its node, if it shares a room with us. */
+  private relayRemote(peer: Peer, receiverId: string, raw: string): void {
+    const cluster = this.cluster!;
+    for (const room of peer.rooms.keys()) {
+      const node = cluster.view.nodeOf(room, receiverId);
+      if (node === undefined) continue;
+      if (cluster.relay(node, receiverId, raw)) this.metrics.framesRelayed += 1;
+      else this.dropped(peer, 'backplane_down');
+      return;
+    }
+    this.dropped(peer, 'unknown_receiver');
   }
 
   private dropped(peer: Peer, reason: FrameRejectReason): void {
@@ -252,20 +303,28 @@ export class SignalHub {
     if (peer.gone) return;
     peer.gone = true;
     this.peers.delete(peer.id);
-    for (const room of peer.rooms) {
+    for (const room of peer.rooms.keys()) {
       const members = this.rooms.get(room);
       if (!members) continue;
       members.delete(peer);
+      this.cluster?.left(room, peer.id, members.size === 0);
       if (members.size === 0) this.rooms.delete(room);
-      else if (!this.shuttingDown) this.broadcastMembers(members);
+      else if (!this.shuttingDown) this.broadcastMembers(room, members);
     }
     this.metrics.disconnected(kind);
     this.emit({ type: 'disconnect', peerId: peer.id, reason: kind, detail });
   }
 
-  private broadcastMembers(members: Set<Peer>): void {
-    const frame = joinedFrame([...members].map((m) => m.id));
+  private broadcastMembers(room: string, members: Set<Peer>): void {
+    const frame = joinedFrame(this.cluster ? this.clusterMembers(room, members) : [...members].map((m) => m.id));
     for (const member of [...members]) this.send(member, frame);
+  }
+
+  /** Local and remote members merged in join order. */
+  private clusterMembers(room: string, members: Set<Peer>): string[] {
+    const all: Array<[string, number]> = [...members].map((m) => [m.id, m.rooms.get(room) ?? 0]);
+    for (const [id, member] of this.cluster!.view.entries(room)) all.push([id, member.at]);
+    return all.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1)).map(([id]) => id);
   }
 
   private isSlow(peer: Peer): boolean {

@@ -1,3 +1,4 @@
+import type { RedisBackplane } from './cluster.js';
 import { FRAME_REJECT_REASONS, type FrameRejectReason } from './server-protocol.js';
 
 /** Why an HTTP upgrade was refused; label values of `p2psync_signal_upgrades_refused_total`. */
@@ -44,7 +45,7 @@ export class SignalMetrics {
   }
 
   /** Prometheus text exposition format 0.0.4. */
-  render(g: SignalGauges): string {
+  render(g: SignalGauges, cluster?: RedisBackplane): string {
     const out: string[] = [];
     const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: Array<[string, number]>): void => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -63,6 +64,16 @@ export class SignalMetrics {
     metric('p2psync_signal_frames_rejected_total', 'counter', 'Frames rejected or dropped, by reason.', labelled('reason', this.framesRejected));
     metric('p2psync_signal_upgrades_refused_total', 'counter', 'WebSocket upgrades refused, by reason.', labelled('reason', this.upgradesRefused));
     metric('p2psync_signal_disconnects_total', 'counter', 'Sockets closed, by cause.', labelled('reason', this.disconnects));
+    if (cluster) {
+      const c = cluster.counters;
+      metric('p2psync_signal_redis_up', 'gauge', 'Whether this node is connected to Redis (1) or not (0).', [['', cluster.up ? 1 : 0]]);
+      metric('p2psync_signal_remote_peers', 'gauge', "Members of this node's rooms connected to other nodes.", [['', cluster.view.size]]);
+      metric('p2psync_signal_cluster_relayed_total', 'counter', 'signal frames relayed through Redis, by direction.', [
+        ['{direction="out"}', c.relayedOut],
+        ['{direction="in"}', c.relayedIn],
+      ]);
+      metric('p2psync_signal_redis_errors_total', 'counter', 'Failed Redis connections and commands.', [['', c.errors]]);
+    }
     return out.join('\n') + '\n';
   }
 }

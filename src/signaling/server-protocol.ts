@@ -41,7 +41,8 @@ export type FrameRejectReason =
   | 'invalid_utf8'
   | 'protocol_error'
   | 'unknown_receiver'
-  | 'no_shared_room';
+  | 'no_shared_room'
+  | 'backplane_down';
 
 export const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
   'invalid_json',
@@ -57,6 +58,7 @@ export const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
   'protocol_error',
   'unknown_receiver',
   'no_shared_room',
+  'backplane_down',
 ];
 
 /** A client frame that passed the envelope checks. `raw` is the exact text received, relayed verbatim. */

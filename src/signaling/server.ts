@@ -4,8 +4,9 @@ import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { WebSocketServer } from 'ws';
 import { P2PSyncError } from '../core/errors.js';
+import { RedisBackplane, validateClusterOptions, type ClusterOptions } from './cluster.js';
 import { handleRequest, handleUpgrade, refuseUpgrade, type HttpContext } from './server-http.js';
-import { SignalHub, type SignalEventSink, type SignalServerEvent } from './server-hub.js';
+import { HEARTBEAT_SLICES, SignalHub, type SignalEventSink, type SignalServerEvent } from './server-hub.js';
 import { resolveLimits, type SignalLimits } from './server-limits.js';
 import { SignalMetrics } from './server-metrics.js';
 
@@ -44,6 +45,11 @@ export interface SignalServerOptions {
   /** Overrides of DEFAULT_SIGNAL_LIMITS. */
   limits?: Partial<SignalLimits>;
   /**
+   * Share rooms with other signaling nodes through Redis (`redis://host:port`). Peers of one room may then
+   * connect to different nodes. Redis down: the node keeps serving its local rooms and /healthz answers 503.
+   */
+  redis?: ClusterOptions;
+  /**
    * Diagnostics: `connection`, `join`, `violation`, `dropped`, `disconnect`, `upgrade-refused`, `error`.
    * Called synchronously; exceptions thrown by it are ignored.
    */
@@ -76,6 +82,7 @@ function validate(options: SignalServerOptions): { port: number; host: string } 
   if (options.token !== undefined && (typeof options.token !== 'string' || options.token === '')) {
     throw badOption('token', 'the access token must be a non-empty string');
   }
+  if (options.redis !== undefined) validateClusterOptions(options.redis);
   if (options.tls !== undefined) {
     const { cert, key } = options.tls;
     if (!cert || cert.length === 0) throw new P2PSyncError('E_TLS_FILE', 'the TLS certificate is empty', { option: 'tls.cert' });
@@ -159,6 +166,8 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   const server = createBaseServer(options.tls);
   const metrics = new SignalMetrics();
   const hub = new SignalHub(limits, metrics, emit);
+  const cluster = options.redis ? new RedisBackplane(options.redis, emit) : undefined;
+  if (cluster) hub.useCluster(cluster);
   // permessage-deflate stays off: it costs memory per socket and invites decompression bombs, and
   // signaling frames are small.
   const wss = new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: limits.maxFrameBytes });
@@ -172,6 +181,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
     hub,
     wss,
     emit,
+    cluster,
     uptimeSeconds: () => (performance.now() - startedAt) / 1000,
     closing: () => closing,
   };
@@ -193,11 +203,17 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   server.on('request', (req, res) => handleRequest(ctx, req, res));
   server.on('upgrade', (req, socket, head) => handleUpgrade(ctx, req, socket, head));
 
-  const port = await listen(server, host, askedPort);
+  let port: number;
+  try {
+    port = await listen(server, host, askedPort);
+  } catch (err) {
+    await cluster?.close(0);
+    throw err;
+  }
   startedAt = performance.now();
   server.on('error', (err) => emit({ type: 'error', message: err.message }));
 
-  const heartbeat = setInterval(() => hub.heartbeat(), limits.heartbeatIntervalMs).unref();
+  const heartbeat = setInterval(() => hub.heartbeat(), Math.max(1, Math.floor(limits.heartbeatIntervalMs / HEARTBEAT_SLICES))).unref();
   // A quarter of the idle timeout keeps the overshoot small; 5 s (RxDB's period) is plenty for 120 s.
   const sweepEvery = Math.min(5_000, Math.max(20, Math.floor(limits.idleTimeoutMs / 4)));
   const idleSweep = setInterval(() => hub.sweepIdle(), sweepEvery).unref();
@@ -209,6 +225,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
     const deadline = performance.now() + timeoutMs;
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
     hub.closeAll();
+    const clusterClosed = cluster?.close();
     server.closeIdleConnections();
     await Promise.race([hub.drained(), delay(timeoutMs)]);
     hub.terminateAll();
@@ -216,6 +233,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
     for (const socket of connections) socket.destroy();
     await stopped;
     wss.close();
+    await clusterClosed;
     emit({ type: 'closed' });
   };
 

@@ -10,6 +10,7 @@ import type { BackoffOptions, PeerSignal } from './mesh-rules.js';
 import { clearPeerTimers, describePeerState } from './peer-internals.js';
 import { WebRTCLink } from './webrtc-link.js';
 import { CandidateTally, type IceOutcome } from './ice-report.js';
+import { chooseNeighbours, linksToDrop, MIN_MAX_PEERS } from './neighbours.js';
 import { rtcConfig, validateIceConfig, type IceConfig } from './ice.js';
 import { createNativePeerConnection, fingerprintsOf, wrtc, type WebRTCRuntime } from './wrtc.js';
 
@@ -43,6 +44,11 @@ export interface MeshOptions {
   gate?: LinkGate | undefined;
   /** PEM file with the device certificate and key every connection presents in DTLS; default: one per connection. */
   certificatePemFile?: string | undefined;
+  /**
+   * At most this many links (`join --max-peers`): neighbours are chosen by `chooseNeighbours` (ring + chords),
+   * offers from others are declined once the bound is reached. Undefined: a full mesh.
+   */
+  maxPeers?: number | undefined;
   /** Observes connection attempts (for logs, metrics and tests). */
   onEvent?: (event: MeshEvent) => void;
   /** Debug log sink; default util.debuglog('p2psync'). */
@@ -109,6 +115,10 @@ interface Attempt {
  */
 export function createMesh(options: MeshOptions): Mesh {
   validateIceConfig(options.ice);
+  const max = options.maxPeers;
+  if (max !== undefined && !(Number.isSafeInteger(max) && max >= MIN_MAX_PEERS)) {
+    throw new P2PSyncError('E_BAD_OPTION', `maxPeers must be a whole number of at least ${MIN_MAX_PEERS}, got ${String(max)}`, { option: 'max-peers' });
+  }
   return new WebRTCMesh(options);
 }
 
@@ -131,6 +141,9 @@ class WebRTCMesh implements Mesh {
   private readonly unsubscribe: Array<() => void>;
   private readonly release: (() => void) | undefined;
   private room = new Set<string>();
+  private readonly maxPeers: number | undefined;
+  /** With maxPeers: the members of `room` this peer links to. */
+  private neighbours = new Set<string>();
   /** Own peer id the current room and attempts belong to. */
   private signalingId: string | undefined;
   private closed = false;
@@ -145,6 +158,7 @@ class WebRTCMesh implements Mesh {
     this.onEvent = options.onEvent;
     this.gate = options.gate;
     this.certificatePemFile = options.certificatePemFile;
+    this.maxPeers = options.maxPeers;
     this.release = options.runtime?.retain();
     this.signalingId = this.signal.peerId;
     this.unsubscribe = [
@@ -203,7 +217,27 @@ class WebRTCMesh implements Mesh {
       this.backoff.delete(remote);
     }
     for (const remote of this.rejectedUntil.keys()) if (!this.room.has(remote)) this.rejectedUntil.delete(remote);
+    if (this.maxPeers !== undefined) this.applyBound(own, this.maxPeers);
     for (const remote of this.room) this.maybeConnect(remote);
+  }
+
+  /** Recomputes the neighbours and closes links beyond the bound (to non-neighbours only). */
+  private applyBound(own: string, maxPeers: number): void {
+    this.neighbours = chooseNeighbours(own, this.room, maxPeers);
+    const live = [...this.attempts.values()].filter((a) => a.state !== 'ended' && a.ending === undefined);
+    const drop = new Set(linksToDrop(live.map((a) => a.remote), this.neighbours, maxPeers));
+    for (const a of live) if (drop.has(a.remote)) this.end(a, `over --max-peers ${maxPeers}`);
+  }
+
+  /** Whether a link to `remote` is wanted: always in a full mesh, for neighbours under --max-peers. */
+  private wanted(remote: string): boolean {
+    return this.maxPeers === undefined || this.neighbours.has(remote);
+  }
+
+  private liveCount(): number {
+    let n = 0;
+    for (const a of this.attempts.values()) if (a.state !== 'ended' && a.ending === undefined) n++;
+    return n;
   }
 
   private handleStatus(_status: SignalStatus): void {
@@ -265,6 +299,9 @@ class WebRTCMesh implements Mesh {
     }
     if (data.type !== 'offer') return this.dropped(remote, `outdated ${data.type}`);
     if ((this.rejectedUntil.get(remote) ?? 0) > performance.now()) return this.dropped(remote, 'offer from a rejected peer, backing off');
+    // Politely: no answer at all, so the remote's attempt times out and it backs off; a p2psync remote with the
+    // same member list never offers to a non-neighbour in the first place.
+    if (!this.wanted(remote) && !current && this.liveCount() >= this.maxPeers!) return this.dropped(remote, 'declined: at --max-peers');
     // A new offer replaces whatever we had with that remote, even a connected link: the remote restarted the
     // pair (it noticed a failure we did not, or its signaling id changed roles).
     if (current) this.end(current, 'replaced by a new offer');
@@ -281,7 +318,7 @@ class WebRTCMesh implements Mesh {
   private maybeConnect(remote: string): void {
     const own = this.signal.peerId;
     if (this.closed || own === undefined || !this.room.has(remote)) return;
-    if (this.attempts.has(remote) || this.retryTimers.has(remote) || !isInitiator(own, remote)) return;
+    if (this.attempts.has(remote) || this.retryTimers.has(remote) || !isInitiator(own, remote) || !this.wanted(remote)) return;
     if (!this.start(remote, true, randomToken(CONNECTION_ID_LENGTH))) this.scheduleRetry(remote);
   }
 
@@ -375,6 +412,10 @@ class WebRTCMesh implements Mesh {
     this.debug(`mesh: connected to ${attempt.remote} in ${ms} ms`);
     const { remote, connectionId, initiator } = attempt;
     this.event({ type: 'connected', remotePeerId: remote, connectionId, initiator, ms });
+    // A new neighbour link may push an older link to a non-neighbour over the bound.
+    const own = this.signal.peerId;
+    if (this.maxPeers !== undefined && own !== undefined) this.applyBound(own, this.maxPeers);
+    if (!link.open || attempt.ending !== undefined) return;
     for (const handler of [...this.linkHandlers]) {
       if (!link.open) break;
       handler(link);
@@ -432,7 +473,7 @@ class WebRTCMesh implements Mesh {
     if (this.attempts.get(remote) !== attempt) return; // replaced by a newer attempt
     this.attempts.delete(remote);
     const own = this.signal.peerId;
-    if (!this.closed && own !== undefined && this.room.has(remote) && isInitiator(own, remote)) {
+    if (!this.closed && own !== undefined && this.room.has(remote) && isInitiator(own, remote) && this.wanted(remote)) {
       this.scheduleRetry(remote);
     }
   }

@@ -1,0 +1,149 @@
+// WebSocket load for signaling servers (bench/signal.mjs): many raw clients in this process, speaking RxDB's
+// signaling protocol (init, join, joined, signal), against any server that speaks it.
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import { percentile, round } from './lib/stats.mjs';
+
+const TICKS_PER_SECOND = 100; // Linux USER_HZ
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** Current resident set size in bytes. */
+export function rssBytes(pid) {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : undefined;
+}
+
+/** One raw signaling client. */
+class Client {
+  constructor(url) {
+    this.ws = new WebSocket(url, { perMessageDeflate: false });
+    this.id = undefined;
+    this.onJoined = undefined;
+    /** Relay samples waiting for their frame, by sample number. */
+    this.pending = new Map();
+    this.ready = new Promise((resolve, reject) => {
+      this.ws.on('error', reject);
+      this.ws.on('message', (data) => {
+        const text = data.toString();
+        // Parse only what is needed: relayed signals are the hot path.
+        if (text.startsWith('{"type":"signal"') || text.includes('"type":"signal"')) return this.pending.get(JSON.parse(text).data?.k)?.();
+        const msg = JSON.parse(text);
+        if (msg.type === 'init') {
+          this.id = msg.yourPeerId;
+          resolve();
+        } else if (msg.type === 'joined') {
+          this.members = msg.otherPeerIds;
+          this.onJoined?.(msg.otherPeerIds);
+        }
+      });
+    });
+    this.closed = new Promise((resolve) => this.ws.on('close', resolve));
+  }
+
+  send(msg) {
+    this.ws.send(JSON.stringify(msg));
+  }
+}
+
+/** Runs `work(i)` for i in 0..n-1 with at most `window` in flight. */
+async function pool(n, window, work) {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(window, n) }, async () => {
+    while (next < n) await work(next++);
+  });
+  await Promise.all(lanes);
+}
+
+/**
+ * Opens `sockets` clients to `urls` (round robin), joins them into rooms of `roomSize` (members of one room
+ * alternate between the urls), then relays `samples` signals between room mates. Returns the join rate,
+ * relay latency percentiles and the clients (call `closeAll`).
+ */
+export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], window = 200, relayWindow = 1 }) {
+  const clients = [];
+  const t0 = performance.now();
+  await pool(sockets, window, async (i) => {
+    const c = new Client(urls[i % urls.length]);
+    clients[i] = c;
+    await c.ready;
+  });
+  const connectMs = performance.now() - t0;
+
+  const cpu0 = pids.map(cpuSeconds);
+  const tj = performance.now();
+  await pool(sockets, window, async (i) => {
+    const c = clients[i];
+    const room = `bench-room-${String(Math.floor(i / roomSize)).padStart(6, '0')}`;
+    c.room = room;
+    await new Promise((resolve) => {
+      c.onJoined = (ids) => {
+        if (ids.includes(c.id)) {
+          c.onJoined = undefined;
+          resolve();
+        }
+      };
+      c.send({ type: 'join', room });
+    });
+  });
+  const joinMs = performance.now() - tj;
+  // A client only signals peers its member list shows; across nodes a mate appears a moment after its join.
+  const listed = () => clients.every((c, i) => !clients[i ^ 1] || c.members?.includes(clients[i ^ 1].id));
+  for (let waited = 0; !listed() && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  const joinCpu = pids.map((pid, k) => cpuSeconds(pid) - cpu0[k]);
+  const rss = pids.map(rssBytes);
+
+  // Relay: sender i -> its room mate; a sample is the time until the receiver has the frame.
+  const latencies = [];
+  let lost = 0;
+  const tr = performance.now();
+  await pool(samples, relayWindow, async (k) => {
+    const i = (k * 7919) % sockets; // spread senders so no socket nears its rate limit
+    const from = clients[i];
+    // Room sizes are even, so i ^ 1 is a room mate (the urls alternate, so with two nodes it is on the other).
+    const to = clients[i ^ 1];
+    if (!to) return;
+    await new Promise((resolve) => {
+      const sent = performance.now();
+      // A frame that never arrives is counted, not waited for forever.
+      const timer = setTimeout(() => {
+        lost++;
+        to.pending.delete(k);
+        resolve();
+      }, 2_000);
+      to.pending.set(k, () => {
+        clearTimeout(timer);
+        latencies.push(performance.now() - sent);
+        to.pending.delete(k);
+        resolve();
+      });
+      from.send({ type: 'signal', senderPeerId: from.id, receiverPeerId: to.id, room: from.room, data: { type: 'offer', sdp: 'v=0 '.padEnd(600, 'x'), k }, connectionId: 'benchbench' });
+    });
+  });
+  const relayMs = performance.now() - tr;
+  return {
+    sockets,
+    roomSize,
+    connectMs: round(connectMs),
+    joinsPerSecond: round((sockets / joinMs) * 1000),
+    joinCpuSeconds: joinCpu.map((s) => round(s, 2)),
+    rssMiB: rss.map((b) => round((b ?? 0) / 1048576, 1)),
+    relayP50Ms: round(percentile(latencies, 50), 3),
+    relayP99Ms: round(percentile(latencies, 99), 3),
+    relaysPerSecond: round((latencies.length / relayMs) * 1000),
+    samples: latencies.length,
+    lost,
+    clients,
+  };
+}
+
+export async function closeAll(clients) {
+  for (const c of clients) c?.ws.terminate();
+  await Promise.all(clients.map((c) => c?.closed));
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+// `npm run bench:signal`: the signaling tier (issue 15), measured in one run on this machine.
+//   a  one signaling process at 1k / 5k / 10k sockets: join rate, relay latency, RSS, CPU; p2psync (every limit
+//      on, --max-connections raised to fit) against RxDB 17's own signaling server, alternating, same client
+//   b  relay latency through Redis (peers on two nodes) against one node
+//   c  convergence time of one write across 10 / 25 / 50 peers, --max-peers 4 against the full mesh
+// Writes bench/results/signal.json; docs/BENCHMARKS.md shows it (re-rendered at the end).
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { Proc, stopAll, killAllSync } from './lib/proc.mjs';
+import { BIN, RXDB_SIGNAL, RESULTS_DIR, ROOT } from './lib/paths.mjs';
+import { median } from './lib/stats.mjs';
+import { signalLoad, closeAll } from './signal-load.mjs';
+import { runConvergence } from './signal-converge.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'a,b,c' },
+    sizes: { type: 'string', default: '1000,5000,10000' },
+    runs: { type: 'string', default: '2' },
+    peers: { type: 'string', default: '10,25,50' },
+  },
+});
+const parts = new Set(args.only.split(','));
+const RUNS = Number(args.runs);
+
+process.on('SIGINT', () => {
+  killAllSync();
+  process.exit(130);
+});
+
+async function startServer(kind, extra = []) {
+  const proc =
+    kind === 'rxdb'
+      ? new Proc('rxdb-signal', RXDB_SIGNAL, ['--port', '0'])
+      : new Proc('p2psync-signal', BIN, ['signal', '--port', '0', '--json', ...extra]);
+  const ev = await proc.waitFor('listening');
+  return { proc, url: `ws://127.0.0.1:${ev.port}/` };
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+  await new Promise((resolve, reject) => {
+    child.once('error', (e) => reject(new Error(`redis-server: ${e.message} (apt-get install -y redis-server)`)));
+    child.stdout.on('data', (d) => String(d).includes('Ready to accept') && resolve());
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const pick = (rs, key) => median(rs.map((r) => (Array.isArray(r[key]) ? r[key][0] : r[key])));
+
+/** a: one process, p2psync vs RxDB, alternating, `RUNS` runs per size; medians. */
+async function partA() {
+  const out = [];
+  for (const sockets of args.sizes.split(',').map(Number)) {
+    const runs = { p2psync: [], rxdb: [] };
+    for (let r = 0; r < RUNS; r++) {
+      for (const kind of r % 2 === 0 ? ['p2psync', 'rxdb'] : ['rxdb', 'p2psync']) {
+        // Every p2psync limit stays on at its default, except connections, raised to hold the load.
+        const server = await startServer(kind, ['--max-connections', String(sockets + 100)]);
+        const res = await signalLoad({ urls: [server.url], sockets, roomSize: 10, samples: 5_000, pids: [server.proc.child.pid] });
+        await closeAll(res.clients);
+        delete res.clients;
+        await server.proc.stop();
+        runs[kind].push(res);
+        console.error(`a ${kind} ${sockets}: ${JSON.stringify(res)}`);
+      }
+    }
+    const row = { sockets };
+    for (const kind of ['p2psync', 'rxdb']) {
+      row[kind] = {
+        joinsPerSecond: pick(runs[kind], 'joinsPerSecond'),
+        relayP50Ms: pick(runs[kind], 'relayP50Ms'),
+        relayP99Ms: pick(runs[kind], 'relayP99Ms'),
+        rssMiB: pick(runs[kind], 'rssMiB'),
+        joinCpuSeconds: pick(runs[kind], 'joinCpuSeconds'),
+        runs: runs[kind],
+      };
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+/** b: relay latency, peers on two nodes sharing rooms through Redis vs one node. */
+async function partB() {
+  const redis = await startRedis();
+  try {
+    const rows = [];
+    for (const layout of ['one node', 'two nodes + Redis']) {
+      const n = layout === 'one node' ? 1 : 2;
+      const servers = [];
+      for (let i = 0; i < n; i++) servers.push(await startServer('p2psync', n > 1 ? ['--redis', redis.url] : []));
+      if (n > 1) await Promise.all(servers.map((s) => s.proc.waitFor('redis-up')));
+      const res = await signalLoad({ urls: servers.map((s) => s.url), sockets: 400, roomSize: 2, samples: 5_000, pids: servers.map((s) => s.proc.child.pid) });
+      await closeAll(res.clients);
+      delete res.clients;
+      for (const s of servers) await s.proc.stop();
+      console.error(`b ${layout}: ${JSON.stringify(res)}`);
+      rows.push({ layout, ...res });
+    }
+    return rows;
+  } finally {
+    redis.stop();
+  }
+}
+
+const results = { date: new Date().toISOString(), loadavg: loadavg().map((x) => Math.round(x * 100) / 100) };
+mkdirSync(RESULTS_DIR, { recursive: true });
+const file = join(RESULTS_DIR, 'signal.json');
+let previous = {};
+try {
+  previous = JSON.parse(readFileSync(file, 'utf8'));
+} catch {
+  /* first run */
+}
+/** Saved after every part, so an interrupted run keeps what it measured. */
+const save = () => {
+  writeFileSync(file, JSON.stringify({ ...previous, ...results }, null, 2) + '\n');
+  console.error(`wrote ${file}`);
+};
+try {
+  if (parts.has('a')) (results.a = await partA()), save();
+  if (parts.has('b')) (results.b = await partB()), save();
+  if (parts.has('c')) (results.c = await runConvergence(args.peers.split(',').map(Number))), save();
+} finally {
+  await stopAll();
+}
+// docs/BENCHMARKS.md shows this run next to bench/results/latest.json's.
+spawn(process.execPath, [join(ROOT, 'bench/run.mjs'), '--render'], { stdio: 'inherit' });
