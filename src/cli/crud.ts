@@ -14,10 +14,14 @@ export interface StoreFlags {
   json: boolean;
 }
 
-/** Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). */
-export function addStoreOptions(cmd: Command): Command {
+/**
+ * Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). `optionalStore`: the
+ * description of a --store that may be left out (`verify`).
+ */
+export function addStoreOptions(cmd: Command, optionalStore?: string): Command {
+  const store = optionalStore ? flag('--store <file>', optionalStore) : flag('--store <file>', 'the JSON or NDJSON file holding the documents').makeOptionMandatory();
   return cmd
-    .addOption(flag('--store <file>', 'the JSON or NDJSON file holding the documents').makeOptionMandatory())
+    .addOption(store)
     .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').default('id'))
     .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object'))
     .addOption(flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices(['json', 'ndjson']))

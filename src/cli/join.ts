@@ -5,7 +5,8 @@ import { conflictStrategies, runJoin, type JoinOptions } from '../session.js';
 import { addStoreOptions } from './crud.js';
 import { installSignalHandlers } from './lifecycle.js';
 import type { CliContext } from './main.js';
-import { collect, flag, parseInteger, parseSeconds } from './options.js';
+import { flag, parseInteger, parseSeconds } from './options.js';
+import { iceBindOption, iceServerOption } from './ice-options.js';
 import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
 
@@ -73,8 +74,8 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
     .addOption(flag('--push-only', 'only send changes to peers').default(false))
     .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)))
-    .addOption(flag('--ice-server <url>', 'STUN/TURN server, repeatable (default: none, host candidates only)').argParser(collect))
-    .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)'))
+    .addOption(iceServerOption())
+    .addOption(iceBindOption())
     .addOption(flag('--once', 'exit 0 once in sync with every connected peer (see --wait-peers, --timeout)').default(false))
     .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
     .addOption(flag('--timeout <seconds>', 'with --once: exit 3 if not in sync by then').argParser(parseSeconds))

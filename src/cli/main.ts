@@ -5,6 +5,7 @@ import { Output, type OutputStreams } from './output.js';
 import { registerJoin } from './join.js';
 import { registerSignal } from './signal.js';
 import { registerCrud } from './crud.js';
+import { registerVerify } from './verify.js';
 
 export interface CliContext extends OutputStreams {
   /** Set by a command's action: the process exit code. */
@@ -45,6 +46,7 @@ Examples:
   registerJoin(program, ctx);
   registerSignal(program, ctx);
   registerCrud(program, ctx);
+  registerVerify(program, ctx);
   return program;
 }
 
