@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // system tests (Chromium, network namespaces...) run in their own suite: test/vitest.system.config.ts
+    exclude: ['test/system/**', '**/node_modules/**'],
     // forks suit the native WebRTC addon and signal handling; files run one at a time because end-to-end files
     // spawn several processes each and the machine has 2 cores.
     pool: 'forks',

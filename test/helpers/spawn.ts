@@ -15,6 +15,8 @@ export interface RunOptions {
   cwd?: string;
   input?: string;
   timeoutMs?: number;
+  /** A command that runs node in another context, e.g. `['ip', 'netns', 'exec', NAME]` (it must exec, not fork). */
+  prefix?: string[];
 }
 
 function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
@@ -62,7 +64,8 @@ export class CliProcess {
   private static running = new Set<CliProcess>();
 
   constructor(args: string[], opts: RunOptions = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+    const [command, ...rest] = [...(opts.prefix ?? []), process.execPath, BIN, ...args];
+    this.child = spawn(command!, rest, {
       cwd: opts.cwd,
       env: childEnv(opts.env),
       stdio: ['pipe', 'pipe', 'pipe'],
