@@ -1,5 +1,5 @@
 import { DigestSnapshot } from '../verify/digest.js';
-import { checkDigestQuery, DIGEST_METHOD } from '../verify/protocol.js';
+import { checkDigestQuery, DIGEST_METHOD, type DigestQuery } from '../verify/protocol.js';
 import { errorJson, type LinkContext } from './context.js';
 import type { RpcRequest } from './rpc.js';
 
@@ -14,7 +14,7 @@ const MAX_WAITING = 4;
  */
 export class DigestServer {
   private snapshot: Promise<DigestSnapshot> | undefined;
-  private readonly queue: RpcRequest[] = [];
+  private readonly queue: Array<{ id: string; query: DigestQuery }> = [];
   private serving = false;
   private closed = false;
 
@@ -29,7 +29,7 @@ export class DigestServer {
     if (this.queue.length >= MAX_WAITING) return refuse('too many digest requests waiting');
     const query = checkDigestQuery(request.params);
     if (typeof query === 'string') return refuse(query);
-    this.queue.push(request);
+    this.queue.push({ id: request.id, query });
     if (!this.serving) void this.serve();
   }
 
@@ -45,16 +45,14 @@ export class DigestServer {
     try {
       while (this.queue.length > 0 && !this.closed) {
         await rpc.writable(limits.highWaterBytes);
-        const request = this.queue.shift()!;
+        const { id, query } = this.queue.shift()!;
         try {
           this.snapshot ??= this.ctx.track(store.all()).then((docs) => new DigestSnapshot(docs, store.primaryKey));
           const snapshot = await this.snapshot;
-          // validated in handle(); parsing again keeps the type honest at no real cost
-          const query = checkDigestQuery(request.params);
-          if (typeof query !== 'string' && !this.closed) rpc.respond(request.id, snapshot.answer(query));
+          if (!this.closed) rpc.respond(id, snapshot.answer(query));
         } catch (err) {
           this.snapshot = undefined;
-          rpc.respondError(request.id, errorJson(err));
+          rpc.respondError(id, errorJson(err));
         }
       }
     } finally {

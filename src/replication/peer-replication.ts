@@ -15,7 +15,7 @@ import { MASTER_METHODS, MasterServer, P2PSYNC_CAPABILITY, P2PSYNC_CAPABILITY_VE
 import { isMaster } from './master-rule.js';
 import { Rpc, type RpcRequest } from './rpc.js';
 import { DigestServer } from './digest-server.js';
-import { DIGEST_FEATURE, DIGEST_METHOD, DIGEST_VERSION, OBSERVER_ERROR_CODE } from '../verify/protocol.js';
+import { DIGEST_FEATURE, DIGEST_METHOD, DIGEST_VERSION, isObserverError } from '../verify/protocol.js';
 import { ProgressEvents, isProgressEvent } from './progress.js';
 import type { DocRules } from './validate.js';
 
@@ -252,7 +252,7 @@ class LinkReplication implements PeerReplication, LinkContext {
         return;
       } catch (err) {
         if (this.closed) return;
-        if (isObserverAnswer(err)) return this.becomeObserver();
+        if (isObserverError(err)) return this.becomeObserver();
         this.fail(err, 'handshake');
         await new Promise<void>((resolve) => {
           this.retryTimer = setTimeout(resolve, this.retryDelayMs);
@@ -344,12 +344,6 @@ class LinkReplication implements PeerReplication, LinkContext {
     this.lastIdle = false;
     for (const h of this.handlers) h();
   }
-}
-
-/** The peer answered our `token` request with the observer error: it is `p2psync verify`, not a replica. */
-function isObserverAnswer(err: unknown): boolean {
-  const remote = err instanceof P2PSyncError ? err.details.remote : undefined;
-  return typeof remote === 'object' && remote !== null && (remote as { code?: unknown }).code === OBSERVER_ERROR_CODE;
 }
 
 function validateOptions(o: ReplicationOptions): void {

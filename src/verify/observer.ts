@@ -4,7 +4,7 @@ import { P2PSYNC_CAPABILITY } from '../replication/master.js';
 import { DEFAULT_LIMITS } from '../replication/limits.js';
 import { Rpc } from '../replication/rpc.js';
 import type { DigestSource } from './bisect.js';
-import { checkDigestAnswer, DIGEST_FEATURE, DIGEST_METHOD, helloFeature, OBSERVER_ERROR_CODE, OBSERVER_FEATURE, type DigestQuery, type RangeAnswer } from './protocol.js';
+import { checkDigestAnswer, DIGEST_FEATURE, DIGEST_METHOD, helloFeature, isObserverError, OBSERVER_ERROR_CODE, OBSERVER_FEATURE, type DigestQuery, type RangeAnswer } from './protocol.js';
 
 /**
  * What a peer of the topic is, as an observer sees it:
@@ -71,8 +71,7 @@ export class ObserverLink implements DigestSource {
     try {
       token = await this.rpc.request('token', [{ [OBSERVER_FEATURE]: 1 }]);
     } catch (err) {
-      const remote = err instanceof P2PSyncError ? (err.details.remote as { code?: unknown } | undefined) : undefined;
-      if (remote?.code === OBSERVER_ERROR_CODE) return { peerId, kind: 'observer' };
+      if (isObserverError(err)) return { peerId, kind: 'observer' };
       throw err;
     }
     if (typeof token !== 'string' || token.length === 0 || token.length > 1024) throw new P2PSyncError('E_PROTOCOL', `peer ${peerId} answered token without a storage token`);

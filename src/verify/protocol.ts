@@ -3,6 +3,7 @@
  * and the validation of both directions. Pure: no I/O. A query and its answer are untrusted JSON from a peer.
  */
 import { compareIds } from '../core/doc.js';
+import { P2PSyncError } from '../core/errors.js';
 
 /** The request method. RxDB ignores unknown methods; a p2psync peer without this extension answers an error. */
 export const DIGEST_METHOD = 'p2psyncDigest';
@@ -23,6 +24,12 @@ export const OBSERVER_FEATURE = 'p2psyncObserver';
  * that peer (an RxDB peer ignores any peer whose `token` request failed; a p2psync peer stops its handshake).
  */
 export const OBSERVER_ERROR_CODE = 'E_OBSERVER';
+
+/** The error a request failed with is the observer's answer (see `OBSERVER_ERROR_CODE`). */
+export function isObserverError(err: unknown): boolean {
+  const remote = err instanceof P2PSyncError ? err.details.remote : undefined;
+  return typeof remote === 'object' && remote !== null && (remote as { code?: unknown }).code === OBSERVER_ERROR_CODE;
+}
 
 /** Bounds of one query, chosen so that an answer stays far below the 64 Mi-char message limit. */
 export const DIGEST_LIMITS = Object.freeze({
