@@ -44,14 +44,17 @@ describe('p2psync verify', () => {
     expect((result.replicas as Array<{ documents: number }>).map((x) => x.documents)).toEqual([120, 120, 120]);
     expect(ev.at(-1)).toMatchObject({ event: 'closed', reason: 'equal', exitCode: 0 });
 
-    // Barrier: a change made after verify replicates between the joins; whatever they emitted about verify's link
-    // came before it on their stdout. Verify was never a peer to them and made no errors.
+    // Barrier: each join reports an outside edit made after verify ended, so whatever it printed about verify's
+    // link came before on its stdout. Verify was never a peer to them (not even a disconnected one) and made no
+    // errors; the edits still replicate.
+    const verifyPeerId = ev.find((e) => e.event === 'signaling-connected')!.peerId as string;
     const from = [a.events.length, b.events.length];
-    await putDocs(fileA, [{ id: 'after-verify' }]);
-    await waitConverged([fileA, fileB], 121);
-    await Promise.all([waitAfter(a, from[0]!, 'synced'), waitAfter(b, from[1]!, 'synced')]);
+    await Promise.all([putDocs(fileA, [{ id: 'after-verify-a' }]), putDocs(fileB, [{ id: 'after-verify-b' }])]);
+    await Promise.all([waitAfter(a, from[0]!, 'outside-edit'), waitAfter(b, from[1]!, 'outside-edit')]);
+    await waitConverged([fileA, fileB], 122);
     for (const p of [a, b]) {
       expect(p.events.filter((e) => e.event === 'peer-connected')).toHaveLength(1);
+      expect(p.events.filter((e) => JSON.stringify(e).includes(verifyPeerId))).toEqual([]);
       expect(p.events.filter((e) => e.event === 'error' || e.event === 'warning')).toEqual([]);
     }
     expect(before).toContain('d-0119');
