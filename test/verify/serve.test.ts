@@ -84,6 +84,24 @@ describe('a replica and an observer', () => {
     ]);
   });
 
+  it('an observer refuses a replica whose digest answers do not fit the query', async () => {
+    const [rawEnd, observerEnd] = createMemoryLinkPair('liar', 'observer');
+    const raw = new RawPeer(rawEnd, 'llllllllll');
+    const observer = new ObserverLink(observerEnd, { ownToken: 'vvvvvvvvvv', timeoutMs: 5_000 });
+    cleanups.push(() => observer.close());
+    const answers: unknown[] = [
+      null,
+      [{ count: 5, digest: 'a'.repeat(64), bounds: [] }],
+      [{ count: 1, digest: 'a'.repeat(64), entries: [['outside', 'a'.repeat(64)]] }],
+      [{ count: 1e300, digest: 'a'.repeat(64), bounds: ['m'] }],
+    ];
+    raw.autoAnswer = () => answers.shift();
+    for (let i = 0; i < 4; i++) {
+      await expect(observer.digest({ ranges: [['a', 'b']], leaves: 4, split: 4 })).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+    }
+    expect(observer.rejected).toBe(4);
+  });
+
   it('a replica answers hostile digest requests with errors and keeps serving', async () => {
     const s = store('rrrrrrrrrr');
     await seed(s, 10);
