@@ -270,7 +270,7 @@ class Session {
     link.onClose((reason) => {
       this.replications.delete(link);
       void rep.close();
-      o.emit({ event: 'peer-disconnected', topic, peerId: link.remotePeerId, reason: reason?.message ?? 'closed' });
+      if (!rep.observer) o.emit({ event: 'peer-disconnected', topic, peerId: link.remotePeerId, reason: reason?.message ?? 'closed' });
       this.checkSynced();
     });
   }
@@ -285,7 +285,8 @@ class Session {
     setImmediate(() => {
       this.checkQueued = false;
       if (this.settled) return;
-      const reps = [...this.replications.values()];
+      // An observer (`p2psync verify`) is no replica: it neither counts as a peer nor holds up "in sync".
+      const reps = [...this.replications.values()].filter((r) => !r.observer);
       const idle = reps.every((r) => r.role !== undefined && r.isIdle());
       const waitPeers = this.o.once?.waitPeers ?? 1;
       const ok = idle && this.seenPeers.size >= waitPeers && (reps.length > 0 || waitPeers === 0);

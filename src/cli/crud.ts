@@ -18,15 +18,21 @@ export interface StoreFlags extends EncryptionFlags {
   json: boolean;
 }
 
-/** Adds --store, --key, --collection, --format, --json and the encryption flags (each with its P2PSYNC_* env var). */
-export function addStoreOptions(cmd: Command): Command {
-  return addEncryptionOptions(addFileOptions(cmd));
+/**
+ * Adds --store, --key, --collection, --format, --json and the encryption flags (each with its P2PSYNC_* env var).
+ * `optionalStore`: the description of a --store that may be left out (`verify`).
+ */
+export function addStoreOptions(cmd: Command, optionalStore?: string): Command {
+  return addEncryptionOptions(addFileOptions(cmd, optionalStore));
 }
 
 /** Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). */
-export function addFileOptions(cmd: Command): Command {
+export function addFileOptions(cmd: Command, optionalStore?: string): Command {
+  const store = optionalStore
+    ? flag('--store <file>', optionalStore).argParser(parseNonEmpty)
+    : flag('--store <file>', 'the JSON or NDJSON file holding the documents').argParser(parseNonEmpty).makeOptionMandatory();
   return cmd
-    .addOption(flag('--store <file>', 'the JSON or NDJSON file holding the documents').argParser(parseNonEmpty).makeOptionMandatory())
+    .addOption(store)
     .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').argParser(parseNonEmpty).default('id'))
     .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object').argParser(parseNonEmpty))
     .addOption(flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices(['json', 'ndjson']))

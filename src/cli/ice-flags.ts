@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { P2PSyncError } from '../core/errors.js';
 import { splitIceServerList, type IceTransportPolicy } from '../session.js';
-import { flag } from './options.js';
+import { flag, parseLocalAddress } from './options.js';
 
 /** The ICE flags as commander hands them over. */
 export interface IceFlags {
@@ -34,7 +34,7 @@ export function addIceOptions(command: Command, what = 'STUN/TURN server'): Comm
   return command
     .addOption(flag('--ice-server <url>', `${what}, repeatable; P2PSYNC_ICE_SERVER takes a comma/space separated list (default: none, host candidates only)`).argParser(collectList))
     .addOption(flag('--ice-server-file <file>', 'read ICE server URLs from a file, one per line (# comments), so TURN credentials stay out of ps'))
-    .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)'))
+    .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)').argParser(parseLocalAddress))
     .addOption(flag('--ice-transport <policy>', 'all (direct or relayed) or relay (TURN only; needs a TURN server)').argParser(parsePolicy));
 }
 

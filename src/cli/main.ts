@@ -9,6 +9,7 @@ import { registerId } from './id.js';
 import { registerRekey } from './rekey.js';
 import { registerConflicts } from './conflicts.js';
 import { registerDoctor } from './doctor.js';
+import { registerVerify } from './verify.js';
 
 export interface CliContext extends OutputStreams {
   /** Set by a command's action: the process exit code. */
@@ -53,6 +54,7 @@ Examples:
   registerRekey(program, ctx);
   registerConflicts(program, ctx);
   registerDoctor(program, ctx);
+  registerVerify(program, ctx);
   return program;
 }
 

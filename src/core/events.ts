@@ -54,7 +54,19 @@ export type SyncEvent =
   | { event: 'warning'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'error'; code: string; message: string; details?: Record<string, unknown> }
   | { event: 'check'; check: string; target: string; ok: boolean; reason: string; details?: Record<string, unknown> }
-  | { event: 'closed'; reason: string; exitCode: number };
+  | { event: 'closed'; reason: string; exitCode: number }
+  // p2psync verify
+  | { event: 'verify-peer'; peerId: string; kind: 'p2psync' | 'p2psync-old' | 'rxdb' | 'observer'; verifiable: boolean; peerToken?: string }
+  | {
+      event: 'verified';
+      equal: boolean;
+      /** False when more ids may differ than `differing` lists (the limit was reached). */
+      complete: boolean;
+      replicas: Array<{ name: string; peerId?: string; documents: number; digest: string }>;
+      notVerifiable: Array<{ peerId: string; kind: string; peerToken?: string }>;
+      /** Per differing id: each replica's leaf hash (first 16 hex digits), null where the document is missing. */
+      differing: Array<{ id: string; replicas: Record<string, string | null> }>;
+    };
 
 export type SyncEventName = SyncEvent['event'];
 

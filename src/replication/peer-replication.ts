@@ -15,6 +15,8 @@ import { DEFAULT_LIMITS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRY_DELAY_MS, typ
 import { MASTER_METHODS, MasterServer, P2PSYNC_CAPABILITY, P2PSYNC_CAPABILITY_VERSION, announcedP2PSyncVersion } from './master.js';
 import { isMaster } from './master-rule.js';
 import { Rpc, type RpcRequest } from './rpc.js';
+import { DigestServer } from './digest-server.js';
+import { DIGEST_FEATURE, DIGEST_METHOD, DIGEST_VERSION, isObserverError } from '../verify/protocol.js';
 import { ProgressEvents, isProgressEvent } from './progress.js';
 import type { DocRules } from './validate.js';
 
@@ -61,6 +63,11 @@ export interface PeerReplication {
   readonly role: 'master' | 'fork' | undefined;
   /** The peer's storage token, once the handshake got it. */
   readonly peerToken: string | undefined;
+  /**
+   * The peer is an observer (`p2psync verify`): it answered `token` with `E_OBSERVER`, holds no documents and is
+   * not replicated with. `ready` rejects; the link only serves digests to it.
+   */
+  readonly observer: boolean;
   /** Resolves when the handshake is done; rejects if the link or the replication closes first. */
   readonly ready: Promise<void>;
   /**
@@ -99,6 +106,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   role: 'master' | 'fork' | undefined;
   peerToken: string | undefined;
   peerP2PSyncVersion = 0;
+  observer = false;
   closed = false;
 
   get peerIsP2PSync(): boolean {
@@ -106,6 +114,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   }
 
   private readonly master: MasterServer;
+  private readonly digests: DigestServer;
   private readonly progress: ProgressEvents;
   private fork: Fork | undefined;
   private readonly subscription: Subscription;
@@ -146,6 +155,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     });
     this.ready.catch(() => undefined);
     this.master = new MasterServer(this);
+    this.digests = new DigestServer(this);
     this.rpc = new Rpc({
       link: this.link,
       ownToken: this.store.storageToken,
@@ -249,7 +259,8 @@ class LinkReplication implements PeerReplication, LinkContext {
   private async handshake(): Promise<void> {
     while (!this.closed) {
       try {
-        const token = await this.rpc.request('token', [{ [P2PSYNC_CAPABILITY]: P2PSYNC_CAPABILITY_VERSION }]);
+        const hello = { [P2PSYNC_CAPABILITY]: P2PSYNC_CAPABILITY_VERSION, [DIGEST_FEATURE]: DIGEST_VERSION };
+        const token = await this.rpc.request('token', [hello]);
         if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
           this.reject('token answer is not a storage token');
           throw new P2PSyncError('E_PROTOCOL', 'the peer answered token without a storage token');
@@ -259,6 +270,7 @@ class LinkReplication implements PeerReplication, LinkContext {
         return;
       } catch (err) {
         if (this.closed) return;
+        if (isObserverError(err)) return this.becomeObserver();
         this.fail(err, 'handshake');
         await new Promise<void>((resolve) => {
           this.retryTimer = setTimeout(resolve, this.retryDelayMs);
@@ -266,6 +278,14 @@ class LinkReplication implements PeerReplication, LinkContext {
         this.retryTimer = undefined;
       }
     }
+  }
+
+  /** Nothing to replicate with: no role, no stream, no retries; digests are still served. */
+  private becomeObserver(): void {
+    debug('replication: %s is an observer (p2psync verify); not replicating with it', this.link.remotePeerId);
+    this.observer = true;
+    this.settleReady(new P2PSyncError('E_PEER', `peer ${this.link.remotePeerId} is an observer and holds no documents`));
+    for (const h of this.handlers) h();
   }
 
   private decide(peerToken: string): void {
@@ -290,6 +310,8 @@ class LinkReplication implements PeerReplication, LinkContext {
       this.rpc.respond(request.id, this.store.storageToken);
     } else if (MASTER_METHODS.has(request.method)) {
       this.master.handle(request);
+    } else if (request.method === DIGEST_METHOD) {
+      this.digests.handle(request);
     } else {
       this.reject(`unknown method "${request.method.slice(0, 64)}"`);
       // An error answer spares the caller its timeout; none when the peer is not reading what we send anyway.
@@ -331,6 +353,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.recheckTimer) clearTimeout(this.recheckTimer);
     this.master.close();
+    this.digests.close();
     this.fork?.close();
     this.rpc.close();
     this.settleReady(new P2PSyncError('E_PEER', `the link to peer ${this.link.remotePeerId} closed before the handshake ended`));

@@ -17,11 +17,15 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Run inside this network namespace (`ip netns exec NAME node ...`; system tests only). */
   netns?: string;
+  /** A command that runs node in another context, e.g. `['ip', 'netns', 'exec', NAME]` (it must exec, not fork). */
+  prefix?: string[];
 }
 
-/** The command line for `node bin/p2psync.js ...args`, inside a network namespace when asked. */
+/** The command line for `node bin/p2psync.js ...args`, inside a network namespace or behind a prefix when asked. */
 function command(args: string[], opts: RunOptions): [string, string[]] {
-  return opts.netns ? ['ip', ['netns', 'exec', opts.netns, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
+  const prefix = opts.prefix ?? (opts.netns ? ['ip', 'netns', 'exec', opts.netns] : []);
+  const [cmd, ...rest] = [...prefix, process.execPath, BIN, ...args];
+  return [cmd!, rest];
 }
 
 function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
