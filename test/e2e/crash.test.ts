@@ -14,7 +14,7 @@ const { temp, signals } = e2eFixture();
 
 const N = 20_000;
 const KILLS = 10;
-const LIVE_PUT = 300;
+const LIVE_PUT = 200;
 /** What a fork may have in flight when it is killed: a page being applied plus the pages it asked ahead (4 x 1000). */
 const IN_FLIGHT = 5_000;
 
@@ -40,7 +40,9 @@ describe('kill -9 at random points loses nothing acknowledged', () => {
       let pulledBeforeFinal = 0;
       for (let k = 0; k < KILLS; k++) {
         const v = await startPeer({ store: fileV, signal: sig.url, token: tokens.v });
-        await killAtRandom(v, 1_500);
+        // The transfer takes well under a second once connected: a kill within 250 ms of the link lands in it.
+        await v.waitFor('peer-connected', 20_000);
+        await killAtRandom(v, 250);
         pulledBeforeFinal += sumEvents(v.events, 'pulled');
       }
       const held = (await readDocs(fileV)).size;
@@ -95,7 +97,7 @@ describe('kill -9 at random points loses nothing acknowledged', () => {
     const b = await startPeer({ store: fileB, signal: sig.url, token: FORK_TOKEN });
     await b.waitFor('synced', 20_000);
     const all: Array<Record<string, unknown>> = [];
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < 3; round++) {
       const batch = Array.from({ length: 40 }, (_, i) => makeDoc(`r${round}`, i));
       all.push(...batch);
       const mark = b.events.length;
