@@ -7,8 +7,11 @@ import { openStore } from '../../src/store/open.js';
 import { WriterProcess } from './child.js';
 import { StoreFixture } from './harness.js';
 
-/** Cycles per format; 2 formats. Each cycle: start a writer, SIGKILL it at a random moment, reopen and check. */
-const CYCLES = 20;
+/**
+ * Cycles per case (2 formats x 2 barriers; sized to keep `npm test` within about 6 minutes). Each cycle: start a
+ * writer, SIGKILL it at a random moment, reopen and check.
+ */
+const CYCLES = 12;
 /** The most documents one unacknowledged batch can touch (8 steps x (doc, delete) + counter). */
 const MAX_UNACKED_CHANGES = 8 * 2 + 1;
 
