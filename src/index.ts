@@ -10,7 +10,7 @@ export { openStore, formatFromPath, DEFAULT_TOMBSTONE_TTL_MS } from './store/ope
 export type { FileStoreOptions, OpenedStore, StoreFormat } from './store/open.js';
 export { MemoryStore } from './store/memory-store.js';
 export * from './replication/index.js';
-export { runJoin, conflictStrategies, type JoinOptions, type JoinResult } from './session.js';
+export { runJoin, conflictStrategyNames, type JoinOptions, type JoinResult } from './session.js';
 export { createSignalingClient, type SignalingClient } from './signaling/client.js';
 export { createDefaultSignaling } from './signaling/embedded.js';
 export { createMesh, type Mesh, type MeshOptions } from './transport/mesh.js';

@@ -7,7 +7,7 @@ import { P2PSyncError, toP2PSyncError } from './core/errors.js';
 import type { EmitEvent } from './core/events.js';
 import type { PeerLink } from './core/link.js';
 import type { Store } from './core/store.js';
-import { createConflictRegistry } from './replication/conflict.js';
+import { createConflictRegistry, type ConflictRegistry, type ConflictStrategy } from './replication/conflict.js';
 import { DEFAULT_BATCH_SIZE } from './replication/limits.js';
 import { replicate, type PeerReplication } from './replication/peer-replication.js';
 import { createSignalingClient, type SignalingClient } from './signaling/client.js';
@@ -35,6 +35,8 @@ export interface JoinOptions {
   embeddedSignalPort?: number | undefined;
   conflict: string;
   lwwField: string;
+  /** Where `conflict` is looked up; default: a registry of the built-in strategies (add your own to a new one). */
+  conflictStrategies?: ConflictRegistry | undefined;
   direction: 'both' | 'pull' | 'push';
   batchSize?: number | undefined;
   /** stun:/turn:/turns: URLs (TURN credentials inline: turn:user:pass@host). */
@@ -58,8 +60,10 @@ export interface JoinResult {
   error?: P2PSyncError;
 }
 
-/** Conflict strategies `--conflict` accepts. */
-export const conflictStrategies = createConflictRegistry();
+/** Names of the built-in conflict strategies (what `--conflict` accepts by default). */
+export function conflictStrategyNames(): string[] {
+  return createConflictRegistry().names();
+}
 
 interface Network {
   topic: string;
@@ -70,7 +74,7 @@ interface Network {
 /** Runs `join` until interrupted, or with `once` until in sync or timed out. Throws for bad options or files. */
 export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   // Validate everything before touching files or the network.
-  const conflict = conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
+  const conflict = (o.conflictStrategies ?? createConflictRegistry()).create(o.conflict, { lwwField: o.lwwField });
   const ice: IceConfig = { iceServers: o.iceServers.map(iceServerFromUrl), ...(o.iceBind ? { bindAddress: o.iceBind } : {}) };
   validateIceConfig(ice);
   if (o.topics.length === 0) throw new P2PSyncError('E_BAD_OPTION', 'at least one topic is needed');
@@ -118,7 +122,7 @@ class Session {
     this.unreached = networks.length;
   }
 
-  run(conflict: ReturnType<typeof conflictStrategies.create>): Promise<JoinResult> {
+  run(conflict: ConflictStrategy): Promise<JoinResult> {
     const { o } = this;
     return new Promise<JoinResult>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
@@ -169,7 +173,7 @@ class Session {
     });
   }
 
-  private attach(topic: string, link: PeerLink, conflict: ReturnType<typeof conflictStrategies.create>): void {
+  private attach(topic: string, link: PeerLink, conflict: ConflictStrategy): void {
     const { o } = this;
     const rep = replicate({
       store: this.store,

@@ -1,38 +1,9 @@
 import type { Command } from 'commander';
 import { P2PSyncError, exitCodeFor } from '../core/errors.js';
-import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type CrudOptions, type UserDoc } from '../store/crud.js';
-import type { CliContext } from './main.js';
-import { flag, jsonFlag, parseNonEmpty } from './options.js';
+import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type UserDoc } from '../store/crud.js';
+import type { CliContext } from './context.js';
+import { addStoreOptions, storeOptionsFrom, type StoreFlags } from './store-options.js';
 import { Output } from './output.js';
-
-/** The store flags as commander hands them over (shared with `join`). */
-export interface StoreFlags {
-  store: string;
-  key: string;
-  collection?: string;
-  format?: 'json' | 'ndjson';
-  json: boolean;
-}
-
-/** Adds --store, --key, --collection, --format and --json (each with its P2PSYNC_* env var). */
-export function addStoreOptions(cmd: Command): Command {
-  return cmd
-    .addOption(flag('--store <file>', 'the JSON or NDJSON file holding the documents').argParser(parseNonEmpty).makeOptionMandatory())
-    .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').argParser(parseNonEmpty).default('id'))
-    .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object').argParser(parseNonEmpty))
-    .addOption(flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices(['json', 'ndjson']))
-    .addOption(jsonFlag());
-}
-
-/** Store flags to the options of the store functions. */
-export function storeOptionsFrom(flags: StoreFlags): CrudOptions {
-  return {
-    path: flags.store,
-    primaryKey: flags.key,
-    ...(flags.collection !== undefined ? { collection: flags.collection } : {}),
-    ...(flags.format !== undefined ? { format: flags.format } : {}),
-  };
-}
 
 const COMMON_HELP = `
 Documents are printed as NDJSON on stdout (user fields only); with --json each one is wrapped in a

@@ -1,10 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { exitCodeFor, ExitCode } from '../core/errors.js';
 import type { SyncEvent } from '../core/events.js';
-import { conflictStrategies, runJoin, type JoinOptions } from '../session.js';
-import { addStoreOptions } from './crud.js';
+import { conflictStrategyNames, runJoin, type JoinOptions } from '../session.js';
+import { addStoreOptions } from './store-options.js';
 import { installSignalHandlers } from './lifecycle.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './context.js';
 import { collect, flag, parseInteger, parseLocalAddress, parseNonEmpty, parsePort, parseSeconds } from './options.js';
 import { Output } from './output.js';
 import { renderJoinEvent, StatusLine } from './join-render.js';
@@ -70,7 +70,7 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .addOption(flag('--topic <name>', 'topic (room) to join, 6-99 characters; repeat to bridge several topics').argParser(collectTopic).makeOptionMandatory());
   addStoreOptions(command)
     .addOption(flag('--signal <url>', 'signaling server (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(parseSignalUrl))
-    .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB) or lww (last write wins)').choices(conflictStrategies.names()).default('master'))
+    .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB) or lww (last write wins)').choices(conflictStrategyNames()).default('master'))
     .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').argParser(parseNonEmpty).default('updatedAt'))
     .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
     .addOption(flag('--push-only', 'only send changes to peers').default(false))

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ExitCode, P2PSyncError, exitCodeFor } from '../core/errors.js';
 import { DEFAULT_SIGNAL_HOST, DEFAULT_SIGNAL_LIMITS, DEFAULT_SIGNAL_PORT, startSignalServer, type SignalServerOptions } from '../signaling/server.js';
 import { installSignalHandlers } from './lifecycle.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './context.js';
 import { flag, jsonFlag, parseInteger, parsePort } from './options.js';
 import { Output } from './output.js';
 
