@@ -1,4 +1,5 @@
 import { afterEach } from 'vitest';
+import { createServer } from 'node:net';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -16,6 +17,15 @@ export class TempDirs {
   async cleanup(): Promise<void> {
     await Promise.all(this.dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
   }
+}
+
+/** A port nothing listens on: bound once on loopback to learn a free number, then closed. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 /** Starts `p2psync signal --port PORT --json` (default port 0) and waits for its real port. */
