@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { startSignalServer, type SignalServer } from '../../src/signaling/server.js';
 import { CliProcess, runCli, type CliEvent, type CliResult } from './spawn.js';
+import { pollUntil } from './wait.js';
 
 /** A temp dir per test; `cleanup()` removes them all. */
 export class TempDirs {
@@ -107,17 +108,8 @@ export async function readDocs(file: string, key = 'id'): Promise<Map<string, Re
  * yet"; any other error (a store file that does not parse) fails at once: p2psync replaces files atomically, so a
  * reader never sees half a file, and a test must not wait such a bug away.
  */
-export async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, describe: () => Promise<string> | string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms. ${await describe()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+export function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, describe: () => Promise<string> | string = () => ''): Promise<void> {
+  return pollUntil(check, { timeoutMs, describe, intervalMs: 50, retryOn: (err) => (err as NodeJS.ErrnoException).code === 'ENOENT' });
 }
 
 /** Waits until every file holds the same documents (and, if given, exactly `count` of them). */

@@ -2,16 +2,13 @@
 // timeouts for a loaded 2-core machine; nothing sleeps as a means of synchronisation.
 import { createServer } from 'node:net';
 import type { SyncEvent } from '../../src/core/events.js';
+import { within as withinMs } from '../helpers/wait.js';
 
 export const EVENT_TIMEOUT_MS = 15_000;
 
 /** Rejects with `label` when `promise` has not settled within `ms`. */
 export function within<T>(promise: Promise<T>, label: string, ms = EVENT_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${label}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return withinMs(promise, label, ms);
 }
 
 /** Collects emitted events and lets a test wait for the next (or an already seen) matching one. */
