@@ -1,6 +1,5 @@
 // Shared helpers of the signaling client tests (client*.test.ts). Everything waits for events, with generous
 // timeouts for a loaded 2-core machine; nothing sleeps as a means of synchronisation.
-import { createServer } from 'node:net';
 import type { SyncEvent } from '../../src/core/events.js';
 import { within as withinMs } from '../helpers/wait.js';
 
@@ -77,17 +76,7 @@ export function until<T>(
 }
 
 /** A loopback port that was free a moment ago (for tests that need to restart a server on the same port). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || address === null) throw new Error('no address');
-  return address.port;
-}
+export { freePort } from '../helpers/e2e.js';
 
 /** Runs registered cleanups in reverse order; call `run()` from afterEach. */
 export class Cleanup {
