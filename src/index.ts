@@ -14,7 +14,7 @@ export { EncryptedStore } from './crypt/encrypted-store.js';
 export { rekey, type RekeyOptions, type RekeyResult } from './crypt/rekey.js';
 export type { KeySource } from './crypt/secret.js';
 export * from './replication/index.js';
-export { runJoin, conflictStrategies, type JoinOptions, type JoinResult } from './session.js';
+export { runJoin, conflictStrategyNames, type JoinOptions, type JoinResult } from './session.js';
 export { createSignalingClient, type SignalingClient } from './signaling/client.js';
 export { createDefaultSignaling } from './signaling/embedded.js';
 export { createMesh, type Mesh, type MeshOptions } from './transport/mesh.js';

@@ -10,7 +10,7 @@ import type { Store } from './core/store.js';
 import { checkKeepLimit, DEFAULT_KEEP_CONFLICTS, FileKeptVersions, keptPath, keptCodecFor, loadConflictHandler, mergeStrategy } from './conflicts/index.js';
 import type { ConflictKeeper } from './core/conflicts.js';
 import { StoreEncryption, type EncryptionOptions } from './crypt/store-encryption.js';
-import { createConflictRegistry, type ConflictStrategy } from './replication/conflict.js';
+import { createConflictRegistry, type ConflictRegistry, type ConflictStrategy } from './replication/conflict.js';
 import { DEFAULT_BATCH_SIZE } from './replication/limits.js';
 import { replicate, type PeerReplication } from './replication/peer-replication.js';
 import { createSignalingClient, type SignalingClient } from './signaling/client.js';
@@ -50,6 +50,8 @@ export interface JoinOptions {
   conflictHandler?: string | undefined;
   /** `--keep-conflicts`: versions kept per document (default 10; 0 keeps none). */
   keepConflicts?: number | undefined;
+  /** Where `conflict` is looked up; default: a registry of the built-in strategies (add your own to a new one). */
+  conflictStrategies?: ConflictRegistry | undefined;
   direction: 'both' | 'pull' | 'push';
   batchSize?: number | undefined;
   /** stun:/turn: URLs (TURN credentials inline: turn:user:pass@host; UDP only). */
@@ -81,8 +83,15 @@ export interface JoinResult {
   error?: P2PSyncError;
 }
 
-/** Conflict strategies `--conflict` accepts. */
-export const conflictStrategies = createConflictRegistry().register('merge', () => mergeStrategy());
+/** The built-in conflict strategies (`master`, `lww`, `merge`); a new registry each time, so nothing is shared. */
+function builtInStrategies(): ConflictRegistry {
+  return createConflictRegistry().register('merge', () => mergeStrategy());
+}
+
+/** Names of the built-in conflict strategies (what `--conflict` accepts by default). */
+export function conflictStrategyNames(): string[] {
+  return builtInStrategies().names();
+}
 
 interface Network {
   topic: string;
@@ -94,7 +103,9 @@ interface Network {
 export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   // Validate everything before touching files or the network.
   const keepConflicts = checkKeepLimit(o.keepConflicts ?? DEFAULT_KEEP_CONFLICTS);
-  const conflict = o.conflictHandler ? await loadConflictHandler(o.conflictHandler, o.primaryKey) : conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
+  const conflict = o.conflictHandler
+    ? await loadConflictHandler(o.conflictHandler, o.primaryKey)
+    : (o.conflictStrategies ?? builtInStrategies()).create(o.conflict, { lwwField: o.lwwField });
   const ice: IceConfig = {
     iceServers: o.iceServers.map(iceServerFromUrl),
     ...(o.iceBind ? { bindAddress: o.iceBind } : {}),

@@ -1,8 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { idsWithKeptVersions, listConflicts, resolveConflictRecord, showConflict, type ResolveChoice } from '../conflicts/index.js';
 import { exitCodeFor, P2PSyncError } from '../core/errors.js';
-import { addStoreOptions, storeOptionsFrom, type StoreFlags } from './crud.js';
-import type { CliContext } from './main.js';
+import { addStoreOptions, storeOptionsFrom, type StoreFlags } from './store-options.js';
+import type { CliContext } from './context.js';
 import { Output } from './output.js';
 
 const HELP = `

@@ -4,7 +4,7 @@ import { runDoctor, type DoctorCheck } from '../doctor/index.js';
 import { iceServerFromUrl, validateIceConfig } from '../session.js';
 import { addIceOptions, iceSettingsFrom, type IceFlags } from './ice-flags.js';
 import { parseSignalUrl } from './join.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './context.js';
 import { flag, jsonFlag, parseSeconds } from './options.js';
 import { Output } from './output.js';
 

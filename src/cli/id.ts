@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { exitCodeFor } from '../core/errors.js';
 import { openDeviceIdentity } from '../session.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './context.js';
 import { flag, jsonFlag } from './options.js';
 import { Output } from './output.js';
 

@@ -1,11 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { exitCodeFor, ExitCode } from '../core/errors.js';
 import type { SyncEvent } from '../core/events.js';
-import { conflictStrategies, runJoin, type JoinOptions } from '../session.js';
-import { addStoreOptions } from './crud.js';
+import { conflictStrategyNames, runJoin, type JoinOptions } from '../session.js';
+import { addStoreOptions } from './store-options.js';
 import { encryptionFrom, type EncryptionFlags } from './encryption.js';
 import { installSignalHandlers } from './lifecycle.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './context.js';
 import { flag, parseInteger, parseNonEmpty, parsePort, parseSeconds } from './options.js';
 import { addIceOptions, iceSettingsFrom, type IceFlags, type IceSettings } from './ice-flags.js';
 import { Output } from './output.js';
@@ -82,7 +82,7 @@ export function registerJoin(program: Command, ctx: CliContext): void {
     .addOption(flag('--topic <name>', 'topic (room) to join, 6-99 characters; repeat to bridge several topics').argParser(collectTopic).makeOptionMandatory());
   addStoreOptions(command)
     .addOption(flag('--signal <url>', 'signaling server; repeat (or space-separate) to fail over between nodes (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(collectSignal))
-    .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB), lww (last write wins) or merge (three-way, per field)').choices(conflictStrategies.names()).default('master'))
+    .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB), lww (last write wins) or merge (three-way, per field)').choices(conflictStrategyNames()).default('master'))
     .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').argParser(parseNonEmpty).default('updatedAt'))
     .addOption(flag('--conflict-handler <file>', "an ES module exporting an RxDB conflict handler ({isEqual, resolve}); overrides --conflict").argParser(parseNonEmpty))
     .addOption(flag('--keep-conflicts <n>', 'losing versions kept per document beside the sidecar (see p2psync conflicts); 0 keeps none').argParser(parseInteger(0, 1000)).default(10))

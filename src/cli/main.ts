@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, P2PSyncError } from '../core/errors.js';
+import type { CliContext } from './context.js';
 import { Output, type OutputStreams } from './output.js';
 import { registerJoin } from './join.js';
 import { registerSignal } from './signal.js';
@@ -11,10 +12,7 @@ import { registerConflicts } from './conflicts.js';
 import { registerDoctor } from './doctor.js';
 import { registerVerify } from './verify.js';
 
-export interface CliContext extends OutputStreams {
-  /** Set by a command's action: the process exit code. */
-  exitCode: number;
-}
+export type { CliContext } from './context.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -62,7 +60,7 @@ Examples:
 export async function main(argv: string[], io: OutputStreams = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const ctx: CliContext = { ...io, exitCode: ExitCode.ok };
   const program = buildProgram(ctx);
-  ignoreFalseBooleanEnv(program);
+  ignoreFalseBooleanEnv(program, io.env);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
@@ -84,15 +82,16 @@ const FALSE_VALUES = new Set(['', '0', 'false', 'no', 'off']);
 
 /**
  * commander turns a boolean flag on whenever its env var is set, whatever the value; `P2PSYNC_ONCE=0` meaning
- * "once" would surprise anyone. Such variables with a false value are treated as unset.
+ * "once" would surprise anyone. A boolean flag whose variable holds a false value forgets that variable for this
+ * program instance (its Option, not the global process.env), as if it were unset.
  */
-function ignoreFalseBooleanEnv(program: Command): void {
+function ignoreFalseBooleanEnv(program: Command, env: NodeJS.ProcessEnv): void {
   for (const cmd of [program, ...program.commands]) {
     for (const option of cmd.options) {
       const name = option.envVar;
       if (!name || option.required || option.optional) continue;
-      const value = process.env[name];
-      if (value !== undefined && FALSE_VALUES.has(value.trim().toLowerCase())) delete process.env[name];
+      const value = env[name];
+      if (value !== undefined && FALSE_VALUES.has(value.trim().toLowerCase())) option.envVar = undefined;
     }
   }
 }

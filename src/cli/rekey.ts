@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { exitCodeFor } from '../core/errors.js';
 import { rekey } from '../crypt/rekey.js';
-import { addFileOptions } from './crud.js';
+import { addFileOptions } from './store-options.js';
 import { encryptionFrom, KEY_ENV } from './encryption.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './context.js';
 import { flag } from './options.js';
 import { Output } from './output.js';
 

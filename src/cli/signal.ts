@@ -5,7 +5,7 @@ import { DEFAULT_SIGNAL_HOST, DEFAULT_SIGNAL_LIMITS, DEFAULT_SIGNAL_PORT, startS
 import { redactUrl } from '../signaling/client-options.js';
 import { DEFAULT_MEMBER_TTL_MS } from '../signaling/cluster.js';
 import { installSignalHandlers } from './lifecycle.js';
-import type { CliContext } from './main.js';
+import type { CliContext } from './context.js';
 import { flag, jsonFlag, parseInteger, parsePort, parseSeconds } from './options.js';
 import { Output } from './output.js';
 

@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { startSignalServer } from '../../src/signaling/server.js';
-import { e2eFixture } from '../helpers/e2e.js';
+import { e2eFixture, freePort } from '../helpers/e2e.js';
 import { CliProcess, runCli, type CliEvent } from '../helpers/spawn.js';
 
 const { temp } = e2eFixture();
@@ -15,15 +15,6 @@ afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 });
-
-/** A port that nothing listens on: bound once to learn a free number, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A TCP server that accepts connections and never says a word: a signaling server that never answers. */
 async function silentServer(): Promise<number> {
@@ -45,7 +36,7 @@ const JOIN = ['join', '--topic', 'failures-topic', '--ice-bind', '127.0.0.1'];
 describe('join: a signaling server that is never reached', () => {
   it('--once exits 3 with E_UNREACHABLE (not E_TIMEOUT) once --timeout passes', async () => {
     const dir = await temp.make();
-    const port = await closedPort();
+    const port = await freePort();
     const r = await runCli([...JOIN, '--store', join(dir, 'a.ndjson'), '--signal', `ws://127.0.0.1:${port}`, '--once', '--timeout', '2', '--json']);
     expect(r.code, r.stderr).toBe(3);
     const evs = events(r.stdout);
@@ -66,7 +57,7 @@ describe('join: a signaling server that is never reached', () => {
 
   it('a live join keeps retrying and warns with E_UNREACHABLE and the next retry time', async () => {
     const dir = await temp.make();
-    const port = await closedPort();
+    const port = await freePort();
     const p = new CliProcess([...JOIN, '--store', join(dir, 'a.ndjson'), '--signal', `ws://127.0.0.1:${port}`, '--json']);
     const nth = (n: number) => p.waitFor(() => p.events.filter((e) => e.event === 'warning' && e.code === 'E_UNREACHABLE').length >= n);
     await nth(2);
@@ -118,7 +109,7 @@ describe('join: every flag is checked before the first side effect', () => {
   it.each(refused)('%s: exit 2, and no file, sidecar or lock is created', async (_name, flags) => {
     const dir = await temp.make();
     // A flag that slipped through would run against a closed port (never the embedded default's fixed port).
-    const signal = flags.includes('--signal') ? [] : ['--signal', `ws://127.0.0.1:${await closedPort()}`];
+    const signal = flags.includes('--signal') ? [] : ['--signal', `ws://127.0.0.1:${await freePort()}`];
     const stderr = new PassThrough();
     let text = '';
     stderr.on('data', (d: Buffer) => (text += d.toString()));
@@ -132,7 +123,7 @@ describe('join: every flag is checked before the first side effect', () => {
     const dir = await temp.make();
     const file = join(dir, 'a.json');
     await writeFile(file, '[{"id":"a"}]');
-    const r = await runCli(['join', '--topic', 'failures-topic', '--store', file, '--signal', `ws://127.0.0.1:${await closedPort()}`, '--ice-bind', '999.1.2.3', '--json']);
+    const r = await runCli(['join', '--topic', 'failures-topic', '--store', file, '--signal', `ws://127.0.0.1:${await freePort()}`, '--ice-bind', '999.1.2.3', '--json']);
     expect(r.code).toBe(2);
     expect(events(r.stdout)).toEqual([expect.objectContaining({ event: 'error', code: 'E_USAGE' })]);
     expect(await readdir(dir)).toEqual(['a.json']);

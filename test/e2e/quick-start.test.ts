@@ -1,19 +1,9 @@
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { e2eFixture, putDocs, readDocs, waitUntil } from '../helpers/e2e.js';
+import { e2eFixture, freePort, putDocs, readDocs, waitUntil } from '../helpers/e2e.js';
 import { CliProcess } from '../helpers/spawn.js';
 
 const { temp } = e2eFixture();
-
-/** A free port: bound once to learn a number, then closed (the first join hosts the embedded server there). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe("the README's quick start", () => {
   it('two joins with no --signal (the embedded default) sync a write', async () => {

@@ -1,9 +1,11 @@
 import { afterEach } from 'vitest';
+import { createServer } from 'node:net';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { startSignalServer, type SignalServer } from '../../src/signaling/server.js';
 import { CliProcess, runCli, type CliEvent, type CliResult } from './spawn.js';
+import { pollUntil } from './wait.js';
 
 /** A temp dir per test; `cleanup()` removes them all. */
 export class TempDirs {
@@ -16,6 +18,15 @@ export class TempDirs {
   async cleanup(): Promise<void> {
     await Promise.all(this.dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
   }
+}
+
+/** A port nothing listens on: bound once on loopback to learn a free number, then closed. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 /** Starts `p2psync signal --port PORT --json` (default port 0) and waits for its real port. */
@@ -97,17 +108,8 @@ export async function readDocs(file: string, key = 'id'): Promise<Map<string, Re
  * yet"; any other error (a store file that does not parse) fails at once: p2psync replaces files atomically, so a
  * reader never sees half a file, and a test must not wait such a bug away.
  */
-export async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, describe: () => Promise<string> | string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms. ${await describe()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+export function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, describe: () => Promise<string> | string = () => ''): Promise<void> {
+  return pollUntil(check, { timeoutMs, describe, intervalMs: 50, retryOn: (err) => (err as NodeJS.ErrnoException).code === 'ENOENT' });
 }
 
 /** Waits until every file holds the same documents (and, if given, exactly `count` of them). */

@@ -1,17 +1,13 @@
 // Shared helpers of the signaling client tests (client*.test.ts). Everything waits for events, with generous
 // timeouts for a loaded 2-core machine; nothing sleeps as a means of synchronisation.
-import { createServer } from 'node:net';
 import type { SyncEvent } from '../../src/core/events.js';
+import { within as withinMs } from '../helpers/wait.js';
 
 export const EVENT_TIMEOUT_MS = 15_000;
 
 /** Rejects with `label` when `promise` has not settled within `ms`. */
 export function within<T>(promise: Promise<T>, label: string, ms = EVENT_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${label}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return withinMs(promise, label, ms);
 }
 
 /** Collects emitted events and lets a test wait for the next (or an already seen) matching one. */
@@ -80,17 +76,7 @@ export function until<T>(
 }
 
 /** A loopback port that was free a moment ago (for tests that need to restart a server on the same port). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || address === null) throw new Error('no address');
-  return address.port;
-}
+export { freePort } from '../helpers/e2e.js';
 
 /** Runs registered cleanups in reverse order; call `run()` from afterEach. */
 export class Cleanup {

@@ -5,6 +5,7 @@ import type { SyncEvent } from '../../src/core/events.js';
 import type { Store } from '../../src/core/store.js';
 import { openStore, type FileStoreOptions, type OpenedStore } from '../../src/store/open.js';
 import type { StoreHarness } from './contract.js';
+import { pollUntil } from '../helpers/wait.js';
 
 /** A temp directory that `cleanup()` removes. */
 export async function tempDir(): Promise<string> {
@@ -83,10 +84,6 @@ export class EventLog {
 }
 
 /** Polls `check` until it returns true (for state that has no event), failing after `timeoutMs`. */
-export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
+export function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  return pollUntil(check, { timeoutMs, intervalMs: 10 });
 }

@@ -6,6 +6,7 @@ import { clearPeerTimers } from '../../src/transport/peer-internals.js';
 import { WebRTCLink } from '../../src/transport/webrtc-link.js';
 import { rtcConfig, wrtc, type IceConfig } from '../../src/transport/wrtc.js';
 import type { LinkPair } from './contract.js';
+import { within } from '../helpers/wait.js';
 
 /** ICE on loopback only, as every WebRTC test must use. */
 export const LOOPBACK: IceConfig = { iceServers: [], bindAddress: '127.0.0.1' };
@@ -21,13 +22,7 @@ export const TEST_CONNECT_TIMEOUT_MS = 8_000;
 
 /** Resolves when `start` calls `done`; rejects after `ms`. */
 export function waitFor<T>(what: string, start: (done: (value: T) => void) => void, ms = NET_TIMEOUT_MS): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-    start((value) => {
-      clearTimeout(timer);
-      resolve(value);
-    });
-  });
+  return within(new Promise<T>((resolve) => start(resolve)), what, ms);
 }
 
 export async function memoryPair(): Promise<LinkPair> {
