@@ -8,7 +8,7 @@ import type { DocState } from '../../src/core/types.js';
 import { BIN } from '../helpers/spawn.js';
 import { doc, insert } from '../store/contract.js';
 import { tempDir } from '../store/harness.js';
-import { filesContaining, openEncrypted } from './harness.js';
+import { filesContaining, openEncrypted } from '../crypt/harness.js';
 
 const CYCLES = 8;
 const DOCS = 2000;
