@@ -26,13 +26,36 @@ export function addStoreOptions(cmd: Command, optionalStore?: string): Command {
 export function addFileOptions(cmd: Command, optionalStore?: string): Command {
   const store = optionalStore
     ? flag('--store <file>', optionalStore).argParser(parseNonEmpty)
-    : flag('--store <file>', 'the JSON or NDJSON file holding the documents').argParser(parseNonEmpty).makeOptionMandatory();
+    : flag('--store <file>', 'the JSON or NDJSON file holding the documents')
+        .argParser(parseNonEmpty)
+        .makeOptionMandatory();
   return cmd
     .addOption(store)
-    .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').argParser(parseNonEmpty).default('id'))
-    .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object').argParser(parseNonEmpty))
-    .addOption(flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices(['json', 'ndjson']))
-    .addOption(flag('--lock-wait <seconds>', "how long to wait for another p2psync process's short lock on the store (a put, rm or a peer starting)").argParser(parseSeconds).default(10))
+    .addOption(
+      flag('--key <field>', 'primary key field; values must be non-empty strings')
+        .argParser(parseNonEmpty)
+        .default('id'),
+    )
+    .addOption(
+      flag(
+        '--collection <name>',
+        'JSON only: the documents are the array under this key of a top-level object',
+      ).argParser(parseNonEmpty),
+    )
+    .addOption(
+      flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices([
+        'json',
+        'ndjson',
+      ]),
+    )
+    .addOption(
+      flag(
+        '--lock-wait <seconds>',
+        "how long to wait for another p2psync process's short lock on the store (a put, rm or a peer starting)",
+      )
+        .argParser(parseSeconds)
+        .default(10),
+    )
     .addOption(jsonFlag());
 }
 

@@ -46,7 +46,12 @@ export async function statOrUndefined(path: string): Promise<Stats | undefined> 
 
 export function ioError(err: unknown, file: string, action: string): P2PSyncError {
   const code = (err as NodeJS.ErrnoException).code;
-  return new P2PSyncError('E_IO', `cannot ${action} ${file}: ${(err as Error).message}`, { file, errno: code }, { cause: err });
+  return new P2PSyncError(
+    'E_IO',
+    `cannot ${action} ${file}: ${(err as Error).message}`,
+    { file, errno: code },
+    { cause: err },
+  );
 }
 
 /** Name of our temp file for `target`: hidden, per process (never collides with lowdb's `.<name>.tmp`). */
@@ -217,6 +222,7 @@ export async function removeDeadTemps(path: string, isAlive: (pid: number) => bo
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith('.p2psync-tmp')) continue;
     const pid = Number(/\.(\d+)\.p2psync-tmp$/.exec(name)?.[1]);
-    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) await unlink(join(dir, name)).catch(() => undefined);
+    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid))
+      await unlink(join(dir, name)).catch(() => undefined);
   }
 }

@@ -5,8 +5,24 @@ import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
 import { ByteBuffer, type ChunkWriter } from './bytes.js';
-import { appendLayout, jsonFrame, NDJSON_FRAME, renderAll, writeLayout, type FileFrame, type FileLayout, type LayoutSource } from './file-image.js';
-import { readVersioned, writeFileAtomic, writeFileAtomicWith, type Fingerprint, type FileVersion, type VersionedText } from './fs-util.js';
+import {
+  appendLayout,
+  jsonFrame,
+  NDJSON_FRAME,
+  renderAll,
+  writeLayout,
+  type FileFrame,
+  type FileLayout,
+  type LayoutSource,
+} from './file-image.js';
+import {
+  readVersioned,
+  writeFileAtomic,
+  writeFileAtomicWith,
+  type Fingerprint,
+  type FileVersion,
+  type VersionedText,
+} from './fs-util.js';
 import { lineColumn, scanJson } from './json-locate.js';
 
 export type StoreFormat = 'json' | 'ndjson';
@@ -112,7 +128,11 @@ export class UserFile implements Adapter<UserContent> {
    * serialised again. The copy is taken only while that version is unchanged: an in-place edit changes its size or
    * mtime, which is the same evidence `p2psync` trusts to tell an unchanged file everywhere else.
    */
-  async writeDocs(docs: DocState[], root: Record<string, Json> | undefined, from?: ArrayLike<number>): Promise<FileVersion> {
+  async writeDocs(
+    docs: DocState[],
+    root: Record<string, Json> | undefined,
+    from?: ArrayLike<number>,
+  ): Promise<FileVersion> {
     const frame = this.frameFor(root);
     const source = await this.takeSource();
     let layout: FileLayout | undefined;
@@ -206,7 +226,12 @@ export class UserFile implements Adapter<UserContent> {
     const c = this.options.collection;
     let value: unknown;
     if (text.trim() === '') {
-      if (!blankIsEmpty) throw new P2PSyncError('E_PARSE', `${file}: the file is empty (expected a JSON ${c === undefined ? 'array' : 'object'})`, { file, line: 1, column: 1 });
+      if (!blankIsEmpty)
+        throw new P2PSyncError(
+          'E_PARSE',
+          `${file}: the file is empty (expected a JSON ${c === undefined ? 'array' : 'object'})`,
+          { file, line: 1, column: 1 },
+        );
       value = c === undefined ? [] : {};
     } else {
       try {
@@ -230,12 +255,18 @@ export class UserFile implements Adapter<UserContent> {
       list = value;
     } else {
       if (!isPlainObject(value)) {
-        throw new P2PSyncError('E_BAD_COLLECTION', `${file}: --collection "${c}" needs a top-level JSON object`, { file, collection: c });
+        throw new P2PSyncError('E_BAD_COLLECTION', `${file}: --collection "${c}" needs a top-level JSON object`, {
+          file,
+          collection: c,
+        });
       }
       root = value as Record<string, Json>;
       list = Object.hasOwn(root, c) ? root[c] : [];
       if (!Array.isArray(list)) {
-        throw new P2PSyncError('E_BAD_COLLECTION', `${file}: "${c}" is not an array of documents`, { file, collection: c });
+        throw new P2PSyncError('E_BAD_COLLECTION', `${file}: "${c}" is not an array of documents`, {
+          file,
+          collection: c,
+        });
       }
       // The documents live on in `docs`; keep the root small.
       root = { ...root, [c]: [] };
@@ -246,7 +277,11 @@ export class UserFile implements Adapter<UserContent> {
       offsets ??= scanJson(text, c).elements;
       return lineColumn(text, offsets[i] ?? 0);
     };
-    const docs = this.collect(items.length, (i) => items[i], (i) => ({ ...where(i), index: i }));
+    const docs = this.collect(
+      items.length,
+      (i) => items[i],
+      (i) => ({ ...where(i), index: i }),
+    );
     return root ? { docs, root } : { docs };
   }
 
@@ -265,15 +300,29 @@ export class UserFile implements Adapter<UserContent> {
         const found = scanJson(line).error;
         const column = (found?.offset ?? 0) + 1;
         const why = found?.message ?? (err as Error).message;
-        throw new P2PSyncError('E_PARSE', `${file}:${i + 1}:${column}: invalid JSON: ${why}`, { file, line: i + 1, column });
+        throw new P2PSyncError('E_PARSE', `${file}:${i + 1}:${column}: invalid JSON: ${why}`, {
+          file,
+          line: i + 1,
+          column,
+        });
       }
       lineNo.push(i + 1);
     }
-    return { docs: this.collect(values.length, (i) => values[i], (i) => ({ line: lineNo[i]!, column: 1 })) };
+    return {
+      docs: this.collect(
+        values.length,
+        (i) => values[i],
+        (i) => ({ line: lineNo[i]!, column: 1 }),
+      ),
+    };
   }
 
   /** Validates documents and indexes them by key; `where(i)` locates item i for error messages (lazily). */
-  private collect(count: number, item: (i: number) => unknown, where: (i: number) => { line: number; column: number; index?: number }): Map<string, DocState> {
+  private collect(
+    count: number,
+    item: (i: number) => unknown,
+    where: (i: number) => { line: number; column: number; index?: number },
+  ): Map<string, DocState> {
     const file = this.name;
     const pk = this.options.primaryKey;
     const docs = new Map<string, DocState>();
@@ -281,20 +330,32 @@ export class UserFile implements Adapter<UserContent> {
       const v = item(i);
       if (!isPlainObject(v)) {
         const at = where(i);
-        throw new P2PSyncError('E_NOT_OBJECT', `${file}:${at.line}:${at.column}: a document must be a JSON object, got ${describe(v)}`, { file, ...at });
+        throw new P2PSyncError(
+          'E_NOT_OBJECT',
+          `${file}:${at.line}:${at.column}: a document must be a JSON object, got ${describe(v)}`,
+          { file, ...at },
+        );
       }
       const id = docKey(v, pk);
       if (id === undefined) {
         const at = where(i);
         const got = v[pk] === undefined ? 'it is missing' : `got ${describe(v[pk])}`;
-        throw new P2PSyncError('E_BAD_KEY', `${file}:${at.line}:${at.column}: the primary key "${pk}" must be a non-empty string; ${got}`, { file, ...at, key: pk });
+        throw new P2PSyncError(
+          'E_BAD_KEY',
+          `${file}:${at.line}:${at.column}: the primary key "${pk}" must be a non-empty string; ${got}`,
+          { file, ...at, key: pk },
+        );
       }
       if (docs.has(id)) {
         const at = where(i);
         let first = 0;
         while (first < i && docKey(item(first) as Record<string, unknown>, pk) !== id) first++;
         const firstLine = where(first).line;
-        throw new P2PSyncError('E_DUPLICATE_KEY', `${file}:${at.line}:${at.column}: duplicate ${pk} "${id}" (first at line ${firstLine})`, { file, ...at, key: id, field: pk, firstLine });
+        throw new P2PSyncError(
+          'E_DUPLICATE_KEY',
+          `${file}:${at.line}:${at.column}: duplicate ${pk} "${id}" (first at line ${firstLine})`,
+          { file, ...at, key: id, field: pk, firstLine },
+        );
       }
       docs.set(id, asDocState(v));
     }

@@ -30,7 +30,8 @@ export async function pollUntil(check: () => Promise<boolean> | boolean, o: Poll
     } catch (err) {
       if (!o.retryOn?.(err)) throw err;
     }
-    if (Date.now() > deadline) throw new Error(`condition not met within ${o.timeoutMs} ms. ${(await o.describe?.()) ?? ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`condition not met within ${o.timeoutMs} ms. ${(await o.describe?.()) ?? ''}`);
     await new Promise((r) => setTimeout(r, o.intervalMs ?? 20));
   }
 }

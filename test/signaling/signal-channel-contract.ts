@@ -9,7 +9,12 @@ export interface SignalChannelPair {
 }
 
 /** Resolves once `check()` holds, re-checking on every event of the channels' handlers (passed in by the test). */
-function waitFor<T>(subscribe: (fire: () => void) => () => void, check: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
+function waitFor<T>(
+  subscribe: (fire: () => void) => () => void,
+  check: () => T | undefined,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const done = (): boolean => {
       const value = check();
@@ -50,7 +55,9 @@ export function runSignalChannelContract(name: string, setup: () => Promise<Sign
         both,
         () => {
           const { a, b } = pair;
-          return a.peerId && b.peerId && a.peers.includes(b.peerId) && b.peers.includes(a.peerId) ? { idA: a.peerId, idB: b.peerId } : undefined;
+          return a.peerId && b.peerId && a.peers.includes(b.peerId) && b.peers.includes(a.peerId)
+            ? { idA: a.peerId, idB: b.peerId }
+            : undefined;
         },
         'both channels to see each other',
       );
@@ -72,11 +79,19 @@ export function runSignalChannelContract(name: string, setup: () => Promise<Sign
       b.onSignal((m) => atB.push(m));
       a.sendSignal(idB, { type: 'offer', sdp: 'v=0' }, 'conn-one');
       expect(atB).toEqual([]); // not from inside sendSignal
-      const got = await waitFor((fire) => b.onSignal(fire), () => atB[0], 'the signal');
+      const got = await waitFor(
+        (fire) => b.onSignal(fire),
+        () => atB[0],
+        'the signal',
+      );
       expect(got).toEqual({ from: idA, data: { type: 'offer', sdp: 'v=0' }, connectionId: 'conn-one' });
       // The answer travels back; A got nothing of its own signal before (the answer is the barrier).
       b.sendSignal(idA, { type: 'answer', sdp: 'v=0' }, 'conn-one');
-      await waitFor((fire) => a.onSignal(fire), () => atA[0], 'the answer');
+      await waitFor(
+        (fire) => a.onSignal(fire),
+        () => atA[0],
+        'the answer',
+      );
       expect(atA).toEqual([{ from: idB, data: { type: 'answer', sdp: 'v=0' }, connectionId: 'conn-one' }]);
       expect(() => a.sendSignal('nobody-here', { x: 1 }, 'c')).not.toThrow();
     });
@@ -89,7 +104,11 @@ export function runSignalChannelContract(name: string, setup: () => Promise<Sign
       b.onSignal((m) => kept.push(m));
       off();
       a.sendSignal(idB, { n: 1 }, 'c1');
-      await waitFor((fire) => b.onSignal(fire), () => kept[0], 'the signal at the kept handler');
+      await waitFor(
+        (fire) => b.onSignal(fire),
+        () => kept[0],
+        'the signal at the kept handler',
+      );
       expect(removed).toEqual([]);
       expect(kept[0]!.from).toBe(idA);
     });

@@ -138,4 +138,3 @@ export async function webrtcPair(): Promise<LinkPair & { peers: [SimplePeer.Inst
     },
   };
 }
-
