@@ -1,9 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { basename, dirname, join } from 'node:path';
 import { P2PSyncError } from '../core/errors.js';
 import { ChunkWriter, type ByteBuffer } from './bytes.js';
+import { decodeUtf8 } from './utf8.js';
 
 /**
  * What identifies one version of a file without reading it. `ino` changes on every replace-by-rename, `mtimeMs`
@@ -146,7 +148,7 @@ export interface VersionedText {
 }
 
 /**
- * Reads a file as UTF-8 plus its version; undefined if it does not exist. Retries if it changes while read.
+ * Reads a file as UTF-8 plus its version (`text` throws E_PARSE at the first byte that is not UTF-8); undefined if it does not exist. Retries if it changes while read.
  * With `since`, also tells whether the file only grew past that version (one hashing pass decides both).
  */
 export async function readVersioned(path: string, since?: FileVersion): Promise<VersionedText | undefined> {
@@ -164,7 +166,7 @@ export async function readVersioned(path: string, since?: FileVersion): Promise<
       const after = fingerprintOf(await handle.stat());
       // An in-place writer was busy: read again rather than parse a half-written file.
       if ((!sameFingerprint(before, after) || buf.length !== after.size) && attempt < 5) continue;
-      return versionedText(buf, after, since);
+      return versionedText(path, buf, after, since);
     } catch (err) {
       throw ioError(err, path, 'read');
     } finally {
@@ -173,19 +175,21 @@ export async function readVersioned(path: string, since?: FileVersion): Promise<
   }
 }
 
-function versionedText(buf: Buffer, fp: Fingerprint, since: FileVersion | undefined): VersionedText {
+function versionedText(path: string, buf: Buffer, fp: Fingerprint, since: FileVersion | undefined): VersionedText {
   const hash = createHash('sha1');
   let appended: string | undefined;
   const cut = since?.size ?? 0;
   if (since && buf.length > cut && (cut === 0 || buf[cut - 1] === 0x0a)) {
     hash.update(buf.subarray(0, cut));
-    if (hash.copy().digest('hex') === since.hash) appended = buf.toString('utf8', cut);
+    // Appended bytes that are not UTF-8 are left to the whole-file read, which reports where they are.
+    const tail = buf.subarray(cut);
+    if (hash.copy().digest('hex') === since.hash && isUtf8(tail)) appended = tail.toString('utf8');
     hash.update(buf.subarray(cut));
   } else hash.update(buf);
   let text: string | undefined;
   return {
     get text() {
-      return (text ??= buf.toString('utf8'));
+      return (text ??= decodeUtf8(buf, path));
     },
     version: { ...fp, hash: hash.digest('hex') },
     ...(appended !== undefined ? { appended } : {}),

@@ -1,0 +1,74 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { openStore } from '../../src/store/open.js';
+import { firstInvalidUtf8 } from '../../src/store/utf8.js';
+import { runCli } from '../helpers/spawn.js';
+import { StoreFixture } from './harness.js';
+
+/** Store inputs as a user would try them (issue 11, item 6). */
+describe('store inputs', () => {
+  let fx: StoreFixture;
+  beforeEach(async () => {
+    fx = await StoreFixture.create();
+  });
+  afterEach(async () => {
+    await fx.cleanup();
+  });
+
+  describe('bytes that are not UTF-8', () => {
+    it('finds the first invalid byte of a sequence', () => {
+      const at = (hex: string): number => firstInvalidUtf8(Buffer.from(hex.replace(/ /g, ''), 'hex'));
+      expect(at('61 c3a9 e282ac f09f9880')).toBe(-1); // a é € 😀
+      expect(at('61 ff')).toBe(1);
+      expect(at('61 c0 af')).toBe(1); // overlong '/'
+      expect(at('61 62 eda080')).toBe(2); // a UTF-16 surrogate
+      expect(at('e282')).toBe(0); // cut short
+      expect(at('f4 90 80 80')).toBe(0); // beyond U+10FFFF
+      expect(at('c3a9 80')).toBe(2); // a stray continuation byte
+    });
+
+    for (const file of ['a.json', 'a.ndjson']) {
+      it(`refuses ${file} with E_PARSE naming the byte offset and line, and never rewrites it`, async () => {
+        const path = fx.file(file);
+        const lines = ['{"id":"a","t":"caf\u00e9"}', '{"id":"b","t":"x\u0000y"}'];
+        const head = Buffer.from(file.endsWith('.json') ? `[\n${lines[0]},\n${lines[1]!.slice(0, 15)}` : `${lines[0]}\n${lines[1]!.slice(0, 15)}`);
+        const bytes = Buffer.concat([head, Buffer.from([0xe9]), Buffer.from(file.endsWith('.json') ? '"}\n]\n' : '"}\n')]);
+        await writeFile(path, bytes);
+        const line = file.endsWith('.json') ? 3 : 2;
+        await expect(openStore({ path, watch: false })).rejects.toMatchObject({
+          code: 'E_PARSE',
+          message: new RegExp(`a\\.n?d?json:${line}:16: invalid UTF-8 \\(byte 0xe9 at byte offset ${head.length}\\)`),
+          details: { file: path, line, column: 16, offset: head.length },
+        });
+        expect(await readFile(path)).toEqual(bytes);
+        expect(existsSync(path + '.p2psync')).toBe(false);
+      });
+    }
+
+    it('is noticed in an outside edit while the store is open: an error event, and the file is left alone', async () => {
+      const path = fx.file('a.ndjson');
+      const events: Array<{ event: string; code?: string }> = [];
+      const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e as never) });
+      await s.bulkWrite([{ document: { id: 'a', _deleted: false }, expected: null }], { kind: 'local' });
+      await s.flush();
+      const bytes = Buffer.concat([Buffer.from('{"id":"a"}\n{"id":"b","t":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n')]);
+      await writeFile(path, bytes);
+      // The next save looks at the file first (never writing over an edit it has not seen) and finds it broken.
+      await s.bulkWrite([{ document: { id: 'c', _deleted: false }, expected: null }], { kind: 'local' });
+      await expect(s.flush()).rejects.toMatchObject({ code: 'E_PARSE', details: { line: 2, column: 16, offset: 26 } });
+      expect(events).toContainEqual(expect.objectContaining({ event: 'error', code: 'E_PARSE' }));
+      expect(await readFile(path)).toEqual(bytes);
+    });
+
+    it('`put` on such a file exits 2 and leaves it byte for byte as it was', async () => {
+      const path = fx.file('a.json');
+      const bytes = Buffer.concat([Buffer.from('[{"id":"a","t":"'), Buffer.from([0xff]), Buffer.from('"}]\n')]);
+      await writeFile(path, bytes);
+      const r = await runCli(['put', '--store', path, '--json', '{"id":"b"}']);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toMatch(/"code":"E_PARSE".*byte offset 16/);
+      expect(await readFile(path)).toEqual(bytes);
+    });
+  });
+});
