@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, readdir, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { openStore } from '../../src/store/open.js';
 import { firstInvalidUtf8 } from '../../src/store/utf8.js';
 import { runCli } from '../helpers/spawn.js';
@@ -69,6 +70,65 @@ describe('store inputs', () => {
       expect(r.code).toBe(2);
       expect(r.stdout).toMatch(/"code":"E_PARSE".*byte offset 16/);
       expect(await readFile(path)).toEqual(bytes);
+    });
+  });
+
+  describe('a store path that is a symlink', () => {
+    it('is written through to its target, atomically beside it; the link stays a link', async () => {
+      await mkdir(fx.file('real'));
+      const target = fx.file('real/notes.json');
+      const link = fx.file('notes.json');
+      await writeFile(target, '[{"id":"a"}]\n');
+      await symlink(target, link);
+      const s = await fx.open({ path: link, watch: false });
+      await s.bulkWrite([{ document: { id: 'b', _deleted: false }, expected: null }], { kind: 'local' });
+      await s.flush();
+      expect((await lstat(link)).isSymbolicLink()).toBe(true);
+      expect(await readlink(link)).toBe(target);
+      expect(JSON.parse(await readFile(target, 'utf8'))).toEqual([{ id: 'a' }, { id: 'b' }]);
+      // No temp file is left in either directory; the sidecar stays beside the name the user gave.
+      expect((await readdir(fx.file('real'))).sort()).toEqual(['notes.json']);
+      expect(existsSync(link + '.p2psync')).toBe(true);
+      await s.close();
+      // Its own write is not taken for an outside edit at the next start.
+      const again = await fx.open({ path: link, watch: false });
+      expect((await again.all()).map((d) => d.id)).toEqual(['a', 'b']);
+      expect(again.stats.outsideEdits).toBe(0);
+    });
+
+    it('with a missing file behind a relative link: refused (E_BAD_OPTION), nothing created', async () => {
+      const link = fx.file('notes.json');
+      await symlink('gone.json', link);
+      await expect(openStore({ path: link, watch: false })).rejects.toMatchObject({ code: 'E_BAD_OPTION', message: /symlink to a file that does not exist/ });
+      expect(existsSync(fx.file('gone.json'))).toBe(false);
+      expect(existsSync(link + '.p2psync')).toBe(false);
+    });
+
+    const notFiles: Array<[string, () => Promise<string>, RegExp]> = [
+      ['a symlink to /dev/null', async () => '/dev/null', /is a device \(through a symlink to \/dev\/null\)/],
+      ['a directory', async () => (await mkdir(fx.file('d.json')), fx.file('d.json')), /is a directory/],
+      ['a FIFO', async () => (execFileSync('mkfifo', [fx.file('f.ndjson')]), fx.file('f.ndjson')), /is a FIFO/],
+    ];
+    for (const [name, make, message] of notFiles) {
+      it(`${name} is refused with E_BAD_OPTION and nothing is written`, async () => {
+        let path = await make();
+        if (path === '/dev/null') {
+          path = fx.file('null.json');
+          await symlink('/dev/null', path);
+        }
+        await expect(openStore({ path, watch: false })).rejects.toMatchObject({ code: 'E_BAD_OPTION', message });
+        expect(existsSync(path + '.p2psync')).toBe(false);
+        expect((await lstat(path)).isFile()).toBe(false);
+      });
+    }
+
+    it('`put` into a symlink to /dev/null exits 2', async () => {
+      const path = fx.file('null.ndjson');
+      await symlink('/dev/null', path);
+      const r = await runCli(['put', '--store', path, '{"id":"b"}']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/is a device .*\[E_BAD_OPTION\]/);
+      expect((await lstat(path)).isSymbolicLink()).toBe(true);
     });
   });
 });
