@@ -7,7 +7,7 @@ import { FileLock } from './lock.js';
 import { openStore, refuseEncrypted, resolveStoreOptions, type FileStoreOptions } from './open.js';
 import { withUnsaved } from './recovery.js';
 import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
-import { UserFile } from './user-file.js';
+import { reservedField, reservedFieldError, UserFile } from './user-file.js';
 
 /**
  * The shell CRUD operations behind `p2psync ls|get|put|rm`.
@@ -136,6 +136,9 @@ export function parseDocumentsInput(input: { args: readonly string[]; stdin?: st
     if (id === undefined) {
       throw new P2PSyncError('E_BAD_KEY', `${file}: the primary key "${primaryKey}" must be a non-empty string`, { file, key: primaryKey });
     }
+    // Documents from stdin were checked (with line numbers) and carry `_deleted: false` by now.
+    const reserved = file === '<stdin>' ? undefined : reservedField(value as Record<string, unknown>);
+    if (reserved !== undefined) throw reservedFieldError(file, id, reserved, { file });
     if (seen.has(id)) throw new P2PSyncError('E_DUPLICATE_KEY', `${file}: duplicate ${primaryKey} "${id}" in the input`, { file, key: id, field: primaryKey });
     seen.add(id);
     return toDocState(value as Record<string, unknown>, false);

@@ -289,6 +289,11 @@ export class UserFile implements Adapter<UserContent> {
         const got = v[pk] === undefined ? 'it is missing' : `got ${describe(v[pk])}`;
         throw new P2PSyncError('E_BAD_KEY', `${file}:${at.line}:${at.column}: the primary key "${pk}" must be a non-empty string; ${got}`, { file, ...at, key: pk });
       }
+      const reserved = reservedField(v);
+      if (reserved !== undefined) {
+        const at = where(i);
+        throw reservedFieldError(`${file}:${at.line}:${at.column}`, id, reserved, { file, ...at });
+      }
       if (docs.has(id)) {
         const at = where(i);
         let first = 0;
@@ -312,11 +317,28 @@ async function stillAsWritten(source: { handle: FileHandle; written: Fingerprint
   }
 }
 
-/** A freshly parsed object becomes a doc state in place (no copy: 100k documents load noticeably faster). */
-const INTERNAL_FIELDS = ['_meta', '_rev', '_attachments'];
+/**
+ * Fields RxDB keeps for itself. p2psync keeps their equivalents in the sidecar, so a user document (in the file or
+ * in `put` input) that carries one is refused rather than losing it silently at the next rewrite. Documents from
+ * peers carry `_deleted` (and may carry the others) on the wire: they are not parsed here.
+ */
+export const RESERVED_FIELDS = ['_deleted', '_meta', '_rev', '_attachments'] as const;
 
+/** The first reserved field `v` carries, if any. */
+export function reservedField(v: Record<string, unknown>): string | undefined {
+  return RESERVED_FIELDS.find((f) => Object.hasOwn(v, f));
+}
+
+export function reservedFieldError(where: string, id: string, field: string, details: Record<string, unknown>): P2PSyncError {
+  return new P2PSyncError('E_RESERVED_FIELD', `${where}: document "${id}" carries the reserved field "${field}" (p2psync and RxDB keep it for themselves); remove it`, {
+    ...details,
+    id,
+    field,
+  });
+}
+
+/** A freshly parsed, validated object becomes a doc state in place (no copy: 100k documents load noticeably faster). */
 function asDocState(v: Record<string, unknown>): DocState {
-  for (const key of INTERNAL_FIELDS) if (Object.hasOwn(v, key)) delete v[key];
   v._deleted = false;
   return v as DocState;
 }

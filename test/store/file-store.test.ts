@@ -32,7 +32,7 @@ describe('file stores: files on disk', () => {
 
   it('writes user fields only, lowdb-style, keeps the file order and drops deleted documents', async () => {
     const path = fx.file('a.json');
-    await writeFile(path, JSON.stringify([{ id: 'z', n: 1 }, { id: 'a', n: 2, _meta: { lwt: 1 }, _rev: '1-x' }]));
+    await writeFile(path, JSON.stringify([{ id: 'z', n: 1 }, { id: 'a', n: 2 }]));
     const s = await fx.open({ path, watch: false });
     expect(await s.get(['a'])).toEqual(new Map([['a', doc('a', { n: 2 })]]));
     await insert(s, [doc('m', { deep: { list: [1, { x: null }] } })]);

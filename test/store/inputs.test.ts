@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readFile, readlink, readdir, symlink, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
+import type { DocState } from '../../src/core/types.js';
 import { openStore } from '../../src/store/open.js';
 import { firstInvalidUtf8 } from '../../src/store/utf8.js';
 import { runCli } from '../helpers/spawn.js';
@@ -129,6 +130,58 @@ describe('store inputs', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/is a device .*\[E_BAD_OPTION\]/);
       expect((await lstat(path)).isSymbolicLink()).toBe(true);
+    });
+  });
+
+  describe('reserved fields', () => {
+    const files: Array<[string, string, number, string]> = [
+      ['a.json', '[\n  {"id": "a"},\n  {"id": "b", "t": 1, "_rev": "1-x"}\n]\n', 3, '_rev'],
+      ['a.ndjson', '{"id":"a"}\n{"id":"b","_deleted":true}\n', 2, '_deleted'],
+      ['b.ndjson', '{"id":"b","_meta":{"lwt":1}}\n', 1, '_meta'],
+      ['c.ndjson', '{"id":"b","x":{"_rev":"nested is fine"},"_attachments":{}}\n', 1, '_attachments'],
+    ];
+    for (const [file, content, line, field] of files) {
+      it(`in ${file} (${field}) are refused with E_RESERVED_FIELD naming the id and field; the file is untouched`, async () => {
+        const path = fx.file(file);
+        await writeFile(path, content);
+        await expect(openStore({ path, watch: false })).rejects.toMatchObject({
+          code: 'E_RESERVED_FIELD',
+          message: new RegExp(`:${line}:\\d+: document "b" carries the reserved field "${field}"`),
+          details: { file: path, line, id: 'b', field },
+        });
+        expect(await readFile(path, 'utf8')).toBe(content);
+        expect(existsSync(path + '.p2psync')).toBe(false);
+      });
+    }
+
+    it('in `put` input (arguments or stdin) are refused with exit 2, and nothing is written', async () => {
+      const path = fx.file('a.json');
+      await writeFile(path, '[]\n');
+      const arg = await runCli(['put', '--store', path, '--json', '{"id":"a"}', '{"id":"b","_meta":{"x":1}}']);
+      expect(arg.code).toBe(2);
+      expect(JSON.parse(arg.stdout.trim())).toMatchObject({ event: 'error', code: 'E_RESERVED_FIELD', details: { file: 'argument 2', id: 'b', field: '_meta' } });
+      const stdin = await runCli(['put', '--store', path, '--json'], { input: '{"id":"a"}\n{"id":"c","_deleted":false}\n' });
+      expect(stdin.code).toBe(2);
+      expect(JSON.parse(stdin.stdout.trim())).toMatchObject({ code: 'E_RESERVED_FIELD', details: { file: '<stdin>', line: 2, id: 'c', field: '_deleted' } });
+      expect(await readFile(path, 'utf8')).toBe('[]\n');
+    });
+
+    it('do not stop replication: documents from peers carry them and are stored with your fields only', async () => {
+      for (const file of ['p.json', 'p.ndjson']) {
+        const path = fx.file(file);
+        const s = await fx.open({ path, watch: false });
+        const origin = { kind: 'peer', peerToken: 'peer1' } as const;
+        const wire = (id: string, deleted: boolean): DocState =>
+          ({ id, t: 1, _rev: '1-abc', _meta: { lwt: 1700000000000 }, _attachments: {}, _deleted: deleted }) as unknown as DocState;
+        await s.bulkWrite([{ document: wire('a', false), expected: null }, { document: wire('b', false), expected: null }], origin);
+        await s.bulkWrite([{ document: wire('b', true), expected: (await s.get(['b'])).get('b')! }], origin);
+        await s.close();
+        const text = await readFile(path, 'utf8');
+        expect(text).not.toMatch(/_rev|_meta|_attachments|_deleted/);
+        // The file p2psync wrote opens again.
+        const again = await fx.open({ path, watch: false });
+        expect((await again.all()).map((d) => d.id)).toEqual(['a']);
+      }
     });
   });
 });
