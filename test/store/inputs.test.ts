@@ -184,4 +184,52 @@ describe('store inputs', () => {
       }
     });
   });
+
+  describe('a sidecar cut short', () => {
+    it('loses its incomplete last record with a warning saying what was dropped; the documents stay', async () => {
+      const path = fx.file('a.ndjson');
+      let s = await fx.open({ path, watch: false });
+      await s.bulkWrite(Array.from({ length: 50 }, (_, i) => ({ document: { id: `d${i}`, n: i, _deleted: false }, expected: null })), { kind: 'local' });
+      await s.bulkWrite([{ document: { id: 'late', _deleted: false }, expected: null }], { kind: 'local' });
+      await s.close();
+      const sidecar = await readFile(path + '.p2psync');
+      let cut = sidecar.length >> 1;
+      while (sidecar[cut - 1] === 0x0a) cut++;
+      await writeFile(path + '.p2psync', sidecar.subarray(0, cut));
+      const lastLine = sidecar.subarray(0, cut).toString('utf8').split('\n');
+      const events: Array<Record<string, unknown>> = [];
+      s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e as never) });
+      expect(events.filter((e) => e.event === 'warning')).toEqual([
+        {
+          event: 'warning',
+          code: 'W_SIDECAR_TORN',
+          message: expect.stringMatching(/dropped an incomplete last record \(\d+ bytes\)/),
+          details: { file: path + '.p2psync', line: lastLine.length, bytes: Buffer.byteLength(lastLine.at(-1)!), records: 1 },
+        },
+      ]);
+      expect((await s.all()).map((d) => d.id).sort()).toEqual([...Array.from({ length: 50 }, (_, i) => `d${i}`), 'late'].sort());
+      await s.close();
+      // Repaired by that open: the next one is quiet.
+      events.length = 0;
+      await fx.open({ path, watch: false, onEvent: (e) => events.push(e as never) });
+      expect(events.filter((e) => e.event === 'warning')).toEqual([]);
+    });
+
+    it('is refused (E_SIDECAR) when the damage is anywhere but the tail, and when the header itself is cut', async () => {
+      const path = fx.file('a.json');
+      const s = await fx.open({ path, watch: false });
+      await s.bulkWrite([{ document: { id: 'a', _deleted: false }, expected: null }], { kind: 'local' });
+      await s.bulkWrite([{ document: { id: 'b', _deleted: false }, expected: null }], { kind: 'local' });
+      await s.close();
+      const lines = (await readFile(path + '.p2psync', 'utf8')).split('\n');
+      expect(lines.length).toBeGreaterThan(3);
+      // The middle line cut short, the lines after it intact.
+      const middle = [...lines];
+      middle[1] = middle[1]!.slice(0, middle[1]!.length >> 1);
+      await writeFile(path + '.p2psync', middle.join('\n'));
+      await expect(openStore({ path, watch: false })).rejects.toMatchObject({ code: 'E_SIDECAR', details: { line: 2 } });
+      await writeFile(path + '.p2psync', lines[0]!.slice(0, 20));
+      await expect(openStore({ path, watch: false })).rejects.toMatchObject({ code: 'E_SIDECAR', details: { line: 1 } });
+    });
+  });
 });
