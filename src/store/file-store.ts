@@ -161,6 +161,14 @@ export class FileStore extends IndexedStore {
       raw = { text, version: await this.file.writeText(text) };
     }
     const content = this.file.parse(raw.text, true);
+    if (content.collectionMissing) {
+      c.onEvent?.({
+        event: 'warning',
+        code: 'W_NEW_COLLECTION',
+        message: `${c.path} has no "${c.collection}" member; it is added (with the other members kept) at the first write`,
+        details: { file: c.path, collection: c.collection },
+      });
+    }
     if (saved) {
       this.writer.header = saved.header;
       // Documents of write-ahead records newer than the last file save go on top: the file is behind them, which

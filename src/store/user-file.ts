@@ -25,6 +25,8 @@ export interface UserContent {
   docs: Map<string, DocState>;
   /** JSON with a collection: the top-level object; its other members are written back unchanged. */
   root?: Record<string, Json>;
+  /** JSON with a collection: the object has no member of that name yet (it is added at the first write). */
+  collectionMissing?: true;
 }
 
 /** The raw text of the user's file and the version it was read at (`appended`: see `readVersioned`). */
@@ -220,6 +222,7 @@ export class UserFile implements Adapter<UserContent> {
     }
     let list: unknown;
     let root: Record<string, Json> | undefined;
+    let missing = false;
     if (c === undefined) {
       if (!Array.isArray(value)) {
         const hint = isPlainObject(value)
@@ -233,7 +236,8 @@ export class UserFile implements Adapter<UserContent> {
         throw new P2PSyncError('E_BAD_COLLECTION', `${file}: --collection "${c}" needs a top-level JSON object`, { file, collection: c });
       }
       root = value as Record<string, Json>;
-      list = Object.hasOwn(root, c) ? root[c] : [];
+      missing = !Object.hasOwn(root, c);
+      list = missing ? [] : root[c];
       if (!Array.isArray(list)) {
         throw new P2PSyncError('E_BAD_COLLECTION', `${file}: "${c}" is not an array of documents`, { file, collection: c });
       }
@@ -247,7 +251,7 @@ export class UserFile implements Adapter<UserContent> {
       return lineColumn(text, offsets[i] ?? 0);
     };
     const docs = this.collect(items.length, (i) => items[i], (i) => ({ ...where(i), index: i }));
-    return root ? { docs, root } : { docs };
+    return root ? { docs, root, ...(missing ? { collectionMissing: true as const } : {}) } : { docs };
   }
 
   private parseNdjson(text: string): UserContent {

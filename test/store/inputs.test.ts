@@ -232,4 +232,26 @@ describe('store inputs', () => {
       await expect(openStore({ path, watch: false })).rejects.toMatchObject({ code: 'E_SIDECAR', details: { line: 1 } });
     });
   });
+
+  describe('--collection NAME absent from the object', () => {
+    it('is said (W_NEW_COLLECTION) when the store opens, and created at the first write with the other members kept', async () => {
+      const path = fx.file('db.json');
+      const original = '{\n  "users": [\n    {\n      "id": "u1"\n    }\n  ]\n}\n';
+      await writeFile(path, original);
+      const events: Array<Record<string, unknown>> = [];
+      const s = await fx.open({ path, collection: 'posts', watch: false, onEvent: (e) => events.push(e as never) });
+      expect(events).toEqual([
+        { event: 'warning', code: 'W_NEW_COLLECTION', message: expect.stringMatching(/no "posts" member/), details: { file: path, collection: 'posts' } },
+      ]);
+      expect(await readFile(path, 'utf8')).toBe(original);
+      await s.bulkWrite([{ document: { id: 'p1', _deleted: false }, expected: null }], { kind: 'local' });
+      await s.close();
+      expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ users: [{ id: 'u1' }], posts: [{ id: 'p1' }] });
+      // Once it exists, nothing more is said; nor for a file p2psync creates itself.
+      events.length = 0;
+      await fx.open({ path, collection: 'posts', watch: false, onEvent: (e) => events.push(e as never) });
+      await fx.open({ path: fx.file('new.json'), collection: 'posts', watch: false, onEvent: (e) => events.push(e as never) });
+      expect(events).toEqual([]);
+    });
+  });
 });
