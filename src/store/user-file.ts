@@ -1,6 +1,5 @@
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import type { Adapter } from 'lowdb';
 import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
@@ -34,11 +33,12 @@ export type UserText = VersionedText;
 
 /**
  * The user's file in one of the two formats: parse with precise errors, serialise, read and write atomically.
- * It follows lowdb's `Adapter` contract (`read` / `write` of the parsed content) and writes JSON the way lowdb's
- * `JSONFile` does (2-space indent), so a lowdb app and p2psync can share a file. It does not use lowdb's own
- * writer: that one neither fsyncs nor tells which version of the file it replaced, and crash safety needs both.
+ * It writes JSON the way lowdb's `JSONFile` does (2-space indent, final newline), so a lowdb app and p2psync can
+ * share a file (test/store/outside-edits.test.ts runs one). It does not use lowdb: lowdb's adapters read and write
+ * the whole parsed value, while crash safety needs a writer that fsyncs the file and its directory and tells which
+ * version it replaced, and a big store needs rewrites that copy unchanged documents' bytes (docs/STORES.md).
  */
-export class UserFile implements Adapter<UserContent> {
+export class UserFile {
   readonly name: string;
   private frame: { root: Record<string, Json> | undefined; frame: FileFrame } | undefined;
   /** The last write's layout, and its file still open (copies of unchanged documents come from it). */
@@ -54,15 +54,6 @@ export class UserFile implements Adapter<UserContent> {
   /** The version of the last `read` or `write`. */
   get version(): FileVersion | undefined {
     return this.lastVersion;
-  }
-
-  async read(): Promise<UserContent | null> {
-    const raw = await this.readText();
-    return raw ? this.parse(raw.text, true) : null;
-  }
-
-  async write(content: UserContent): Promise<void> {
-    await this.writeText(this.serialise(content.docs.values(), content.root));
   }
 
   /** Reads the file; with `since`, also tells whether it only grew past that version (see `readVersioned`). */
