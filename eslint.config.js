@@ -34,7 +34,9 @@ function layer(folder, forbiddenFolders, why) {
               group: [f === 'session' ? '**/session.js' : `**/${f}/**`],
               message: `src/${folder} must not import src/${f}${f === 'session' ? '.ts' : ''}: ${why}`,
             })),
-            ...(folder === 'transport' ? [] : [{ group: ['node-datachannel/*'], message: 'node-datachannel belongs in src/transport/ only.' }]),
+            ...(folder === 'transport'
+              ? []
+              : [{ group: ['node-datachannel/*'], message: 'node-datachannel belongs in src/transport/ only.' }]),
           ],
         },
       ],
@@ -54,8 +56,16 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
     },
   },
-  layer('core', ['store', 'replication', 'transport', 'signaling', 'session', 'cli'], 'core is the shared vocabulary, without I/O'),
-  layer('replication', ['store', 'transport', 'signaling', 'session', 'cli'], 'replication runs against the core interfaces only'),
+  layer(
+    'core',
+    ['store', 'replication', 'transport', 'signaling', 'session', 'cli'],
+    'core is the shared vocabulary, without I/O',
+  ),
+  layer(
+    'replication',
+    ['store', 'transport', 'signaling', 'session', 'cli'],
+    'replication runs against the core interfaces only',
+  ),
   layer('store', ['replication', 'transport', 'signaling', 'session', 'cli'], 'adapters depend on core only'),
   layer('transport', ['store', 'replication', 'signaling', 'session', 'cli'], 'adapters depend on core only'),
   layer('signaling', ['store', 'replication', 'transport', 'session', 'cli'], 'adapters depend on core only'),

@@ -33,7 +33,8 @@ const TOPIC = 'bench-topic';
 async function seed(store, count) {
   for (let i = 1; i <= count; i += 5000) {
     const rows = [];
-    for (let j = i; j < Math.min(i + 5000, count + 1); j++) rows.push({ document: { ...makeDoc('doc', j), _deleted: false }, expected: null });
+    for (let j = i; j < Math.min(i + 5000, count + 1); j++)
+      rows.push({ document: { ...makeDoc('doc', j), _deleted: false }, expected: null });
     await store.bulkWrite(rows, { kind: 'local' });
   }
   await store.flush();
@@ -226,7 +227,9 @@ async function main() {
     }
   }
   const mid = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  console.log(`\n${N} docs, master ${values.master}${values.split ? ' in a worker thread' : ' in the same thread'}; medians:`);
+  console.log(
+    `\n${N} docs, master ${values.master}${values.split ? ' in a worker thread' : ' in the same thread'}; medians:`,
+  );
   for (const [format, rs] of results) {
     const rate = mid(rs.map((r) => N / (r.ms / 1000)));
     const cpu = mid(rs.map((r) => (r.cpuMs * 1000) / N));

@@ -78,7 +78,13 @@ export function summariseProfile(file, top = 20, during = undefined) {
       .sort((x, y) => y[1] - x[1])
       .slice(0, top)
       .map(([k, us]) => [k, Math.round(us / 1000)]);
-  const summary = { name: basename(file, '.cpuprofile'), cpuMs: Math.round(total / 1000), idleMs: Math.round(idle / 1000), areas: sorted(areas), functions: sorted(fns) };
+  const summary = {
+    name: basename(file, '.cpuprofile'),
+    cpuMs: Math.round(total / 1000),
+    idleMs: Math.round(idle / 1000),
+    areas: sorted(areas),
+    functions: sorted(fns),
+  };
   if (during) summary.windowMs = Math.round((total + idle) / 1000);
   return summary;
 }
@@ -129,5 +135,6 @@ if (isEntry) {
   }
   // Piping into `head` closes stdout early: that is not an error.
   process.stdout.on('error', () => process.exit(0));
-  for (const f of profileFiles(positionals, opts.match)) printSummary(summariseProfile(f, Number(opts.top), opts.during));
+  for (const f of profileFiles(positionals, opts.match))
+    printSummary(summariseProfile(f, Number(opts.top), opts.during));
 }

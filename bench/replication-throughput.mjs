@@ -40,7 +40,8 @@ const FORK = 'bbbbbbbbbb';
 async function seed(store, prefix, count) {
   for (let i = 1; i <= count; i += 5000) {
     const rows = [];
-    for (let j = i; j < Math.min(i + 5000, count + 1); j++) rows.push({ document: { ...makeDoc(prefix, j), _deleted: false }, expected: null });
+    for (let j = i; j < Math.min(i + 5000, count + 1); j++)
+      rows.push({ document: { ...makeDoc(prefix, j), _deleted: false }, expected: null });
     await store.bulkWrite(rows, { kind: 'local' });
   }
 }

@@ -36,7 +36,11 @@ export const SCENARIOS = [
   { id: 'store', title: 'store: open, change-feed scan, 10k-change burst', run: runStore },
   { id: 'connect', title: 'connect time with and without a topic secret (trust handshake)', run: runConnect },
   { id: 'encryption', title: 'encryption at rest: initial sync with one field encrypted vs none', run: runEncryption },
-  { id: 'conflicts', title: 'conflict-heavy: 10k documents edited on both sides, master vs merge vs a handler', run: runConflicts },
+  {
+    id: 'conflicts',
+    title: 'conflict-heavy: 10k documents edited on both sides, master vs merge vs a handler',
+    run: runConflicts,
+  },
 ];
 
 const HELP = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])
@@ -65,7 +69,10 @@ Options:
 `;
 
 function intList(s) {
-  return s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isInteger(x) && x > 0);
+  return s
+    .split(',')
+    .map((x) => Number(x.trim()))
+    .filter((x) => Number.isInteger(x) && x > 0);
 }
 
 function parseOptions(argv) {
@@ -94,10 +101,17 @@ function parseOptions(argv) {
     strict: true,
   });
   const ids = SCENARIOS.map((s) => s.id);
-  const pick = (s) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+  const pick = (s) =>
+    s
+      ? s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : [];
   const only = pick(v.only);
   const skip = pick(v.skip);
-  for (const id of [...only, ...skip]) if (!ids.includes(id)) throw new Error(`unknown scenario "${id}"; known: ${ids.join(', ')}`);
+  for (const id of [...only, ...skip])
+    if (!ids.includes(id)) throw new Error(`unknown scenario "${id}"; known: ${ids.join(', ')}`);
   const sizes = intList(v.sizes);
   if (v.big && !sizes.includes(1_000_000)) sizes.push(1_000_000);
   const runs = Number(v.runs);
@@ -172,10 +186,15 @@ export async function main(argv) {
   // Also on Ctrl-C, which exits from the signal handler below without reaching the finally block.
   if (!opts.keepTmp) process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
   const started = performance.now();
-  const log = (msg) => process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
+  const log = (msg) =>
+    process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
   const profileDir = opts.profile ? mkdtempSync(join(tmpdir(), 'p2psync-bench-profiles-')) : undefined;
   const ctx = { ...opts, tmp, log, avail, profileDir };
-  log(`pieces available: ${Object.entries(avail).map(([k, v]) => `${k}=${v ? 'yes' : 'no'}`).join(' ')}; scenarios: ${opts.selected.join(', ')}`);
+  log(
+    `pieces available: ${Object.entries(avail)
+      .map(([k, v]) => `${k}=${v ? 'yes' : 'no'}`)
+      .join(' ')}; scenarios: ${opts.selected.join(', ')}`,
+  );
 
   const previous = loadPrevious(machine);
   const scenarios = previous.scenarios ?? {};
@@ -193,10 +212,27 @@ export async function main(argv) {
         await stopAll();
       }
       const seconds = Math.round((performance.now() - t) / 100) / 10;
-      log(`--- ${s.id} ${result.skipped ? `skipped: ${result.skipped}` : result.failed ? `FAILED: ${result.failed.split('\n')[0]}` : 'done'} in ${seconds} s`);
+      log(
+        `--- ${s.id} ${result.skipped ? `skipped: ${result.skipped}` : result.failed ? `FAILED: ${result.failed.split('\n')[0]}` : 'done'} in ${seconds} s`,
+      );
       // The 1-minute load average before and after: other work on the machine is the main source of noise.
       const load = [loadBefore, loadavg()[0]].map((x) => Math.round(x * 10) / 10);
-      scenarios[s.id] = { ranAt: new Date().toISOString(), seconds, load, config: { runs: opts.runs, sizes: opts.sizes, full: opts.full, rxdbBatch: opts.rxdbBatch, p2pBatch: opts.p2pBatch, latencyWrites: opts.latencyWrites, latencyDocs: opts.latencyDocs, fanoutSizes: opts.fanoutSizes }, ...result };
+      scenarios[s.id] = {
+        ranAt: new Date().toISOString(),
+        seconds,
+        load,
+        config: {
+          runs: opts.runs,
+          sizes: opts.sizes,
+          full: opts.full,
+          rxdbBatch: opts.rxdbBatch,
+          p2pBatch: opts.p2pBatch,
+          latencyWrites: opts.latencyWrites,
+          latencyDocs: opts.latencyDocs,
+          fanoutSizes: opts.fanoutSizes,
+        },
+        ...result,
+      };
     }
   } finally {
     if (!opts.keepTmp) rmSync(tmp, { recursive: true, force: true });

@@ -54,7 +54,19 @@ async function one(n, maxPeers) {
     const t0 = performance.now();
     for (const f of files) {
       const extra = maxPeers ? ['--max-peers', String(maxPeers)] : [];
-      const p = new Proc('peer', BIN, ['join', '--topic', 'bench-converge', '--store', f, '--signal', url, '--ice-bind', '127.0.0.1', '--json', ...extra]);
+      const p = new Proc('peer', BIN, [
+        'join',
+        '--topic',
+        'bench-converge',
+        '--store',
+        f,
+        '--signal',
+        url,
+        '--ice-bind',
+        '127.0.0.1',
+        '--json',
+        ...extra,
+      ]);
       procs.push(p);
       await p.waitFor('joined', 60_000);
     }
@@ -63,7 +75,9 @@ async function one(n, maxPeers) {
       return { peers: n, maxPeers, settled: false, note: `not settled within ${SETTLE_TIMEOUT_MS / 1000} s` };
     }
     const settleMs = performance.now() - t0;
-    const distinct = procs.slice(1).map((p) => new Set(p.events.filter((e) => e.event === 'peer-connected').map((e) => e.peerToken)).size);
+    const distinct = procs
+      .slice(1)
+      .map((p) => new Set(p.events.filter((e) => e.event === 'peer-connected').map((e) => e.peerToken)).size);
     const concurrent = procs.slice(1).map(maxOpenLinks);
     const tw = performance.now();
     appendFileSync(files[n - 1], '{"id":"probe","v":1}\n');

@@ -33,7 +33,8 @@ class Client {
       this.ws.on('message', (data) => {
         const text = data.toString();
         // Parse only what is needed: relayed signals are the hot path.
-        if (text.startsWith('{"type":"signal"') || text.includes('"type":"signal"')) return this.pending.get(JSON.parse(text).data?.k)?.();
+        if (text.startsWith('{"type":"signal"') || text.includes('"type":"signal"'))
+          return this.pending.get(JSON.parse(text).data?.k)?.();
         const msg = JSON.parse(text);
         if (msg.type === 'init') {
           this.id = msg.yourPeerId;
@@ -123,7 +124,14 @@ export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], 
         to.pending.delete(k);
         resolve();
       });
-      from.send({ type: 'signal', senderPeerId: from.id, receiverPeerId: to.id, room: from.room, data: { type: 'offer', sdp: 'v=0 '.padEnd(600, 'x'), k }, connectionId: 'benchbench' });
+      from.send({
+        type: 'signal',
+        senderPeerId: from.id,
+        receiverPeerId: to.id,
+        room: from.room,
+        data: { type: 'offer', sdp: 'v=0 '.padEnd(600, 'x'), k },
+        connectionId: 'benchbench',
+      });
     });
   });
   const relayMs = performance.now() - tr;

@@ -54,7 +54,18 @@ function freePort() {
 async function startRedis() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+  const child = spawn('redis-server', [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+  ]);
   await new Promise((resolve, reject) => {
     child.once('error', (e) => reject(new Error(`redis-server: ${e.message} (apt-get install -y redis-server)`)));
     child.stdout.on('data', (d) => String(d).includes('Ready to accept') && resolve());
@@ -79,7 +90,13 @@ async function partA() {
       for (const kind of r % 2 === 0 ? ['p2psync', 'rxdb'] : ['rxdb', 'p2psync']) {
         // Every p2psync limit stays on at its default, except connections, raised to hold the load.
         const server = await startServer(kind, ['--max-connections', String(sockets + 100)]);
-        const res = await signalLoad({ urls: [server.url], sockets, roomSize: 10, samples: 5_000, pids: [server.proc.child.pid] });
+        const res = await signalLoad({
+          urls: [server.url],
+          sockets,
+          roomSize: 10,
+          samples: 5_000,
+          pids: [server.proc.child.pid],
+        });
         await closeAll(res.clients);
         delete res.clients;
         await server.proc.stop();
@@ -113,7 +130,13 @@ async function partB() {
       const servers = [];
       for (let i = 0; i < n; i++) servers.push(await startServer('p2psync', n > 1 ? ['--redis', redis.url] : []));
       if (n > 1) await Promise.all(servers.map((s) => s.proc.waitFor('redis-up')));
-      const res = await signalLoad({ urls: servers.map((s) => s.url), sockets: 400, roomSize: 2, samples: 5_000, pids: servers.map((s) => s.proc.child.pid) });
+      const res = await signalLoad({
+        urls: servers.map((s) => s.url),
+        sockets: 400,
+        roomSize: 2,
+        samples: 5_000,
+        pids: servers.map((s) => s.proc.child.pid),
+      });
       await closeAll(res.clients);
       delete res.clients;
       for (const s of servers) await s.proc.stop();
@@ -141,9 +164,9 @@ const save = () => {
   console.error(`wrote ${file}`);
 };
 try {
-  if (parts.has('a')) (results.a = await partA()), save();
-  if (parts.has('b')) (results.b = await partB()), save();
-  if (parts.has('c')) (results.c = await runConvergence(args.peers.split(',').map(Number))), save();
+  if (parts.has('a')) ((results.a = await partA()), save());
+  if (parts.has('b')) ((results.b = await partB()), save());
+  if (parts.has('c')) ((results.c = await runConvergence(args.peers.split(',').map(Number))), save());
 } finally {
   await stopAll();
 }

@@ -4,7 +4,13 @@ export * from './core/errors.js';
 export * from './core/events.js';
 export type { Store } from './core/store.js';
 export type { PeerLink } from './core/link.js';
-export { startSignalServer, DEFAULT_SIGNAL_PORT, DEFAULT_SIGNAL_HOST, DEFAULT_SIGNAL_LIMITS, SIGNAL_CLOSE_CODES } from './signaling/server.js';
+export {
+  startSignalServer,
+  DEFAULT_SIGNAL_PORT,
+  DEFAULT_SIGNAL_HOST,
+  DEFAULT_SIGNAL_LIMITS,
+  SIGNAL_CLOSE_CODES,
+} from './signaling/server.js';
 export type { SignalServer, SignalServerOptions, SignalLimits, SignalServerEvent } from './signaling/server.js';
 export { openStore, formatFromPath, DEFAULT_TOMBSTONE_TTL_MS } from './store/open.js';
 export type { FileStoreOptions, OpenedStore, StoreFormat } from './store/open.js';

@@ -7,7 +7,15 @@ import { P2PSyncError, toP2PSyncError } from './core/errors.js';
 import type { EmitEvent } from './core/events.js';
 import type { PeerLink } from './core/link.js';
 import type { Store } from './core/store.js';
-import { checkKeepLimit, DEFAULT_KEEP_CONFLICTS, FileKeptVersions, keptPath, keptCodecFor, loadConflictHandler, mergeStrategy } from './conflicts/index.js';
+import {
+  checkKeepLimit,
+  DEFAULT_KEEP_CONFLICTS,
+  FileKeptVersions,
+  keptPath,
+  keptCodecFor,
+  loadConflictHandler,
+  mergeStrategy,
+} from './conflicts/index.js';
 import type { ConflictKeeper } from './core/conflicts.js';
 import { StoreEncryption, type EncryptionOptions } from './crypt/store-encryption.js';
 import { createConflictRegistry, type ConflictStrategy } from './replication/conflict.js';
@@ -18,7 +26,13 @@ import { createDefaultSignaling, DEFAULT_SIGNAL_URL } from './signaling/embedded
 import { reportUnreachable } from './signaling/unreachable.js';
 import { openStore } from './store/open.js';
 import { sidecarPath } from './store/sidecar.js';
-import { identityPath, loadOrCreateIdentity, trustForTopic, type DeviceIdentity, type TrustOptions } from './trust/index.js';
+import {
+  identityPath,
+  loadOrCreateIdentity,
+  trustForTopic,
+  type DeviceIdentity,
+  type TrustOptions,
+} from './trust/index.js';
 import { iceServerFromUrl, validateIceConfig, type IceConfig, type IceTransportPolicy } from './transport/ice.js';
 import { createMesh, type Mesh } from './transport/mesh.js';
 import { ConnectionDiagnosis } from './diagnosis/index.js';
@@ -94,7 +108,9 @@ interface Network {
 export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   // Validate everything before touching files or the network.
   const keepConflicts = checkKeepLimit(o.keepConflicts ?? DEFAULT_KEEP_CONFLICTS);
-  const conflict = o.conflictHandler ? await loadConflictHandler(o.conflictHandler, o.primaryKey) : conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
+  const conflict = o.conflictHandler
+    ? await loadConflictHandler(o.conflictHandler, o.primaryKey)
+    : conflictStrategies.create(o.conflict, { lwwField: o.lwwField });
   const ice: IceConfig = {
     iceServers: o.iceServers.map(iceServerFromUrl),
     ...(o.iceBind ? { bindAddress: o.iceBind } : {}),
@@ -117,7 +133,13 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
   const store = encryption ? await encryption.open(storeOptions) : await openStore(storeOptions);
   let kept: FileKeptVersions | undefined;
   try {
-    kept = keepConflicts > 0 ? await FileKeptVersions.open(keptPath(o.storePath, o.collection), { limit: keepConflicts, codec: keptCodecFor(encryption) }) : undefined;
+    kept =
+      keepConflicts > 0
+        ? await FileKeptVersions.open(keptPath(o.storePath, o.collection), {
+            limit: keepConflicts,
+            codec: keptCodecFor(encryption),
+          })
+        : undefined;
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;
@@ -136,7 +158,11 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
       const trust = trustForTopic(o.trust ?? {}, topic, o.emit);
       const signaling = o.signal
         ? createSignalingClient({ url: o.signal, fallbackUrls: o.signalFallbacks, topic: trust.room, emit })
-        : createDefaultSignaling({ topic: trust.room, emit, ...(o.embeddedSignalPort ? { port: o.embeddedSignalPort } : {}) });
+        : createDefaultSignaling({
+            topic: trust.room,
+            emit,
+            ...(o.embeddedSignalPort ? { port: o.embeddedSignalPort } : {}),
+          });
       signaling.onPeers((ids) => diagnosis.peers(topic, ids));
       const mesh = createMesh({
         signal: trust.signal(signaling),
@@ -149,13 +175,16 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
       });
       networks.push({ topic, signaling, mesh });
     }
-    result = await new Session(o, store, conflict.name, networks, replications, identity, kept, diagnosis).run(conflict);
+    result = await new Session(o, store, conflict.name, networks, replications, identity, kept, diagnosis).run(
+      conflict,
+    );
   } finally {
     diagnosis.close();
     unwritten = await shutdown(o, store, replications, networks);
     await kept?.close();
     // A failure of the session itself wins; the store's loss is reported as an event then.
-    if (unwritten && !result) o.emit({ event: 'error', code: unwritten.code, message: unwritten.message, details: unwritten.details });
+    if (unwritten && !result)
+      o.emit({ event: 'error', code: unwritten.code, message: unwritten.message, details: unwritten.details });
   }
   // Honest shutdown: documents that never reached the disk make the run fail, whatever ended it.
   if (unwritten) throw unwritten;
@@ -262,7 +291,14 @@ class Session {
         }
         this.seenPeers.add(token);
         const path = link.path?.();
-        o.emit({ event: 'peer-connected', topic, peerId: link.remotePeerId, peerToken: token, role: rep.role!, ...(path ? { path } : {}) });
+        o.emit({
+          event: 'peer-connected',
+          topic,
+          peerId: link.remotePeerId,
+          peerToken: token,
+          role: rep.role!,
+          ...(path ? { path } : {}),
+        });
         this.checkSynced();
       },
       (err: unknown) => debug('handshake with %s failed: %s', link.remotePeerId, err),
@@ -270,7 +306,8 @@ class Session {
     link.onClose((reason) => {
       this.replications.delete(link);
       void rep.close();
-      if (!rep.observer) o.emit({ event: 'peer-disconnected', topic, peerId: link.remotePeerId, reason: reason?.message ?? 'closed' });
+      if (!rep.observer)
+        o.emit({ event: 'peer-disconnected', topic, peerId: link.remotePeerId, reason: reason?.message ?? 'closed' });
       this.checkSynced();
     });
   }
@@ -309,7 +346,10 @@ class Session {
  * The store's device identity (`<sidecar>.identity.pem`), created on first use: the DTLS certificate every
  * connection presents, whose fingerprint is the id peers allowlist. E_IDENTITY for a damaged file.
  */
-export function openDeviceIdentity(storePath: string, collection?: string): Promise<DeviceIdentity & { created: boolean }> {
+export function openDeviceIdentity(
+  storePath: string,
+  collection?: string,
+): Promise<DeviceIdentity & { created: boolean }> {
   return loadOrCreateIdentity(identityPath(sidecarPath(storePath, collection)));
 }
 
@@ -317,7 +357,12 @@ export function openDeviceIdentity(storePath: string, collection?: string): Prom
  * Stops replication (finishing in-flight writes), flushes the store and closes links, within the time limit. Returns
  * the store's error when documents could not be written (E_IO with `details.unwritten`); reports anything else.
  */
-async function shutdown(o: JoinOptions, store: Store, replications: Map<PeerLink, PeerReplication>, networks: Network[]): Promise<P2PSyncError | undefined> {
+async function shutdown(
+  o: JoinOptions,
+  store: Store,
+  replications: Map<PeerLink, PeerReplication>,
+  networks: Network[],
+): Promise<P2PSyncError | undefined> {
   const work = (async () => {
     await Promise.allSettled([...replications.values()].map((r) => r.close()));
     const stored = store.close();
@@ -325,7 +370,9 @@ async function shutdown(o: JoinOptions, store: Store, replications: Map<PeerLink
     await stored;
   })();
   let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), o.shutdownTimeoutMs)));
+  const limit = new Promise<'timeout'>(
+    (resolve) => (timer = setTimeout(() => resolve('timeout'), o.shutdownTimeoutMs)),
+  );
   try {
     if ((await Promise.race([work.then(() => 'done' as const), limit])) === 'timeout') {
       throw new P2PSyncError('E_TIMEOUT', `shutdown did not finish within ${o.shutdownTimeoutMs / 1000} s`);
@@ -339,7 +386,6 @@ async function shutdown(o: JoinOptions, store: Store, replications: Map<PeerLink
   }
   return undefined;
 }
-
 
 // ICE URL parsing and checks for the CLI's flag handling (`join`, `doctor`, `verify`): the CLI reaches the transport
 // through this composition root only.

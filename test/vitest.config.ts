@@ -1,7 +1,13 @@
 import { defineConfig } from 'vitest/config';
 
 /** Tests that spawn the binary, RxDB fixtures or other processes; everything else is a fast in-process unit test. */
-const PROCESS_TESTS = ['test/e2e/**/*.test.ts', 'test/interop/**/*.test.ts', 'test/cli/**/*.test.ts', 'test/signaling/signal-cli.test.ts', 'test/signaling/client-wire.test.ts'];
+const PROCESS_TESTS = [
+  'test/e2e/**/*.test.ts',
+  'test/interop/**/*.test.ts',
+  'test/cli/**/*.test.ts',
+  'test/signaling/signal-cli.test.ts',
+  'test/signaling/client-wire.test.ts',
+];
 
 export default defineConfig({
   test: {
@@ -17,7 +23,10 @@ export default defineConfig({
     outputFile: process.env.P2PSYNC_VITEST_JSON ? { json: process.env.P2PSYNC_VITEST_JSON } : undefined,
     // `npm run test:fast` runs the `unit` project alone; `npm test` runs both. test/system/ has its own config.
     projects: [
-      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: ['test/system/**', ...PROCESS_TESTS] } },
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: ['test/system/**', ...PROCESS_TESTS] },
+      },
       { extends: true, test: { name: 'e2e', include: PROCESS_TESTS } },
     ],
   },

@@ -117,7 +117,18 @@ export class RxdbPeer extends Peer {
  */
 export class P2pPeer extends Peer {
   constructor(o) {
-    const args = ['join', '--topic', o.topic, '--store', o.store, '--signal', o.signal, '--ice-bind', '127.0.0.1', '--json'];
+    const args = [
+      'join',
+      '--topic',
+      o.topic,
+      '--store',
+      o.store,
+      '--signal',
+      o.signal,
+      '--ice-bind',
+      '127.0.0.1',
+      '--json',
+    ];
     if (o.token) args.push('--storage-token', o.token);
     if (o.batch) args.push('--batch-size', String(o.batch));
     if (o.once) args.push('--once');

@@ -97,7 +97,11 @@ export class Proc {
       const waiter = { pred: p, resolve: undefined };
       const fail = (why) => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`${this.label}: ${why} while waiting for ${desc}; last events: ${this.lastEvents()}; stderr: ${this.stderr.slice(-1500)}`));
+        reject(
+          new Error(
+            `${this.label}: ${why} while waiting for ${desc}; last events: ${this.lastEvents()}; stderr: ${this.stderr.slice(-1500)}`,
+          ),
+        );
       };
       const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
       waiter.resolve = (e) => {

@@ -3,7 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RESULTS_DIR } from './paths.mjs';
 
-const num = (v, digits = 0) => (typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
+const num = (v, digits = 0) =>
+  typeof v === 'number'
+    ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : '—';
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(a / b).toFixed(2)}x` : '—');
 
 export function renderSignalSection() {
@@ -13,18 +16,18 @@ export function renderSignalSection() {
   const out = ['## Signaling tier', ''];
   out.push(
     `Measured by \`npm run bench:signal\` (bench/signal.mjs) on ${r.date ?? '?'}, load average ${(r.loadavg ?? []).join(' / ')} at the start; raw numbers in bench/results/signal.json.`,
-    'The load generator (raw WebSocket clients speaking RxDB\'s signaling protocol, bench/signal-load.mjs) runs on the',
+    "The load generator (raw WebSocket clients speaking RxDB's signaling protocol, bench/signal-load.mjs) runs on the",
     'same 2 cores as the servers, so absolute rates are bounded by it; compare the rows side by side.',
     '',
   );
   if (r.a) {
     out.push(
-      '### One signaling process: p2psync against RxDB 17\'s server',
+      "### One signaling process: p2psync against RxDB 17's server",
       '',
       'N sockets connect, then join rooms of 10 (window of 200 joins in flight); **joins/s** counts until every socket',
       'got the `joined` that lists it. Then 5,000 `signal` frames (about 700 bytes) are relayed one at a time between',
       'room mates: **relay p50/p99** is the time from send to receipt. **RSS** after all joins; **CPU** is the',
-      'server\'s user+system seconds during the join phase. p2psync runs with every limit at its default except',
+      "server's user+system seconds during the join phase. p2psync runs with every limit at its default except",
       '`--max-connections`, raised to N+100. Servers alternate; medians of the runs.',
       '',
       '| sockets | p2psync joins/s | RxDB joins/s | ratio | p2psync relay p50 / p99 ms | RxDB relay p50 / p99 ms | p2psync RSS MiB | RxDB RSS MiB | p2psync CPU s | RxDB CPU s |',
@@ -49,7 +52,10 @@ export function renderSignalSection() {
       '| layout | joins/s | relay p50 ms | relay p99 ms | RSS MiB (per node) |',
       '|---|---:|---:|---:|---|',
     );
-    for (const row of r.b) out.push(`| ${row.layout} | ${num(row.joinsPerSecond)} | ${num(row.relayP50Ms, 2)} | ${num(row.relayP99Ms, 2)} | ${(row.rssMiB ?? []).map((v) => num(v)).join(' / ')} |`);
+    for (const row of r.b)
+      out.push(
+        `| ${row.layout} | ${num(row.joinsPerSecond)} | ${num(row.relayP50Ms, 2)} | ${num(row.relayP99Ms, 2)} | ${(row.rssMiB ?? []).map((v) => num(v)).join(' / ')} |`,
+      );
     out.push('');
   }
   if (r.c) {
@@ -57,7 +63,7 @@ export function renderSignalSection() {
       '### One write across a topic: `--max-peers 4` against the full mesh',
       '',
       'N `p2psync join` processes (NDJSON stores, loopback WebRTC) join one after the other; once a warm-up document',
-      'has reached every file (**settle**), one document is appended to the last peer\'s file and the clock runs until',
+      "has reached every file (**settle**), one document is appended to the last peer's file and the clock runs until",
       'it is in every file (**converge**, polled every 5 ms; includes the outside-edit detection on the writer).',
       '**open links** is the most links one process had open at once; **peers linked** the most distinct peers one',
       'process was linked to over the run (peers join one by one, so early peers start in a full mesh and re-link).',
@@ -66,10 +72,16 @@ export function renderSignalSection() {
       '|---:|---|---:|---:|---:|---:|---|',
     );
     for (const row of r.c) {
-      out.push(`| ${row.peers} | ${row.maxPeers ? `--max-peers ${row.maxPeers}` : 'full mesh'} | ${num(row.settleSeconds, 1)} | ${num(row.convergeMs)} | ${num(row.openLinksMax)} | ${num(row.distinctPeersLinked ?? row.linksPerPeerMax)} | ${row.note ?? ''} |`);
+      out.push(
+        `| ${row.peers} | ${row.maxPeers ? `--max-peers ${row.maxPeers}` : 'full mesh'} | ${num(row.settleSeconds, 1)} | ${num(row.convergeMs)} | ${num(row.openLinksMax)} | ${num(row.distinctPeersLinked ?? row.linksPerPeerMax)} | ${row.note ?? ''} |`,
+      );
     }
     out.push('');
   }
-  out.push('Reproduce: `npm run bench:signal` (all parts, about 10-20 minutes), `npm run bench:signal -- --only a --sizes 1000,5000`,', '`--only b`, `--only c --peers 10,25`. It needs `redis-server` for part b.', '');
+  out.push(
+    'Reproduce: `npm run bench:signal` (all parts, about 10-20 minutes), `npm run bench:signal -- --only a --sizes 1000,5000`,',
+    '`--only b`, `--only c --peers 10,25`. It needs `redis-server` for part b.',
+    '',
+  );
   return out.join('\n');
 }

@@ -18,7 +18,6 @@ const TARGET_X_RXDB = 10;
 const TARGET_OF_RAW = 0.5;
 const TARGET_LIVE_P50_MS = 100;
 
-
 /** A scenario's state as a sentence when it produced no numbers. */
 export function scenarioNote(s, id) {
   if (!s) return `_Not run yet (\`npm run bench -- --only ${id}\`)._`;
@@ -52,7 +51,8 @@ function syncRows(results) {
 
 /** RxDB → RxDB at the given batch and direction: the baseline of the "x RxDB" column. */
 function rxdbBaseline(rows, n, direction, batch) {
-  return rows.find((r) => r.pair === 'rxdb-rxdb' && r.n === n && r.direction === direction && r.batch === batch)?.median.docsPerSec;
+  return rows.find((r) => r.pair === 'rxdb-rxdb' && r.n === n && r.direction === direction && r.batch === batch)?.median
+    .docsPerSec;
 }
 
 function renderSync(results) {
@@ -68,17 +68,27 @@ function renderSync(results) {
   for (const n of sizes) {
     const raw = rows.find((r) => r.pair === 'raw' && r.n === n)?.median.docsPerSec;
     out.push(`### ${int(n)} documents`, '');
-    out.push('| pair | who moves the data | batch | docs/s | transfer s | wall s | connect s | x RxDB | of raw bound | peak RSS seeded / fresh MB | runs ok |');
+    out.push(
+      '| pair | who moves the data | batch | docs/s | transfer s | wall s | connect s | x RxDB | of raw bound | peak RSS seeded / fresh MB | runs ok |',
+    );
     out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
     for (const r of rows.filter((x) => x.n === n)) {
       const m = r.median;
       // Without a batch-20 baseline at this size (not measured by default above 10k), compare with batch 200.
       const b20 = r.pair === 'raw' ? undefined : rxdbBaseline(rows, n, r.direction, rxdbBatch);
-      const base = r.pair === 'raw' ? undefined : b20 ?? rxdbBaseline(rows, n, r.direction, 200);
+      const base = r.pair === 'raw' ? undefined : (b20 ?? rxdbBaseline(rows, n, r.direction, 200));
       const ratio = base && m.docsPerSec ? `${round(m.docsPerSec / base, 1)}x${b20 ? '' : ' (vs b200)'}` : '';
       const ofRaw = raw && m.docsPerSec && r.pair !== 'raw' ? `${Math.round((100 * m.docsPerSec) / raw)} %` : '';
-      const who = r.pair === 'raw' ? 'sender streams, no protocol' : `${DIRECTION[r.direction]}${r.rolesAsForced === false ? ' (roles NOT as forced)' : ''}`;
-      const flags = [r.verified === false ? 'file check FAILED' : '', r.errors?.length ? `${r.errors.length} failed` : ''].filter(Boolean).join(', ');
+      const who =
+        r.pair === 'raw'
+          ? 'sender streams, no protocol'
+          : `${DIRECTION[r.direction]}${r.rolesAsForced === false ? ' (roles NOT as forced)' : ''}`;
+      const flags = [
+        r.verified === false ? 'file check FAILED' : '',
+        r.errors?.length ? `${r.errors.length} failed` : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
       out.push(
         `| ${r.label} | ${who} | ${r.batch ?? 'default'} | ${int(m.docsPerSec)} | ${secs(m.transferMs)} | ${secs(m.wallMs)} | ${secs(m.connectMs)} | ${ratio} | ${ofRaw} | ` +
           `${mb(m.rssSeeded)} / ${mb(m.rssFresh)} | ${r.ok}/${r.planned ?? r.runs.length}${flags ? ` (${flags})` : ''} |`,
@@ -86,7 +96,9 @@ function renderSync(results) {
     }
     out.push('');
   }
-  const errors = rows.flatMap((r) => (r.errors ?? []).map((e) => `${r.label} ${r.direction} n=${r.n}: ${e.split('\n')[0].slice(0, 300)}`));
+  const errors = rows.flatMap((r) =>
+    (r.errors ?? []).map((e) => `${r.label} ${r.direction} n=${r.n}: ${e.split('\n')[0].slice(0, 300)}`),
+  );
   if (errors.length) out.push('Failed runs:', '', ...errors.slice(0, 12).map((e) => `- ${e}`), '');
   return out.join('\n');
 }
@@ -112,26 +124,38 @@ function renderTargets(results) {
 
   const top = bestP2p(rows, 100_000, false);
   const rate = top?.r.median.docsPerSec;
-  lines.push(`| p2psync → p2psync, 100k docs: >= ${int(TARGET_DOCS_PER_SEC)} docs/s | ${rate ? `${int(rate)} docs/s (${desc(top)})` : ''} | ${check(rate === undefined ? undefined : rate >= TARGET_DOCS_PER_SEC)} |`);
+  lines.push(
+    `| p2psync → p2psync, 100k docs: >= ${int(TARGET_DOCS_PER_SEC)} docs/s | ${rate ? `${int(rate)} docs/s (${desc(top)})` : ''} | ${check(rate === undefined ? undefined : rate >= TARGET_DOCS_PER_SEC)} |`,
+  );
 
   // The ratio needs an RxDB row in the same direction: batch 20 where measured (10k by default), else batch 200.
   const ratios = [10_000, 100_000]
     .map((n) => ({ n, x: bestP2p(rows, n, true) }))
     .filter((e) => e.x)
     .map((e) => ({ ...e, ratio: e.x.r.median.docsPerSec / e.x.base }));
-  const ratioText = ratios.map((e) => `${round(e.ratio, 1)}x at ${int(e.n)} (vs batch ${e.x.baseBatch}, ${desc(e.x)})`).join('; ');
+  const ratioText = ratios
+    .map((e) => `${round(e.ratio, 1)}x at ${int(e.n)} (vs batch ${e.x.baseBatch}, ${desc(e.x)})`)
+    .join('; ');
   const ratioOk = ratios.length ? ratios.every((e) => e.ratio >= TARGET_X_RXDB) : undefined;
   lines.push(`| >= ${TARGET_X_RXDB}x RxDB (same direction) | ${ratioText} | ${check(ratioOk)} |`);
 
   const raw = rows.find((r) => r.pair === 'raw' && r.n === 100_000)?.median.docsPerSec;
-  lines.push(`| within 2x of the raw bound (100k) | ${rate && raw ? `${Math.round((100 * rate) / raw)} % of ${int(raw)} docs/s` : ''} | ${check(rate && raw ? rate / raw >= TARGET_OF_RAW : undefined)} |`);
+  lines.push(
+    `| within 2x of the raw bound (100k) | ${rate && raw ? `${Math.round((100 * rate) / raw)} % of ${int(raw)} docs/s` : ''} | ${check(rate && raw ? rate / raw >= TARGET_OF_RAW : undefined)} |`,
+  );
 
-  const lat = results.scenarios.latency?.rows?.filter((r) => r.kind === 'p2psync' && r.p50Ms !== undefined).sort((a, b) => a.p50Ms - b.p50Ms)[0];
-  lines.push(`| live latency p50 < ${TARGET_LIVE_P50_MS} ms | ${lat ? `${ms(lat.p50Ms)} ms (best row: ${lat.label}, ${lat.direction === 'pull' ? 'A is master' : 'A is fork'})` : ''} | ${check(lat ? lat.p50Ms < TARGET_LIVE_P50_MS : undefined)} |`);
+  const lat = results.scenarios.latency?.rows
+    ?.filter((r) => r.kind === 'p2psync' && r.p50Ms !== undefined)
+    .sort((a, b) => a.p50Ms - b.p50Ms)[0];
+  lines.push(
+    `| live latency p50 < ${TARGET_LIVE_P50_MS} ms | ${lat ? `${ms(lat.p50Ms)} ms (best row: ${lat.label}, ${lat.direction === 'pull' ? 'A is master' : 'A is fork'})` : ''} | ${check(lat ? lat.p50Ms < TARGET_LIVE_P50_MS : undefined)} |`,
+  );
 
   const rs = results.scenarios.restart?.rows?.filter((r) => r.resent !== undefined) ?? [];
   const resent = rs.length ? Math.max(...rs.map((r) => r.resent)) : undefined;
-  lines.push(`| restart with no changes re-sends 0 documents | ${resent === undefined ? '' : `${resent} (worst of ${rs.length} rows)`} | ${check(resent === undefined ? undefined : resent === 0)} |`);
+  lines.push(
+    `| restart with no changes re-sends 0 documents | ${resent === undefined ? '' : `${resent} (worst of ${rs.length} rows)`} | ${check(resent === undefined ? undefined : resent === 0)} |`,
+  );
   return lines.join('\n');
 }
 
@@ -182,14 +206,19 @@ function renderProfiles(results) {
   ];
   for (const s of chosen) {
     const span = s.windowMs !== undefined ? ` in a ${int(s.windowMs)} ms window` : '';
-    out.push(`**${s.name.replace(/-\d+-[a-z]{4}$/, '')}**: ${int(s.cpuMs)} ms on CPU, ${int(s.idleMs)} ms idle${span}`, '');
+    out.push(
+      `**${s.name.replace(/-\d+-[a-z]{4}$/, '')}**: ${int(s.cpuMs)} ms on CPU, ${int(s.idleMs)} ms idle${span}`,
+      '',
+    );
     out.push('| area | ms | share | | top functions | ms |', '|---|---:|---:|---|---|---:|');
     const rows = Math.max(s.areas.length, s.functions.length);
     for (let i = 0; i < Math.min(rows, 8); i++) {
       const a = s.areas[i];
       const f = s.functions[i];
       const share = a ? `${Math.round((100 * a[1]) / s.cpuMs)} %` : '';
-      out.push(`| ${a ? a[0] : ''} | ${a ? int(a[1]) : ''} | ${share} | | ${f ? `\`${f[0]}\`` : ''} | ${f ? int(f[1]) : ''} |`);
+      out.push(
+        `| ${a ? a[0] : ''} | ${a ? int(a[1]) : ''} | ${share} | | ${f ? `\`${f[0]}\`` : ''} | ${f ? int(f[1]) : ''} |`,
+      );
     }
     out.push('');
   }
@@ -228,7 +257,7 @@ export function renderReport(results) {
     'the raw row of the same size. Peak RSS is VmHWM of each process. A seeded p2psync store is written and',
     'ingested (opened once) before the timed run; RxDB seeds its memory storage before it joins.',
     '',
-    'RxDB\'s memory storage answers each change-feed page with a query that scans the whole collection, so RxDB',
+    "RxDB's memory storage answers each change-feed page with a query that scans the whole collection, so RxDB",
     'slows down quadratically with N at small batches (100k documents at batch 20 take minutes). A default run',
     'therefore measures every pair, direction and batch at 10k only; at 100k it measures the p2psync rows, RxDB →',
     'RxDB at batch 200 and the mixed pairs in the pull direction, and stops repeating a row after about a minute',
@@ -259,9 +288,9 @@ export function renderReport(results) {
         'Two peers hold the same 10,000 documents and edit every one of them while apart (the master side fields x and',
         'y, the fork y and z), then reconnect: every document is a conflict the fork resolves. In one process over an',
         'in-memory link, so this is the conflict machinery alone; losing versions go to a real kept-versions journal on',
-        'disk. **master** is RxDB\'s default (the fork\'s version is kept); **merge** takes x and z cleanly and keeps the',
-        'fork\'s version for y; **handler** is an async `--conflict-handler` module (a spread merge) that takes',
-        'mine over theirs with the larger n, so the master\'s version is kept. Strategies run interleaved; **vs master** divides medians of the same run.',
+        "disk. **master** is RxDB's default (the fork's version is kept); **merge** takes x and z cleanly and keeps the",
+        "fork's version for y; **handler** is an async `--conflict-handler` module (a spread merge) that takes",
+        "mine over theirs with the larger n, so the master's version is kept. Strategies run interleaved; **vs master** divides medians of the same run.",
         '',
         renderConflicts(s),
       ].join('\n'),
@@ -274,6 +303,21 @@ export function renderReport(results) {
   // Hand-written before/after measurements (e.g. the durability cost), kept across regenerations.
   const extra = benchPath('results/durability.md');
   if (existsSync(extra)) parts.push(readFileSync(extra, 'utf8').trimEnd(), '');
-  parts.push('## Reproduce', '', '```sh', 'npm install', 'npm run bench                    # everything: 10-16 minutes on 2 cores, depending on load', 'npm run bench -- --only raw,rxdb # some scenarios', 'npm run bench -- --full          # the whole matrix at 100k too (much longer: RxDB is quadratic)', 'npm run bench -- --big           # adds 1,000,000 documents (raw and p2psync pulls)', 'npm run bench:store              # the store benchmark alone', 'npm run bench -- --only encryption --sizes 100000 --runs 5   # encryption at rest alone', 'npm run bench -- --only p2psync --profile   # with CPU profiles', 'npm run bench -- --render         # rewrite this file from bench/results/latest.json', '```', '');
+  parts.push(
+    '## Reproduce',
+    '',
+    '```sh',
+    'npm install',
+    'npm run bench                    # everything: 10-16 minutes on 2 cores, depending on load',
+    'npm run bench -- --only raw,rxdb # some scenarios',
+    'npm run bench -- --full          # the whole matrix at 100k too (much longer: RxDB is quadratic)',
+    'npm run bench -- --big           # adds 1,000,000 documents (raw and p2psync pulls)',
+    'npm run bench:store              # the store benchmark alone',
+    'npm run bench -- --only encryption --sizes 100000 --runs 5   # encryption at rest alone',
+    'npm run bench -- --only p2psync --profile   # with CPU profiles',
+    'npm run bench -- --render         # rewrite this file from bench/results/latest.json',
+    '```',
+    '',
+  );
   return parts.join('\n');
 }

@@ -19,20 +19,29 @@ const HANDLER = `export default {
 
 async function load() {
   const dist = (p) => import(pathToFileURL(join(ROOT, 'dist', p)).href);
-  const [{ MemoryStore }, { createMemoryLinkPair }, { replicate }, conflicts, { masterWins }, rule] = await Promise.all([
-    dist('store/memory-store.js'),
-    dist('transport/memory-link.js'),
-    dist('replication/peer-replication.js'),
-    dist('conflicts/index.js'),
-    dist('replication/conflict.js'),
-    dist('replication/master-rule.js'),
-  ]);
+  const [{ MemoryStore }, { createMemoryLinkPair }, { replicate }, conflicts, { masterWins }, rule] = await Promise.all(
+    [
+      dist('store/memory-store.js'),
+      dist('transport/memory-link.js'),
+      dist('replication/peer-replication.js'),
+      dist('conflicts/index.js'),
+      dist('replication/conflict.js'),
+      dist('replication/master-rule.js'),
+    ],
+  );
   return { MemoryStore, createMemoryLinkPair, replicate, conflicts, masterWins, rule };
 }
 
 function connect(m, a, b, strategy, keepers) {
   const [la, lb] = m.createMemoryLinkPair('peer-a', 'peer-b');
-  const opts = (store, link, keeper) => ({ store, link, topic: 'bench-conflicts', conflict: strategy, batchSize: 1000, ...(keeper ? { keeper } : {}) });
+  const opts = (store, link, keeper) => ({
+    store,
+    link,
+    topic: 'bench-conflicts',
+    conflict: strategy,
+    batchSize: 1000,
+    ...(keeper ? { keeper } : {}),
+  });
   return { reps: [m.replicate(opts(a, la, keepers?.[0])), m.replicate(opts(b, lb, keepers?.[1]))], links: [la, lb] };
 }
 
@@ -54,16 +63,35 @@ async function close(pair) {
 async function edit(store, n, make) {
   const ids = Array.from({ length: n }, (_, i) => `doc-${String(i).padStart(6, '0')}`);
   const current = await store.get(ids);
-  await store.bulkWrite(ids.map((id) => ({ document: make(current.get(id)), expected: current.get(id) })), { kind: 'local' });
+  await store.bulkWrite(
+    ids.map((id) => ({ document: make(current.get(id)), expected: current.get(id) })),
+    { kind: 'local' },
+  );
 }
 
 /** One run: returns ms from reconnect until both sides are idle with equal content, and the conflicts resolved. */
 async function once(m, n, strategyName, dir, handlerFile) {
   // Tokens that make `a` the master of `b`.
-  const [ta, tb] = m.rule.isMaster('aaaaaaaaaa', 'bbbbbbbbbb') ? ['aaaaaaaaaa', 'bbbbbbbbbb'] : ['bbbbbbbbbb', 'aaaaaaaaaa'];
+  const [ta, tb] = m.rule.isMaster('aaaaaaaaaa', 'bbbbbbbbbb')
+    ? ['aaaaaaaaaa', 'bbbbbbbbbb']
+    : ['bbbbbbbbbb', 'aaaaaaaaaa'];
   const a = new m.MemoryStore({ storageToken: ta });
   const b = new m.MemoryStore({ storageToken: tb });
-  await a.bulkWrite(Array.from({ length: n }, (_, i) => ({ document: { id: `doc-${String(i).padStart(6, '0')}`, n: i, x: 0, y: 0, z: 0, title: `document ${i}`, _deleted: false }, expected: null })), { kind: 'local' });
+  await a.bulkWrite(
+    Array.from({ length: n }, (_, i) => ({
+      document: {
+        id: `doc-${String(i).padStart(6, '0')}`,
+        n: i,
+        x: 0,
+        y: 0,
+        z: 0,
+        title: `document ${i}`,
+        _deleted: false,
+      },
+      expected: null,
+    })),
+    { kind: 'local' },
+  );
   const master = m.masterWins();
   const first = connect(m, a, b, master);
   await idle(first.reps);
@@ -72,7 +100,12 @@ async function once(m, n, strategyName, dir, handlerFile) {
   // Apart: the master side changes x and y, the fork y and z: y conflicts in every document.
   await edit(a, n, (d) => ({ ...d, x: 1, y: 'master' }));
   await edit(b, n, (d) => ({ ...d, y: 'fork', z: 1 }));
-  const strategy = strategyName === 'handler' ? await m.conflicts.loadConflictHandler(handlerFile, 'id') : strategyName === 'merge' ? m.conflicts.mergeStrategy() : master;
+  const strategy =
+    strategyName === 'handler'
+      ? await m.conflicts.loadConflictHandler(handlerFile, 'id')
+      : strategyName === 'merge'
+        ? m.conflicts.mergeStrategy()
+        : master;
   const keptFile = join(dir, `${strategyName}-${performance.now()}.conflicts`);
   const keeper = await m.conflicts.FileKeptVersions.open(keptFile, { limit: 10 });
   const t0 = performance.now();
@@ -113,7 +146,16 @@ export async function runConflicts(ctx) {
     const base = median(runs.master.map((x) => x.ms));
     for (const [s, xs] of Object.entries(runs)) {
       const ms = median(xs.map((x) => x.ms));
-      rows.push({ strategy: s, n, ms: round(ms), docsPerSec: round((n / ms) * 1000), vsMaster: round(ms / base, 2), conflicts: xs[0].conflicts, kept: xs[0].kept, runs: xs.map((x) => round(x.ms)) });
+      rows.push({
+        strategy: s,
+        n,
+        ms: round(ms),
+        docsPerSec: round((n / ms) * 1000),
+        vsMaster: round(ms / base, 2),
+        conflicts: xs[0].conflicts,
+        kept: xs[0].kept,
+        runs: xs.map((x) => round(x.ms)),
+      });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -122,7 +164,13 @@ export async function runConflicts(ctx) {
 }
 
 export function renderConflicts(result) {
-  const lines = ['| strategy | docs in conflict | resolved in ms (median) | docs/s | vs master | versions kept | runs (ms) |', '|---|---:|---:|---:|---:|---:|---|'];
-  for (const r of result.rows) lines.push(`| ${r.strategy} | ${r.n} | ${r.ms} | ${r.docsPerSec} | ${r.vsMaster}x | ${r.kept} | ${r.runs.join(', ')} |`);
+  const lines = [
+    '| strategy | docs in conflict | resolved in ms (median) | docs/s | vs master | versions kept | runs (ms) |',
+    '|---|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of result.rows)
+    lines.push(
+      `| ${r.strategy} | ${r.n} | ${r.ms} | ${r.docsPerSec} | ${r.vsMaster}x | ${r.kept} | ${r.runs.join(', ')} |`,
+    );
   return lines.join('\n');
 }

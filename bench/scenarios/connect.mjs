@@ -26,7 +26,9 @@ export async function runConnect(ctx) {
       // which mode goes first alternates too, so neither always runs right after the other's teardown
       for (const mode of r % 2 === 0 ? MODES : [...MODES].reverse()) {
         ctx.log(`connect ${mode} run ${r + 1}/${ctx.connectRuns}`);
-        samples[mode].push(await attempt(() => connectOnce(ctx, signal, dir, mode === 'secret' ? ['--secret-file', secretFile] : [])));
+        samples[mode].push(
+          await attempt(() => connectOnce(ctx, signal, dir, mode === 'secret' ? ['--secret-file', secretFile] : [])),
+        );
       }
     }
   } finally {
@@ -82,7 +84,9 @@ export function renderConnect(s) {
   ];
   for (const r of s.rows) {
     const err = r.errors?.length ? ` (${r.errors[0].split('\n')[0].slice(0, 160)})` : '';
-    lines.push(`| ${r.mode === 'secret' ? 'with --secret-file' : 'no secret'} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.fastP50)} | ${r.stalled}/${r.ok} | ${ms(r.startup)} | ${r.ok}/${r.runs}${err} |`);
+    lines.push(
+      `| ${r.mode === 'secret' ? 'with --secret-file' : 'no secret'} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.fastP50)} | ${r.stalled}/${r.ok} | ${ms(r.startup)} | ${r.ok}/${r.runs}${err} |`,
+    );
   }
   const [plain, secret] = s.rows;
   if (plain?.fastP50 && secret?.fastP50) {

@@ -22,7 +22,10 @@ async function seedEncrypted(path, n, keyFile, token) {
   const store = await enc.open(options);
   const docs = makeDocs('seed', n);
   for (let i = 0; i < n; i += 10_000) {
-    await store.bulkWrite(docs.slice(i, i + 10_000).map((d) => ({ document: { ...d, _deleted: false }, expected: null })), { kind: 'local' });
+    await store.bulkWrite(
+      docs.slice(i, i + 10_000).map((d) => ({ document: { ...d, _deleted: false }, expected: null })),
+      { kind: 'local' },
+    );
   }
   await store.close();
 }
@@ -41,7 +44,13 @@ async function once(ctx, n, encrypted, signal) {
     if (encrypted) await seedEncrypted(seededPath, n, keys[0], seededToken);
     else await seedStore(seededPath, 'ndjson', 'seed', n, seededToken);
     const common = { signal: signal.url, topic, profileDir: ctx.profileDir };
-    const seeded = new P2pPeer({ ...common, label: `p2psync seeded ${encrypted ? 'encrypted' : 'plain'} ${n}`, store: seededPath, token: seededToken, extra: encrypted ? ['--key-file', keys[0]] : [] });
+    const seeded = new P2pPeer({
+      ...common,
+      label: `p2psync seeded ${encrypted ? 'encrypted' : 'plain'} ${n}`,
+      store: seededPath,
+      token: seededToken,
+      extra: encrypted ? ['--key-file', keys[0]] : [],
+    });
     procs.push(seeded);
     await seeded.ready(120_000);
     const fresh = new P2pPeer({
@@ -58,7 +67,9 @@ async function once(ctx, n, encrypted, signal) {
     await Promise.all(procs.map((p) => p.stop()));
     result.rss = { seeded: seeded.peakRss, fresh: fresh.peakRss };
     const first = JSON.parse(readFileSync(freshPath, 'utf8').split('\n', 1)[0]);
-    result.verified = countDocs(freshPath) >= n && (encrypted ? String(first[FIELD]).startsWith('p2psync:v1:') : first[FIELD].startsWith('Document number'));
+    result.verified =
+      countDocs(freshPath) >= n &&
+      (encrypted ? String(first[FIELD]).startsWith('p2psync:v1:') : first[FIELD].startsWith('Document number'));
     return result;
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
@@ -67,7 +78,8 @@ async function once(ctx, n, encrypted, signal) {
 }
 
 export async function runEncryption(ctx) {
-  if (!ctx.avail.join || !cliHas('join', ['--encrypt-fields', '--key-file'])) return { skipped: 'not available yet (`p2psync join --encrypt-fields` is not built)' };
+  if (!ctx.avail.join || !cliHas('join', ['--encrypt-fields', '--key-file']))
+    return { skipped: 'not available yet (`p2psync join --encrypt-fields` is not built)' };
   const signal = await startSignal('p2psync');
   const rows = [];
   try {
@@ -102,18 +114,31 @@ function summarise(n, runs) {
   const encrypted = side(runs.encrypted);
   // Ratio of the medians, and the median of the per-pair ratios (run r plain vs run r encrypted, side by side).
   const pairs = runs.plain.map((p, i) => [p, runs.encrypted[i]]).filter(([p, e]) => p && e && !p.error && !e.error);
-  return { n, runs, plain, encrypted, ratio: round(encrypted.transferMs / plain.transferMs, 2), pairedRatio: round(median(pairs.map(([p, e]) => e.transferMs / p.transferMs)), 2) };
+  return {
+    n,
+    runs,
+    plain,
+    encrypted,
+    ratio: round(encrypted.transferMs / plain.transferMs, 2),
+    pairedRatio: round(median(pairs.map(([p, e]) => e.transferMs / p.transferMs)), 2),
+  };
 }
 
 /** Markdown for the encryption section. */
 export function renderEncryption(s) {
   const out = [];
-  out.push(`One field (\`${s.field}\`) of every document encrypted at rest on both sides, each with its own key, against no`);
+  out.push(
+    `One field (\`${s.field}\`) of every document encrypted at rest on both sides, each with its own key, against no`,
+  );
   out.push('encryption: p2psync → p2psync, NDJSON, the fresh side pulls (fork). Plain and encrypted runs alternate.');
-  out.push('**slowdown** = encrypted transfer time / plain transfer time (ratio of the medians; in brackets the median of');
+  out.push(
+    '**slowdown** = encrypted transfer time / plain transfer time (ratio of the medians; in brackets the median of',
+  );
   out.push('the ratios of runs taken one right after the other).');
   out.push('');
-  out.push('| docs | plain transfer s | plain docs/s | encrypted transfer s | encrypted docs/s | slowdown | RSS fresh MB plain / encrypted | runs ok |');
+  out.push(
+    '| docs | plain transfer s | plain docs/s | encrypted transfer s | encrypted docs/s | slowdown | RSS fresh MB plain / encrypted | runs ok |',
+  );
   out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of s.rows) {
     const rate = (side) => (side.transferMs ? int(r.n / (side.transferMs / 1000)) : '');
@@ -122,7 +147,8 @@ export function renderEncryption(s) {
       `| ${int(r.n)} | ${secs(r.plain.transferMs)} | ${rate(r.plain)} | ${secs(r.encrypted.transferMs)} | ${rate(r.encrypted)} | ` +
         `${r.ratio ?? ''}× (${r.pairedRatio ?? ''}×)${bad} | ${mb(r.plain.rssFresh)} / ${mb(r.encrypted.rssFresh)} | ${r.plain.ok} / ${r.encrypted.ok} |`,
     );
-    for (const e of [...r.plain.errors, ...r.encrypted.errors].slice(0, 2)) out.push(`|  | error: ${e.slice(0, 200).replace(/\|/g, '/')} | | | | | | |`);
+    for (const e of [...r.plain.errors, ...r.encrypted.errors].slice(0, 2))
+      out.push(`|  | error: ${e.slice(0, 200).replace(/\|/g, '/')} | | | | | | |`);
   }
   return out.join('\n');
 }

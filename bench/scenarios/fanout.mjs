@@ -13,7 +13,11 @@ const FRESH_PEERS = 3;
 
 export async function runFanout(ctx) {
   const kinds = [
-    { kind: 'p2psync', label: 'p2psync mesh (NDJSON)', side: { kind: 'p2psync', format: 'ndjson', batch: ctx.p2pBatch } },
+    {
+      kind: 'p2psync',
+      label: 'p2psync mesh (NDJSON)',
+      side: { kind: 'p2psync', format: 'ndjson', batch: ctx.p2pBatch },
+    },
     { kind: 'rxdb', label: `RxDB mesh (batch ${ctx.rxdbBatch})`, side: { kind: 'rxdb', batch: ctx.rxdbBatch } },
   ];
   const rows = [];
@@ -54,17 +58,30 @@ async function meshOnce(ctx, side, n, signal) {
   const topic = topicName('mesh');
   const peers = [];
   try {
-    const seeded = await startSide(ctx, side, { dir, name: 'seeded', token: randomToken(), topic, signal, seed: n, prefix: 'seed' });
+    const seeded = await startSide(ctx, side, {
+      dir,
+      name: 'seeded',
+      token: randomToken(),
+      topic,
+      signal,
+      seed: n,
+      prefix: 'seed',
+    });
     peers.push(seeded);
     await seeded.ready(120_000);
     const fresh = [];
     for (let i = 0; i < FRESH_PEERS; i++) {
-      fresh.push(await startSide(ctx, side, { dir, name: `fresh${i + 1}`, token: randomToken(), topic, signal, expect: n }));
+      fresh.push(
+        await startSide(ctx, side, { dir, name: `fresh${i + 1}`, token: randomToken(), topic, signal, expect: n }),
+      );
     }
     peers.push(...fresh);
     const t0 = Math.min(...fresh.map((p) => p.proc.startedAt));
     const reached = await Promise.all(fresh.map((p) => p.reached(n, 60_000 + n * 4)));
-    const forks = peers.map((p) => p.proc.events.filter((e) => (e.event === 'peer' || e.event === 'peer-connected') && e.role === 'fork').length);
+    const forks = peers.map(
+      (p) =>
+        p.proc.events.filter((e) => (e.event === 'peer' || e.event === 'peer-connected') && e.role === 'fork').length,
+    );
     await Promise.all(peers.map((p) => p.stop()));
     return {
       allMs: Math.max(...reached) - t0,
@@ -97,7 +114,9 @@ export function renderFanout(s) {
     const ratio = r.kind === 'p2psync' && base && r.allMs ? `${(base / r.allMs).toFixed(1)}x` : '';
     const rate = r.allMs ? int((r.n * FRESH_PEERS) / (r.allMs / 1000)) : '';
     const err = r.errors?.length ? ` (${r.errors[0].split('\n')[0].slice(0, 160)})` : '';
-    lines.push(`| ${r.label} | ${int(r.n)} | ${secs(r.allMs)} | ${secs(r.firstMs)} | ${rate} | ${ratio} | ${r.forks?.join(' / ') ?? ''} | ${mb(r.maxRss)} | ${r.ok}/${r.planned ?? r.runs.length}${err} |`);
+    lines.push(
+      `| ${r.label} | ${int(r.n)} | ${secs(r.allMs)} | ${secs(r.firstMs)} | ${rate} | ${ratio} | ${r.forks?.join(' / ') ?? ''} | ${mb(r.maxRss)} | ${r.ok}/${r.planned ?? r.runs.length}${err} |`,
+    );
   }
   return lines.join('\n');
 }

@@ -68,7 +68,15 @@ async function latencyRow(ctx, spec, signal) {
     const a = await startSide(ctx, side, { dir, name: 'a', token: tokenA, topic, signal, seed: n, prefix: 'seed' });
     procs.push(a);
     await a.ready();
-    const b = await startSide(ctx, side, { dir, name: 'b', token: tokenB, topic, signal, expect: n, changes: spec.kind === 'rxdb' });
+    const b = await startSide(ctx, side, {
+      dir,
+      name: 'b',
+      token: tokenB,
+      topic,
+      signal,
+      expect: n,
+      changes: spec.kind === 'rxdb',
+    });
     procs.push(b);
     await b.reached(n, 120_000);
     const [ca, cb] = await Promise.all([a.connected(5_000), b.connected(5_000)]);
@@ -81,7 +89,10 @@ async function latencyRow(ctx, spec, signal) {
     const overBudget = () => latencies.length >= MIN_WRITES && performance.now() - began > WRITES_BUDGET_MS;
     for (let i = 1; i <= ctx.latencyWrites && lost < MAX_LOST && !overBudget(); i++) {
       const doc = makeDoc('live', i, Date.now());
-      const arrived = spec.kind === 'rxdb' ? b.proc.waitFor((e) => e.event === 'change' && e.id === doc.id, WRITE_TIMEOUT_MS) : waiter.waitForId(doc.id, WRITE_TIMEOUT_MS);
+      const arrived =
+        spec.kind === 'rxdb'
+          ? b.proc.waitFor((e) => e.event === 'change' && e.id === doc.id, WRITE_TIMEOUT_MS)
+          : waiter.waitForId(doc.id, WRITE_TIMEOUT_MS);
       const t0 = write(doc);
       try {
         const t1 = await arrived;
@@ -155,13 +166,22 @@ export function renderLatency(s) {
   for (const r of s.rows) {
     const roles = r.direction === 'pull' ? 'A is master' : 'A is fork';
     if (r.skipped || r.error) {
-      lines.push(`| ${r.label} | ${roles} | ${r.skipped ? `_${r.skipped}_` : `failed: ${r.error.split('\n')[0].slice(0, 200)}`} | | | | | | |`);
+      lines.push(
+        `| ${r.label} | ${roles} | ${r.skipped ? `_${r.skipped}_` : `failed: ${r.error.split('\n')[0].slice(0, 200)}`} | | | | | | |`,
+      );
       continue;
     }
     const base = s.rows.find((x) => x.kind === 'rxdb' && x.direction === r.direction && x.p50Ms !== undefined)?.p50Ms;
     const ratio = r.kind === 'p2psync' && base ? `${(r.p50Ms / base).toFixed(2)}x` : '';
-    const lost = [r.lost ? `${r.lost} lost` : '', r.writes + r.lost < r.planned ? `stopped after ${s.budgetMs / 1000} s` : ''].filter(Boolean).join(', ');
-    lines.push(`| ${r.label} | ${roles} | ${r.writes}${lost ? ` (${lost})` : ''} | ${ms(r.p50Ms)} | ${ms(r.p90Ms)} | ${ms(r.p99Ms)} | ${ms(r.maxMs)} | ${ratio} | ${mb(r.rss?.a)} / ${mb(r.rss?.b)} |`);
+    const lost = [
+      r.lost ? `${r.lost} lost` : '',
+      r.writes + r.lost < r.planned ? `stopped after ${s.budgetMs / 1000} s` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
+    lines.push(
+      `| ${r.label} | ${roles} | ${r.writes}${lost ? ` (${lost})` : ''} | ${ms(r.p50Ms)} | ${ms(r.p90Ms)} | ${ms(r.p99Ms)} | ${ms(r.maxMs)} | ${ratio} | ${mb(r.rss?.a)} / ${mb(r.rss?.b)} |`,
+    );
   }
   return lines.join('\n');
 }

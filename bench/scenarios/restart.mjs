@@ -23,7 +23,9 @@ export async function runRestart(ctx) {
   const rows = [];
   try {
     for (const format of ['ndjson', 'json']) {
-      const runs = await repeat(ctx, ctx.runs, `restart ${format} with ${ctx.latencyDocs} documents`, () => restartOnce(ctx, format, signal));
+      const runs = await repeat(ctx, ctx.runs, `restart ${format} with ${ctx.latencyDocs} documents`, () =>
+        restartOnce(ctx, format, signal),
+      );
       for (const which of ['fork', 'master']) {
         const ok = runs.filter((x) => !x.error).map((x) => x[which]);
         rows.push({
@@ -56,7 +58,9 @@ async function restartOnce(ctx, format, signal) {
   const live = new Set();
   const start = (p) => (live.add(p), p);
   try {
-    const a = start(await startSide(ctx, side, { dir, name: 'a', token: tokenA, topic, signal, seed: n, prefix: 'seed' }));
+    const a = start(
+      await startSide(ctx, side, { dir, name: 'a', token: tokenA, topic, signal, seed: n, prefix: 'seed' }),
+    );
     await a.ready();
     let b = start(await startSide(ctx, side, { dir, name: 'b', token: tokenB, topic, signal }));
     await b.reached(n, 120_000);
@@ -80,7 +84,14 @@ async function restartOnce(ctx, format, signal) {
 
 /** A new process on the same store as `old` (the storage token comes from the sidecar). */
 function restarted(old, signal, topic, ctx) {
-  return new P2pPeer({ label: `${old.proc.label} (restarted)`, signal: signal.url, topic, store: old.store, batch: ctx.p2pBatch, profileDir: ctx.profileDir });
+  return new P2pPeer({
+    label: `${old.proc.label} (restarted)`,
+    signal: signal.url,
+    topic,
+    store: old.store,
+    batch: ctx.p2pBatch,
+    profileDir: ctx.profileDir,
+  });
 }
 
 async function measureRestart(spawnPeer, other, n) {
@@ -116,7 +127,9 @@ export function renderRestart(s) {
   ];
   for (const r of s.rows) {
     const err = r.errors?.length ? ` (${r.errors[0].split('\n')[0].slice(0, 160)})` : '';
-    lines.push(`| ${r.label} | ${r.restarted} | ${r.docs.toLocaleString('en-US')} | ${r.resent ?? ''} | ${secs(r.connectMs)} | ${secs(r.syncedMs)} | ${mb(r.rss)} | ${r.ok}/${r.runs}${err} |`);
+    lines.push(
+      `| ${r.label} | ${r.restarted} | ${r.docs.toLocaleString('en-US')} | ${r.resent ?? ''} | ${secs(r.connectMs)} | ${secs(r.syncedMs)} | ${mb(r.rss)} | ${r.ok}/${r.runs}${err} |`,
+    );
   }
   return lines.join('\n');
 }

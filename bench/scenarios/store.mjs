@@ -17,14 +17,21 @@ export async function runStore(ctx) {
       for (let r = 0; r < ctx.runs; r++) {
         const dir = mkdtempSync(join(ctx.tmp, `store-${format}-${n}-`));
         ctx.log(`store ${format} n=${n} run ${r + 1}/${ctx.runs}`);
-        const res = await runToEnd(`store-case ${format} ${n}`, CASE_SCRIPT, ['--dir', dir, '--format', format, '--n', String(n)], {
-          timeoutMs: 600_000,
-        });
+        const res = await runToEnd(
+          `store-case ${format} ${n}`,
+          CASE_SCRIPT,
+          ['--dir', dir, '--format', format, '--n', String(n)],
+          {
+            timeoutMs: 600_000,
+          },
+        );
         rmSync(dir, { recursive: true, force: true });
         const ev = res.events.find((e) => e.event === 'result' || e.event === 'unavailable');
         if (ev?.event === 'unavailable') return { skipped: `not available yet (${ev.reason})` };
         if (!ev) {
-          runs.push({ error: `exit ${res.code ?? res.signal}: ${res.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 300)}` });
+          runs.push({
+            error: `exit ${res.code ?? res.signal}: ${res.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 300)}`,
+          });
           continue;
         }
         delete ev._t;
@@ -37,19 +44,39 @@ export async function runStore(ctx) {
   return { cases };
 }
 
-const MEDIAN_FIELDS = ['openColdMs', 'openWarmMs', 'scanMs', 'burstMs', 'burstFlushMs', 'closeMs', 'peakRss', 'burstFileWrites', 'burstSidecarAppends'];
+const MEDIAN_FIELDS = [
+  'openColdMs',
+  'openWarmMs',
+  'scanMs',
+  'burstMs',
+  'burstFlushMs',
+  'closeMs',
+  'peakRss',
+  'burstFileWrites',
+  'burstSidecarAppends',
+];
 
 function summarise(format, n, runs) {
   const ok = runs.filter((r) => !r.error);
   const med = {};
   for (const f of MEDIAN_FIELDS) med[f] = median(ok.map((r) => r[f]));
-  return { format, n, fileBytes: ok[0]?.fileBytes, burst: ok[0]?.burst, runs, median: med, errors: runs.filter((r) => r.error).map((r) => r.error) };
+  return {
+    format,
+    n,
+    fileBytes: ok[0]?.fileBytes,
+    burst: ok[0]?.burst,
+    runs,
+    median: med,
+    errors: runs.filter((r) => r.error).map((r) => r.error),
+  };
 }
 
 /** Markdown for the store section. */
 export function renderStore(result) {
   const lines = [];
-  lines.push('| format | docs | file MB | open (cold) ms | open (warm) ms | feed scan ms | scan docs/s | 10k burst ms | burst + flush ms | file rewrites | peak RSS MB |');
+  lines.push(
+    '| format | docs | file MB | open (cold) ms | open (warm) ms | feed scan ms | scan docs/s | 10k burst ms | burst + flush ms | file rewrites | peak RSS MB |',
+  );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const c of result.cases) {
     const m = c.median;

@@ -26,7 +26,9 @@ function transferTimeout(n) {
 async function rawOnce(ctx, n) {
   const dir = mkdtempSync(join(ctx.tmp, 'raw-'));
   const file = join(dir, 'recv.ndjson');
-  const recv = new Proc('raw recv', RAW_PEER, ['--role', 'recv', '--count', String(n), '--file', file], { nodeArgs: profileArgs(ctx.profileDir, 'raw recv') });
+  const recv = new Proc('raw recv', RAW_PEER, ['--role', 'recv', '--count', String(n), '--file', file], {
+    nodeArgs: profileArgs(ctx.profileDir, 'raw recv'),
+  });
   const send = new Proc('raw send', RAW_PEER, ['--role', 'send', '--count', String(n), '--batch', String(RAW_BATCH)], {
     nodeArgs: profileArgs(ctx.profileDir, 'raw send'),
   });
@@ -54,7 +56,15 @@ export async function runRaw(ctx) {
   const rows = [];
   for (const n of ctx.sizes) {
     const planned = n > HEAVY ? 1 : ctx.runs;
-    const row = { pair: 'raw', label: 'raw bound (data channel + NDJSON append)', n, batch: RAW_BATCH, direction: 'push', planned, runs: [] };
+    const row = {
+      pair: 'raw',
+      label: 'raw bound (data channel + NDJSON append)',
+      n,
+      batch: RAW_BATCH,
+      direction: 'push',
+      planned,
+      runs: [],
+    };
     row.runs = await repeat(ctx, planned, `raw n=${n}`, () => rawOnce(ctx, n));
     rows.push(summariseRow(row));
   }
@@ -85,11 +95,28 @@ async function pairOnce(ctx, spec, signal) {
   const procs = [];
   try {
     const prepT = performance.now();
-    const seeded = await startSide(ctx, spec.seeded, { dir, name: 'seeded', token: seededToken, topic, signal, seed: n, prefix: 'seed', tag });
+    const seeded = await startSide(ctx, spec.seeded, {
+      dir,
+      name: 'seeded',
+      token: seededToken,
+      topic,
+      signal,
+      seed: n,
+      prefix: 'seed',
+      tag,
+    });
     procs.push(seeded);
     await seeded.ready(transferTimeout(n));
     const prepareMs = performance.now() - prepT;
-    const fresh = await startSide(ctx, spec.fresh, { dir, name: 'fresh', token: freshToken, topic, signal, expect: n, tag });
+    const fresh = await startSide(ctx, spec.fresh, {
+      dir,
+      name: 'fresh',
+      token: freshToken,
+      topic,
+      signal,
+      expect: n,
+      tag,
+    });
     procs.push(fresh);
     const reachedAt = await fresh.reached(n, transferTimeout(n));
     const [cs, cf] = await Promise.all([seeded.connected(5_000), fresh.connected(5_000)]);
@@ -100,7 +127,10 @@ async function pairOnce(ctx, spec, signal) {
       connectMs: connectedAt - fresh.proc.startedAt,
       prepareMs,
       roles: { seeded: cs.role, fresh: cf.role },
-      rolesAsForced: spec.direction === 'pull' ? cf.role === 'fork' && cs.role === 'master' : cf.role === 'master' && cs.role === 'fork',
+      rolesAsForced:
+        spec.direction === 'pull'
+          ? cf.role === 'fork' && cs.role === 'master'
+          : cf.role === 'master' && cs.role === 'fork',
     };
     await Promise.all(procs.map((p) => p.stop()));
     result.rss = { seeded: seeded.peakRss, fresh: fresh.peakRss };
@@ -162,7 +192,14 @@ export async function runRxdb(ctx) {
   const specs = [];
   for (const batch of [20, 200]) {
     for (const direction of BOTH) {
-      specs.push({ pair: 'rxdb-rxdb', label: `RxDB → RxDB`, direction, batch, seeded: { kind: 'rxdb', batch }, fresh: { kind: 'rxdb', batch } });
+      specs.push({
+        pair: 'rxdb-rxdb',
+        label: `RxDB → RxDB`,
+        direction,
+        batch,
+        seeded: { kind: 'rxdb', batch },
+        fresh: { kind: 'rxdb', batch },
+      });
     }
   }
   return runPairs(ctx, specs, 'rxdb');
@@ -192,8 +229,22 @@ export async function runMixed(ctx) {
   const p2p = { kind: 'p2psync', format: 'ndjson', batch: ctx.p2pBatch };
   const specs = [];
   for (const direction of BOTH) {
-    specs.push({ pair: 'rxdb-p2p', label: 'RxDB → p2psync (NDJSON)', direction, batch: ctx.rxdbBatch, seeded: rx, fresh: p2p });
-    specs.push({ pair: 'p2p-rxdb', label: 'p2psync (NDJSON) → RxDB', direction, batch: ctx.rxdbBatch, seeded: p2p, fresh: rx });
+    specs.push({
+      pair: 'rxdb-p2p',
+      label: 'RxDB → p2psync (NDJSON)',
+      direction,
+      batch: ctx.rxdbBatch,
+      seeded: rx,
+      fresh: p2p,
+    });
+    specs.push({
+      pair: 'p2p-rxdb',
+      label: 'p2psync (NDJSON) → RxDB',
+      direction,
+      batch: ctx.rxdbBatch,
+      seeded: p2p,
+      fresh: rx,
+    });
   }
   // Mixed pairs run through RxDB's own signaling server: the setting a p2psync user meets in an RxDB app.
   return runPairs(ctx, specs, 'rxdb');

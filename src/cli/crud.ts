@@ -2,7 +2,15 @@ import type { Command } from 'commander';
 import { idsWithKeptVersions } from '../conflicts/index.js';
 import { P2PSyncError, exitCodeFor } from '../core/errors.js';
 import { StoreEncryption } from '../crypt/store-encryption.js';
-import { getDocuments, listDocuments, parseDocumentsInput, putDocuments, removeDocuments, type CrudOptions, type UserDoc } from '../store/crud.js';
+import {
+  getDocuments,
+  listDocuments,
+  parseDocumentsInput,
+  putDocuments,
+  removeDocuments,
+  type CrudOptions,
+  type UserDoc,
+} from '../store/crud.js';
 import type { CliContext } from './main.js';
 import { addEncryptionOptions, encryptionFrom, type EncryptionFlags } from './encryption.js';
 import { flag, jsonFlag, parseNonEmpty, parseSeconds } from './options.js';
@@ -30,13 +38,36 @@ export function addStoreOptions(cmd: Command, optionalStore?: string): Command {
 export function addFileOptions(cmd: Command, optionalStore?: string): Command {
   const store = optionalStore
     ? flag('--store <file>', optionalStore).argParser(parseNonEmpty)
-    : flag('--store <file>', 'the JSON or NDJSON file holding the documents').argParser(parseNonEmpty).makeOptionMandatory();
+    : flag('--store <file>', 'the JSON or NDJSON file holding the documents')
+        .argParser(parseNonEmpty)
+        .makeOptionMandatory();
   return cmd
     .addOption(store)
-    .addOption(flag('--key <field>', 'primary key field; values must be non-empty strings').argParser(parseNonEmpty).default('id'))
-    .addOption(flag('--collection <name>', 'JSON only: the documents are the array under this key of a top-level object').argParser(parseNonEmpty))
-    .addOption(flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices(['json', 'ndjson']))
-    .addOption(flag('--lock-wait <seconds>', "how long to wait for another p2psync process's short lock on the store (a put, rm or a peer starting)").argParser(parseSeconds).default(10))
+    .addOption(
+      flag('--key <field>', 'primary key field; values must be non-empty strings')
+        .argParser(parseNonEmpty)
+        .default('id'),
+    )
+    .addOption(
+      flag(
+        '--collection <name>',
+        'JSON only: the documents are the array under this key of a top-level object',
+      ).argParser(parseNonEmpty),
+    )
+    .addOption(
+      flag('--format <format>', 'file format (default: from the extension .json / .ndjson / .jsonl)').choices([
+        'json',
+        'ndjson',
+      ]),
+    )
+    .addOption(
+      flag(
+        '--lock-wait <seconds>',
+        "how long to wait for another p2psync process's short lock on the store (a put, rm or a peer starting)",
+      )
+        .argParser(parseSeconds)
+        .default(10),
+    )
     .addOption(jsonFlag());
 }
 
@@ -85,52 +116,76 @@ function printDocs(out: Output, docs: UserDoc[]): void {
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  for await (const chunk of process.stdin)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
   return Buffer.concat(chunks).toString('utf8');
 }
 
 export function registerCrud(program: Command, ctx: CliContext): void {
   addStoreOptions(program.command('ls'))
     .description('print every document of a store as NDJSON')
-    .addHelpText('after', `${COMMON_HELP}
+    .addHelpText(
+      'after',
+      `${COMMON_HELP}
 
 Examples:
   $ p2psync ls --store notes.json
   $ p2psync ls --store db.json --collection posts | jq -r .title
-  $ P2PSYNC_STORE=notes.ndjson p2psync ls --json`)
+  $ P2PSYNC_STORE=notes.ndjson p2psync ls --json`,
+    )
     .action(async (flags: StoreFlags) => {
-      await run(ctx, flags.json, async (out) => printDocs(out, await listDocuments(await storeOptionsFrom(flags, ctx.env))));
+      await run(ctx, flags.json, async (out) =>
+        printDocs(out, await listDocuments(await storeOptionsFrom(flags, ctx.env))),
+      );
     });
 
   addStoreOptions(program.command('get').argument('<id...>', 'ids of the documents to print'))
     .description('print documents by id as NDJSON')
-    .addHelpText('after', `${COMMON_HELP}
+    .addHelpText(
+      'after',
+      `${COMMON_HELP}
 
 Examples:
   $ p2psync get --store notes.json n1 n2
-  $ p2psync get --store users.ndjson --key email ada@example.org`)
+  $ p2psync get --store users.ndjson --key email ada@example.org`,
+    )
     .action(async (ids: string[], flags: StoreFlags) => {
       await run(ctx, flags.json, async (out) => {
         const { found, missing } = await getDocuments(await storeOptionsFrom(flags, ctx.env), ids);
         printDocs(out, found);
-        if (missing.length > 0) throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: missing });
+        if (missing.length > 0)
+          throw new P2PSyncError(
+            'E_NOT_FOUND',
+            `no document with ${flags.key} ${missing.map((m) => JSON.stringify(m)).join(', ')}`,
+            { ids: missing },
+          );
       });
     });
 
-  addStoreOptions(program.command('put').argument('[document...]', 'JSON documents; without any, NDJSON (or one JSON array) is read from stdin'))
+  addStoreOptions(
+    program
+      .command('put')
+      .argument('[document...]', 'JSON documents; without any, NDJSON (or one JSON array) is read from stdin'),
+  )
     .description('insert or replace documents (upsert); safe while `p2psync join` runs on the same file')
-    .addHelpText('after', `${COMMON_HELP}
+    .addHelpText(
+      'after',
+      `${COMMON_HELP}
 
 Examples:
   $ p2psync put --store notes.json '{"id":"n1","title":"hello"}'
   $ jq -c '.[]' export.json | p2psync put --store notes.ndjson
-  $ p2psync put --store db.json --collection posts --json '{"id":"p1","draft":true}'`)
+  $ p2psync put --store db.json --collection posts --json '{"id":"p1","draft":true}'`,
+    )
     .action(async (docs: string[], flags: StoreFlags) => {
       await run(ctx, flags.json, async (out) => {
         if (docs.length === 0 && process.stdin.isTTY) {
           throw new P2PSyncError('E_USAGE', 'give documents as arguments, or pipe NDJSON into stdin');
         }
-        const parsed = parseDocumentsInput(docs.length > 0 ? { args: docs } : { args: [], stdin: await readStdin() }, flags.key);
+        const parsed = parseDocumentsInput(
+          docs.length > 0 ? { args: docs } : { args: [], stdin: await readStdin() },
+          flags.key,
+        );
         const r = await putDocuments(await storeOptionsFrom(flags, ctx.env), parsed);
         const ids = [...r.created, ...r.updated, ...r.unchanged];
         const parts = [
@@ -139,25 +194,38 @@ Examples:
           r.unchanged.length > 0 ? `unchanged ${listIds(r.unchanged)}` : '',
         ].filter(Boolean);
         const conflicts = await idsWithKeptVersions(await storeOptionsFrom(flags, ctx.env), ids);
-        out.event({ event: 'written', ids, conflicts }, `put ${ids.length} document${ids.length === 1 ? '' : 's'}${parts.length ? ` (${parts.join('; ')})` : ''}`);
+        out.event(
+          { event: 'written', ids, conflicts },
+          `put ${ids.length} document${ids.length === 1 ? '' : 's'}${parts.length ? ` (${parts.join('; ')})` : ''}`,
+        );
       });
     });
 
   addStoreOptions(program.command('rm').argument('<id...>', 'ids of the documents to delete'))
     .option('-f, --force', 'ids that do not exist are not an error', false)
     .description('delete documents by id (deletes replicate as tombstones); safe while `p2psync join` runs')
-    .addHelpText('after', `${COMMON_HELP}
+    .addHelpText(
+      'after',
+      `${COMMON_HELP}
 
 Examples:
   $ p2psync rm --store notes.json n1 n2
-  $ p2psync rm --store notes.ndjson --force maybe-gone`)
+  $ p2psync rm --store notes.ndjson --force maybe-gone`,
+    )
     .action(async (ids: string[], flags: StoreFlags & { force: boolean }) => {
       await run(ctx, flags.json, async (out) => {
         const r = await removeDocuments(await storeOptionsFrom(flags, ctx.env), ids);
         const conflicts = await idsWithKeptVersions(await storeOptionsFrom(flags, ctx.env), r.removed);
-        out.event({ event: 'written', ids: r.removed, conflicts }, `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${listIds(r.removed)})` : ''}`);
+        out.event(
+          { event: 'written', ids: r.removed, conflicts },
+          `removed ${r.removed.length} document${r.removed.length === 1 ? '' : 's'}${r.removed.length ? ` (${listIds(r.removed)})` : ''}`,
+        );
         if (r.missing.length > 0 && !flags.force) {
-          throw new P2PSyncError('E_NOT_FOUND', `no document with ${flags.key} ${r.missing.map((m) => JSON.stringify(m)).join(', ')}`, { ids: r.missing });
+          throw new P2PSyncError(
+            'E_NOT_FOUND',
+            `no document with ${flags.key} ${r.missing.map((m) => JSON.stringify(m)).join(', ')}`,
+            { ids: r.missing },
+          );
         }
       });
     });

@@ -17,8 +17,14 @@ interface DoctorFlags extends IceFlags {
 export function registerDoctor(program: Command, ctx: CliContext): void {
   const command = program
     .command('doctor')
-    .description('check the signaling server, STUN and TURN servers and local addresses a join would use; exit 0 when all pass')
-    .addOption(flag('--signal <url>', 'signaling server to check (connect, token, join/leave round trip, latency)').argParser(parseSignalUrl))
+    .description(
+      'check the signaling server, STUN and TURN servers and local addresses a join would use; exit 0 when all pass',
+    )
+    .addOption(
+      flag('--signal <url>', 'signaling server to check (connect, token, join/leave round trip, latency)').argParser(
+        parseSignalUrl,
+      ),
+    )
     .addOption(flag('--timeout <seconds>', 'limit for each check').argParser(parseSeconds).default(5))
     .addOption(jsonFlag());
   addIceOptions(command, 'STUN/TURN server to check')
@@ -49,7 +55,11 @@ Examples:
         });
         const failed = checks.filter((c) => !c.ok).length;
         ctx.exitCode = failed === 0 ? ExitCode.ok : ExitCode.failure;
-        out.info(failed === 0 ? out.color.green(`all ${checks.length} checks passed`) : out.color.red(`${failed} of ${checks.length} checks failed`));
+        out.info(
+          failed === 0
+            ? out.color.green(`all ${checks.length} checks passed`)
+            : out.color.red(`${failed} of ${checks.length} checks failed`),
+        );
         out.event({ event: 'closed', reason: failed === 0 ? 'passed' : 'failed', exitCode: ctx.exitCode });
       } catch (err) {
         ctx.exitCode = exitCodeFor(out.error(err));

@@ -32,10 +32,28 @@ function parsePolicy(value: string): IceTransportPolicy {
 /** Adds `--ice-server`, `--ice-server-file`, `--ice-bind` and `--ice-transport` (join, doctor and verify share them). */
 export function addIceOptions(command: Command, what = 'STUN/TURN server'): Command {
   return command
-    .addOption(flag('--ice-server <url>', `${what}, repeatable; P2PSYNC_ICE_SERVER takes a comma/space separated list (default: none, host candidates only)`).argParser(collectList))
-    .addOption(flag('--ice-server-file <file>', 'read ICE server URLs from a file, one per line (# comments), so TURN credentials stay out of ps'))
-    .addOption(flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)').argParser(parseLocalAddress))
-    .addOption(flag('--ice-transport <policy>', 'all (direct or relayed) or relay (TURN only; needs a TURN server)').argParser(parsePolicy));
+    .addOption(
+      flag(
+        '--ice-server <url>',
+        `${what}, repeatable; P2PSYNC_ICE_SERVER takes a comma/space separated list (default: none, host candidates only)`,
+      ).argParser(collectList),
+    )
+    .addOption(
+      flag(
+        '--ice-server-file <file>',
+        'read ICE server URLs from a file, one per line (# comments), so TURN credentials stay out of ps',
+      ),
+    )
+    .addOption(
+      flag('--ice-bind <addr>', 'bind ICE to this local address (e.g. 127.0.0.1 keeps WebRTC on loopback)').argParser(
+        parseLocalAddress,
+      ),
+    )
+    .addOption(
+      flag('--ice-transport <policy>', 'all (direct or relayed) or relay (TURN only; needs a TURN server)').argParser(
+        parsePolicy,
+      ),
+    );
 }
 
 /** Reads `--ice-server-file` (E_BAD_OPTION if unreadable) and merges it with the other ICE flags. */

@@ -14,7 +14,9 @@ interface IdFlags {
 export function registerId(program: Command, ctx: CliContext): void {
   program
     .command('id')
-    .description("print this store's device id (the SHA-256 fingerprint of its DTLS certificate), creating the identity if missing")
+    .description(
+      "print this store's device id (the SHA-256 fingerprint of its DTLS certificate), creating the identity if missing",
+    )
     .addOption(flag('--store <file>', 'the JSON or NDJSON file whose identity to print').makeOptionMandatory())
     .addOption(flag('--collection <name>', 'JSON only: the collection (each has its own sidecar and identity)'))
     .addOption(jsonFlag())

@@ -10,7 +10,9 @@ export function renderJoinEvent(e: SyncEvent, c: ChalkInstance): string | undefi
     case 'signaling-connected':
       return c.dim(`signaling: connected to ${e.url} as ${e.peerId}`);
     case 'signaling-disconnected':
-      return c.yellow(`signaling: disconnected from ${e.url} (${e.reason}); retrying in ${Math.round(e.retryInMs / 100) / 10} s`);
+      return c.yellow(
+        `signaling: disconnected from ${e.url} (${e.reason}); retrying in ${Math.round(e.retryInMs / 100) / 10} s`,
+      );
     case 'joined':
       return `${c.green('joined')} topic ${c.bold(e.topic)} with ${e.store} (conflicts: ${e.conflict})`;
     case 'peer-connected':
@@ -24,7 +26,9 @@ export function renderJoinEvent(e: SyncEvent, c: ChalkInstance): string | undefi
     case 'conflict':
       return c.yellow(
         `conflict on ${e.id}: ${e.winner === 'merged' ? 'merged' : `${e.winner} version won`} (${e.strategy})` +
-          (e.kept.length > 0 ? `; kept the losing ${e.kept.map((k) => k.side).join(' and ')} version (p2psync conflicts show ${e.id})` : ''),
+          (e.kept.length > 0
+            ? `; kept the losing ${e.kept.map((k) => k.side).join(' and ')} version (p2psync conflicts show ${e.id})`
+            : ''),
       );
     case 'outside-edit':
       return c.dim(`file changed outside p2psync: ${e.created} created, ${e.updated} updated, ${e.deleted} deleted`);
@@ -69,7 +73,9 @@ export class StatusLine {
       default:
         return;
     }
-    this.out.status(`${this.peers.size} peer${this.peers.size === 1 ? '' : 's'} · ${this.pulled} in · ${this.pushed} out`);
+    this.out.status(
+      `${this.peers.size} peer${this.peers.size === 1 ? '' : 's'} · ${this.pulled} in · ${this.pushed} out`,
+    );
   }
 
   stop(): void {

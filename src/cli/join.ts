@@ -79,26 +79,85 @@ export function registerJoin(program: Command, ctx: CliContext): void {
   const command = program
     .command('join')
     .description('join a topic and replicate a JSON / NDJSON file live with every peer in it')
-    .addOption(flag('--topic <name>', 'topic (room) to join, 6-99 characters; repeat to bridge several topics').argParser(collectTopic).makeOptionMandatory());
+    .addOption(
+      flag('--topic <name>', 'topic (room) to join, 6-99 characters; repeat to bridge several topics')
+        .argParser(collectTopic)
+        .makeOptionMandatory(),
+    );
   addStoreOptions(command)
-    .addOption(flag('--signal <url>', 'signaling server; repeat (or space-separate) to fail over between nodes (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)').argParser(collectSignal))
-    .addOption(flag('--conflict <strategy>', 'conflict strategy: master (the master side wins, like RxDB), lww (last write wins) or merge (three-way, per field)').choices(conflictStrategies.names()).default('master'))
-    .addOption(flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared').argParser(parseNonEmpty).default('updatedAt'))
-    .addOption(flag('--conflict-handler <file>', "an ES module exporting an RxDB conflict handler ({isEqual, resolve}); overrides --conflict").argParser(parseNonEmpty))
-    .addOption(flag('--keep-conflicts <n>', 'losing versions kept per document beside the sidecar (see p2psync conflicts); 0 keeps none').argParser(parseInteger(0, 1000)).default(10))
+    .addOption(
+      flag(
+        '--signal <url>',
+        'signaling server; repeat (or space-separate) to fail over between nodes (default: ws://127.0.0.1:8787, hosted in-process if nothing answers)',
+      ).argParser(collectSignal),
+    )
+    .addOption(
+      flag(
+        '--conflict <strategy>',
+        'conflict strategy: master (the master side wins, like RxDB), lww (last write wins) or merge (three-way, per field)',
+      )
+        .choices(conflictStrategies.names())
+        .default('master'),
+    )
+    .addOption(
+      flag('--lww-field <field>', 'with --conflict lww: the timestamp field compared')
+        .argParser(parseNonEmpty)
+        .default('updatedAt'),
+    )
+    .addOption(
+      flag(
+        '--conflict-handler <file>',
+        'an ES module exporting an RxDB conflict handler ({isEqual, resolve}); overrides --conflict',
+      ).argParser(parseNonEmpty),
+    )
+    .addOption(
+      flag(
+        '--keep-conflicts <n>',
+        'losing versions kept per document beside the sidecar (see p2psync conflicts); 0 keeps none',
+      )
+        .argParser(parseInteger(0, 1000))
+        .default(10),
+    )
     .addOption(flag('--pull-only', 'only receive changes from peers').default(false).conflicts('pushOnly'))
     .addOption(flag('--push-only', 'only send changes to peers').default(false))
-    .addOption(flag('--batch-size <n>', 'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)').argParser(parseInteger(1, 100_000)))
-    .addOption(flag('--max-peers <n>', 'keep at most N links per topic (ring + chords by id hash; changes reach the rest through neighbours); default: every peer').argParser(parseInteger(2, 10_000)));
+    .addOption(
+      flag(
+        '--batch-size <n>',
+        'largest pull page or push batch; smaller batches are used to fit one frame (default 1000; RxDB uses 20)',
+      ).argParser(parseInteger(1, 100_000)),
+    )
+    .addOption(
+      flag(
+        '--max-peers <n>',
+        'keep at most N links per topic (ring + chords by id hash; changes reach the rest through neighbours); default: every peer',
+      ).argParser(parseInteger(2, 10_000)),
+    );
   addIceOptions(command)
-    .addOption(flag('--once', 'exit 0 once in sync with every connected peer (see --wait-peers, --timeout)').default(false))
-    .addOption(flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)))
+    .addOption(
+      flag('--once', 'exit 0 once in sync with every connected peer (see --wait-peers, --timeout)').default(false),
+    )
+    .addOption(
+      flag('--wait-peers <n>', 'with --once: peers that must have been seen first').argParser(parseInteger(0, 10_000)),
+    )
     .addOption(flag('--timeout <seconds>', 'with --once: exit 3 if not in sync by then').argParser(parseSeconds))
-    .addOption(flag('--connect-timeout <seconds>', 'with --once: exit 3 (E_UNREACHABLE) if no signaling server answered by then').argParser(parseSeconds).default(30))
+    .addOption(
+      flag('--connect-timeout <seconds>', 'with --once: exit 3 (E_UNREACHABLE) if no signaling server answered by then')
+        .argParser(parseSeconds)
+        .default(30),
+    )
     // Hidden: lets tests run the embedded default (no --signal) on an ephemeral port instead of the shared 8787.
-    .addOption(flag('--embedded-signal-port <port>', 'port of the embedded signaling default').argParser(parsePort).hideHelp())
-    .addOption(flag('--storage-token <token>', 'advanced: identity for a new sidecar (decides replication roles); ignored if the sidecar exists').argParser(parseStorageToken))
-    .addOption(flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10));
+    .addOption(
+      flag('--embedded-signal-port <port>', 'port of the embedded signaling default').argParser(parsePort).hideHelp(),
+    )
+    .addOption(
+      flag(
+        '--storage-token <token>',
+        'advanced: identity for a new sidecar (decides replication roles); ignored if the sidecar exists',
+      ).argParser(parseStorageToken),
+    )
+    .addOption(
+      flag('--shutdown-timeout <seconds>', 'time allowed for a graceful shutdown').argParser(parseSeconds).default(10),
+    );
   addTrustOptions(command)
     .addHelpText(
       'after',
@@ -156,7 +215,11 @@ Examples:
         ...ice,
         maxPeers: flags.maxPeers,
         once: flags.once
-          ? { waitPeers: flags.waitPeers ?? 1, timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined, connectTimeoutMs: flags.connectTimeout * 1000 }
+          ? {
+              waitPeers: flags.waitPeers ?? 1,
+              timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined,
+              connectTimeoutMs: flags.connectTimeout * 1000,
+            }
           : undefined,
         storageToken: flags.storageToken,
         lockTimeoutMs: flags.lockWait * 1000,
@@ -168,7 +231,8 @@ Examples:
         options.trust = await trustOptionsFrom(flags, command, emit);
         const result = await runJoin(options);
         // The one place a join's outcome becomes an exit code (with exitCodeFor's table of error codes).
-        ctx.exitCode = stopper.interruptedExitCode() ?? (result.error ? exitCodeFor(out.error(result.error)) : ExitCode.ok);
+        ctx.exitCode =
+          stopper.interruptedExitCode() ?? (result.error ? exitCodeFor(out.error(result.error)) : ExitCode.ok);
         emit({ event: 'closed', reason: result.reason, exitCode: ctx.exitCode });
       } catch (err) {
         ctx.exitCode = exitCodeFor(out.error(err));

@@ -25,7 +25,8 @@ export function installSignalHandlers(): Stopper {
   process.on('SIGTERM', onSignal);
   return {
     signal: controller.signal,
-    interruptedExitCode: () => (received === 'SIGINT' ? ExitCode.interrupted : received === 'SIGTERM' ? ExitCode.ok : undefined),
+    interruptedExitCode: () =>
+      received === 'SIGINT' ? ExitCode.interrupted : received === 'SIGTERM' ? ExitCode.ok : undefined,
     dispose: () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -59,7 +59,10 @@ Examples:
 }
 
 /** Runs the CLI with the given arguments (without `node` and the script) and returns the exit code. */
-export async function main(argv: string[], io: OutputStreams = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: OutputStreams = { stdout: process.stdout, stderr: process.stderr, env: process.env },
+): Promise<number> {
   const ctx: CliContext = { ...io, exitCode: ExitCode.ok };
   const program = buildProgram(ctx);
   ignoreFalseBooleanEnv(program);
@@ -69,7 +72,8 @@ export async function main(argv: string[], io: OutputStreams = { stdout: process
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version "errors" are successes; every other commander error is a usage error (commander uses 1).
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return ExitCode.ok;
       // commander already printed the message and help on stderr; scripts reading --json events get one too.
       if (wantsJson(argv, io.env)) {
         new Output(io, true).error(new P2PSyncError('E_USAGE', err.message.replace(/^error: /, '')));

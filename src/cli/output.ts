@@ -74,7 +74,8 @@ export class Output {
   /** Starts or updates the status spinner (TTY, human mode only). */
   status(text: string): void {
     if (!this.interactive) return;
-    if (!this.spinner) this.spinner = ora({ text, stream: this.io.stderr as NodeJS.WriteStream, discardStdin: false }).start();
+    if (!this.spinner)
+      this.spinner = ora({ text, stream: this.io.stderr as NodeJS.WriteStream, discardStdin: false }).start();
     else this.spinner.text = text;
   }
 

@@ -44,7 +44,10 @@ Examples:
           oldKey: encryptionFrom(flags, ctx.env).key,
           newKey: { file: flags.newKeyFile },
         });
-        out.event({ event: 'rekeyed', store: flags.store, ...r }, `rekeyed ${flags.store}: ${r.documents} documents and ${r.peerStates} replication states re-encrypted`);
+        out.event(
+          { event: 'rekeyed', store: flags.store, ...r },
+          `rekeyed ${flags.store}: ${r.documents} documents and ${r.peerStates} replication states re-encrypted`,
+        );
       } catch (err) {
         ctx.exitCode = exitCodeFor(out.error(err));
       }

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ExitCode, P2PSyncError, exitCodeFor } from '../core/errors.js';
-import { DEFAULT_SIGNAL_HOST, DEFAULT_SIGNAL_LIMITS, DEFAULT_SIGNAL_PORT, startSignalServer, type SignalServerOptions } from '../signaling/server.js';
+import {
+  DEFAULT_SIGNAL_HOST,
+  DEFAULT_SIGNAL_LIMITS,
+  DEFAULT_SIGNAL_PORT,
+  startSignalServer,
+  type SignalServerOptions,
+} from '../signaling/server.js';
 import { redactUrl } from '../signaling/client-options.js';
 import { DEFAULT_MEMBER_TTL_MS } from '../signaling/cluster.js';
 import { installSignalHandlers } from './lifecycle.js';
@@ -46,13 +52,16 @@ export function signalOptions(flags: SignalFlags, env: NodeJS.ProcessEnv): Signa
   if (flags.tokenFile !== undefined) {
     // A trailing newline from `echo secret > file` is not part of the token.
     const token = readSecretFile(flags.tokenFile, 'E_TOKEN_FILE', 'token file').toString('utf8').trim();
-    if (token === '') throw new P2PSyncError('E_TOKEN_FILE', `the token file ${flags.tokenFile} is empty`, { file: flags.tokenFile });
+    if (token === '')
+      throw new P2PSyncError('E_TOKEN_FILE', `the token file ${flags.tokenFile} is empty`, { file: flags.tokenFile });
     options.token = token;
   } else if (env[TOKEN_ENV] !== undefined && env[TOKEN_ENV] !== '') {
     options.token = env[TOKEN_ENV].trim();
   }
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
-    throw new P2PSyncError('E_USAGE', '--tls-cert and --tls-key must be given together', { option: flags.tlsCert === undefined ? 'tls-cert' : 'tls-key' });
+    throw new P2PSyncError('E_USAGE', '--tls-cert and --tls-key must be given together', {
+      option: flags.tlsCert === undefined ? 'tls-cert' : 'tls-key',
+    });
   }
   if (flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
     options.tls = {
@@ -66,7 +75,8 @@ export function signalOptions(flags: SignalFlags, env: NodeJS.ProcessEnv): Signa
   if (flags.maxPeersPerRoom !== undefined) limits.maxPeersPerRoom = flags.maxPeersPerRoom;
   if (flags.maxFramesPerSecond !== undefined) limits.maxFramesPerSecond = flags.maxFramesPerSecond;
   if (flags.maxConnections !== undefined) limits.maxConnections = flags.maxConnections;
-  if (flags.redis !== undefined && flags.redis !== '') options.redis = { url: flags.redis, memberTtlMs: Math.round(flags.redisTtl * 1000) };
+  if (flags.redis !== undefined && flags.redis !== '')
+    options.redis = { url: flags.redis, memberTtlMs: Math.round(flags.redisTtl * 1000) };
   return options;
 }
 
@@ -83,23 +93,42 @@ async function runSignal(flags: SignalFlags, ctx: CliContext): Promise<number> {
     // Redis state changes are operational news: print them as events (they carry no credentials).
     options.onEvent = (e) => {
       const url = String(e.url);
-      if (e.type === 'redis-up') out.event({ event: 'redis-up', url }, `p2psync signal: Redis ${url} connected; rooms are shared`);
+      if (e.type === 'redis-up')
+        out.event({ event: 'redis-up', url }, `p2psync signal: Redis ${url} connected; rooms are shared`);
       else if (e.type === 'redis-down') {
         const message = String(e.message);
-        out.event({ event: 'redis-down', url, message }, `p2psync signal: Redis ${url} unreachable (${message}); serving local rooms only, retrying`);
+        out.event(
+          { event: 'redis-down', url, message },
+          `p2psync signal: Redis ${url} unreachable (${message}); serving local rooms only, retrying`,
+        );
       }
     };
     const server = await startSignalServer(options);
     const auth = options.token !== undefined;
     const tls = options.tls !== undefined;
     out.event(
-      { event: 'listening', host: server.host, port: server.port, url: server.url, tls, auth, ...(options.redis ? { redis: redactUrl(options.redis.url) } : {}) },
+      {
+        event: 'listening',
+        host: server.host,
+        port: server.port,
+        url: server.url,
+        tls,
+        auth,
+        ...(options.redis ? { redis: redactUrl(options.redis.url) } : {}),
+      },
       `p2psync signal: listening on ${server.url} (token ${auth ? 'required' : 'off'}, TLS ${tls ? 'on' : 'off'}${options.redis ? `, rooms shared through ${redactUrl(options.redis.url)}` : ''}); /healthz and /metrics on the same port`,
     );
-    if (!isLoopback(server.host) && !auth) out.warn('W_OPEN_SERVER', `listening on ${server.host} without an access token: anyone who can reach it can use it`);
-    if (!isLoopback(server.host) && auth && !tls) out.warn('W_NO_TLS', `listening on ${server.host} without TLS: the token travels in clear text`);
-    if (auth && options.token!.length < MIN_TOKEN_LENGTH) out.warn('W_WEAK_TOKEN', `the access token has fewer than ${MIN_TOKEN_LENGTH} characters`);
-    if (!stopper.signal.aborted) await new Promise((resolve) => stopper.signal.addEventListener('abort', resolve, { once: true }));
+    if (!isLoopback(server.host) && !auth)
+      out.warn(
+        'W_OPEN_SERVER',
+        `listening on ${server.host} without an access token: anyone who can reach it can use it`,
+      );
+    if (!isLoopback(server.host) && auth && !tls)
+      out.warn('W_NO_TLS', `listening on ${server.host} without TLS: the token travels in clear text`);
+    if (auth && options.token!.length < MIN_TOKEN_LENGTH)
+      out.warn('W_WEAK_TOKEN', `the access token has fewer than ${MIN_TOKEN_LENGTH} characters`);
+    if (!stopper.signal.aborted)
+      await new Promise((resolve) => stopper.signal.addEventListener('abort', resolve, { once: true }));
     const reason = String(stopper.signal.reason);
     out.info(`p2psync signal: ${reason} received, closing connections`);
     await server.close();
@@ -119,19 +148,53 @@ export function registerSignal(program: Command, ctx: CliContext): void {
   const d = DEFAULT_SIGNAL_LIMITS;
   program
     .command('signal')
-    .description('host a signaling server that p2psync and stock RxDB 17 clients use (WebSocket, with /healthz and /metrics)')
+    .description(
+      'host a signaling server that p2psync and stock RxDB 17 clients use (WebSocket, with /healthz and /metrics)',
+    )
     .addOption(flag('--port <n>', 'TCP port; 0 picks a free one').argParser(parsePort).default(DEFAULT_SIGNAL_PORT))
     .addOption(flag('--host <host>', 'interface to bind (0.0.0.0 or :: for all)').default(DEFAULT_SIGNAL_HOST))
-    .addOption(flag('--token-file <path>', `file holding the access token clients must send as ?token= (env ${TOKEN_ENV} may hold the token itself)`))
+    .addOption(
+      flag(
+        '--token-file <path>',
+        `file holding the access token clients must send as ?token= (env ${TOKEN_ENV} may hold the token itself)`,
+      ),
+    )
     .addOption(flag('--tls-cert <path>', 'PEM certificate (chain): serve wss:// and https://'))
     .addOption(flag('--tls-key <path>', 'PEM private key for --tls-cert'))
-    .addOption(flag('--max-frame-bytes <n>', 'largest WebSocket message accepted').argParser(count(256, 100 * 1024 * 1024)).default(d.maxFrameBytes))
-    .addOption(flag('--max-rooms-per-socket <n>', 'rooms one connection may join').argParser(count(1, 1_000_000)).default(d.maxRoomsPerSocket))
-    .addOption(flag('--max-peers-per-room <n>', 'members per room').argParser(count(1, 1_000_000)).default(d.maxPeersPerRoom))
-    .addOption(flag('--max-frames-per-second <n>', 'sustained frames per second per connection (bursts of twice that)').argParser(count(1, 1_000_000)).default(d.maxFramesPerSecond))
-    .addOption(flag('--max-connections <n>', 'open WebSocket connections in total').argParser(count(1, 10_000_000)).default(d.maxConnections))
-    .addOption(flag('--redis <url>', 'share rooms with other signaling nodes through Redis (redis://[:password@]host:port); prefer the env var when the URL holds a password'))
-    .addOption(flag('--redis-ttl <seconds>', 'with --redis: how long the members of a node that died stay listed').argParser(parseSeconds).default(DEFAULT_MEMBER_TTL_MS / 1000))
+    .addOption(
+      flag('--max-frame-bytes <n>', 'largest WebSocket message accepted')
+        .argParser(count(256, 100 * 1024 * 1024))
+        .default(d.maxFrameBytes),
+    )
+    .addOption(
+      flag('--max-rooms-per-socket <n>', 'rooms one connection may join')
+        .argParser(count(1, 1_000_000))
+        .default(d.maxRoomsPerSocket),
+    )
+    .addOption(
+      flag('--max-peers-per-room <n>', 'members per room').argParser(count(1, 1_000_000)).default(d.maxPeersPerRoom),
+    )
+    .addOption(
+      flag('--max-frames-per-second <n>', 'sustained frames per second per connection (bursts of twice that)')
+        .argParser(count(1, 1_000_000))
+        .default(d.maxFramesPerSecond),
+    )
+    .addOption(
+      flag('--max-connections <n>', 'open WebSocket connections in total')
+        .argParser(count(1, 10_000_000))
+        .default(d.maxConnections),
+    )
+    .addOption(
+      flag(
+        '--redis <url>',
+        'share rooms with other signaling nodes through Redis (redis://[:password@]host:port); prefer the env var when the URL holds a password',
+      ),
+    )
+    .addOption(
+      flag('--redis-ttl <seconds>', 'with --redis: how long the members of a node that died stay listed')
+        .argParser(parseSeconds)
+        .default(DEFAULT_MEMBER_TTL_MS / 1000),
+    )
     .addOption(jsonFlag())
     .addHelpText(
       'after',

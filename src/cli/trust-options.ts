@@ -13,9 +13,21 @@ export interface TrustFlags {
 /** Adds --secret-file, --secret (env P2PSYNC_SECRET) and --allow-peers. */
 export function addTrustOptions(cmd: Command): Command {
   return cmd
-    .addOption(flag('--secret-file <file>', 'topic secret: only peers with the same secret find and trust each other (see README, "Peers you trust")'))
-    .addOption(flag('--secret <secret>', 'the topic secret itself; prefer P2PSYNC_SECRET or --secret-file: a flag shows in ps'))
-    .addOption(flag('--allow-peers <file>', 'serve only peers whose device id (p2psync id) is listed in this file, one per line, # comments'));
+    .addOption(
+      flag(
+        '--secret-file <file>',
+        'topic secret: only peers with the same secret find and trust each other (see README, "Peers you trust")',
+      ),
+    )
+    .addOption(
+      flag('--secret <secret>', 'the topic secret itself; prefer P2PSYNC_SECRET or --secret-file: a flag shows in ps'),
+    )
+    .addOption(
+      flag(
+        '--allow-peers <file>',
+        'serve only peers whose device id (p2psync id) is listed in this file, one per line, # comments',
+      ),
+    );
 }
 
 /**
@@ -24,7 +36,11 @@ export function addTrustOptions(cmd: Command): Command {
  */
 export async function trustOptionsFrom(flags: TrustFlags, command: Command, emit: EmitEvent): Promise<TrustOptions> {
   if (flags.secret !== undefined && command.getOptionValueSource('secret') === 'cli') {
-    emit({ event: 'warning', code: 'W_SECRET_ON_COMMAND_LINE', message: '--secret shows in ps and shell history; use P2PSYNC_SECRET or --secret-file' });
+    emit({
+      event: 'warning',
+      code: 'W_SECRET_ON_COMMAND_LINE',
+      message: '--secret shows in ps and shell history; use P2PSYNC_SECRET or --secret-file',
+    });
   }
   return loadTrustOptions({ secretFile: flags.secretFile, secret: flags.secret, allowPeersFile: flags.allowPeers });
 }

@@ -34,15 +34,25 @@ function render(e: SyncEvent, c: ChalkInstance): string | undefined {
     case 'verify-peer':
       return `${e.verifiable ? c.green('+') : c.yellow('~')} peer ${e.peerId}${e.peerToken ? ` (token ${e.peerToken})` : ''}: ${KIND_TEXT[e.kind]}`;
     case 'verified': {
-      const lines = e.replicas.map((r) => `  ${r.name.padEnd(12)} ${String(r.documents).padStart(9)} documents  ${r.digest.slice(0, 16)}`);
+      const lines = e.replicas.map(
+        (r) => `  ${r.name.padEnd(12)} ${String(r.documents).padStart(9)} documents  ${r.digest.slice(0, 16)}`,
+      );
       const head = e.equal
         ? c.green(`equal: ${e.replicas.length} replicas hold the same ${e.replicas[0]?.documents ?? 0} documents`)
-        : c.red(`different: ${e.differing.length}${e.complete ? '' : '+'} document${e.differing.length === 1 ? '' : 's'} differ`);
+        : c.red(
+            `different: ${e.differing.length}${e.complete ? '' : '+'} document${e.differing.length === 1 ? '' : 's'} differ`,
+          );
       const unverified = e.notVerifiable.map((p) => c.yellow(`  not verifiable: peer ${p.peerId} (${p.kind})`));
       const details = e.differing.map(
-        (d) => `  ${d.id}: ` + Object.entries(d.replicas).map(([name, leaf]) => `${name} ${leaf === null ? 'missing' : leaf.slice(0, 8)}`).join(', '),
+        (d) =>
+          `  ${d.id}: ` +
+          Object.entries(d.replicas)
+            .map(([name, leaf]) => `${name} ${leaf === null ? 'missing' : leaf.slice(0, 8)}`)
+            .join(', '),
       );
-      const more = e.complete ? [] : [c.dim(`  (the first ${e.differing.length} in id order; more may differ, see --limit)`)];
+      const more = e.complete
+        ? []
+        : [c.dim(`  (the first ${e.differing.length} in id order; more may differ, see --limit)`)];
       return [head, ...lines, ...unverified, ...details, ...more].join('\n');
     }
     case 'joined':
@@ -57,14 +67,28 @@ export function registerVerify(program: Command, ctx: CliContext): void {
   const command = program
     .command('verify')
     .description('check that the replicas of a topic hold the same documents (digests; never a full transfer)')
-    .addOption(flag('--topic <name>', 'topic (room) to check, 6-99 characters').argParser(parseTopic).makeOptionMandatory())
+    .addOption(
+      flag('--topic <name>', 'topic (room) to check, 6-99 characters').argParser(parseTopic).makeOptionMandatory(),
+    )
     .addOption(flag('--signal <url>', 'signaling server (default: ws://127.0.0.1:8787)').argParser(parseSignalUrl));
   addStoreOptions(command, 'compare this JSON / NDJSON file too (read only, never written)');
   addTrustOptions(command);
   addIceOptions(command)
-    .addOption(flag('--timeout <seconds>', 'exit 3 if the comparison has not finished by then').argParser(parseSeconds).default(DEFAULT_VERIFY_TIMEOUT_S))
-    .addOption(flag('--wait-peers <n>', 'replicas to wait for (default 1 with --store, else 2)').argParser(parseInteger(1, 10_000)))
-    .addOption(flag('--limit <n>', 'differing ids listed at most').argParser(parseInteger(1, 100_000)).default(DEFAULT_VERIFY_LIMIT))
+    .addOption(
+      flag('--timeout <seconds>', 'exit 3 if the comparison has not finished by then')
+        .argParser(parseSeconds)
+        .default(DEFAULT_VERIFY_TIMEOUT_S),
+    )
+    .addOption(
+      flag('--wait-peers <n>', 'replicas to wait for (default 1 with --store, else 2)').argParser(
+        parseInteger(1, 10_000),
+      ),
+    )
+    .addOption(
+      flag('--limit <n>', 'differing ids listed at most')
+        .argParser(parseInteger(1, 100_000))
+        .default(DEFAULT_VERIFY_LIMIT),
+    )
     .addHelpText(
       'after',
       `

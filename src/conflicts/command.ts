@@ -57,7 +57,11 @@ export interface ResolveResult {
 
 async function openKept(o: ConflictsOptions): Promise<FileKeptVersions> {
   const c = resolveStoreOptions({ ...o, watch: false });
-  return FileKeptVersions.open(keptPath(c.path, c.collection), { limit: DEFAULT_KEEP_CONFLICTS, lockTimeoutMs: c.lockTimeoutMs, codec: keptCodecFor(o.codec) });
+  return FileKeptVersions.open(keptPath(c.path, c.collection), {
+    limit: DEFAULT_KEEP_CONFLICTS,
+    lockTimeoutMs: c.lockTimeoutMs,
+    codec: keptCodecFor(o.codec),
+  });
 }
 
 /** Documents with kept versions, in id order. */
@@ -87,7 +91,11 @@ export async function showConflict(o: ConflictsOptions, id: string): Promise<Sho
  * every kept version of `id` that existed when it started; `keepCurrent` only clears. E_NO_CONFLICT for an id
  * without kept versions or a version number that does not exist, before anything is written.
  */
-export async function resolveConflictRecord(o: ConflictsOptions, id: string, choice: ResolveChoice): Promise<ResolveResult> {
+export async function resolveConflictRecord(
+  o: ConflictsOptions,
+  id: string,
+  choice: ResolveChoice,
+): Promise<ResolveResult> {
   const kept = await openKept(o);
   try {
     const versions = await versionsOf(kept, id);
@@ -96,7 +104,11 @@ export async function resolveConflictRecord(o: ConflictsOptions, id: string, cho
     if ('use' in choice) {
       const v = versions[choice.use - 1];
       if (!Number.isSafeInteger(choice.use) || v === undefined) {
-        throw new P2PSyncError('E_NO_CONFLICT', `"${id}" has no kept version ${choice.use}; it has ${versions.length} (1-${versions.length})`, { id, version: choice.use });
+        throw new P2PSyncError(
+          'E_NO_CONFLICT',
+          `"${id}" has no kept version ${choice.use}; it has ${versions.length} (1-${versions.length})`,
+          { id, version: choice.use },
+        );
       }
       used = choice.use;
       if (v.document._deleted) {
@@ -119,7 +131,12 @@ export async function resolveConflictRecord(o: ConflictsOptions, id: string, cho
 
 async function versionsOf(kept: FileKeptVersions, id: string): Promise<KeptVersion[]> {
   const versions = (await kept.list()).get(id);
-  if (!versions || versions.length === 0) throw new P2PSyncError('E_NO_CONFLICT', `no kept versions of "${id}" (p2psync conflicts ls lists the documents that have some)`, { id });
+  if (!versions || versions.length === 0)
+    throw new P2PSyncError(
+      'E_NO_CONFLICT',
+      `no kept versions of "${id}" (p2psync conflicts ls lists the documents that have some)`,
+      { id },
+    );
   return versions;
 }
 

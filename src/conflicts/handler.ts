@@ -10,7 +10,10 @@ import { DEFAULT_LIMITS } from '../replication/limits.js';
 /** RxDB's `RxConflictHandler` shape (rxdb/src/types/conflict-handling.d.ts), as a user's module exports it. */
 export interface RxConflictHandlerLike {
   isEqual(a: unknown, b: unknown, context: string): boolean;
-  resolve(input: { newDocumentState: unknown; realMasterState: unknown; assumedMasterState?: unknown }, context: string): unknown;
+  resolve(
+    input: { newDocumentState: unknown; realMasterState: unknown; assumedMasterState?: unknown },
+    context: string,
+  ): unknown;
 }
 
 /** The contexts RxDB 17 passes, so a handler that looks at them behaves the same. */
@@ -34,10 +37,20 @@ export async function loadConflictHandler(file: string, primaryKey: string): Pro
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw new P2PSyncError('E_CONFLICT_HANDLER', `--conflict-handler ${file}: cannot load the module: ${(err as Error)?.message ?? String(err)}`, { file }, { cause: err });
+    throw new P2PSyncError(
+      'E_CONFLICT_HANDLER',
+      `--conflict-handler ${file}: cannot load the module: ${(err as Error)?.message ?? String(err)}`,
+      { file },
+      { cause: err },
+    );
   }
   const candidate = (mod.conflictHandler ?? mod.default) as Partial<RxConflictHandlerLike> | undefined;
-  if (typeof candidate !== 'object' || candidate === null || typeof candidate.isEqual !== 'function' || typeof candidate.resolve !== 'function') {
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.isEqual !== 'function' ||
+    typeof candidate.resolve !== 'function'
+  ) {
     throw new P2PSyncError(
       'E_CONFLICT_HANDLER',
       `--conflict-handler ${file}: export an object with isEqual(a, b, context) and resolve(input, context) functions, as the default export or as "conflictHandler"`,
@@ -51,7 +64,12 @@ export async function loadConflictHandler(file: string, primaryKey: string): Pro
 export function handlerStrategy(handler: RxConflictHandlerLike, file: string, primaryKey: string): ConflictStrategy {
   const rules = { primaryKey, maxDepth: DEFAULT_LIMITS.maxDocDepth, maxKeyLength: DEFAULT_LIMITS.maxKeyLength };
   const fail = (id: string, why: string, cause?: unknown): P2PSyncError =>
-    new P2PSyncError('E_CONFLICT_HANDLER', `--conflict-handler ${file}: ${why} (document "${id}")`, { file, id }, cause === undefined ? {} : { cause });
+    new P2PSyncError(
+      'E_CONFLICT_HANDLER',
+      `--conflict-handler ${file}: ${why} (document "${id}")`,
+      { file, id },
+      cause === undefined ? {} : { cause },
+    );
   const equal = (a: DocState, b: DocState, id: string): boolean => {
     let r: unknown;
     try {
@@ -59,7 +77,8 @@ export function handlerStrategy(handler: RxConflictHandlerLike, file: string, pr
     } catch (err) {
       throw fail(id, `isEqual threw: ${(err as Error)?.message ?? String(err)}`, err);
     }
-    if (typeof r !== 'boolean') throw fail(id, `isEqual returned ${describe(r)}, not a boolean (is it async? RxDB's isEqual is synchronous)`);
+    if (typeof r !== 'boolean')
+      throw fail(id, `isEqual returned ${describe(r)}, not a boolean (is it async? RxDB's isEqual is synchronous)`);
     return r;
   };
   return {
@@ -91,15 +110,18 @@ export function handlerStrategy(handler: RxConflictHandlerLike, file: string, pr
       }
       const checked = checkDoc(doc, rules);
       if (typeof checked === 'string') throw fail(id, `resolve returned ${describe(out)}, not a document: ${checked}`);
-      if (checked[primaryKey] !== id) throw fail(id, `resolve returned a document with ${primaryKey} ${JSON.stringify(checked[primaryKey])}`);
+      if (checked[primaryKey] !== id)
+        throw fail(id, `resolve returned a document with ${primaryKey} ${JSON.stringify(checked[primaryKey])}`);
       return checked;
     },
     discarded(input: ConflictInput, resolved: DocState): Discarded[] {
       // Only the handler knows what its result contains: an input it does not call equal to the result is kept.
       const id = input.newDocumentState[primaryKey] as string;
       const out: Discarded[] = [];
-      if (!docEquals(resolved, input.newDocumentState) && !equal(resolved, input.newDocumentState, id)) out.push({ side: 'local' });
-      if (!docEquals(resolved, input.realMasterState) && !equal(resolved, input.realMasterState, id)) out.push({ side: 'remote' });
+      if (!docEquals(resolved, input.newDocumentState) && !equal(resolved, input.newDocumentState, id))
+        out.push({ side: 'local' });
+      if (!docEquals(resolved, input.realMasterState) && !equal(resolved, input.realMasterState, id))
+        out.push({ side: 'remote' });
       return out;
     },
   };

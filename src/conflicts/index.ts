@@ -3,7 +3,16 @@
 // ConflictStrategy and ConflictKeeper interfaces.
 export { mergeStates, mergeStrategy, type MergeOutcome } from './merge.js';
 export { loadConflictHandler, handlerStrategy, type RxConflictHandlerLike } from './handler.js';
-export { DEFAULT_KEEP_CONFLICTS, MemoryKeptVersions, checkKeepLimit, keptCodecFor, plainCodec, type KeptCodec, type KeptVersion, type KeptVersionStore } from './kept.js';
+export {
+  DEFAULT_KEEP_CONFLICTS,
+  MemoryKeptVersions,
+  checkKeepLimit,
+  keptCodecFor,
+  plainCodec,
+  type KeptCodec,
+  type KeptVersion,
+  type KeptVersionStore,
+} from './kept.js';
 export { FileKeptVersions, keptPath } from './kept-file.js';
 export {
   listConflicts,

@@ -59,7 +59,10 @@ async function replay(path: string): Promise<Replayed> {
     throw ioError(err, path, 'read');
   }
   const damaged = (n: number, why: string): P2PSyncError =>
-    new P2PSyncError('E_SIDECAR', `${path}:${n}: the kept-versions journal is damaged (${why})`, { file: path, line: n });
+    new P2PSyncError('E_SIDECAR', `${path}:${n}: the kept-versions journal is damaged (${why})`, {
+      file: path,
+      line: n,
+    });
   const lines = text.split('\n');
   if (lines[0] !== HEADER) throw damaged(1, 'not a p2psync conflicts journal');
   const index = new KeptIndex<{ vid: string; line: string; v: unknown }>(Infinity);
@@ -74,7 +77,8 @@ async function replay(path: string): Promise<Replayed> {
     } catch {
       throw damaged(i + 1, 'unreadable line');
     }
-    if (rec?.t === 'k' && typeof rec.id === 'string' && typeof rec.vid === 'string') index.add(rec.id, { vid: rec.vid, line, v: rec.v });
+    if (rec?.t === 'k' && typeof rec.id === 'string' && typeof rec.vid === 'string')
+      index.add(rec.id, { vid: rec.vid, line, v: rec.v });
     else if (rec?.t === 'c' && typeof rec.id === 'string' && Array.isArray(rec.vids)) index.remove(rec.id, rec.vids);
     else throw damaged(i + 1, 'unknown record');
     count++;
@@ -147,7 +151,11 @@ export class FileKeptVersions implements KeptVersionStore {
           try {
             return this.codec.decode(x.v);
           } catch (err) {
-            throw new P2PSyncError('E_SIDECAR', `${this.path}: kept version ${x.vid} of "${id}" cannot be read: ${(err as Error).message}`, { file: this.path, id });
+            throw new P2PSyncError(
+              'E_SIDECAR',
+              `${this.path}: kept version ${x.vid} of "${id}" cannot be read: ${(err as Error).message}`,
+              { file: this.path, id },
+            );
           }
         }),
       );
@@ -227,7 +235,10 @@ export class FileKeptVersions implements KeptVersionStore {
       // Re-learn what others cleared, so the limit counts what is really there.
       for (const [id, list] of this.index.byId) {
         const there = new Set((r.index.byId.get(id) ?? []).map((x) => x.vid));
-        this.index.remove(id, list.filter((x) => !there.has(x.vid)).map((x) => x.vid));
+        this.index.remove(
+          id,
+          list.filter((x) => !there.has(x.vid)).map((x) => x.vid),
+        );
       }
     } finally {
       if (!locked) await this.lock.release();

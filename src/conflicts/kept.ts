@@ -39,7 +39,9 @@ export const plainCodec: KeptCodec = {
  * src/crypt): kept versions are documents too, so their encrypted fields are stored as ciphertext like every other
  * copy on disk (docs/STORES.md, "Encryption at rest").
  */
-export function keptCodecFor(docs: { encode(d: DocState): DocState; decode(d: DocState): DocState } | undefined): KeptCodec {
+export function keptCodecFor(
+  docs: { encode(d: DocState): DocState; decode(d: DocState): DocState } | undefined,
+): KeptCodec {
   if (!docs) return plainCodec;
   return {
     encode: (v) => ({ ...v, document: docs.encode(v.document) }),
@@ -73,7 +75,9 @@ export function checkKept(value: unknown): KeptVersion {
 /** Checks a `--keep-conflicts` value: a whole number from 0 (keep nothing) to 1000. */
 export function checkKeepLimit(n: number): number {
   if (!Number.isSafeInteger(n) || n < 0 || n > 1000) {
-    throw new P2PSyncError('E_BAD_OPTION', `--keep-conflicts must be a whole number from 0 to 1000, got ${String(n)}`, { option: 'keep-conflicts' });
+    throw new P2PSyncError('E_BAD_OPTION', `--keep-conflicts must be a whole number from 0 to 1000, got ${String(n)}`, {
+      option: 'keep-conflicts',
+    });
   }
   return n;
 }

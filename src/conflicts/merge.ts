@@ -49,7 +49,13 @@ export function mergeStates(fork: DocState, master: DocState, base: DocState | u
     return { document: living, fields: [], lost: fd ? 'local' : 'remote' };
   }
   const fields: string[] = [];
-  const body = mergeObjects(withoutDeleted(fork), withoutDeleted(master), base === undefined ? {} : withoutDeleted(base), '', fields) as Obj;
+  const body = mergeObjects(
+    withoutDeleted(fork),
+    withoutDeleted(master),
+    base === undefined ? {} : withoutDeleted(base),
+    '',
+    fields,
+  ) as Obj;
   const document = { ...body, _deleted: md } as DocState;
   // Both sides deleted: nobody's edit is lost, whatever the tombstones' bodies say.
   return { document, fields: md ? [] : fields, lost: fields.length > 0 && !md ? 'local' : undefined };
@@ -98,7 +104,8 @@ function mergeValue(fork: Slot, master: Slot, base: Slot, path: string, fields: 
   if (same(fork, master)) return master;
   if (same(fork, base)) return master;
   if (same(master, base)) return fork;
-  if (isPlain(fork) && isPlain(master)) return mergeObjects(fork, master, isPlain(base) ? base : {}, path, fields) as Json;
+  if (isPlain(fork) && isPlain(master))
+    return mergeObjects(fork, master, isPlain(base) ? base : {}, path, fields) as Json;
   fields.push(path);
   return master;
 }
@@ -110,7 +117,8 @@ function mergeValue(fork: Slot, master: Slot, base: Slot, path: string, fields: 
 export function mergeStrategy(): SyncConflictStrategy {
   // The outcome of the last merges by result object, so `discarded` need not merge again.
   const outcomes = new WeakMap<DocState, MergeOutcome>();
-  const merge = (input: ConflictInput): MergeOutcome => mergeStates(input.newDocumentState, input.realMasterState, input.assumedMasterState);
+  const merge = (input: ConflictInput): MergeOutcome =>
+    mergeStates(input.newDocumentState, input.realMasterState, input.assumedMasterState);
   return {
     name: 'merge',
     isEqual: docEquals,

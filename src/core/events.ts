@@ -14,8 +14,26 @@ export type SyncEvent =
   | { event: 'signaling-connected'; url: string; topic: string; peerId: string }
   | { event: 'signaling-disconnected'; url: string; topic: string; reason: string; retryInMs: number }
   | { event: 'signaling-hosted'; url: string; port: number }
-  | { event: 'joined'; topic: string; topics: string[]; store: string; storageToken: string; signal: string; conflict: string; deviceId?: string; secret?: boolean; allowPeers?: number }
-  | { event: 'peer-connected'; topic: string; peerId: string; peerToken: string; role: 'master' | 'fork'; path?: LinkPath }
+  | {
+      event: 'joined';
+      topic: string;
+      topics: string[];
+      store: string;
+      storageToken: string;
+      signal: string;
+      conflict: string;
+      deviceId?: string;
+      secret?: boolean;
+      allowPeers?: number;
+    }
+  | {
+      event: 'peer-connected';
+      topic: string;
+      peerId: string;
+      peerToken: string;
+      role: 'master' | 'fork';
+      path?: LinkPath;
+    }
   | { event: 'peer-disconnected'; topic: string; peerId: string; reason: string }
   /**
    * A peer was refused and its link closed: it failed the allowlist or the trust handshake (nothing was served or
@@ -56,7 +74,13 @@ export type SyncEvent =
   | { event: 'check'; check: string; target: string; ok: boolean; reason: string; details?: Record<string, unknown> }
   | { event: 'closed'; reason: string; exitCode: number }
   // p2psync verify
-  | { event: 'verify-peer'; peerId: string; kind: 'p2psync' | 'p2psync-old' | 'rxdb' | 'observer'; verifiable: boolean; peerToken?: string }
+  | {
+      event: 'verify-peer';
+      peerId: string;
+      kind: 'p2psync' | 'p2psync-old' | 'rxdb' | 'observer';
+      verifiable: boolean;
+      peerToken?: string;
+    }
   | {
       event: 'verified';
       equal: boolean;

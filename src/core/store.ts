@@ -1,5 +1,14 @@
 import type { Observable } from 'rxjs';
-import type { ChangeBatch, CasWrite, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from './types.js';
+import type {
+  ChangeBatch,
+  CasWrite,
+  Checkpoint,
+  DocState,
+  PeerState,
+  PeerStateUpdate,
+  StoreChange,
+  WriteOrigin,
+} from './types.js';
 
 /**
  * The one storage contract replication depends on. Implementations: memory, JSON file (lowdb), NDJSON file.

@@ -7,9 +7,20 @@ export function validateFields(fields: readonly string[], primaryKey: string): s
   const out: string[] = [];
   if (fields.length === 0) throw new P2PSyncError('E_BAD_OPTION', '--encrypt-fields needs at least one field name');
   for (const f of fields) {
-    if (f === '' || f.startsWith('_')) throw new P2PSyncError('E_BAD_OPTION', `cannot encrypt field "${f}": use top-level field names that do not start with "_"`, { field: f });
-    if (f === primaryKey) throw new P2PSyncError('E_BAD_OPTION', `cannot encrypt the primary key "${f}": ids stay readable (peers find documents by id)`, { field: f });
-    if (out.includes(f)) throw new P2PSyncError('E_BAD_OPTION', `field "${f}" is named twice in --encrypt-fields`, { field: f });
+    if (f === '' || f.startsWith('_'))
+      throw new P2PSyncError(
+        'E_BAD_OPTION',
+        `cannot encrypt field "${f}": use top-level field names that do not start with "_"`,
+        { field: f },
+      );
+    if (f === primaryKey)
+      throw new P2PSyncError(
+        'E_BAD_OPTION',
+        `cannot encrypt the primary key "${f}": ids stay readable (peers find documents by id)`,
+        { field: f },
+      );
+    if (out.includes(f))
+      throw new P2PSyncError('E_BAD_OPTION', `field "${f}" is named twice in --encrypt-fields`, { field: f });
     out.push(f);
   }
   return out;

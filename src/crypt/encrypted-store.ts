@@ -3,7 +3,17 @@ import { docEquals, docKey, normaliseDocument } from '../core/doc.js';
 import { isNormalised } from '../store/indexed-store.js';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { Store } from '../core/store.js';
-import type { AssumedChanges, CasWrite, ChangeBatch, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from '../core/types.js';
+import type {
+  AssumedChanges,
+  CasWrite,
+  ChangeBatch,
+  Checkpoint,
+  DocState,
+  PeerState,
+  PeerStateUpdate,
+  StoreChange,
+  WriteOrigin,
+} from '../core/types.js';
 import type { DocCipher } from './doc-cipher.js';
 
 /** What a document is in this layer: its stored (encrypted) object and its plaintext. */
@@ -152,7 +162,8 @@ export class EncryptedStore implements Store {
     for (const key of await this.peerStateKeys()) {
       const s = await this.inner.getPeerState(key);
       const stale: Array<[string, DocState]> = [];
-      for (const [id, d] of s?.assumed ?? []) if (this.docs.isStale(d)) stale.push([id, this.docs.encrypt(this.plain(d, false))]);
+      for (const [id, d] of s?.assumed ?? [])
+        if (this.docs.isStale(d)) stale.push([id, this.docs.encrypt(this.plain(d, false))]);
       if (stale.length > 0) {
         await this.inner.setPeerState(key, { assumed: stale });
         peerStates += stale.length;
@@ -174,7 +185,9 @@ export class EncryptedStore implements Store {
     // Validate every row before anything is written (atomic per batch). Encrypting copies a document anyway, so a
     // normalised one from replication (origin peer, see IndexedStore.normalise) is not copied a second time here.
     const handedOver = origin.kind === 'peer';
-    const docs = rows.map((r) => (handedOver && isNormalised(r.document, pk) ? r.document : normaliseDocument(r.document, pk)));
+    const docs = rows.map((r) =>
+      handedOver && isNormalised(r.document, pk) ? r.document : normaliseDocument(r.document, pk),
+    );
     const ids = docs.map((d) => docKey(d, pk)!);
     const current = await this.inner.get([...new Set(ids)]);
     const batch = new Map<string, Version | null>();

@@ -11,7 +11,10 @@ import { readSecret, type KeySource } from './secret.js';
 import { StoreEncryption } from './store-encryption.js';
 import { newDataKey } from './value.js';
 
-export interface RekeyOptions extends Pick<FileStoreOptions, 'path' | 'format' | 'primaryKey' | 'collection' | 'lockTimeoutMs'> {
+export interface RekeyOptions extends Pick<
+  FileStoreOptions,
+  'path' | 'format' | 'primaryKey' | 'collection' | 'lockTimeoutMs'
+> {
   /** The current key (missing: E_KEY_REQUIRED). */
   oldKey: KeySource | undefined;
   newKey: KeySource;
@@ -46,9 +49,14 @@ const PASS_DELAY_MS = 100;
  */
 export async function rekey(o: RekeyOptions): Promise<RekeyResult> {
   const location = { path: o.path, format: o.format, primaryKey: o.primaryKey, collection: o.collection };
-  const c = resolveStoreOptions({ ...location, watch: false, ...(o.lockTimeoutMs !== undefined ? { lockTimeoutMs: o.lockTimeoutMs } : {}) });
+  const c = resolveStoreOptions({
+    ...location,
+    watch: false,
+    ...(o.lockTimeoutMs !== undefined ? { lockTimeoutMs: o.lockTimeoutMs } : {}),
+  });
   const encryption = await StoreEncryption.prepare(location, { key: o.oldKey });
-  if (!encryption?.unlocked) throw new P2PSyncError('E_BAD_OPTION', `${c.path} is not encrypted: nothing to rekey`, { file: c.path });
+  if (!encryption?.unlocked)
+    throw new P2PSyncError('E_BAD_OPTION', `${c.path} is not encrypted: nothing to rekey`, { file: c.path });
   const oldSecret = await readSecret(o.oldKey!);
   const newSecret = await readSecret(o.newKey);
   if (oldSecret.equals(newSecret)) throw new P2PSyncError('E_BAD_OPTION', 'the new key is the same as the old key');
@@ -57,7 +65,12 @@ export async function rekey(o: RekeyOptions): Promise<RekeyResult> {
   const path = encryption.keyringPath;
   const lock = new FileLock(writeLockPath(c.path), 'rekey');
   const newKey = newDataKey();
-  const userFile = new UserFile({ path: c.path, format: c.format, primaryKey: c.primaryKey, ...(c.collection !== undefined ? { collection: c.collection } : {}) });
+  const userFile = new UserFile({
+    path: c.path,
+    format: c.format,
+    primaryKey: c.primaryKey,
+    ...(c.collection !== undefined ? { collection: c.collection } : {}),
+  });
   const result: RekeyResult = { documents: 0, peerStates: 0 };
 
   // Takes ownership for the whole run: E_LOCKED while a join runs, and no `put` can take it in between (it edits
@@ -67,7 +80,10 @@ export async function rekey(o: RekeyOptions): Promise<RekeyResult> {
   try {
     const both = await underLock(lock, c.lockTimeoutMs, async () => {
       const now = await readKeyring(path);
-      if (now?.text !== old.text) throw new P2PSyncError('E_LOCKED', `the keyring ${path} changed while rekey was starting; run it again`, { file: path });
+      if (now?.text !== old.text)
+        throw new P2PSyncError('E_LOCKED', `the keyring ${path} changed while rekey was starting; run it again`, {
+          file: path,
+        });
       return writeKeyring(path, old.fields, [...old.dataKeys, newKey], newKey, [oldSecret, newSecret]);
     });
     const docs = new DocCipher(c.primaryKey, old.fields, both.cipher);
@@ -85,7 +101,12 @@ export async function rekey(o: RekeyOptions): Promise<RekeyResult> {
       });
       if (done) return result;
       // A `put` that read the keyring before step 2 wrote under the old data key: let the watcher take it in.
-      if (pass >= MAX_PASSES) throw new P2PSyncError('E_LOCKED', `${c.path} kept changing during rekey; either key opens it; run rekey again`, { file: c.path });
+      if (pass >= MAX_PASSES)
+        throw new P2PSyncError(
+          'E_LOCKED',
+          `${c.path} kept changing during rekey; either key opens it; run rekey again`,
+          { file: c.path },
+        );
       await delay(PASS_DELAY_MS);
     }
   } finally {

@@ -18,7 +18,12 @@ export async function readSecret(source: KeySource): Promise<Buffer> {
     bytes = await readFile(source.file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (err as Error).message})`;
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : `cannot be read (${code ?? (err as Error).message})`;
     throw new P2PSyncError('E_KEY_FILE', `key file ${source.file} ${why}`, { file: source.file }, { cause: err });
   }
   let end = bytes.length;

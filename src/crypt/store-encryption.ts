@@ -45,26 +45,49 @@ export class StoreEncryption implements DocCodec {
    */
   static async prepare(location: StoreLocation, options: EncryptionOptions): Promise<StoreEncryption | undefined> {
     const c = resolveStoreOptions({ ...location, watch: false });
-    const where = { path: c.path, format: c.format, primaryKey: c.primaryKey, ...(c.collection !== undefined ? { collection: c.collection } : {}) };
+    const where = {
+      path: c.path,
+      format: c.format,
+      primaryKey: c.primaryKey,
+      ...(c.collection !== undefined ? { collection: c.collection } : {}),
+    };
     const path = keyringPath(c.path, c.collection);
     const read = await readKeyring(path);
     const fields = options.fields && validateFields(options.fields, c.primaryKey);
     if (!read) {
       if (!fields) {
-        if (options.key) throw new P2PSyncError('E_BAD_OPTION', `${c.path} is not encrypted; to encrypt a new store, name the fields with --encrypt-fields`, { file: c.path });
+        if (options.key)
+          throw new P2PSyncError(
+            'E_BAD_OPTION',
+            `${c.path} is not encrypted; to encrypt a new store, name the fields with --encrypt-fields`,
+            { file: c.path },
+          );
         return undefined;
       }
-      if (!options.key) throw new P2PSyncError('E_KEY_REQUIRED', '--encrypt-fields needs a key: --key-file FILE or P2PSYNC_ENCRYPTION_KEY');
+      if (!options.key)
+        throw new P2PSyncError(
+          'E_KEY_REQUIRED',
+          '--encrypt-fields needs a key: --key-file FILE or P2PSYNC_ENCRYPTION_KEY',
+        );
       return new StoreEncryption(where, path, await readSecret(options.key), fields, undefined);
     }
-    if (!options.key) throw new P2PSyncError('E_KEY_REQUIRED', `${c.path} is encrypted (keyring ${path}): give its key with --key-file or P2PSYNC_ENCRYPTION_KEY`, { file: c.path });
+    if (!options.key)
+      throw new P2PSyncError(
+        'E_KEY_REQUIRED',
+        `${c.path} is encrypted (keyring ${path}): give its key with --key-file or P2PSYNC_ENCRYPTION_KEY`,
+        { file: c.path },
+      );
     const secret = await readSecret(options.key);
     const keyring = await unlockKeyring(path, read, secret);
     if (fields && (fields.length !== keyring.fields.length || fields.some((f, i) => f !== keyring.fields[i]))) {
-      throw new P2PSyncError('E_BAD_OPTION', `${c.path} encrypts the fields ${keyring.fields.join(',')}; they were fixed when it was first encrypted (leave out --encrypt-fields)`, {
-        file: c.path,
-        fields: keyring.fields,
-      });
+      throw new P2PSyncError(
+        'E_BAD_OPTION',
+        `${c.path} encrypts the fields ${keyring.fields.join(',')}; they were fixed when it was first encrypted (leave out --encrypt-fields)`,
+        {
+          file: c.path,
+          fields: keyring.fields,
+        },
+      );
     }
     return new StoreEncryption(where, path, secret, keyring.fields, keyring);
   }
@@ -95,9 +118,21 @@ export class StoreEncryption implements DocCodec {
     const inner = await openStore({ ...options, encrypted: true });
     try {
       const file = this.location.path;
-      const store = await this.wrap(inner, (err) => emit?.({ event: 'error', code: err.code, message: `${file}: ${err.message}`, details: { ...err.details, file } }));
+      const store = await this.wrap(inner, (err) =>
+        emit?.({
+          event: 'error',
+          code: err.code,
+          message: `${file}: ${err.message}`,
+          details: { ...err.details, file },
+        }),
+      );
       if (this.rekeyPending) {
-        emit?.({ event: 'warning', code: 'W_REKEY_UNFINISHED', message: `a rekey of ${file} was interrupted; either key opens it until p2psync rekey runs again`, details: { file } });
+        emit?.({
+          event: 'warning',
+          code: 'W_REKEY_UNFINISHED',
+          message: `a rekey of ${file} was interrupted; either key opens it until p2psync rekey runs again`,
+          details: { file },
+        });
       }
       return store;
     } catch (err) {
@@ -145,7 +180,8 @@ export class StoreEncryption implements DocCodec {
   async refresh(): Promise<void> {
     const read = await readKeyring(this.keyringFile);
     if (!read) {
-      if (this.keyring) throw new P2PSyncError('E_KEYRING', `the keyring ${this.keyringFile} disappeared`, { file: this.keyringFile });
+      if (this.keyring)
+        throw new P2PSyncError('E_KEYRING', `the keyring ${this.keyringFile} disappeared`, { file: this.keyringFile });
       return;
     }
     if (read.text === this.keyring?.text) return;
@@ -160,7 +196,12 @@ export class StoreEncryption implements DocCodec {
    */
   async beforeOpen(): Promise<void> {
     const { path, format, primaryKey, collection } = this.location;
-    const file = new UserFile({ path, format: format!, primaryKey, ...(collection !== undefined ? { collection } : {}) });
+    const file = new UserFile({
+      path,
+      format: format!,
+      primaryKey,
+      ...(collection !== undefined ? { collection } : {}),
+    });
     const raw = await file.readText();
     if (!raw) return;
     const docs = file.parse(raw.text, true).docs;
@@ -172,13 +213,21 @@ export class StoreEncryption implements DocCodec {
   }
 
   private cipher(): DocCipher {
-    if (!this.docs) throw new P2PSyncError('E_KEYRING', `${this.location.path} has no keyring yet (another process owns it without encryption?)`, { file: this.keyringFile });
+    if (!this.docs)
+      throw new P2PSyncError(
+        'E_KEYRING',
+        `${this.location.path} has no keyring yet (another process owns it without encryption?)`,
+        { file: this.keyringFile },
+      );
     return this.docs;
   }
 
   private named(err: unknown): unknown {
     if (err instanceof P2PSyncError && err.code === 'E_DECRYPT') {
-      return new P2PSyncError(err.code, `${this.location.path}: ${err.message}`, { ...err.details, file: this.location.path });
+      return new P2PSyncError(err.code, `${this.location.path}: ${err.message}`, {
+        ...err.details,
+        file: this.location.path,
+      });
     }
     return err;
   }

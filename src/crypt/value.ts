@@ -85,14 +85,23 @@ export class ValueCipher {
     const nonce = this.nonces.take();
     const c = createCipheriv('aes-256-gcm', this.current.key, nonce);
     c.setAAD(aad(docId, field));
-    const body = Buffer.concat([this.currentKeyId, nonce, c.update(JSON.stringify(value), 'utf8'), c.final(), c.getAuthTag()]);
+    const body = Buffer.concat([
+      this.currentKeyId,
+      nonce,
+      c.update(JSON.stringify(value), 'utf8'),
+      c.final(),
+      c.getAuthTag(),
+    ]);
     return VALUE_PREFIX + body.toString('base64url');
   }
 
   /** The value, or E_DECRYPT naming the field and the document. */
   decrypt(text: string, docId: string, field: string): Json {
     const fail = (why: string): never => {
-      throw new P2PSyncError('E_DECRYPT', `field "${field}" of document "${docId}" does not decrypt: ${why}`, { id: docId, field });
+      throw new P2PSyncError('E_DECRYPT', `field "${field}" of document "${docId}" does not decrypt: ${why}`, {
+        id: docId,
+        field,
+      });
     };
     if (!isEncryptedValue(text)) fail(`not an encrypted value (no "${VALUE_PREFIX}" prefix)`);
     const encoded = text.slice(VALUE_PREFIX.length);
@@ -101,15 +110,21 @@ export class ValueCipher {
     if (body.length < MIN_BODY) fail('too short');
     const keyId = body.subarray(0, KEY_ID_BYTES).toString('hex');
     const key = this.byId.get(keyId);
-    if (!key) fail(`encrypted with data key ${keyId}, which this store's keyring does not hold (a value from another store?)`);
+    if (!key)
+      fail(`encrypted with data key ${keyId}, which this store's keyring does not hold (a value from another store?)`);
     const d = createDecipheriv('aes-256-gcm', key!.key, body.subarray(KEY_ID_BYTES, KEY_ID_BYTES + NONCE_BYTES));
     d.setAAD(aad(docId, field));
     d.setAuthTag(body.subarray(body.length - TAG_BYTES));
     let json: string;
     try {
-      json = Buffer.concat([d.update(body.subarray(KEY_ID_BYTES + NONCE_BYTES, body.length - TAG_BYTES)), d.final()]).toString('utf8');
+      json = Buffer.concat([
+        d.update(body.subarray(KEY_ID_BYTES + NONCE_BYTES, body.length - TAG_BYTES)),
+        d.final(),
+      ]).toString('utf8');
     } catch {
-      return fail('the authentication tag does not match (the value was changed, or moved from another document or field)');
+      return fail(
+        'the authentication tag does not match (the value was changed, or moved from another document or field)',
+      );
     }
     try {
       return JSON.parse(json) as Json;

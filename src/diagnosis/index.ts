@@ -97,11 +97,23 @@ export class ConnectionDiagnosis {
     const diagnosis = classifyTimeout(c);
     return {
       message: timeoutMessage(diagnosis, c, ms / 1000),
-      details: { diagnosis, peersSeen: handshaken, waitPeers, peersSignaled: c.signaled, peersConnected: c.connected, iceFailures: this.iceFailures },
+      details: {
+        diagnosis,
+        peersSeen: handshaken,
+        waitPeers,
+        peersSignaled: c.signaled,
+        peersConnected: c.connected,
+        iceFailures: this.iceFailures,
+      },
     };
   }
 
-  private async warn(topic: string, peerId: string, reason: string, ice: { local: CandidateCounts; remote: CandidateCounts; iceState: string; gatheringState: string }): Promise<void> {
+  private async warn(
+    topic: string,
+    peerId: string,
+    reason: string,
+    ice: { local: CandidateCounts; remote: CandidateCounts; iceState: string; gatheringState: string },
+  ): Promise<void> {
     this.iceFailures++;
     const turn = ice.local.relay === 0 && this.turn.length > 0 ? await this.turnAnswers() : [];
     const refusal = turn.find((t) => t.error !== undefined)?.error;
@@ -118,7 +130,15 @@ export class ConnectionDiagnosis {
         candidates: { local: ice.local, remote: ice.remote },
         iceState: ice.iceState,
         gatheringState: ice.gatheringState,
-        ...(turn.length > 0 ? { turn: turn.map((t) => ({ url: t.url, ok: t.error === undefined, ...(t.error ? { error: t.error } : {}) })) } : {}),
+        ...(turn.length > 0
+          ? {
+              turn: turn.map((t) => ({
+                url: t.url,
+                ok: t.error === undefined,
+                ...(t.error ? { error: t.error } : {}),
+              })),
+            }
+          : {}),
         hint,
       },
     });
@@ -132,7 +152,10 @@ export class ConnectionDiagnosis {
       this.turn.map(async ({ server, url }) => {
         let cached = this.probes.get(url);
         if (!cached || now - cached.at > PROBE_CACHE_MS) {
-          cached = { at: now, answer: probe(server, url).catch((err: unknown) => String(err instanceof Error ? err.message : err)) };
+          cached = {
+            at: now,
+            answer: probe(server, url).catch((err: unknown) => String(err instanceof Error ? err.message : err)),
+          };
           this.probes.set(url, cached);
         }
         return { url: redact(url), error: await cached.answer };

@@ -57,7 +57,10 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorCheck[]> {
   let turnOk = false;
   for (const { server } of turn) {
     const url = server.urls as string;
-    const r = await allocateTurn(url, server.username ?? '', server.credential ?? '', { ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}), timeoutMs });
+    const r = await allocateTurn(url, server.username ?? '', server.credential ?? '', {
+      ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+      timeoutMs,
+    });
     turnOk ||= r.ok;
     const reason = r.ok
       ? `allocation granted in ${r.ms} ms: relayed address ${r.relayed?.address}:${r.relayed?.port}`
@@ -73,11 +76,30 @@ async function checkStun(socket: StunSocket, url: string, timeoutMs: number): Pr
   const started = performance.now();
   try {
     const tid = newTransactionId();
-    const response = await socket.request(target.hostname, target.port, encodeRequest(Method.binding, tid, [{ type: Attr.software, value: Buffer.from('p2psync doctor') }]), tid, timeoutMs);
+    const response = await socket.request(
+      target.hostname,
+      target.port,
+      encodeRequest(Method.binding, tid, [{ type: Attr.software, value: Buffer.from('p2psync doctor') }]),
+      tid,
+      timeoutMs,
+    );
     const mapped = mappedAddress(response);
     const ms = Math.round(performance.now() - started);
-    if (!mapped) return { check: 'stun', target: url, ok: false, reason: 'the response carried no mapped address', details: { ms } };
-    return { check: 'stun', target: url, ok: true, reason: `binding answered in ${ms} ms: this host is seen as ${mapped.address}:${mapped.port} (local port ${socket.localPort})`, details: { ms, mapped, localPort: socket.localPort } };
+    if (!mapped)
+      return {
+        check: 'stun',
+        target: url,
+        ok: false,
+        reason: 'the response carried no mapped address',
+        details: { ms },
+      };
+    return {
+      check: 'stun',
+      target: url,
+      ok: true,
+      reason: `binding answered in ${ms} ms: this host is seen as ${mapped.address}:${mapped.port} (local port ${socket.localPort})`,
+      details: { ms, mapped, localPort: socket.localPort },
+    };
   } catch (err) {
     return { check: 'stun', target: url, ok: false, reason: `${(err as Error).message} (is UDP to it allowed?)` };
   }
@@ -88,12 +110,21 @@ async function checkStun(socket: StunSocket, url: string, timeoutMs: number): Pr
  * endpoint-independent (a cone NAT, or none): STUN suffices. Different mappings mean a symmetric NAT: direct
  * paths fail against another symmetric NAT, so a TURN server is needed.
  */
-export function natVerdict(mappings: Array<{ target: string; mapped: TransportAddress }>, turnOk: boolean): DoctorCheck {
+export function natVerdict(
+  mappings: Array<{ target: string; mapped: TransportAddress }>,
+  turnOk: boolean,
+): DoctorCheck {
   const distinct = new Set(mappings.map((m) => `${m.mapped.address}:${m.mapped.port}`));
   const details = { mappings, symmetric: distinct.size > 1 };
   const target = mappings.map((m) => m.target).join(' + ');
   if (distinct.size === 1) {
-    return { check: 'nat', target, ok: true, reason: `the same mapping (${[...distinct][0]}) towards every STUN server: no NAT or a cone NAT, STUN suffices`, details };
+    return {
+      check: 'nat',
+      target,
+      ok: true,
+      reason: `the same mapping (${[...distinct][0]}) towards every STUN server: no NAT or a cone NAT, STUN suffices`,
+      details,
+    };
   }
   return {
     check: 'nat',
@@ -113,8 +144,29 @@ function checkLocal(bindAddress: string | undefined): DoctorCheck {
   const listed = external.map((a) => `${a.address} (${a.name})`).join(', ');
   if (bindAddress !== undefined) {
     const ok = addresses.some((a) => a.address === bindAddress);
-    return { check: 'local', target: 'interfaces', ok, reason: ok ? `ICE binds to ${bindAddress}` : `--ice-bind ${bindAddress} is not an address of this host (it has ${listed || 'loopback only'})`, details: { addresses } };
+    return {
+      check: 'local',
+      target: 'interfaces',
+      ok,
+      reason: ok
+        ? `ICE binds to ${bindAddress}`
+        : `--ice-bind ${bindAddress} is not an address of this host (it has ${listed || 'loopback only'})`,
+      details: { addresses },
+    };
   }
-  if (external.length === 0) return { check: 'local', target: 'interfaces', ok: false, reason: 'only loopback addresses: peers on other hosts cannot reach this one', details: { addresses } };
-  return { check: 'local', target: 'interfaces', ok: true, reason: `host candidates: ${listed}`, details: { addresses } };
+  if (external.length === 0)
+    return {
+      check: 'local',
+      target: 'interfaces',
+      ok: false,
+      reason: 'only loopback addresses: peers on other hosts cannot reach this one',
+      details: { addresses },
+    };
+  return {
+    check: 'local',
+    target: 'interfaces',
+    ok: true,
+    reason: `host candidates: ${listed}`,
+    details: { addresses },
+  };
 }

@@ -12,7 +12,12 @@ export async function checkSignaling(url: string, timeoutMs: number): Promise<Do
   const topic = `p2psync-doctor-${randomToken(12)}`;
   const clients: SignalingClient[] = [];
   const open = (): SignalingClient => {
-    const client = createSignalingClient({ url, topic, connectTimeoutMs: timeoutMs, reconnect: { initialMs: timeoutMs, maxMs: timeoutMs } });
+    const client = createSignalingClient({
+      url,
+      topic,
+      connectTimeoutMs: timeoutMs,
+      reconnect: { initialMs: timeoutMs, maxMs: timeoutMs },
+    });
     clients.push(client);
     return client;
   };
@@ -41,16 +46,33 @@ export async function checkSignaling(url: string, timeoutMs: number): Promise<Do
     await b.close();
     await until(a, (ids) => !ids.includes(bId), timeoutMs, 'the second client never left the topic');
     lap('leaveMs', leaveStart);
-    return { check: 'signal', target: a.url, ok: true, reason: `connect ${timings['connectMs']} ms, join ${timings['joinMs']} ms, signal relay ${timings['signalMs']} ms, leave ${timings['leaveMs']} ms`, details: timings };
+    return {
+      check: 'signal',
+      target: a.url,
+      ok: true,
+      reason: `connect ${timings['connectMs']} ms, join ${timings['joinMs']} ms, signal relay ${timings['signalMs']} ms, leave ${timings['leaveMs']} ms`,
+      details: timings,
+    };
   } catch (err) {
     const e = toP2PSyncError(err, 'E_SIGNALING');
-    return { check: 'signal', target: clients[0]?.url ?? url, ok: false, reason: `${step} failed: ${e.message}`, details: { ...timings, code: e.code, step } };
+    return {
+      check: 'signal',
+      target: clients[0]?.url ?? url,
+      ok: false,
+      reason: `${step} failed: ${e.message}`,
+      details: { ...timings, code: e.code, step },
+    };
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));
   }
 }
 
-function until(client: SignalingClient, test: (ids: string[]) => boolean, timeoutMs: number, message: string): Promise<void> {
+function until(
+  client: SignalingClient,
+  test: (ids: string[]) => boolean,
+  timeoutMs: number,
+  message: string,
+): Promise<void> {
   if (test([...client.peers])) return Promise.resolve();
   let off = (): void => undefined;
   const met = new Promise<void>((resolve) => {
@@ -61,6 +83,8 @@ function until(client: SignalingClient, test: (ids: string[]) => boolean, timeou
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${message} within ${ms / 1000} s`)), ms)));
+  const limit = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`${message} within ${ms / 1000} s`)), ms)),
+  );
   return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
 }

@@ -76,7 +76,12 @@ function attribute(type: number, value: Buffer): Buffer {
 }
 
 /** Encodes a request; with `credentials`, USERNAME, REALM, NONCE and MESSAGE-INTEGRITY are appended. */
-export function encodeRequest(method: number, transactionId: Buffer, attributes: StunAttribute[], credentials?: LongTermKey): Buffer {
+export function encodeRequest(
+  method: number,
+  transactionId: Buffer,
+  attributes: StunAttribute[],
+  credentials?: LongTermKey,
+): Buffer {
   const type = method | Class.request;
   const parts = attributes.map((a) => attribute(a.type, a.value));
   if (credentials) {
@@ -120,7 +125,11 @@ export function find(message: StunMessage, type: number): Buffer | undefined {
 }
 
 /** An (XOR-)MAPPED-ADDRESS style value; undefined if malformed. */
-export function decodeAddress(value: Buffer | undefined, transactionId: Buffer, xor: boolean): TransportAddress | undefined {
+export function decodeAddress(
+  value: Buffer | undefined,
+  transactionId: Buffer,
+  xor: boolean,
+): TransportAddress | undefined {
   if (!value || value.length < 8) return undefined;
   const family = value[1];
   const port = value.readUInt16BE(2) ^ (xor ? MAGIC_COOKIE >>> 16 : 0);

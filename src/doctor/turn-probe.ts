@@ -1,6 +1,22 @@
 import { isIP } from 'node:net';
 import { hostPortOf, type IceServer } from '../transport/ice.js';
-import { Attr, Class, errorCode, longTermKey, mappedAddress, Method, decodeAddress, encodeRequest, find, newTransactionId, text, uint32, type LongTermKey, type StunMessage, type TransportAddress } from './stun.js';
+import {
+  Attr,
+  Class,
+  errorCode,
+  longTermKey,
+  mappedAddress,
+  Method,
+  decodeAddress,
+  encodeRequest,
+  find,
+  newTransactionId,
+  text,
+  uint32,
+  type LongTermKey,
+  type StunMessage,
+  type TransportAddress,
+} from './stun.js';
 import { StunSocket } from './udp.js';
 
 /** REQUESTED-TRANSPORT: UDP (protocol 17) in the first byte (RFC 5766 §14.7). */
@@ -19,14 +35,21 @@ export interface TurnAllocation {
 
 function describe(m: StunMessage): { error: string; errorCode?: number } {
   const e = errorCode(m);
-  return e ? { error: `${e.code} ${e.reason}`.trim(), errorCode: e.code } : { error: 'an error response without ERROR-CODE' };
+  return e
+    ? { error: `${e.code} ${e.reason}`.trim(), errorCode: e.code }
+    : { error: 'an error response without ERROR-CODE' };
 }
 
 /**
  * Asks a TURN server (UDP) for an allocation with long-term credentials, as ICE would, and releases it at once
  * (Refresh with LIFETIME 0). Resolves with the outcome; never rejects.
  */
-export async function allocateTurn(url: string, username: string, password: string, options: { bindAddress?: string; timeoutMs?: number } = {}): Promise<TurnAllocation> {
+export async function allocateTurn(
+  url: string,
+  username: string,
+  password: string,
+  options: { bindAddress?: string; timeoutMs?: number } = {},
+): Promise<TurnAllocation> {
   const started = performance.now();
   const ms = (): number => Math.round(performance.now() - started);
   const target = hostPortOf(url);
@@ -36,7 +59,12 @@ export async function allocateTurn(url: string, username: string, password: stri
     socket = await StunSocket.open(isIP(target.hostname) === 6 ? 6 : 4, options.bindAddress);
     const send = (credentials?: LongTermKey): Promise<StunMessage> => {
       const tid = newTransactionId();
-      const request = encodeRequest(Method.allocate, tid, [{ type: Attr.requestedTransport, value: uint32(UDP_TRANSPORT) }], credentials);
+      const request = encodeRequest(
+        Method.allocate,
+        tid,
+        [{ type: Attr.requestedTransport, value: uint32(UDP_TRANSPORT) }],
+        credentials,
+      );
       return socket!.request(target.hostname, target.port, request, tid, options.timeoutMs);
     };
     let response = await send();

@@ -46,7 +46,13 @@ export class StunSocket {
   }
 
   /** Sends a request with retransmits; resolves with the response, or rejects with "no response" after `timeoutMs`. */
-  async request(host: string, port: number, message: Buffer, transactionId: Buffer, timeoutMs = DEFAULT_STUN_TIMEOUT_MS): Promise<StunMessage> {
+  async request(
+    host: string,
+    port: number,
+    message: Buffer,
+    transactionId: Buffer,
+    timeoutMs = DEFAULT_STUN_TIMEOUT_MS,
+  ): Promise<StunMessage> {
     const address = isIP(host) ? host : (await lookup(host, { family: this.family })).address;
     const key = transactionId.toString('hex');
     return new Promise<StunMessage>((resolve, reject) => {

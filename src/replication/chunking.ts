@@ -36,14 +36,21 @@ export function frameSizes(maxMessageSize: number): FrameSizes {
 }
 
 /** The RxDB sizes: chunk everything above 16,384 characters into 16,384-character slices. */
-export const RXDB_FRAME_SIZES: FrameSizes = Object.freeze({ threshold: RXDB_CHUNK_CHARS, maxBytes: RXDB_CHUNK_CHARS, chunkChars: RXDB_CHUNK_CHARS });
+export const RXDB_FRAME_SIZES: FrameSizes = Object.freeze({
+  threshold: RXDB_CHUNK_CHARS,
+  maxBytes: RXDB_CHUNK_CHARS,
+  chunkChars: RXDB_CHUNK_CHARS,
+});
 
 /**
  * The message goes out as one frame: it is short enough in characters to fit whatever they encode to, or (mostly
  * ASCII JSON) its UTF-8 bytes fit the remote's limit. `bytes` is the text's UTF-8 length when the caller has it.
  */
 export function fitsOneFrame(text: string, sizes: FrameSizes, bytes?: number): boolean {
-  return text.length <= sizes.threshold || (text.length <= sizes.maxBytes && (bytes ?? Buffer.byteLength(text, 'utf8')) <= sizes.maxBytes);
+  return (
+    text.length <= sizes.threshold ||
+    (text.length <= sizes.maxBytes && (bytes ?? Buffer.byteLength(text, 'utf8')) <= sizes.maxBytes)
+  );
 }
 
 /** Splits a message's JSON text into frames. */
@@ -132,7 +139,10 @@ export class Reassembler {
     }
     if (set.total !== n) return this.drop(id, 'mismatch');
     if (set.parts[i] !== undefined) return this.drop(id, 'duplicate');
-    if (set.chars + data.length > this.limits.maxMessageChars || this.openChars + data.length > this.limits.maxMessageChars) {
+    if (
+      set.chars + data.length > this.limits.maxMessageChars ||
+      this.openChars + data.length > this.limits.maxMessageChars
+    ) {
       return this.drop(id, 'size');
     }
     set.parts[i] = data;

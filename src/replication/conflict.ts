@@ -131,10 +131,14 @@ export class ConflictRegistry {
   create(name: string, options: ConflictStrategyOptions = {}): ConflictStrategy {
     const factory = this.factories.get(name);
     if (!factory) {
-      throw new P2PSyncError('E_BAD_OPTION', `unknown conflict strategy "${name}" (known: ${this.names().join(', ')})`, {
-        option: 'conflict',
-        value: name,
-      });
+      throw new P2PSyncError(
+        'E_BAD_OPTION',
+        `unknown conflict strategy "${name}" (known: ${this.names().join(', ')})`,
+        {
+          option: 'conflict',
+          value: name,
+        },
+      );
     }
     return factory(options);
   }
@@ -147,7 +151,12 @@ export function createConflictRegistry(): ConflictRegistry {
 }
 
 /** Which input a resolution picked, for `conflict` events. */
-export function winnerOf(resolved: DocState, local: DocState, remote: DocState, isEqual: (a: DocState, b: DocState) => boolean): 'local' | 'remote' | 'merged' {
+export function winnerOf(
+  resolved: DocState,
+  local: DocState,
+  remote: DocState,
+  isEqual: (a: DocState, b: DocState) => boolean,
+): 'local' | 'remote' | 'merged' {
   if (resolved === remote || isEqual(resolved, remote)) return 'remote';
   if (resolved === local || isEqual(resolved, local)) return 'local';
   return 'merged';

@@ -70,7 +70,13 @@ export class Downstream {
   }
 
   get idle(): boolean {
-    return this.initialDone && !this.running && !this.loopPending && this.events.length === 0 && this.retryTimer === undefined;
+    return (
+      this.initialDone &&
+      !this.running &&
+      !this.loopPending &&
+      this.events.length === 0 &&
+      this.retryTimer === undefined
+    );
   }
 
   inspect(): Record<string, unknown> {
@@ -218,7 +224,9 @@ export class Downstream {
   private async applyEvent(event: Batch): Promise<void> {
     const order = compareCheckpoints(event.checkpoint, this.state.down);
     if (order !== undefined && order <= 0) return;
-    const down = isPlainObject(event.checkpoint) ? mergeCheckpoints(this.state.down, event.checkpoint) : this.state.down;
+    const down = isPlainObject(event.checkpoint)
+      ? mergeCheckpoints(this.state.down, event.checkpoint)
+      : this.state.down;
     await this.apply(event.documents, down);
   }
 
@@ -263,7 +271,11 @@ export class Downstream {
             if (a === undefined || !isEqual(a, m)) this.state.setAssumed(id, f);
           } else if (this.ctx.direction === 'pull' && (a === undefined || !isEqual(a, m))) {
             await this.resolveLocally(f, a, m);
-          } else if (pushes && (a === undefined || !isEqual(a, m)) && (flying?.has(id) || pushes.inFlight(id) || (a ?? null) !== row.expected)) {
+          } else if (
+            pushes &&
+            (a === undefined || !isEqual(a, m)) &&
+            (flying?.has(id) || pushes.inFlight(id) || (a ?? null) !== row.expected)
+          ) {
             pushes.recheck(id);
           }
         }
@@ -272,7 +284,12 @@ export class Downstream {
     }
     await this.ctx.track(this.state.persist(down));
     if (docs.length > 0) {
-      this.ctx.emit({ event: 'pulled', peerId: this.ctx.link.remotePeerId, count: docs.length, total: this.ctx.stats.pulled });
+      this.ctx.emit({
+        event: 'pulled',
+        peerId: this.ctx.link.remotePeerId,
+        count: docs.length,
+        total: this.ctx.stats.pulled,
+      });
     }
   }
 

@@ -68,7 +68,15 @@ export class Fork {
 
   inspect(): Record<string, unknown> {
     const { confirmNeeded, confirming } = this;
-    return { loaded: !!this.state, confirmNeeded, confirming, down: this.downstream?.inspect(), up: this.upstream?.inspect(), downCp: this.state?.down, upCp: this.state?.up };
+    return {
+      loaded: !!this.state,
+      confirmNeeded,
+      confirming,
+      down: this.downstream?.inspect(),
+      up: this.upstream?.inspect(),
+      downCp: this.state?.down,
+      upCp: this.state?.up,
+    };
   }
 
   /** Sends the in-sync marker when both directions just became idle. Called on every state change of the link. */

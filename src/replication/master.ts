@@ -103,7 +103,16 @@ export class MasterServer {
 
   inspect(): Record<string, unknown> {
     const { serving, streaming, caughtUp, awaitingConfirm, resyncPending, resyncsSent } = this;
-    return { queued: this.queue.length, serving, streaming, caughtUp, awaitingConfirm, resyncPending, resyncsSent, prompt: !!this.promptTimer };
+    return {
+      queued: this.queue.length,
+      serving,
+      streaming,
+      caughtUp,
+      awaitingConfirm,
+      resyncPending,
+      resyncsSent,
+      prompt: !!this.promptTimer,
+    };
   }
 
   handle(request: RpcRequest): void {
@@ -112,11 +121,17 @@ export class MasterServer {
       return this.ctx.dropPeer(`more than ${limits.maxPendingRequests} requests waiting`, 'maxPendingRequests');
     }
     if (this.queuedChars + request.chars > limits.maxPendingRequestChars) {
-      return this.ctx.dropPeer(`more than ${limits.maxPendingRequestChars} characters of requests waiting`, 'maxPendingRequestChars');
+      return this.ctx.dropPeer(
+        `more than ${limits.maxPendingRequestChars} characters of requests waiting`,
+        'maxPendingRequestChars',
+      );
     }
     const rows = request.method === 'masterWrite' ? request.params[0] : undefined;
     if (Array.isArray(rows) && rows.length > limits.maxRowsPerRequest) {
-      return this.ctx.dropPeer(`a masterWrite of ${rows.length} rows (at most ${limits.maxRowsPerRequest})`, 'maxRowsPerRequest');
+      return this.ctx.dropPeer(
+        `a masterWrite of ${rows.length} rows (at most ${limits.maxRowsPerRequest})`,
+        'maxRowsPerRequest',
+      );
     }
     this.queue.push(request);
     this.queuedChars += request.chars;
@@ -161,7 +176,8 @@ export class MasterServer {
       });
       return;
     }
-    const echo = this.ctx.peerIsP2PSync && change.origin.kind === 'peer' && change.origin.peerToken === this.ctx.peerToken;
+    const echo =
+      this.ctx.peerIsP2PSync && change.origin.kind === 'peer' && change.origin.peerToken === this.ctx.peerToken;
     const documents = echo ? [] : change.documents;
     this.ctx.rpc.sendStream({ checkpoint: change.checkpoint, documents });
     this.ctx.stats.sent += documents.length;
@@ -190,7 +206,10 @@ export class MasterServer {
         this.queuedChars -= request.chars;
         let answer: () => void;
         try {
-          const result = request.method === 'masterWrite' ? await this.write(request.params) : await this.changesSince(request.params);
+          const result =
+            request.method === 'masterWrite'
+              ? await this.write(request.params)
+              : await this.changesSince(request.params);
           answer = () => rpc.respond(request.id, result);
         } catch (err) {
           answer = () => rpc.respondError(request.id, errorJson(err));
@@ -226,9 +245,19 @@ export class MasterServer {
     }
     const limit = Math.min(Math.floor(size), this.ctx.limits.maxBatchSize);
     const skip = isPlainObject(options) ? options[PAGE_AHEAD.skip] : undefined;
-    if (skip !== undefined && !(Number.isSafeInteger(skip) && (skip as number) >= 0 && (skip as number) <= MAX_SKIP_PAGES * this.ctx.limits.maxBatchSize)) {
+    if (
+      skip !== undefined &&
+      !(
+        Number.isSafeInteger(skip) &&
+        (skip as number) >= 0 &&
+        (skip as number) <= MAX_SKIP_PAGES * this.ctx.limits.maxBatchSize
+      )
+    ) {
       this.ctx.reject('masterChangesSince with an invalid skip');
-      throw new P2PSyncError('E_PROTOCOL', `${PAGE_AHEAD.skip} must be a whole number from 0 to ${MAX_SKIP_PAGES} batches`);
+      throw new P2PSyncError(
+        'E_PROTOCOL',
+        `${PAGE_AHEAD.skip} must be a whole number from 0 to ${MAX_SKIP_PAGES} batches`,
+      );
     }
     if (this.ctx.direction === 'pull') return { checkpoint: given ?? null, documents: [] };
     let checkpoint: Checkpoint | null = null;
@@ -277,7 +306,10 @@ export class MasterServer {
     const byId = new Map<string, WriteRow>();
     const pk = this.ctx.rules.primaryKey;
     for (const row of rows) byId.set(row.newDocumentState[pk] as string, row);
-    const writes = [...byId.values()].map((r) => ({ document: r.newDocumentState, expected: r.assumedMasterState ?? null }));
+    const writes = [...byId.values()].map((r) => ({
+      document: r.newDocumentState,
+      expected: r.assumedMasterState ?? null,
+    }));
     const origin = { kind: 'peer' as const, peerToken: this.ctx.peerToken ?? '' };
     const conflicts = await this.ctx.track(this.ctx.store.bulkWrite(writes, origin));
     this.ctx.stats.sent += conflicts.length;
@@ -285,7 +317,12 @@ export class MasterServer {
     const applied = writes.length - conflicts.length;
     if (applied > 0) {
       this.ctx.stats.pulled += applied;
-      this.ctx.emit({ event: 'pulled', peerId: this.ctx.link.remotePeerId, count: applied, total: this.ctx.stats.pulled });
+      this.ctx.emit({
+        event: 'pulled',
+        peerId: this.ctx.link.remotePeerId,
+        count: applied,
+        total: this.ctx.stats.pulled,
+      });
     }
     return conflicts;
   }

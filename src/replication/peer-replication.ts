@@ -11,8 +11,19 @@ import type { ConflictStrategy } from './conflict.js';
 import type { Direction, LinkContext, ReplicationStats } from './context.js';
 import { Fork } from './fork.js';
 import { ForkState } from './fork-state.js';
-import { DEFAULT_LIMITS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETRY_DELAY_MS, type ReplicationLimits } from './limits.js';
-import { MASTER_METHODS, MasterServer, P2PSYNC_CAPABILITY, P2PSYNC_CAPABILITY_VERSION, announcedP2PSyncVersion } from './master.js';
+import {
+  DEFAULT_LIMITS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RETRY_DELAY_MS,
+  type ReplicationLimits,
+} from './limits.js';
+import {
+  MASTER_METHODS,
+  MasterServer,
+  P2PSYNC_CAPABILITY,
+  P2PSYNC_CAPABILITY_VERSION,
+  announcedP2PSyncVersion,
+} from './master.js';
 import { isMaster } from './master-rule.js';
 import { Rpc, type RpcRequest } from './rpc.js';
 import { DigestServer } from './digest-server.js';
@@ -140,7 +151,11 @@ class LinkReplication implements PeerReplication, LinkContext {
     this.conflict = options.conflict;
     this.keeper = options.keeper;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.rules = { primaryKey: options.store.primaryKey, maxDepth: this.limits.maxDocDepth, maxKeyLength: this.limits.maxKeyLength };
+    this.rules = {
+      primaryKey: options.store.primaryKey,
+      maxDepth: this.limits.maxDocDepth,
+      maxKeyLength: this.limits.maxKeyLength,
+    };
     const emit = options.emit ?? (() => {});
     this.progress = new ProgressEvents(emit);
     // Progress is coalesced; any other event first lets pending progress out, so the order stays true.
@@ -194,7 +209,14 @@ class LinkReplication implements PeerReplication, LinkContext {
 
   /** Internal state for debugging and tests; the shape may change at any time. */
   inspect(): Record<string, unknown> {
-    return { role: this.role, closed: this.closed, inFlight: this.rpc.inFlight, pressure: this.rpc.pressure, master: this.master.inspect(), fork: this.fork?.inspect() };
+    return {
+      role: this.role,
+      closed: this.closed,
+      inFlight: this.rpc.inFlight,
+      pressure: this.rpc.pressure,
+      master: this.master.inspect(),
+      fork: this.fork?.inspect(),
+    };
   }
 
   close(): Promise<void> {
@@ -231,7 +253,12 @@ class LinkReplication implements PeerReplication, LinkContext {
     if (this.closed) return;
     const e = toP2PSyncError(err);
     debug('replication: %s with %s failed: %s', during, this.link.remotePeerId, e.message);
-    this.emit({ event: 'error', code: e.code, message: `${during} with peer ${this.link.remotePeerId} failed: ${e.message}`, details: { peerId: this.link.remotePeerId, during, ...e.details } });
+    this.emit({
+      event: 'error',
+      code: e.code,
+      message: `${during} with peer ${this.link.remotePeerId} failed: ${e.message}`,
+      details: { peerId: this.link.remotePeerId, during, ...e.details },
+    });
   }
 
   dropPeer(reason: string, limit: string): void {
@@ -245,13 +272,21 @@ class LinkReplication implements PeerReplication, LinkContext {
   reject(reason: string): void {
     this.stats.rejected++;
     if (this.stats.rejected > this.limits.maxRejectedInputs) {
-      return this.dropPeer(`more than ${this.limits.maxRejectedInputs} refused frames, requests or documents`, 'maxRejectedInputs');
+      return this.dropPeer(
+        `more than ${this.limits.maxRejectedInputs} refused frames, requests or documents`,
+        'maxRejectedInputs',
+      );
     }
     debug('replication: refused input from %s: %s', this.link.remotePeerId, reason);
     if (this.warned >= WARNINGS_PER_LINK) return;
     this.warned++;
     const more = this.warned === WARNINGS_PER_LINK ? ' (further refusals on this link are only counted)' : '';
-    this.emit({ event: 'warning', code: 'E_PROTOCOL', message: `refused input from peer ${this.link.remotePeerId}: ${reason}${more}`, details: { peerId: this.link.remotePeerId } });
+    this.emit({
+      event: 'warning',
+      code: 'E_PROTOCOL',
+      message: `refused input from peer ${this.link.remotePeerId}: ${reason}${more}`,
+      details: { peerId: this.link.remotePeerId },
+    });
   }
 
   // ---- internals ----
@@ -284,14 +319,21 @@ class LinkReplication implements PeerReplication, LinkContext {
   private becomeObserver(): void {
     debug('replication: %s is an observer (p2psync verify); not replicating with it', this.link.remotePeerId);
     this.observer = true;
-    this.settleReady(new P2PSyncError('E_PEER', `peer ${this.link.remotePeerId} is an observer and holds no documents`));
+    this.settleReady(
+      new P2PSyncError('E_PEER', `peer ${this.link.remotePeerId} is an observer and holds no documents`),
+    );
     for (const h of this.handlers) h();
   }
 
   private decide(peerToken: string): void {
     this.peerToken = peerToken;
     this.role = isMaster(this.store.storageToken, peerToken) ? 'master' : 'fork';
-    debug('replication: %s (token %s) is %s of this side', this.link.remotePeerId, peerToken, this.role === 'master' ? 'fork' : 'master');
+    debug(
+      'replication: %s (token %s) is %s of this side',
+      this.link.remotePeerId,
+      peerToken,
+      this.role === 'master' ? 'fork' : 'master',
+    );
     if (this.role === 'master') {
       this.master.startStream();
     } else {
@@ -316,7 +358,11 @@ class LinkReplication implements PeerReplication, LinkContext {
       this.reject(`unknown method "${request.method.slice(0, 64)}"`);
       // An error answer spares the caller its timeout; none when the peer is not reading what we send anyway.
       if (this.rpc.pressure < this.limits.highWaterBytes) {
-        this.rpc.respondError(request.id, { name: 'P2PSyncError', code: 'E_PROTOCOL', message: `unknown method "${request.method.slice(0, 64)}"` });
+        this.rpc.respondError(request.id, {
+          name: 'P2PSyncError',
+          code: 'E_PROTOCOL',
+          message: `unknown method "${request.method.slice(0, 64)}"`,
+        });
       }
     }
     this.changed();
@@ -356,7 +402,9 @@ class LinkReplication implements PeerReplication, LinkContext {
     this.digests.close();
     this.fork?.close();
     this.rpc.close();
-    this.settleReady(new P2PSyncError('E_PEER', `the link to peer ${this.link.remotePeerId} closed before the handshake ended`));
+    this.settleReady(
+      new P2PSyncError('E_PEER', `the link to peer ${this.link.remotePeerId} closed before the handshake ended`),
+    );
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
     this.progress.flush();
     this.lastIdle = false;
@@ -370,10 +418,16 @@ function validateOptions(o: ReplicationOptions): void {
   };
   if (!o.store || !o.link) bad('store', 'replicate() needs a store and a link');
   if (typeof o.topic !== 'string' || o.topic.length === 0) bad('topic', 'the topic must be a non-empty string');
-  if (!Number.isSafeInteger(o.batchSize) || o.batchSize < 1) bad('batch-size', `the batch size must be a whole number of at least 1, got ${o.batchSize}`);
-  if (o.direction !== undefined && !['both', 'pull', 'push'].includes(o.direction)) bad('direction', `unknown direction "${String(o.direction)}"`);
-  if (!o.conflict || typeof o.conflict.resolve !== 'function' || typeof o.conflict.isEqual !== 'function') bad('conflict', 'a conflict strategy is required');
-  for (const [name, v] of [['requestTimeoutMs', o.requestTimeoutMs], ['retryDelayMs', o.retryDelayMs]] as const) {
+  if (!Number.isSafeInteger(o.batchSize) || o.batchSize < 1)
+    bad('batch-size', `the batch size must be a whole number of at least 1, got ${o.batchSize}`);
+  if (o.direction !== undefined && !['both', 'pull', 'push'].includes(o.direction))
+    bad('direction', `unknown direction "${String(o.direction)}"`);
+  if (!o.conflict || typeof o.conflict.resolve !== 'function' || typeof o.conflict.isEqual !== 'function')
+    bad('conflict', 'a conflict strategy is required');
+  for (const [name, v] of [
+    ['requestTimeoutMs', o.requestTimeoutMs],
+    ['retryDelayMs', o.retryDelayMs],
+  ] as const) {
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) bad(name, `${name} must be a positive number`);
   }
 }

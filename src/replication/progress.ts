@@ -16,7 +16,10 @@ export function isProgressEvent(e: SyncEvent): e is ProgressEvent {
  * prints a handful of progress lines instead of one per batch, each of which cost the CLI a synchronous write.
  */
 export class ProgressEvents {
-  private readonly kinds = new Map<ProgressEvent['event'], { pending: ProgressEvent | undefined; last: number; timer: NodeJS.Timeout | undefined }>();
+  private readonly kinds = new Map<
+    ProgressEvent['event'],
+    { pending: ProgressEvent | undefined; last: number; timer: NodeJS.Timeout | undefined }
+  >();
 
   constructor(
     private readonly emit: EmitEvent,
@@ -51,6 +54,7 @@ export class ProgressEvents {
 
 /** `b` with the counts of `a` added: one event for both batches. */
 function merge(a: ProgressEvent, b: ProgressEvent): ProgressEvent {
-  if (a.event === 'pushed' && b.event === 'pushed') return { ...b, count: a.count + b.count, conflicts: a.conflicts + b.conflicts };
+  if (a.event === 'pushed' && b.event === 'pushed')
+    return { ...b, count: a.count + b.count, conflicts: a.conflicts + b.conflicts };
   return { ...b, count: a.count + b.count };
 }

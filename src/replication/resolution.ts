@@ -20,7 +20,11 @@ export interface Resolution {
  * an `error` event naming the document, and undefined is returned: the caller leaves the document as it was and
  * goes on with the others.
  */
-export async function resolveConflict(ctx: LinkContext, id: string, input: ConflictInput): Promise<Resolution | undefined> {
+export async function resolveConflict(
+  ctx: LinkContext,
+  id: string,
+  input: ConflictInput,
+): Promise<Resolution | undefined> {
   const { conflict } = ctx;
   let resolved: DocState;
   let discarded;
@@ -31,7 +35,10 @@ export async function resolveConflict(ctx: LinkContext, id: string, input: Confl
     discarded = discardedBy(conflict, input, resolved);
   } catch (err) {
     const e = toP2PSyncError(err, 'E_CONFLICT_HANDLER');
-    ctx.fail(new P2PSyncError(e.code, e.message, { ...e.details, id }, { cause: err }), `resolving the conflict on "${id}"`);
+    ctx.fail(
+      new P2PSyncError(e.code, e.message, { ...e.details, id }, { cause: err }),
+      `resolving the conflict on "${id}"`,
+    );
     return undefined;
   }
   const winner = winnerOf(resolved, input.newDocumentState, input.realMasterState, conflict.isEqual);

@@ -2,7 +2,14 @@ import { debuglog } from 'node:util';
 import type { PeerLink } from '../core/link.js';
 import { P2PSyncError } from '../core/errors.js';
 import { randomToken } from '../core/random.js';
-import { Reassembler, encodeFrames, fitsOneFrame, frameSizes, type ChunkRejection, type FrameSizes } from './chunking.js';
+import {
+  Reassembler,
+  encodeFrames,
+  fitsOneFrame,
+  frameSizes,
+  type ChunkRejection,
+  type FrameSizes,
+} from './chunking.js';
 import type { ReplicationLimits } from './limits.js';
 
 const debug = debuglog('p2psync');
@@ -81,7 +88,11 @@ export class Rpc {
     const { link, limits } = options;
     this.sizes = options.frameSizes ?? frameSizes(link.maxMessageSize);
     this.reassembler = new Reassembler(limits, (reason: ChunkRejection) => {
-      if (reason === 'size') options.handlers.onOverLimit(`a chunked message over ${limits.maxMessageChars} characters in reassembly`, 'maxMessageChars');
+      if (reason === 'size')
+        options.handlers.onOverLimit(
+          `a chunked message over ${limits.maxMessageChars} characters in reassembly`,
+          'maxMessageChars',
+        );
       else options.handlers.onInvalid(`chunk: ${reason}`);
     });
   }
@@ -120,7 +131,11 @@ export class Rpc {
    * Like `request`, and also tells the size of the answer in UTF-8 bytes. `lastSentBytes` holds the size of the
    * request right after the call returns.
    */
-  requestSized(method: string, params: unknown[], timeoutMs = this.options.timeoutMs): Promise<{ result: unknown; bytes: number }> {
+  requestSized(
+    method: string,
+    params: unknown[],
+    timeoutMs = this.options.timeoutMs,
+  ): Promise<{ result: unknown; bytes: number }> {
     if (this.isClosed) return Promise.reject(new P2PSyncError('E_PEER', 'the peer link is closed'));
     const id = `${this.options.ownToken}|${this.requestFlag}|${this.counter++}`;
     return new Promise<{ result: unknown; bytes: number }>((resolve, reject) => {
@@ -188,7 +203,11 @@ export class Rpc {
     const bytes = Buffer.byteLength(text, 'utf8');
     this.lastSentBytes = bytes;
     const link = this.options.link;
-    if (this.head === this.queue.length && fitsOneFrame(text, this.sizes, bytes) && link.bufferedAmount() < this.options.limits.highWaterBytes) {
+    if (
+      this.head === this.queue.length &&
+      fitsOneFrame(text, this.sizes, bytes) &&
+      link.bufferedAmount() < this.options.limits.highWaterBytes
+    ) {
       this.send(text);
       return;
     }
@@ -228,7 +247,11 @@ export class Rpc {
     try {
       this.options.link.send(frame);
     } catch (err) {
-      debug('replication: sending to %s failed: %s', this.options.link.remotePeerId, err instanceof Error ? err.message : String(err));
+      debug(
+        'replication: sending to %s failed: %s',
+        this.options.link.remotePeerId,
+        err instanceof Error ? err.message : String(err),
+      );
       this.close();
       this.options.link.close();
     }
@@ -313,7 +336,9 @@ function parseObject(text: string): Record<string, unknown> | undefined {
     debug('replication: dropped a frame that is not JSON (%d chars)', text.length);
     return undefined;
   }
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
 }
 
 function remoteError(method: string, error: unknown): P2PSyncError {

@@ -60,12 +60,28 @@ export class Upstream {
   }
 
   get idle(): boolean {
-    return this.started && !this.running && !this.dirty && this.repush.length === 0 && this.probes.size === 0 && this.retryTimer === undefined;
+    return (
+      this.started &&
+      !this.running &&
+      !this.dirty &&
+      this.repush.length === 0 &&
+      this.probes.size === 0 &&
+      this.retryTimer === undefined
+    );
   }
 
   inspect(): Record<string, unknown> {
     const { started, running, dirty, atHead } = this;
-    return { started, running, dirty, atHead, repush: this.repush.length, probes: this.probes.size, flying: this.flying.size, retry: !!this.retryTimer };
+    return {
+      started,
+      running,
+      dirty,
+      atHead,
+      repush: this.repush.length,
+      probes: this.probes.size,
+      flying: this.flying.size,
+      retry: !!this.retryTimer,
+    };
   }
 
   /** True while a push of the document is sent and not fully handled (answer read, conflict resolved). */
@@ -110,7 +126,8 @@ export class Upstream {
 
   /** A commit made for this link's master (downstream writes): nothing to push; keep the up-checkpoint at the head. */
   selfCommit(checkpoint: Checkpoint): void {
-    if (this.started && this.atHead && !this.running && !this.dirty && this.retryTimer === undefined) this.state.setUp(checkpoint);
+    if (this.started && this.atHead && !this.running && !this.dirty && this.retryTimer === undefined)
+      this.state.setUp(checkpoint);
   }
 
   close(): void {
@@ -159,7 +176,8 @@ export class Upstream {
         let page = await this.ctx.track(store.changesSince(checkpoint, scan));
         // A document that changed again while its last push is unanswered waits for that answer, then is read again:
         // pushed at once it would carry the assumed state the answer is about to replace, and conflict with itself.
-        const waiting = (): boolean => this.flying.size > 0 && page.documents.some((f) => this.flying.has(f[pk] as string));
+        const waiting = (): boolean =>
+          this.flying.size > 0 && page.documents.some((f) => this.flying.has(f[pk] as string));
         while (waiting() && window.length > 0) {
           while (waiting() && window.length > 0) await this.settle(window);
           page = await this.ctx.track(store.changesSince(checkpoint, scan));
@@ -173,7 +191,7 @@ export class Upstream {
         }
         const last = page.documents.length > 0 ? (page.checkpoint ?? undefined) : undefined;
         if (rows.length === 0 && last) window.push({ done: Promise.resolve(), checkpoint: last });
-        for (let i = 0; i < rows.length; ) {
+        for (let i = 0; i < rows.length;) {
           const batch = rows.slice(i, i + this.sizer.size);
           i += batch.length;
           await this.send(window, batch, i >= rows.length ? last : undefined);
@@ -257,7 +275,7 @@ export class Upstream {
       if (a !== undefined && (a === f || this.ctx.conflict.isEqual(a, f))) this.probeRows.add(row);
       keep.push(row);
     }
-    for (let i = 0; i < keep.length; ) {
+    for (let i = 0; i < keep.length;) {
       const batch = keep.slice(i, i + this.sizer.size);
       i += batch.length;
       await this.send(window, batch);
@@ -322,7 +340,13 @@ export class Upstream {
       refused.push([row, real]);
     }
     if (refused.length > 0) await this.resolveAll(refused);
-    this.ctx.emit({ event: 'pushed', peerId: this.ctx.link.remotePeerId, count: rows.length, conflicts: refused.length, total: stats.pushed });
+    this.ctx.emit({
+      event: 'pushed',
+      peerId: this.ctx.link.remotePeerId,
+      count: rows.length,
+      conflicts: refused.length,
+      total: stats.pushed,
+    });
   }
 
   /**
@@ -403,6 +427,10 @@ export class Upstream {
       this.state.setAssumed(id, real);
       return undefined;
     }
-    return resolveConflict(this.ctx, id, { newDocumentState: mine, assumedMasterState: row.assumedMasterState, realMasterState: real });
+    return resolveConflict(this.ctx, id, {
+      newDocumentState: mine,
+      assumedMasterState: row.assumedMasterState,
+      realMasterState: real,
+    });
   }
 }

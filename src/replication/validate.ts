@@ -87,7 +87,9 @@ export function mergeCheckpoints(previous: Json, next: Json): Json {
 
 /** True if the value has the `{id, lwt}` shape of an RxDB or p2psync master checkpoint. */
 export function isLwtCheckpoint(value: unknown): value is Checkpoint {
-  return isPlainObject(value) && typeof value.id === 'string' && typeof value.lwt === 'number' && Number.isFinite(value.lwt);
+  return (
+    isPlainObject(value) && typeof value.id === 'string' && typeof value.lwt === 'number' && Number.isFinite(value.lwt)
+  );
 }
 
 /** Orders two checkpoints when both have the `{id, lwt}` shape; undefined when they cannot be compared. */

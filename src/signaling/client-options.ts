@@ -41,7 +41,10 @@ export interface SignalingClientOptions {
    * TLS settings for `wss://`: extra trusted CA certificate(s) (PEM) and whether to verify the server at all.
    * Node also honours `NODE_EXTRA_CA_CERTS=/path/ca.pem` (read at process start) without any option.
    */
-  readonly tls?: { readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>; readonly rejectUnauthorized?: boolean };
+  readonly tls?: {
+    readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+    readonly rejectUnauthorized?: boolean;
+  };
   /**
    * By default a 401/403 before the first successful connection is fatal (wrong credentials do not fix
    * themselves; `join --once` must fail fast), while one after a success is retried (the server may have been
@@ -80,7 +83,8 @@ export function secretsOf(url: URL): string[] {
   const out: string[] = [];
   if (url.username) out.push(url.username, decodeURIComponent(url.username));
   if (url.password) out.push(url.password, decodeURIComponent(url.password));
-  for (const [name, value] of url.searchParams) if (SECRET_PARAM.test(name) && value) out.push(value, encodeURIComponent(value));
+  for (const [name, value] of url.searchParams)
+    if (SECRET_PARAM.test(name) && value) out.push(value, encodeURIComponent(value));
   return out.filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
 }
 
@@ -89,17 +93,22 @@ export function validateOptions(options: SignalingClientOptions): URL {
   const url = parseWsUrl(options.url);
   const topic: unknown = options.topic;
   if (typeof topic !== 'string' || topic.length < 6 || topic.length > 99) {
-    throw new P2PSyncError('E_BAD_OPTION', 'the topic must be 6 to 99 characters long (signaling servers reject other room names)');
+    throw new P2PSyncError(
+      'E_BAD_OPTION',
+      'the topic must be 6 to 99 characters long (signaling servers reject other room names)',
+    );
   }
   const positive = (name: string, v: number | undefined): void => {
-    if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new P2PSyncError('E_BAD_OPTION', `${name} must be a positive number, got ${v}`);
+    if (v !== undefined && !(Number.isFinite(v) && v > 0))
+      throw new P2PSyncError('E_BAD_OPTION', `${name} must be a positive number, got ${v}`);
   };
   positive('reconnect.initialMs', options.reconnect?.initialMs);
   positive('reconnect.maxMs', options.reconnect?.maxMs);
   positive('pingIntervalMs', options.pingIntervalMs);
   positive('connectTimeoutMs', options.connectTimeoutMs);
   const jitter = options.reconnect?.jitter;
-  if (jitter !== undefined && !(jitter >= 0 && jitter <= 1)) throw new P2PSyncError('E_BAD_OPTION', `reconnect.jitter must be between 0 and 1, got ${jitter}`);
+  if (jitter !== undefined && !(jitter >= 0 && jitter <= 1))
+    throw new P2PSyncError('E_BAD_OPTION', `reconnect.jitter must be between 0 and 1, got ${jitter}`);
   return url;
 }
 
@@ -108,10 +117,16 @@ function parseWsUrl(raw: string): URL {
   try {
     url = new URL(raw);
   } catch {
-    throw new P2PSyncError('E_BAD_OPTION', `invalid signaling URL "${redactUrl(raw)}": expected ws://host:port or wss://host:port`);
+    throw new P2PSyncError(
+      'E_BAD_OPTION',
+      `invalid signaling URL "${redactUrl(raw)}": expected ws://host:port or wss://host:port`,
+    );
   }
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-    throw new P2PSyncError('E_BAD_OPTION', `invalid signaling URL "${redactUrl(raw)}": the scheme must be ws:// or wss://`);
+    throw new P2PSyncError(
+      'E_BAD_OPTION',
+      `invalid signaling URL "${redactUrl(raw)}": the scheme must be ws:// or wss://`,
+    );
   }
   return url;
 }

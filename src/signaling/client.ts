@@ -93,7 +93,9 @@ class WsSignalingClient implements SignalingClient {
   ) {
     this.rawUrls = [options.url, ...(options.fallbackUrls ?? [])];
     this.redactedUrls = this.rawUrls.map(redactUrl);
-    this.secrets = [parsed, ...(options.fallbackUrls ?? []).map((u) => new URL(u))].flatMap(secretsOf).sort((a, b) => b.length - a.length);
+    this.secrets = [parsed, ...(options.fallbackUrls ?? []).map((u) => new URL(u))]
+      .flatMap(secretsOf)
+      .sort((a, b) => b.length - a.length);
     this.topic = options.topic;
     this.initialMs = options.reconnect?.initialMs ?? DEFAULT_RECONNECT.initialMs;
     this.maxMs = Math.max(this.initialMs, options.reconnect?.maxMs ?? DEFAULT_RECONNECT.maxMs);
@@ -151,9 +153,13 @@ class WsSignalingClient implements SignalingClient {
           this.waiters.delete(waiter);
           const last = this.lastReason ? ` (last error: ${this.lastReason})` : '';
           reject(
-            new P2PSyncError('E_UNREACHABLE', `could not connect to the signaling server ${this.url} within ${timeoutMs / 1000} s${last}`, {
-              url: this.url,
-            }),
+            new P2PSyncError(
+              'E_UNREACHABLE',
+              `could not connect to the signaling server ${this.url} within ${timeoutMs / 1000} s${last}`,
+              {
+                url: this.url,
+              },
+            ),
           );
         }, timeoutMs);
       }
@@ -215,7 +221,10 @@ class WsSignalingClient implements SignalingClient {
     }, this.connectTimeoutMs);
 
     socket.on('unexpected-response', (_req, res) => {
-      this.lastFailure ??= { reason: `HTTP ${res.statusCode ?? 0} at the WebSocket upgrade`, httpStatus: res.statusCode ?? 0 };
+      this.lastFailure ??= {
+        reason: `HTTP ${res.statusCode ?? 0} at the WebSocket upgrade`,
+        httpStatus: res.statusCode ?? 0,
+      };
       res.resume();
       socket.terminate();
     });
@@ -282,7 +291,9 @@ class WsSignalingClient implements SignalingClient {
     const from = msg.senderPeerId;
     if (!own || msg.receiverPeerId !== own || typeof from !== 'string' || from.length === 0) return;
     const message: SignalMessage =
-      typeof msg.connectionId === 'string' ? { from, data: msg.data, connectionId: msg.connectionId } : { from, data: msg.data };
+      typeof msg.connectionId === 'string'
+        ? { from, data: msg.data, connectionId: msg.connectionId }
+        : { from, data: msg.data };
     this.deliver(this.signalHandlers, message);
   }
 
@@ -294,7 +305,8 @@ class WsSignalingClient implements SignalingClient {
     const wasConnected = this.ownId !== undefined;
     this.ownId = undefined;
     this.roomPeers = [];
-    const reason = wasConnected || !this.lastFailure ? describeClose(code, this.scrub(reasonText)) : this.lastFailure.reason;
+    const reason =
+      wasConnected || !this.lastFailure ? describeClose(code, this.scrub(reasonText)) : this.lastFailure.reason;
     const status = wasConnected ? undefined : this.lastFailure?.httpStatus;
     this.lastReason = reason;
     if (wasConnected) this.deliver(this.statusHandlers, { connected: false });
@@ -320,7 +332,8 @@ class WsSignalingClient implements SignalingClient {
     if (!fatal) {
       // Retried: one event per streak of refusals. A fatal refusal is not emitted: it rejects waitConnected(),
       // whose caller reports it (once).
-      if (!this.authErrorReported) this.options.emit?.({ event: 'error', code: err.code, message: err.message, details: err.details });
+      if (!this.authErrorReported)
+        this.options.emit?.({ event: 'error', code: err.code, message: err.message, details: err.details });
       this.authErrorReported = true;
       return false;
     }
@@ -400,6 +413,7 @@ function parseFrame(data: RawData): Record<string, unknown> | undefined {
 }
 
 function describeClose(code: number, reason: string): string {
-  const text = code === 1005 ? 'closed by the server (no status)' : code === 1006 ? 'connection lost' : `closed with code ${code}`;
+  const text =
+    code === 1005 ? 'closed by the server (no status)' : code === 1006 ? 'connection lost' : `closed with code ${code}`;
   return reason ? `${text}: ${reason}` : text;
 }

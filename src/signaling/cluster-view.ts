@@ -109,7 +109,9 @@ export class RemoteView {
     const before = this.rooms.get(room) ?? new Map<string, RemoteMember>();
     snapshot.delete(this.self);
     for (const [id, member] of snapshot) if (member.node === this.self) snapshot.delete(id);
-    const changed = before.size !== snapshot.size || [...snapshot.keys()].some((id) => before.get(id)?.node !== snapshot.get(id)!.node);
+    const changed =
+      before.size !== snapshot.size ||
+      [...snapshot.keys()].some((id) => before.get(id)?.node !== snapshot.get(id)!.node);
     if (snapshot.size === 0) this.rooms.delete(room);
     else this.rooms.set(room, snapshot);
     return changed;

@@ -16,7 +16,14 @@
 import { Redis } from 'ioredis';
 import { P2PSyncError } from '../core/errors.js';
 import { createPeerId } from './server-protocol.js';
-import { decodeRelay, encodeRelay, parseClusterEvent, RemoteView, type ClusterEvent, type RemoteMember } from './cluster-view.js';
+import {
+  decodeRelay,
+  encodeRelay,
+  parseClusterEvent,
+  RemoteView,
+  type ClusterEvent,
+  type RemoteMember,
+} from './cluster-view.js';
 import { redactUrl } from './client-options.js';
 
 export interface ClusterOptions {
@@ -69,14 +76,25 @@ export function validateClusterOptions(o: ClusterOptions): void {
   try {
     url = new URL(o.url);
   } catch {
-    throw new P2PSyncError('E_BAD_OPTION', `invalid Redis URL "${redactUrl(o.url)}": expected redis://host:port`, { option: 'redis' });
+    throw new P2PSyncError('E_BAD_OPTION', `invalid Redis URL "${redactUrl(o.url)}": expected redis://host:port`, {
+      option: 'redis',
+    });
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-    throw new P2PSyncError('E_BAD_OPTION', `invalid Redis URL "${redactUrl(o.url)}": the scheme must be redis:// or rediss://`, { option: 'redis' });
+    throw new P2PSyncError(
+      'E_BAD_OPTION',
+      `invalid Redis URL "${redactUrl(o.url)}": the scheme must be redis:// or rediss://`,
+      { option: 'redis' },
+    );
   }
-  for (const [name, v] of [['memberTtlMs', o.memberTtlMs], ['refreshMs', o.refreshMs]] as const) {
+  for (const [name, v] of [
+    ['memberTtlMs', o.memberTtlMs],
+    ['refreshMs', o.refreshMs],
+  ] as const) {
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 100)) {
-      throw new P2PSyncError('E_BAD_OPTION', `${name} must be a whole number of at least 100 ms, got ${String(v)}`, { option: name });
+      throw new P2PSyncError('E_BAD_OPTION', `${name} must be a whole number of at least 100 ms, got ${String(v)}`, {
+        option: name,
+      });
     }
   }
 }
@@ -120,7 +138,11 @@ export class RedisBackplane {
     this.cmd = new Redis(options.url, { ...redisOptions, connectionName: `p2psync-${this.node}` });
     // The subscriber only ever sends SUBSCRIBE: queue it until the first connection (ioredis resubscribes after
     // every reconnect by itself).
-    this.sub = new Redis(options.url, { ...redisOptions, enableOfflineQueue: true, connectionName: `p2psync-${this.node}-sub` });
+    this.sub = new Redis(options.url, {
+      ...redisOptions,
+      enableOfflineQueue: true,
+      connectionName: `p2psync-${this.node}-sub`,
+    });
     for (const conn of [this.cmd, this.sub]) {
       conn.on('error', (err: Error) => this.failed(err));
       conn.on('ready', () => this.stateChanged());
@@ -190,7 +212,8 @@ export class RedisBackplane {
       clearInterval(this.timer);
       if (this.up) {
         const tx = this.cmd.multi();
-        for (const room of this.hub?.localRooms() ?? []) tx.del(this.memberKey(room)).zrem(this.roomKey(room), this.node);
+        for (const room of this.hub?.localRooms() ?? [])
+          tx.del(this.memberKey(room)).zrem(this.roomKey(room), this.node);
         tx.publish(this.eventsChannel, JSON.stringify({ t: 'b', n: this.node } satisfies ClusterEvent));
         await Promise.race([tx.exec().catch(() => undefined), delay(timeoutMs)]);
       }
@@ -247,7 +270,9 @@ export class RedisBackplane {
     const tx = this.cmd.multi();
     for (const room of rooms) {
       const key = this.memberKey(room);
-      tx.del(key).hset(key, ...hub.localMembers(room).flatMap(([id, at]) => [id, String(at)])).pexpire(key, this.ttlMs);
+      tx.del(key)
+        .hset(key, ...hub.localMembers(room).flatMap(([id, at]) => [id, String(at)]))
+        .pexpire(key, this.ttlMs);
       tx.zadd(this.roomKey(room), exp, this.node).pexpire(this.roomKey(room), this.ttlMs);
     }
     if (!(await this.run(tx.exec()))) return;
@@ -261,7 +286,8 @@ export class RedisBackplane {
     const epochs = rooms.map((r) => this.epochs.get(r) ?? 0);
     const now = Date.now();
     const listing = this.cmd.pipeline();
-    for (const room of rooms) listing.zremrangebyscore(this.roomKey(room), '-inf', now).zrangebyscore(this.roomKey(room), now, '+inf');
+    for (const room of rooms)
+      listing.zremrangebyscore(this.roomKey(room), '-inf', now).zrangebyscore(this.roomKey(room), now, '+inf');
     const listed = await this.run(listing.exec());
     if (!listed) return;
     const reads = this.cmd.pipeline();
@@ -281,7 +307,8 @@ export class RedisBackplane {
     asked.forEach(([i, node], k) => {
       const hash = read[k]?.[1];
       if (typeof hash !== 'object' || hash === null) return;
-      for (const [peerId, at] of Object.entries(hash as Record<string, string>)) snapshots[i]!.set(peerId, { node, at: Number(at) || 0 });
+      for (const [peerId, at] of Object.entries(hash as Record<string, string>))
+        snapshots[i]!.set(peerId, { node, at: Number(at) || 0 });
     });
     rooms.forEach((room, i) => {
       // A room emptied locally meanwhile is not ours any more; one with fresh events is newer than this read.
@@ -295,7 +322,8 @@ export class RedisBackplane {
     try {
       const result = await p;
       // exec() reports per-command errors inside its result.
-      if (Array.isArray(result) && result.some((r) => Array.isArray(r) && r[0])) throw (result.find((r) => Array.isArray(r) && r[0]) as [Error])[0];
+      if (Array.isArray(result) && result.some((r) => Array.isArray(r) && r[0]))
+        throw (result.find((r) => Array.isArray(r) && r[0]) as [Error])[0];
       return result;
     } catch (err) {
       this.failed(err as Error, false);
@@ -315,7 +343,11 @@ export class RedisBackplane {
     if (up === this.wasUp) return;
     this.wasUp = up;
     this.downSince = up ? undefined : Date.now();
-    this.emit(up ? { type: 'redis-up', url: this.url } : { type: 'redis-down', url: this.url, message: this.lastError ?? 'connection closed' });
+    this.emit(
+      up
+        ? { type: 'redis-up', url: this.url }
+        : { type: 'redis-down', url: this.url, message: this.lastError ?? 'connection closed' },
+    );
     // Back from an outage (or a restart that emptied Redis): rewrite our rooms and catch up on missed events.
     if (up) void this.refresh();
   }

@@ -58,13 +58,21 @@ function isLoopback(host: string): boolean {
 export function createDefaultSignaling(options: DefaultSignalingOptions): DefaultSignaling {
   const host = options.host ?? '127.0.0.1';
   if (!isLoopback(host)) {
-    throw new P2PSyncError('E_BAD_OPTION', `the embedded signaling server only runs on loopback (127.0.0.1 or ::1), not ${host}; pass --signal to use another server`, {
-      option: 'host',
-    });
+    throw new P2PSyncError(
+      'E_BAD_OPTION',
+      `the embedded signaling server only runs on loopback (127.0.0.1 or ::1), not ${host}; pass --signal to use another server`,
+      {
+        option: 'host',
+      },
+    );
   }
   const port = options.port ?? DEFAULT_SIGNAL_PORT;
   if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    throw new P2PSyncError('E_BAD_OPTION', `the embedded signaling port must be a whole number from 1 to 65535, got ${String(port)}`, { option: 'port' });
+    throw new P2PSyncError(
+      'E_BAD_OPTION',
+      `the embedded signaling port must be a whole number from 1 to 65535, got ${String(port)}`,
+      { option: 'port' },
+    );
   }
   return new EmbeddedSignaling(options, host, port);
 }
@@ -187,10 +195,18 @@ class EmbeddedSignaling implements DefaultSignaling {
         return;
       }
       // The attempt goes ahead, is refused and retried with backoff; say why once, not on every retry.
-      const error = err instanceof P2PSyncError ? err : new P2PSyncError('E_SIGNALING', err instanceof Error ? err.message : String(err));
+      const error =
+        err instanceof P2PSyncError
+          ? err
+          : new P2PSyncError('E_SIGNALING', err instanceof Error ? err.message : String(err));
       if (this.lastWarning !== error.code) {
         this.lastWarning = error.code;
-        this.options.emit?.({ event: 'warning', code: error.code, message: `cannot host the signaling server: ${error.message}`, details: error.details });
+        this.options.emit?.({
+          event: 'warning',
+          code: error.code,
+          message: `cannot host the signaling server: ${error.message}`,
+          details: error.details,
+        });
       }
       return;
     }

@@ -35,7 +35,9 @@ export function tokenMatches(expected: string, candidate: string | undefined): b
 function splitUrl(url: string | undefined): { path: string; query: URLSearchParams } {
   const raw = url ?? '/';
   const q = raw.indexOf('?');
-  return q < 0 ? { path: raw, query: new URLSearchParams() } : { path: raw.slice(0, q), query: new URLSearchParams(raw.slice(q + 1)) };
+  return q < 0
+    ? { path: raw, query: new URLSearchParams() }
+    : { path: raw.slice(0, q), query: new URLSearchParams(raw.slice(q + 1)) };
 }
 
 /** The token a request presents: `?token=` (what RxDB clients can send unchanged) or `Authorization: Bearer`. */
@@ -53,15 +55,28 @@ function authorized(ctx: HttpContext, req: IncomingMessage): boolean {
 
 const COMMON_HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' } as const;
 
-function reply(req: IncomingMessage, res: ServerResponse, status: number, contentType: string, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), ...headers });
+function reply(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    ...COMMON_HEADERS,
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 /** `GET /healthz` (open), `GET /metrics` (token-protected when a token is set), 404 for anything else. */
 export function handleRequest(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
   const { path } = splitUrl(req.url);
-  if (path !== '/healthz' && path !== '/metrics') return reply(req, res, 404, 'text/plain; charset=utf-8', 'not found\n');
+  if (path !== '/healthz' && path !== '/metrics')
+    return reply(req, res, 404, 'text/plain; charset=utf-8', 'not found\n');
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     return reply(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { Allow: 'GET, HEAD' });
   }
@@ -83,7 +98,9 @@ export function handleRequest(ctx: HttpContext, req: IncomingMessage, res: Serve
     return reply(req, res, status === 'ok' ? 200 : 503, 'application/json; charset=utf-8', body + '\n');
   }
   if (!authorized(ctx, req)) {
-    return reply(req, res, 401, 'text/plain; charset=utf-8', 'unauthorized\n', { 'WWW-Authenticate': 'Bearer realm="p2psync"' });
+    return reply(req, res, 401, 'text/plain; charset=utf-8', 'unauthorized\n', {
+      'WWW-Authenticate': 'Bearer realm="p2psync"',
+    });
   }
   return reply(req, res, 200, 'text/plain; version=0.0.4; charset=utf-8', ctx.metrics.render(gauges, ctx.cluster));
 }
@@ -112,7 +129,14 @@ export function refuseUpgrade(socket: Duplex, status: number, headers: Record<st
   );
 }
 
-function refuse(ctx: HttpContext, req: IncomingMessage, socket: Duplex, reason: UpgradeRefusal, status: number, headers?: Record<string, string>): void {
+function refuse(
+  ctx: HttpContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  reason: UpgradeRefusal,
+  status: number,
+  headers?: Record<string, string>,
+): void {
   ctx.metrics.refuse(reason);
   ctx.emit({ type: 'upgrade-refused', reason, status, remoteAddress: req.socket.remoteAddress ?? '' });
   refuseUpgrade(socket, status, headers);
@@ -123,7 +147,8 @@ export function handleUpgrade(ctx: HttpContext, req: IncomingMessage, socket: Du
   // A reset during the handshake must not become an uncaught 'error' event.
   socket.on('error', () => socket.destroy());
   if (ctx.closing()) return refuse(ctx, req, socket, 'shutting_down', 503);
-  if (!authorized(ctx, req)) return refuse(ctx, req, socket, 'unauthorized', 401, { 'WWW-Authenticate': 'Bearer realm="p2psync"' });
+  if (!authorized(ctx, req))
+    return refuse(ctx, req, socket, 'unauthorized', 401, { 'WWW-Authenticate': 'Bearer realm="p2psync"' });
   if (ctx.hub.openSockets >= ctx.limits.maxConnections) return refuse(ctx, req, socket, 'max_connections', 503);
   ctx.wss.handleUpgrade(req, socket, head, (ws) => ctx.hub.attach(ws, req.socket.remoteAddress ?? ''));
 }

@@ -113,7 +113,16 @@ export class SignalHub {
     let id = createPeerId();
     while (this.peers.has(id)) id = createPeerId();
     const now = this.now();
-    const peer: Peer = { id, socket, slot: this.attached++ % HEARTBEAT_SLICES, rooms: new Map(), bucket: new TokenBucket(this.limits.maxFramesPerSecond, now), lastActivity: now, alive: true, gone: false };
+    const peer: Peer = {
+      id,
+      socket,
+      slot: this.attached++ % HEARTBEAT_SLICES,
+      rooms: new Map(),
+      bucket: new TokenBucket(this.limits.maxFramesPerSecond, now),
+      lastActivity: now,
+      alive: true,
+      gone: false,
+    };
     this.peers.set(id, peer);
     this.sockets.add(socket);
     this.metrics.connectionsTotal += 1;
@@ -213,12 +222,14 @@ export class SignalHub {
     // Like RxDB, any message counts as activity for the idle timeout, even one that is then rejected.
     peer.lastActivity = now;
     this.metrics.framesReceived += 1;
-    if (!peer.bucket.take(now)) return this.violation(peer, 'rate_limited', SIGNAL_CLOSE_CODES.rateLimited, 'rate limit exceeded');
+    if (!peer.bucket.take(now))
+      return this.violation(peer, 'rate_limited', SIGNAL_CLOSE_CODES.rateLimited, 'rate limit exceeded');
     // RxDB's server accepts binary frames holding JSON, so we do too (invalid UTF-8 in them becomes U+FFFD);
     // ws has already validated text frames' UTF-8. Relayed frames always go out as text.
     const parsed = parseClientFrame(rawToText(data));
     if (!parsed.ok) {
-      const code = parsed.reason === 'unknown_type' ? SIGNAL_CLOSE_CODES.unknownType : SIGNAL_CLOSE_CODES.invalidMessage;
+      const code =
+        parsed.reason === 'unknown_type' ? SIGNAL_CLOSE_CODES.unknownType : SIGNAL_CLOSE_CODES.invalidMessage;
       return this.violation(peer, parsed.reason, code, parsed.detail);
     }
     const msg = parsed.message;
@@ -256,9 +267,11 @@ export class SignalHub {
   }
 
   private relay(peer: Peer, senderPeerId: unknown, receiverPeerId: unknown, raw: string): void {
-    if (senderPeerId !== peer.id) return this.violation(peer, 'spoofed_sender', SIGNAL_CLOSE_CODES.spoofedSender, 'spoofed sender');
+    if (senderPeerId !== peer.id)
+      return this.violation(peer, 'spoofed_sender', SIGNAL_CLOSE_CODES.spoofedSender, 'spoofed sender');
     const receiver = typeof receiverPeerId === 'string' ? this.peers.get(receiverPeerId) : undefined;
-    if (!receiver && this.cluster && typeof receiverPeerId === 'string') return this.relayRemote(peer, receiverPeerId, raw);
+    if (!receiver && this.cluster && typeof receiverPeerId === 'string')
+      return this.relayRemote(peer, receiverPeerId, raw);
     // Unknown receivers are dropped silently, as RxDB does: the receiver may just have left.
     if (!receiver) return this.dropped(peer, 'unknown_receiver');
     // RxDB relays to any known id; we only relay between members of a shared room, so knowing an id is not

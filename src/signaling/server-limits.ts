@@ -50,7 +50,11 @@ export function resolveLimits(partial: Partial<SignalLimits> = {}): SignalLimits
     const value = partial[key];
     if (value === undefined) continue;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-      throw new P2PSyncError('E_BAD_OPTION', `signal server limit ${key} must be a positive whole number, got ${String(value)}`, { option: key });
+      throw new P2PSyncError(
+        'E_BAD_OPTION',
+        `signal server limit ${key} must be a positive whole number, got ${String(value)}`,
+        { option: key },
+      );
     }
     limits[key] = value;
   }

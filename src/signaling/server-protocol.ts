@@ -94,7 +94,10 @@ export function parseClientFrame(text: string): ParseResult {
     case 'join':
       return { ok: true, message: { type, room: msg.room } };
     case 'signal':
-      return { ok: true, message: { type, senderPeerId: msg.senderPeerId, receiverPeerId: msg.receiverPeerId, raw: text } };
+      return {
+        ok: true,
+        message: { type, senderPeerId: msg.senderPeerId, receiverPeerId: msg.receiverPeerId, raw: text },
+      };
     case 'ping':
       return { ok: true, message: { type } };
     default:

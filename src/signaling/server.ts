@@ -76,7 +76,8 @@ function badOption(option: string, message: string): P2PSyncError {
 
 function validate(options: SignalServerOptions): { port: number; host: string } {
   const port = options.port ?? DEFAULT_SIGNAL_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw badOption('port', `port must be a whole number from 0 to 65535, got ${String(port)}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw badOption('port', `port must be a whole number from 0 to 65535, got ${String(port)}`);
   const host = options.host ?? DEFAULT_SIGNAL_HOST;
   if (typeof host !== 'string' || host.trim() === '') throw badOption('host', 'host must be a non-empty string');
   if (options.token !== undefined && (typeof options.token !== 'string' || options.token === '')) {
@@ -85,7 +86,8 @@ function validate(options: SignalServerOptions): { port: number; host: string } 
   if (options.redis !== undefined) validateClusterOptions(options.redis);
   if (options.tls !== undefined) {
     const { cert, key } = options.tls;
-    if (!cert || cert.length === 0) throw new P2PSyncError('E_TLS_FILE', 'the TLS certificate is empty', { option: 'tls.cert' });
+    if (!cert || cert.length === 0)
+      throw new P2PSyncError('E_TLS_FILE', 'the TLS certificate is empty', { option: 'tls.cert' });
     if (!key || key.length === 0) throw new P2PSyncError('E_TLS_FILE', 'the TLS key is empty', { option: 'tls.key' });
   }
   return { port, host };
@@ -105,14 +107,24 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): P2
   const where = `${host}:${port}`;
   switch (err.code) {
     case 'EADDRINUSE':
-      return new P2PSyncError('E_ADDR_IN_USE', `cannot listen on ${where}: the address is already in use`, { host, port }, { cause: err });
+      return new P2PSyncError(
+        'E_ADDR_IN_USE',
+        `cannot listen on ${where}: the address is already in use`,
+        { host, port },
+        { cause: err },
+      );
     case 'EACCES':
       return new P2PSyncError('E_IO', `cannot listen on ${where}: permission denied`, { host, port }, { cause: err });
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EAI_NONAME':
-      return new P2PSyncError('E_BAD_OPTION', `cannot listen on ${where}: no such local address`, { host, port, option: 'host' }, { cause: err });
+      return new P2PSyncError(
+        'E_BAD_OPTION',
+        `cannot listen on ${where}: no such local address`,
+        { host, port, option: 'host' },
+        { cause: err },
+      );
     default:
       return new P2PSyncError('E_IO', `cannot listen on ${where}: ${err.message}`, { host, port }, { cause: err });
   }
@@ -170,7 +182,12 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   if (cluster) hub.useCluster(cluster);
   // permessage-deflate stays off: it costs memory per socket and invites decompression bombs, and
   // signaling frames are small.
-  const wss = new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: limits.maxFrameBytes });
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: limits.maxFrameBytes,
+  });
   let closing = false;
   let startedAt = performance.now();
 
@@ -187,7 +204,13 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   };
   wss.on('wsClientError', (err, socket, req) => {
     metrics.refuse('bad_handshake');
-    emit({ type: 'upgrade-refused', reason: 'bad_handshake', status: 400, detail: err.message, remoteAddress: req.socket.remoteAddress ?? '' });
+    emit({
+      type: 'upgrade-refused',
+      reason: 'bad_handshake',
+      status: 400,
+      detail: err.message,
+      remoteAddress: req.socket.remoteAddress ?? '',
+    });
     refuseUpgrade(socket, 400);
   });
 
@@ -213,7 +236,10 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   startedAt = performance.now();
   server.on('error', (err) => emit({ type: 'error', message: err.message }));
 
-  const heartbeat = setInterval(() => hub.heartbeat(), Math.max(1, Math.floor(limits.heartbeatIntervalMs / HEARTBEAT_SLICES))).unref();
+  const heartbeat = setInterval(
+    () => hub.heartbeat(),
+    Math.max(1, Math.floor(limits.heartbeatIntervalMs / HEARTBEAT_SLICES)),
+  ).unref();
   // A quarter of the idle timeout keeps the overshoot small; 5 s (RxDB's period) is plenty for 120 s.
   const sweepEvery = Math.min(5_000, Math.max(20, Math.floor(limits.idleTimeoutMs / 4)));
   const idleSweep = setInterval(() => hub.sweepIdle(), sweepEvery).unref();

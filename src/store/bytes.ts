@@ -97,7 +97,7 @@ export class ChunkWriter {
 
   /** Appends bytes `[start, end)` of another file. Throws if that file is shorter than expected. */
   async copyFrom(source: FileHandle, start: number, end: number): Promise<void> {
-    for (let at = start; at < end; ) {
+    for (let at = start; at < end;) {
       if (this.full) await this.flush();
       const n = await this.out.readFrom(source, at, Math.min(end - at, CHUNK_BYTES));
       if (n === 0) throw new P2PSyncError('E_IO', 'the previous version of the file is shorter than expected');
@@ -116,7 +116,7 @@ export class ChunkWriter {
     const bytes = this.out.bytes;
     if (bytes.length === 0) return;
     this.hash?.update(this.unhashed());
-    for (let at = 0; at < bytes.length; ) {
+    for (let at = 0; at < bytes.length;) {
       const { bytesWritten } = await this.handle.write(bytes, at, bytes.length - at, null);
       at += bytesWritten;
     }

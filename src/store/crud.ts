@@ -58,7 +58,12 @@ export interface RemoveResult {
 
 function userFile(options: CrudOptions): UserFile {
   const c = resolveStoreOptions({ ...options, watch: false });
-  return new UserFile({ path: c.path, format: c.format, primaryKey: c.primaryKey, ...(c.collection !== undefined ? { collection: c.collection } : {}) });
+  return new UserFile({
+    path: c.path,
+    format: c.format,
+    primaryKey: c.primaryKey,
+    ...(c.collection !== undefined ? { collection: c.collection } : {}),
+  });
 }
 
 /** All documents of the user's file, in file order. E_IO if the file does not exist. */
@@ -67,7 +72,10 @@ export async function listDocuments(options: CrudOptions): Promise<UserDoc[]> {
 }
 
 /** The documents with these ids, in the order asked; `missing` lists ids that do not exist. */
-export async function getDocuments(options: CrudOptions, ids: readonly string[]): Promise<{ found: UserDoc[]; missing: string[] }> {
+export async function getDocuments(
+  options: CrudOptions,
+  ids: readonly string[],
+): Promise<{ found: UserDoc[]; missing: string[] }> {
   const docs = await readDocs(options);
   const found: UserDoc[] = [];
   const missing: string[] = [];
@@ -93,8 +101,12 @@ async function readDocs(options: CrudOptions): Promise<Map<string, DocState>> {
   let docs: Map<string, DocState>;
   try {
     const raw = await file.readText();
-    if (!raw) throw new P2PSyncError('E_IO', `${options.path} does not exist (p2psync put creates it)`, { file: options.path });
-    docs = withUnsaved(file.parse(raw.text, true).docs, await Sidecar.load(sidecarPath(c.path, c.collection), c.primaryKey).catch(() => undefined));
+    if (!raw)
+      throw new P2PSyncError('E_IO', `${options.path} does not exist (p2psync put creates it)`, { file: options.path });
+    docs = withUnsaved(
+      file.parse(raw.text, true).docs,
+      await Sidecar.load(sidecarPath(c.path, c.collection), c.primaryKey).catch(() => undefined),
+    );
   } finally {
     await lock.release();
   }
@@ -117,7 +129,11 @@ export function parseDocumentsInput(input: { args: readonly string[]; stdin?: st
     } catch (err) {
       const found = scanJson(arg).error;
       const at = lineColumn(arg, found?.offset ?? 0);
-      throw new P2PSyncError('E_PARSE', `${file}:${at.line}:${at.column}: invalid JSON: ${found?.message ?? (err as Error).message}`, { file, ...at });
+      throw new P2PSyncError(
+        'E_PARSE',
+        `${file}:${at.line}:${at.column}: invalid JSON: ${found?.message ?? (err as Error).message}`,
+        { file, ...at },
+      );
     }
   });
   if (input.stdin !== undefined) {
@@ -134,12 +150,20 @@ export function parseDocumentsInput(input: { args: readonly string[]; stdin?: st
     }
     const id = docKey(value as Record<string, unknown>, primaryKey);
     if (id === undefined) {
-      throw new P2PSyncError('E_BAD_KEY', `${file}: the primary key "${primaryKey}" must be a non-empty string`, { file, key: primaryKey });
+      throw new P2PSyncError('E_BAD_KEY', `${file}: the primary key "${primaryKey}" must be a non-empty string`, {
+        file,
+        key: primaryKey,
+      });
     }
     // Documents from stdin were checked (with line numbers) and carry `_deleted: false` by now.
     const reserved = file === '<stdin>' ? undefined : reservedField(value as Record<string, unknown>);
     if (reserved !== undefined) throw reservedFieldError(file, id, reserved, { file });
-    if (seen.has(id)) throw new P2PSyncError('E_DUPLICATE_KEY', `${file}: duplicate ${primaryKey} "${id}" in the input`, { file, key: id, field: primaryKey });
+    if (seen.has(id))
+      throw new P2PSyncError('E_DUPLICATE_KEY', `${file}: duplicate ${primaryKey} "${id}" in the input`, {
+        file,
+        key: id,
+        field: primaryKey,
+      });
     seen.add(id);
     return toDocState(value as Record<string, unknown>, false);
   });
@@ -171,7 +195,9 @@ export async function putDocuments(options: CrudOptions, docs: readonly DocState
         const conflicts = await store.bulkWrite(rows, { kind: 'local' });
         if (attempt > 10) throw new P2PSyncError('E_BUSY', 'put kept conflicting with concurrent writes; try again');
         const again = new Map(conflicts.map((c) => [docKey(c, pk)!, c]));
-        rows = rows.filter((r) => again.has(docKey(r.document, pk)!)).map((r) => ({ document: r.document, expected: again.get(docKey(r.document, pk)!)! }));
+        rows = rows
+          .filter((r) => again.has(docKey(r.document, pk)!))
+          .map((r) => ({ document: r.document, expected: again.get(docKey(r.document, pk)!)! }));
       }
       return result;
     },
@@ -233,7 +259,8 @@ async function withStore<T>(
   try {
     store = await openStore({ ...fileOptions, watch: false, flushDelayMs: 0, encrypted: codec !== undefined });
   } catch (err) {
-    if (err instanceof P2PSyncError && err.code === 'E_LOCKED' && err.details.owner === true) return editFile(options, viaFile);
+    if (err instanceof P2PSyncError && err.code === 'E_LOCKED' && err.details.owner === true)
+      return editFile(options, viaFile);
     throw err;
   }
   let result: T;

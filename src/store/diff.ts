@@ -19,7 +19,11 @@ export interface FileDiff {
  * `current` gives the store's state of an id, which may be ahead of the file (pending writes) or a tombstone.
  * A document that changed in the file wins over a pending write to it: the edit was noticed later.
  */
-export function diffFile(docs: Map<string, DocState>, before: Map<string, DocState>, current: (id: string) => DocState | undefined): FileDiff {
+export function diffFile(
+  docs: Map<string, DocState>,
+  before: Map<string, DocState>,
+  current: (id: string) => DocState | undefined,
+): FileDiff {
   const out: FileDiff = { batch: new Map(), next: new Map(), settled: [], created: 0, updated: 0, deleted: 0 };
   for (const [id, doc] of docs) {
     const old = before.get(id);

@@ -64,7 +64,13 @@ export function jsonFrame(collection: string | undefined, root: Record<string, J
  * source's layout where document k may already be written; its bytes are copied only if the source holds the very
  * same state object there.
  */
-export async function writeLayout(frame: FileFrame, docs: DocState[], w: ChunkWriter, source?: LayoutSource, from?: ArrayLike<number>): Promise<FileLayout> {
+export async function writeLayout(
+  frame: FileFrame,
+  docs: DocState[],
+  w: ChunkWriter,
+  source?: LayoutSource,
+  from?: ArrayLike<number>,
+): Promise<FileLayout> {
   const n = docs.length;
   const starts = new Float64Array(n);
   const ends = new Float64Array(n);
@@ -75,7 +81,7 @@ export async function writeLayout(frame: FileFrame, docs: DocState[], w: ChunkWr
   const prev = source && from ? source.layout : undefined;
   const same = (k: number, j: number): boolean => j >= 0 && prev!.docs[j] === docs[k];
   w.text(frame.prefix);
-  for (let k = 0; k < n; ) {
+  for (let k = 0; k < n;) {
     if (k > 0) w.text(frame.sep);
     const j0 = prev ? from![k]! : -1;
     if (!same(k, j0)) {
@@ -112,7 +118,13 @@ export async function writeLayout(frame: FileFrame, docs: DocState[], w: ChunkWr
  * leaves the layout as it was) and returns the new `hashAtEnd`; the caller adds the documents once the write
  * succeeded.
  */
-export async function appendLayout(frame: FileFrame, layout: FileLayout, source: FileHandle, added: readonly DocState[], w: ChunkWriter): Promise<Hash | undefined> {
+export async function appendLayout(
+  frame: FileFrame,
+  layout: FileLayout,
+  source: FileHandle,
+  added: readonly DocState[],
+  w: ChunkWriter,
+): Promise<Hash | undefined> {
   const kept = layout.docs.length;
   const n = kept + added.length;
   await w.copyFrom(source, 0, layout.ends[kept - 1]!);

@@ -85,7 +85,12 @@ export class FileStore extends IndexedStore {
     super(config.primaryKey);
     this.path = config.path;
     this.format = config.format;
-    this.file = new UserFile({ path: config.path, format: config.format, primaryKey: config.primaryKey, ...(config.collection !== undefined ? { collection: config.collection } : {}) });
+    this.file = new UserFile({
+      path: config.path,
+      format: config.format,
+      primaryKey: config.primaryKey,
+      ...(config.collection !== undefined ? { collection: config.collection } : {}),
+    });
     this.sidecar = new Sidecar(sidecarPath(config.path, config.collection));
     // A watching owner (`join`) holds the store for long; anyone else (a shell command) for a moment.
     this.ownerLock = new FileLock(this.sidecar.path + '.owner', config.watch ? LONG_OWNER : SHORT_OWNER);
@@ -93,7 +98,16 @@ export class FileStore extends IndexedStore {
     const { index, peerStates, file, sidecar, stats } = this;
     this.wal = new WriteAhead({ index, peerStates, sidecar, onFailure: (err) => this.journalFailed(err) });
     const wal = this.wal;
-    this.writer = new FileWriter({ index, peerStates, file, sidecar, wal, stats, primaryKey: config.primaryKey, compactMinBytes: config.compactMinBytes });
+    this.writer = new FileWriter({
+      index,
+      peerStates,
+      file,
+      sidecar,
+      wal,
+      stats,
+      primaryKey: config.primaryKey,
+      compactMinBytes: config.compactMinBytes,
+    });
   }
 
   get storageToken(): string {
@@ -107,11 +121,15 @@ export class FileStore extends IndexedStore {
     // `join` would only delay the same error.
     const holder = await store.ownerLock.acquireWithin(config.lockTimeoutMs, (h) => h.purpose !== LONG_OWNER);
     if (holder) {
-      throw new P2PSyncError('E_LOCKED', `${config.path} is already open in process ${holder.pid} (only one p2psync process can own a store)`, {
-        file: config.path,
-        pid: holder.pid,
-        owner: true,
-      });
+      throw new P2PSyncError(
+        'E_LOCKED',
+        `${config.path} is already open in process ${holder.pid} (only one p2psync process can own a store)`,
+        {
+          file: config.path,
+          pid: holder.pid,
+          owner: true,
+        },
+      );
     }
     try {
       // Exclusive like every mutation: a flush timer that fires meanwhile waits for the load to finish.
@@ -132,7 +150,11 @@ export class FileStore extends IndexedStore {
       throw err;
     }
     if (config.watch) {
-      store.watcher = new FileWatcher(config.path, { fsWatch: config.fsWatch, pollIntervalMs: config.pollIntervalMs, debounceMs: config.debounceMs }, (inPlace) => store.poke(inPlace));
+      store.watcher = new FileWatcher(
+        config.path,
+        { fsWatch: config.fsWatch, pollIntervalMs: config.pollIntervalMs, debounceMs: config.debounceMs },
+        (inPlace) => store.poke(inPlace),
+      );
       store.watcher.start();
     }
     return store;
@@ -147,11 +169,15 @@ export class FileStore extends IndexedStore {
     const h = saved?.header;
     if (h && (h.key !== c.primaryKey || (h.collection ?? undefined) !== c.collection)) {
       const was = `--key ${h.key}${h.collection !== null ? ` --collection ${h.collection}` : ''}`;
-      throw new P2PSyncError('E_SIDECAR', `${this.sidecar.path} was made with ${was}; use the same options, or delete the sidecar to start over (peers then re-sync in full)`, {
-        file: this.sidecar.path,
-        key: h.key,
-        collection: h.collection,
-      });
+      throw new P2PSyncError(
+        'E_SIDECAR',
+        `${this.sidecar.path} was made with ${was}; use the same options, or delete the sidecar to start over (peers then re-sync in full)`,
+        {
+          file: this.sidecar.path,
+          key: h.key,
+          collection: h.collection,
+        },
+      );
     }
     if (!raw) {
       // A deleted file is recreated from the sidecar, which holds every document's last content: removing the
@@ -177,7 +203,8 @@ export class FileStore extends IndexedStore {
       this.index.load(unsaved.length > 0 ? [...saved.docs.values(), ...unsaved] : saved.docs.values());
       this.index.advanceClock(saved.clock);
       this.writer.committed(unsaved, { kind: 'local' }, true);
-      if (unsaved.length > 0) debug('%s: %d documents from the journal are not in the file yet', c.path, unsaved.length);
+      if (unsaved.length > 0)
+        debug('%s: %d documents from the journal are not in the file yet', c.path, unsaved.length);
       for (const [k, s] of saved.peers) this.peerStates.set(k, s);
       this.writer.recordedVersion = saved.file;
       if (saved.file?.hash === raw.version.hash) {
@@ -192,10 +219,18 @@ export class FileStore extends IndexedStore {
         for (const e of saved.docs.values()) if (!e.doc._deleted) before.set(e.id, e.doc);
         ownUnrecordedSave(before, content.docs, saved.unsavedStates);
         const counts = this.ingest(content, raw.version, before);
-        if (counts.created + counts.updated + counts.deleted > 0) this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
+        if (counts.created + counts.updated + counts.deleted > 0)
+          this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
       }
     } else {
-      this.writer.header = { p2psync: 'sidecar', v: 1, token: c.storageToken ?? randomToken(10), key: c.primaryKey, collection: c.collection ?? null, created: new Date().toISOString() };
+      this.writer.header = {
+        p2psync: 'sidecar',
+        v: 1,
+        token: c.storageToken ?? randomToken(10),
+        key: c.primaryKey,
+        collection: c.collection ?? null,
+        created: new Date().toISOString(),
+      };
       this.ingest(content, raw.version, new Map());
     }
     this.purgeExpired(Date.now());
@@ -269,7 +304,8 @@ export class FileStore extends IndexedStore {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.released) return undefined;
-    if (Date.now() - this.lastPurge > Math.min(PURGE_EVERY_MS, this.config.tombstoneTtlMs)) this.purgeExpired(Date.now());
+    if (Date.now() - this.lastPurge > Math.min(PURGE_EVERY_MS, this.config.tombstoneTtlMs))
+      this.purgeExpired(Date.now());
     if (!this.writer.pending) return undefined;
     await this.writeLock.acquire(this.config.lockTimeoutMs);
     let plan: WritePlan;
@@ -300,7 +336,12 @@ export class FileStore extends IndexedStore {
   private withUnwritten(e: P2PSyncError): P2PSyncError {
     const unwritten = this.wal.notDurable();
     if (unwritten === 0) return e;
-    return new P2PSyncError(e.code, `${unwritten} document${unwritten === 1 ? '' : 's'} could not be written to ${this.path}: ${e.message}`, { ...e.details, unwritten }, { cause: e });
+    return new P2PSyncError(
+      e.code,
+      `${unwritten} document${unwritten === 1 ? '' : 's'} could not be written to ${this.path}: ${e.message}`,
+      { ...e.details, unwritten },
+      { cause: e },
+    );
   }
 
   protected override async release(): Promise<void> {
@@ -324,7 +365,10 @@ export class FileStore extends IndexedStore {
    */
   private scheduleFlush(): void {
     if (this.flushTimer || this.closed || this.released) return;
-    const gap = Math.max(this.config.flushDelayMs, Math.min(MAX_FLUSH_DELAY_MS, FLUSH_COST_FACTOR * this.writer.lastWriteMs));
+    const gap = Math.max(
+      this.config.flushDelayMs,
+      Math.min(MAX_FLUSH_DELAY_MS, FLUSH_COST_FACTOR * this.writer.lastWriteMs),
+    );
     const since = this.writer.busy ? 0 : performance.now() - this.writer.lastWriteEnd;
     this.flushIn(Math.max(0, gap - since));
   }
@@ -352,7 +396,12 @@ export class FileStore extends IndexedStore {
     if (this.flushFailure !== e.message) {
       const unwritten = this.wal.notDurable();
       const held = unwritten > 0 ? ` (${unwritten} document${unwritten === 1 ? '' : 's'} in memory only)` : '';
-      this.config.onEvent?.({ event: kind, code: e.code, message: `cannot save ${this.path} yet${held}: ${e.message}; retrying`, details: { ...e.details, unwritten } });
+      this.config.onEvent?.({
+        event: kind,
+        code: e.code,
+        message: `cannot save ${this.path} yet${held}: ${e.message}; retrying`,
+        details: { ...e.details, unwritten },
+      });
     }
     this.flushFailure = e.message;
     if (!this.flushTimer) this.flushIn(FLUSH_RETRY_MS);
@@ -384,7 +433,8 @@ export class FileStore extends IndexedStore {
   private poke(inPlace: boolean): void {
     if (this.closed || this.released) return;
     // Our own write in flight may be renaming the file right now: compare once it is done.
-    void this.writer.idle()
+    void this.writer
+      .idle()
       .then(() => statOrUndefined(this.path))
       .then((s) => {
         if (s && !this.problem && sameFingerprint(s, this.writer.knownVersion)) return;
@@ -421,9 +471,19 @@ export class FileStore extends IndexedStore {
       if (fp && !this.problem && sameFingerprint(fp, known)) return;
       if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
       // NDJSON lines appended to the version we know can be taken in alone (see `ingestAppended`).
-      const raw = fp ? await this.file.readText(this.format === 'ndjson' && !this.problem ? known : undefined) : undefined;
+      const raw = fp
+        ? await this.file.readText(this.format === 'ndjson' && !this.problem ? known : undefined)
+        : undefined;
       if (!raw) {
-        return this.report(undefined, new P2PSyncError('E_IO', `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`, { file: this.path }), 'warning');
+        return this.report(
+          undefined,
+          new P2PSyncError(
+            'E_IO',
+            `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`,
+            { file: this.path },
+          ),
+          'warning',
+        );
       }
       if (raw.version.hash === known?.hash) {
         this.writer.knownVersion = raw.version;

@@ -84,11 +84,7 @@ export class FileWriter {
   }
 
   get pending(): boolean {
-    return (
-      this.filePending.length > 0 ||
-      this.needSnapshot ||
-      !sameVersion(this.knownVersion, this.recordedVersion)
-    );
+    return this.filePending.length > 0 || this.needSnapshot || !sameVersion(this.knownVersion, this.recordedVersion);
   }
 
   /** Resolves once no write is in flight (whether it succeeded or not). */
@@ -146,9 +142,20 @@ export class FileWriter {
     const replacing = this.fileReplacing;
     this.fileReplacing = false;
     const known = (): Map<string, DocState> => this.knownDocs();
-    const filePlan = fileEntries.length > 0 ? planFile(known, file.layout, this.layoutAligned, replacing, fileEntries, index, primaryKey, root) : undefined;
-    const plan: WritePlan = { fileEntries, replacing, file: filePlan, covered, snapshot: undefined, clock: index.clock };
-    if (!this.needSnapshot && !lost && !sidecar.shouldCompact(this.host.compactMinBytes, this.liveRecords())) return plan;
+    const filePlan =
+      fileEntries.length > 0
+        ? planFile(known, file.layout, this.layoutAligned, replacing, fileEntries, index, primaryKey, root)
+        : undefined;
+    const plan: WritePlan = {
+      fileEntries,
+      replacing,
+      file: filePlan,
+      covered,
+      snapshot: undefined,
+      clock: index.clock,
+    };
+    if (!this.needSnapshot && !lost && !sidecar.shouldCompact(this.host.compactMinBytes, this.liveRecords()))
+      return plan;
     // Until it is written (a failed snapshot leaves the journal unusable: see `WriteAhead`).
     this.needSnapshot = true;
     const docOf = (id: string): DocState | undefined => index.get(id)?.doc;
@@ -185,7 +192,9 @@ export class FileWriter {
         else {
           const added = f.added.map((e) => e.doc);
           // `known` still lists what the file holds, in its order, when appending is not possible after all.
-          version = (await file.appendDocs(added, f.root)) ?? (await file.writeDocs([...this.knownDocs().values(), ...added], f.root));
+          version =
+            (await file.appendDocs(added, f.root)) ??
+            (await file.writeDocs([...this.knownDocs().values(), ...added], f.root));
         }
       } catch (err) {
         this.unplan(plan);
@@ -206,7 +215,10 @@ export class FileWriter {
       stats.compactions++;
     } else if (plan.file || !sameVersion(version, this.recordedVersion)) {
       // Nothing to undo on failure: the file is written, and the journal has every write (or a snapshot follows).
-      await this.host.wal.recordFileSave(version && !sameVersion(version, this.recordedVersion) ? version : undefined, plan.covered);
+      await this.host.wal.recordFileSave(
+        version && !sameVersion(version, this.recordedVersion) ? version : undefined,
+        plan.covered,
+      );
       stats.sidecarAppends++;
     }
     this.recordedVersion = version;

@@ -48,7 +48,12 @@ export async function statOrUndefined(path: string): Promise<Stats | undefined> 
 
 export function ioError(err: unknown, file: string, action: string): P2PSyncError {
   const code = (err as NodeJS.ErrnoException).code;
-  return new P2PSyncError('E_IO', `cannot ${action} ${file}: ${(err as Error).message}`, { file, errno: code }, { cause: err });
+  return new P2PSyncError(
+    'E_IO',
+    `cannot ${action} ${file}: ${(err as Error).message}`,
+    { file, errno: code },
+    { cause: err },
+  );
 }
 
 /**
@@ -66,13 +71,29 @@ export async function storeTarget(path: string): Promise<string> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(err, path, 'stat');
     const link = await lstat(path).catch(() => undefined);
-    if (link?.isSymbolicLink()) throw new P2PSyncError('E_BAD_OPTION', `${path} is a symlink to a file that does not exist; create the target or point the link at a file`, { file: path });
+    if (link?.isSymbolicLink())
+      throw new P2PSyncError(
+        'E_BAD_OPTION',
+        `${path} is a symlink to a file that does not exist; create the target or point the link at a file`,
+        { file: path },
+      );
     return path;
   }
   if (!s.isFile()) {
-    const kind = s.isDirectory() ? 'a directory' : s.isFIFO() ? 'a FIFO' : s.isCharacterDevice() || s.isBlockDevice() ? 'a device' : s.isSocket() ? 'a socket' : 'not a regular file';
+    const kind = s.isDirectory()
+      ? 'a directory'
+      : s.isFIFO()
+        ? 'a FIFO'
+        : s.isCharacterDevice() || s.isBlockDevice()
+          ? 'a device'
+          : s.isSocket()
+            ? 'a socket'
+            : 'not a regular file';
     const via = real !== path ? ` (through a symlink to ${real})` : '';
-    throw new P2PSyncError('E_BAD_OPTION', `${path} is ${kind}${via}: a store must be a regular file`, { file: path, target: real });
+    throw new P2PSyncError('E_BAD_OPTION', `${path} is ${kind}${via}: a store must be a regular file`, {
+      file: path,
+      target: real,
+    });
   }
   return real;
 }
@@ -253,6 +274,7 @@ export async function removeDeadTemps(store: string, isAlive: (pid: number) => b
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith('.p2psync-tmp')) continue;
     const pid = Number(/\.(\d+)\.p2psync-tmp$/.exec(name)?.[1]);
-    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) await unlink(join(dir, name)).catch(() => undefined);
+    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid))
+      await unlink(join(dir, name)).catch(() => undefined);
   }
 }

@@ -2,7 +2,17 @@ import { Subject, type Observable } from 'rxjs';
 import { docEquals, docKey, compareIds, normaliseDocument } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { Store } from '../core/store.js';
-import type { AssumedChanges, CasWrite, ChangeBatch, Checkpoint, DocState, PeerState, PeerStateUpdate, StoreChange, WriteOrigin } from '../core/types.js';
+import type {
+  AssumedChanges,
+  CasWrite,
+  ChangeBatch,
+  Checkpoint,
+  DocState,
+  PeerState,
+  PeerStateUpdate,
+  StoreChange,
+  WriteOrigin,
+} from '../core/types.js';
 import { DocIndex, isCheckpoint, type IndexEntry } from './doc-index.js';
 
 /** A doc state as `normalise` would return it: a plain object with its key, a boolean `_deleted`, no internals. */
@@ -78,7 +88,8 @@ export abstract class IndexedStore implements Store {
       const conflicts: DocState[] = [];
       const handedOver = origin.kind === 'peer';
       for (const row of rows) {
-        const doc = handedOver && isNormalised(row.document, this.primaryKey) ? row.document : this.normalise(row.document);
+        const doc =
+          handedOver && isNormalised(row.document, this.primaryKey) ? row.document : this.normalise(row.document);
         const id = docKey(doc, this.primaryKey)!;
         const current = batch.get(id) ?? this.index.get(id)?.doc ?? null;
         // A document that does not exist is always inserted, whatever was expected (docs/PROTOCOL.md §2.5).

@@ -50,7 +50,8 @@ export function scanJson(text: string, collection?: string): ScanResult {
     if (s.pos < text.length) throw new ScanError(s.pos, 'unexpected content after the JSON value');
   } catch (err) {
     // A stack overflow on absurdly deep nesting still gets a position, just a rougher one.
-    if (err instanceof RangeError) return { error: { offset: s.pos, message: 'nested too deeply' }, elements: s.elements };
+    if (err instanceof RangeError)
+      return { error: { offset: s.pos, message: 'nested too deeply' }, elements: s.elements };
     if (!(err instanceof ScanError)) throw err;
     return { error: { offset: err.offset, message: err.message }, elements: s.elements };
   }
@@ -120,7 +121,10 @@ class Scanner {
         this.pos++;
         return;
       }
-      throw new ScanError(this.pos, c === undefined ? 'unexpected end of JSON input' : "expected ',' or '}' after a property value");
+      throw new ScanError(
+        this.pos,
+        c === undefined ? 'unexpected end of JSON input' : "expected ',' or '}' after a property value",
+      );
     }
   }
 
@@ -145,7 +149,10 @@ class Scanner {
         this.pos++;
         return;
       }
-      throw new ScanError(this.pos, c === undefined ? 'unexpected end of JSON input' : "expected ',' or ']' after an array element");
+      throw new ScanError(
+        this.pos,
+        c === undefined ? 'unexpected end of JSON input' : "expected ',' or ']' after an array element",
+      );
     }
   }
 
@@ -160,7 +167,8 @@ class Scanner {
       if (c === 92) {
         const e = t[this.pos + 1];
         if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(t.slice(this.pos + 2, this.pos + 6))) throw new ScanError(this.pos, 'bad \\u escape');
+          if (!/^[0-9a-fA-F]{4}$/.test(t.slice(this.pos + 2, this.pos + 6)))
+            throw new ScanError(this.pos, 'bad \\u escape');
           this.pos += 6;
           continue;
         }

@@ -57,7 +57,8 @@ export class FileLock {
       const current = await readRecord(this.path);
       if (current === 'gone') continue;
       if (current === 'unreadable') {
-        if (!(await olderThan(this.path, EMPTY_GRACE_MS))) return { pid: 0, host: '', purpose: this.purpose, time: Date.now() };
+        if (!(await olderThan(this.path, EMPTY_GRACE_MS)))
+          return { pid: 0, host: '', purpose: this.purpose, time: Date.now() };
         await breakLock(this.path, undefined);
         continue;
       }
@@ -65,7 +66,12 @@ export class FileLock {
         await breakLock(this.path, current.raw);
         continue;
       }
-      return { pid: current.record.pid, host: current.record.host, purpose: current.record.purpose, time: current.record.time };
+      return {
+        pid: current.record.pid,
+        host: current.record.host,
+        purpose: current.record.purpose,
+        time: current.record.time,
+      };
     }
     throw new P2PSyncError('E_LOCKED', `cannot take the lock ${this.path}: it keeps changing`, { file: this.path });
   }
@@ -74,10 +80,14 @@ export class FileLock {
   async acquire(timeoutMs: number): Promise<void> {
     const holder = await this.acquireWithin(timeoutMs, () => true);
     if (holder) {
-      throw new P2PSyncError('E_LOCKED', `${this.path} is locked by process ${holder.pid} (${holder.purpose}); gave up after ${timeoutMs} ms`, {
-        file: this.path,
-        pid: holder.pid,
-      });
+      throw new P2PSyncError(
+        'E_LOCKED',
+        `${this.path} is locked by process ${holder.pid} (${holder.purpose}); gave up after ${timeoutMs} ms`,
+        {
+          file: this.path,
+          pid: holder.pid,
+        },
+      );
     }
   }
 
@@ -85,7 +95,10 @@ export class FileLock {
    * Takes the lock, waiting (polling with backoff) up to `timeoutMs` while `worthWaiting(holder)` says its holder
    * lets go soon. Returns the holder when it gave up, undefined once the lock is taken. A dead holder's lock is broken.
    */
-  async acquireWithin(timeoutMs: number, worthWaiting: (holder: LockHolder) => boolean): Promise<LockHolder | undefined> {
+  async acquireWithin(
+    timeoutMs: number,
+    worthWaiting: (holder: LockHolder) => boolean,
+  ): Promise<LockHolder | undefined> {
     const deadline = Date.now() + timeoutMs;
     let wait = 2;
     for (;;) {
@@ -165,13 +178,15 @@ async function breakLock(path: string, staleRaw: string | undefined): Promise<vo
   try {
     handle = await open(breaker, 'wx');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST' && (await olderThan(breaker, BREAK_GRACE_MS))) await unlink(breaker).catch(() => undefined);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST' && (await olderThan(breaker, BREAK_GRACE_MS)))
+      await unlink(breaker).catch(() => undefined);
     return;
   }
   try {
     await handle.close();
     const now = await readFile(path, 'utf8').catch(() => undefined);
-    if (now !== undefined && (staleRaw === undefined ? !isRecord(now) : now === staleRaw)) await unlink(path).catch(() => undefined);
+    if (now !== undefined && (staleRaw === undefined ? !isRecord(now) : now === staleRaw))
+      await unlink(path).catch(() => undefined);
   } finally {
     await unlink(breaker).catch(() => undefined);
   }

@@ -65,29 +65,45 @@ export function formatFromPath(path: string): StoreFormat {
   const ext = extname(path).toLowerCase();
   if (ext === '.json') return 'json';
   if (ext === '.ndjson' || ext === '.jsonl') return 'ndjson';
-  throw new P2PSyncError('E_BAD_FORMAT', `cannot tell the format of ${path} from its extension; name it .json, .ndjson or .jsonl, or pass --format json|ndjson`, {
-    file: path,
-  });
+  throw new P2PSyncError(
+    'E_BAD_FORMAT',
+    `cannot tell the format of ${path} from its extension; name it .json, .ndjson or .jsonl, or pass --format json|ndjson`,
+    {
+      file: path,
+    },
+  );
 }
 
 /** Validates options (precise errors up front) and fills in defaults. */
 export function resolveStoreOptions(options: FileStoreOptions): FileStoreConfig {
-  if (typeof options.path !== 'string' || options.path === '') throw new P2PSyncError('E_BAD_OPTION', 'a store needs a file path');
+  if (typeof options.path !== 'string' || options.path === '')
+    throw new P2PSyncError('E_BAD_OPTION', 'a store needs a file path');
   if (options.format !== undefined && options.format !== 'json' && options.format !== 'ndjson') {
-    throw new P2PSyncError('E_BAD_FORMAT', `unknown format "${String(options.format)}"; use json or ndjson`, { format: options.format });
+    throw new P2PSyncError('E_BAD_FORMAT', `unknown format "${String(options.format)}"; use json or ndjson`, {
+      format: options.format,
+    });
   }
   const format = options.format ?? formatFromPath(options.path);
   const primaryKey = options.primaryKey ?? 'id';
   if (typeof primaryKey !== 'string' || primaryKey === '' || primaryKey.startsWith('_')) {
-    throw new P2PSyncError('E_BAD_OPTION', `bad primary key field "${String(primaryKey)}": use a non-empty field name that does not start with "_"`, { key: primaryKey });
+    throw new P2PSyncError(
+      'E_BAD_OPTION',
+      `bad primary key field "${String(primaryKey)}": use a non-empty field name that does not start with "_"`,
+      { key: primaryKey },
+    );
   }
   if (options.collection !== undefined) {
-    if (format !== 'json') throw new P2PSyncError('E_BAD_OPTION', '--collection only applies to JSON files', { collection: options.collection });
-    if (typeof options.collection !== 'string' || options.collection === '') throw new P2PSyncError('E_BAD_OPTION', '--collection needs a non-empty key name');
+    if (format !== 'json')
+      throw new P2PSyncError('E_BAD_OPTION', '--collection only applies to JSON files', {
+        collection: options.collection,
+      });
+    if (typeof options.collection !== 'string' || options.collection === '')
+      throw new P2PSyncError('E_BAD_OPTION', '--collection needs a non-empty key name');
   }
   const positive = (name: string, v: number | undefined, dflt: number): number => {
     if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new P2PSyncError('E_BAD_OPTION', `${name} must be a number >= 0, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new P2PSyncError('E_BAD_OPTION', `${name} must be a number >= 0, got ${String(v)}`);
     return v;
   };
   return {
@@ -128,6 +144,10 @@ export function keyringPath(userPath: string, collection?: string): string {
 export async function refuseEncrypted(userPath: string, collection?: string): Promise<void> {
   const keyring = keyringPath(userPath, collection);
   if (await statOrUndefined(keyring)) {
-    throw new P2PSyncError('E_KEY_REQUIRED', `${userPath} is encrypted (keyring ${keyring}): give its key with --key-file or P2PSYNC_ENCRYPTION_KEY`, { file: userPath });
+    throw new P2PSyncError(
+      'E_KEY_REQUIRED',
+      `${userPath} is encrypted (keyring ${keyring}): give its key with --key-file or P2PSYNC_ENCRYPTION_KEY`,
+      { file: userPath },
+    );
   }
 }

@@ -51,7 +51,12 @@ export class PeerJournal {
    * their document among `changed` (documents written in this batch, with their new state) and `purged` ids.
    * `docOf` gives a document's state as recorded by the end of this batch.
    */
-  take(peers: Map<string, PeerState>, changed: readonly IndexEntry[], purged: readonly string[], docOf: (id: string) => DocState | undefined): PeerBatch {
+  take(
+    peers: Map<string, PeerState>,
+    changed: readonly IndexEntry[],
+    purged: readonly string[],
+    docOf: (id: string) => DocState | undefined,
+  ): PeerBatch {
     const dirty = this.dirty;
     this.dirty = new Map();
     const records: PeerRecordOut[] = [];
@@ -119,4 +124,3 @@ export class PeerJournal {
 function encode(state: DocState, doc: DocState | undefined): AssumedRecord {
   return doc !== undefined && (doc === state || docEquals(doc, state)) ? 1 : state;
 }
-

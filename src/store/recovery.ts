@@ -11,7 +11,11 @@ import type { SidecarContent } from './sidecar.js';
  * document missing where one of them deleted it) is p2psync's own write, not an outside edit: `before` takes it, so
  * the diff ignores it and the journal's latest state stays (and is written into the file).
  */
-export function ownUnrecordedSave(before: Map<string, DocState>, inFile: Map<string, DocState>, unsavedStates: Map<string, DocState[]>): void {
+export function ownUnrecordedSave(
+  before: Map<string, DocState>,
+  inFile: Map<string, DocState>,
+  unsavedStates: Map<string, DocState[]>,
+): void {
   for (const [id, states] of unsavedStates) {
     const doc = inFile.get(id);
     if (doc) {
@@ -21,7 +25,10 @@ export function ownUnrecordedSave(before: Map<string, DocState>, inFile: Map<str
 }
 
 /** Every document's latest state in a loaded journal (write-ahead records over the file's). */
-export function latest(saved: { docs: Map<string, IndexEntry>; unsaved: Map<string, IndexEntry> }): Map<string, IndexEntry> {
+export function latest(saved: {
+  docs: Map<string, IndexEntry>;
+  unsaved: Map<string, IndexEntry>;
+}): Map<string, IndexEntry> {
   if (saved.unsaved.size === 0) return saved.docs;
   const out = new Map(saved.docs);
   for (const e of saved.unsaved.values()) if ((out.get(e.id)?.lwt ?? -Infinity) < e.lwt) out.set(e.id, e);

@@ -172,7 +172,11 @@ export class Sidecar {
       throw ioError(err, path, 'read the sidecar');
     }
     const damaged = (line: number, why: string): P2PSyncError =>
-      new P2PSyncError('E_SIDECAR', `${path}:${line}: the sidecar is damaged (${why}); delete it to rebuild it (peers then re-sync in full)`, { file: path, line });
+      new P2PSyncError(
+        'E_SIDECAR',
+        `${path}:${line}: the sidecar is damaged (${why}); delete it to rebuild it (peers then re-sync in full)`,
+        { file: path, line },
+      );
     const lines = text.split('\n');
     let header: SidecarHeader;
     try {
@@ -180,8 +184,22 @@ export class Sidecar {
     } catch {
       throw damaged(1, 'unreadable header');
     }
-    if (header?.p2psync !== 'sidecar' || header.v !== 1 || typeof header.token !== 'string') throw damaged(1, 'not a p2psync sidecar header');
-    const out: SidecarContent = { header, docs: new Map(), unsaved: new Map(), unsavedStates: new Map(), seq: 0, peers: new Map(), markers: new Map(), file: undefined, clock: 0, torn: !text.endsWith('\n'), bytes: Buffer.byteLength(text), records: 0 };
+    if (header?.p2psync !== 'sidecar' || header.v !== 1 || typeof header.token !== 'string')
+      throw damaged(1, 'not a p2psync sidecar header');
+    const out: SidecarContent = {
+      header,
+      docs: new Map(),
+      unsaved: new Map(),
+      unsavedStates: new Map(),
+      seq: 0,
+      peers: new Map(),
+      markers: new Map(),
+      file: undefined,
+      clock: 0,
+      torn: !text.endsWith('\n'),
+      bytes: Buffer.byteLength(text),
+      records: 0,
+    };
     const pk = header.key;
     if (pk !== primaryKey) return out; // the caller reports the mismatch with the header in hand
     const last = lines.length - 1;
@@ -293,7 +311,13 @@ export class Sidecar {
    * sequence number the file covers (`covered`), followed by `tail`: write-ahead records cut after the snapshot was
    * taken (they were appended to the journal this replaces, or failed to be).
    */
-  async writeSnapshot(snapshot: SidecarSnapshot, file: FileVersion | undefined, clock: number, covered: number, tail: readonly WalRecordOut[] = []): Promise<void> {
+  async writeSnapshot(
+    snapshot: SidecarSnapshot,
+    file: FileVersion | undefined,
+    clock: number,
+    covered: number,
+    tail: readonly WalRecordOut[] = [],
+  ): Promise<void> {
     await this.closeHandle();
     const { version } = await writeFileAtomicWith(this.path, this.out, async (w) => {
       await w.json(snapshot.header);
@@ -427,7 +451,9 @@ function replayPeer(out: SidecarContent, p: PeerRecord): void {
  * object (so two collections of one lowdb file can be synced by two processes).
  */
 export function sidecarPath(userPath: string, collection?: string): string {
-  return collection === undefined ? userPath + SIDECAR_SUFFIX : `${userPath}.${encodeURIComponent(collection)}${SIDECAR_SUFFIX}`;
+  return collection === undefined
+    ? userPath + SIDECAR_SUFFIX
+    : `${userPath}.${encodeURIComponent(collection)}${SIDECAR_SUFFIX}`;
 }
 
 /** The short-lived lock held by whoever rewrites the user file (one per user file, whatever the collection). */

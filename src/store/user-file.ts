@@ -4,8 +4,24 @@ import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
 import { ByteBuffer, type ChunkWriter } from './bytes.js';
-import { appendLayout, jsonFrame, NDJSON_FRAME, renderAll, writeLayout, type FileFrame, type FileLayout, type LayoutSource } from './file-image.js';
-import { readVersioned, writeFileAtomic, writeFileAtomicWith, type Fingerprint, type FileVersion, type VersionedText } from './fs-util.js';
+import {
+  appendLayout,
+  jsonFrame,
+  NDJSON_FRAME,
+  renderAll,
+  writeLayout,
+  type FileFrame,
+  type FileLayout,
+  type LayoutSource,
+} from './file-image.js';
+import {
+  readVersioned,
+  writeFileAtomic,
+  writeFileAtomicWith,
+  type Fingerprint,
+  type FileVersion,
+  type VersionedText,
+} from './fs-util.js';
 import { lineColumn, scanJson } from './json-locate.js';
 
 export type StoreFormat = 'json' | 'ndjson';
@@ -105,7 +121,11 @@ export class UserFile {
    * serialised again. The copy is taken only while that version is unchanged: an in-place edit changes its size or
    * mtime, which is the same evidence `p2psync` trusts to tell an unchanged file everywhere else.
    */
-  async writeDocs(docs: DocState[], root: Record<string, Json> | undefined, from?: ArrayLike<number>): Promise<FileVersion> {
+  async writeDocs(
+    docs: DocState[],
+    root: Record<string, Json> | undefined,
+    from?: ArrayLike<number>,
+  ): Promise<FileVersion> {
     const frame = this.frameFor(root);
     const source = await this.takeSource();
     let layout: FileLayout | undefined;
@@ -199,7 +219,12 @@ export class UserFile {
     const c = this.options.collection;
     let value: unknown;
     if (text.trim() === '') {
-      if (!blankIsEmpty) throw new P2PSyncError('E_PARSE', `${file}: the file is empty (expected a JSON ${c === undefined ? 'array' : 'object'})`, { file, line: 1, column: 1 });
+      if (!blankIsEmpty)
+        throw new P2PSyncError(
+          'E_PARSE',
+          `${file}: the file is empty (expected a JSON ${c === undefined ? 'array' : 'object'})`,
+          { file, line: 1, column: 1 },
+        );
       value = c === undefined ? [] : {};
     } else {
       try {
@@ -224,13 +249,19 @@ export class UserFile {
       list = value;
     } else {
       if (!isPlainObject(value)) {
-        throw new P2PSyncError('E_BAD_COLLECTION', `${file}: --collection "${c}" needs a top-level JSON object`, { file, collection: c });
+        throw new P2PSyncError('E_BAD_COLLECTION', `${file}: --collection "${c}" needs a top-level JSON object`, {
+          file,
+          collection: c,
+        });
       }
       root = value as Record<string, Json>;
       missing = !Object.hasOwn(root, c);
       list = missing ? [] : root[c];
       if (!Array.isArray(list)) {
-        throw new P2PSyncError('E_BAD_COLLECTION', `${file}: "${c}" is not an array of documents`, { file, collection: c });
+        throw new P2PSyncError('E_BAD_COLLECTION', `${file}: "${c}" is not an array of documents`, {
+          file,
+          collection: c,
+        });
       }
       // The documents live on in `docs`; keep the root small.
       root = { ...root, [c]: [] };
@@ -241,7 +272,11 @@ export class UserFile {
       offsets ??= scanJson(text, c).elements;
       return lineColumn(text, offsets[i] ?? 0);
     };
-    const docs = this.collect(items.length, (i) => items[i], (i) => ({ ...where(i), index: i }));
+    const docs = this.collect(
+      items.length,
+      (i) => items[i],
+      (i) => ({ ...where(i), index: i }),
+    );
     return root ? { docs, root, ...(missing ? { collectionMissing: true as const } : {}) } : { docs };
   }
 
@@ -260,15 +295,29 @@ export class UserFile {
         const found = scanJson(line).error;
         const column = (found?.offset ?? 0) + 1;
         const why = found?.message ?? (err as Error).message;
-        throw new P2PSyncError('E_PARSE', `${file}:${i + 1}:${column}: invalid JSON: ${why}`, { file, line: i + 1, column });
+        throw new P2PSyncError('E_PARSE', `${file}:${i + 1}:${column}: invalid JSON: ${why}`, {
+          file,
+          line: i + 1,
+          column,
+        });
       }
       lineNo.push(i + 1);
     }
-    return { docs: this.collect(values.length, (i) => values[i], (i) => ({ line: lineNo[i]!, column: 1 })) };
+    return {
+      docs: this.collect(
+        values.length,
+        (i) => values[i],
+        (i) => ({ line: lineNo[i]!, column: 1 }),
+      ),
+    };
   }
 
   /** Validates documents and indexes them by key; `where(i)` locates item i for error messages (lazily). */
-  private collect(count: number, item: (i: number) => unknown, where: (i: number) => { line: number; column: number; index?: number }): Map<string, DocState> {
+  private collect(
+    count: number,
+    item: (i: number) => unknown,
+    where: (i: number) => { line: number; column: number; index?: number },
+  ): Map<string, DocState> {
     const file = this.name;
     const pk = this.options.primaryKey;
     const docs = new Map<string, DocState>();
@@ -276,13 +325,21 @@ export class UserFile {
       const v = item(i);
       if (!isPlainObject(v)) {
         const at = where(i);
-        throw new P2PSyncError('E_NOT_OBJECT', `${file}:${at.line}:${at.column}: a document must be a JSON object, got ${describe(v)}`, { file, ...at });
+        throw new P2PSyncError(
+          'E_NOT_OBJECT',
+          `${file}:${at.line}:${at.column}: a document must be a JSON object, got ${describe(v)}`,
+          { file, ...at },
+        );
       }
       const id = docKey(v, pk);
       if (id === undefined) {
         const at = where(i);
         const got = v[pk] === undefined ? 'it is missing' : `got ${describe(v[pk])}`;
-        throw new P2PSyncError('E_BAD_KEY', `${file}:${at.line}:${at.column}: the primary key "${pk}" must be a non-empty string; ${got}`, { file, ...at, key: pk });
+        throw new P2PSyncError(
+          'E_BAD_KEY',
+          `${file}:${at.line}:${at.column}: the primary key "${pk}" must be a non-empty string; ${got}`,
+          { file, ...at, key: pk },
+        );
       }
       const reserved = reservedField(v);
       if (reserved !== undefined) {
@@ -294,7 +351,11 @@ export class UserFile {
         let first = 0;
         while (first < i && docKey(item(first) as Record<string, unknown>, pk) !== id) first++;
         const firstLine = where(first).line;
-        throw new P2PSyncError('E_DUPLICATE_KEY', `${file}:${at.line}:${at.column}: duplicate ${pk} "${id}" (first at line ${firstLine})`, { file, ...at, key: id, field: pk, firstLine });
+        throw new P2PSyncError(
+          'E_DUPLICATE_KEY',
+          `${file}:${at.line}:${at.column}: duplicate ${pk} "${id}" (first at line ${firstLine})`,
+          { file, ...at, key: id, field: pk, firstLine },
+        );
       }
       docs.set(id, asDocState(v));
     }
@@ -324,12 +385,21 @@ export function reservedField(v: Record<string, unknown>): string | undefined {
   return RESERVED_FIELDS.find((f) => Object.hasOwn(v, f));
 }
 
-export function reservedFieldError(where: string, id: string, field: string, details: Record<string, unknown>): P2PSyncError {
-  return new P2PSyncError('E_RESERVED_FIELD', `${where}: document "${id}" carries the reserved field "${field}" (p2psync and RxDB keep it for themselves); remove it`, {
-    ...details,
-    id,
-    field,
-  });
+export function reservedFieldError(
+  where: string,
+  id: string,
+  field: string,
+  details: Record<string, unknown>,
+): P2PSyncError {
+  return new P2PSyncError(
+    'E_RESERVED_FIELD',
+    `${where}: document "${id}" carries the reserved field "${field}" (p2psync and RxDB keep it for themselves); remove it`,
+    {
+      ...details,
+      id,
+      field,
+    },
+  );
 }
 
 /** A freshly parsed, validated object becomes a doc state in place (no copy: 100k documents load noticeably faster). */

@@ -21,12 +21,16 @@ export function decodeUtf8(buf: Buffer, file: string): string {
 }
 
 function fail(file: string, offset: number, line: number, column: number, byte: string): never {
-  throw new P2PSyncError('E_PARSE', `${file}:${line}:${column}: invalid UTF-8 (byte 0x${byte} at byte offset ${offset}); the file must be UTF-8`, {
-    file,
-    line,
-    column,
-    offset,
-  });
+  throw new P2PSyncError(
+    'E_PARSE',
+    `${file}:${line}:${column}: invalid UTF-8 (byte 0x${byte} at byte offset ${offset}); the file must be UTF-8`,
+    {
+      file,
+      line,
+      column,
+      offset,
+    },
+  );
 }
 
 /** The offset of the first byte that does not belong to a well-formed UTF-8 sequence (RFC 3629), or -1. */

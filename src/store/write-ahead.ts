@@ -20,7 +20,9 @@ export interface WriteAheadHost {
 }
 
 /** One turn of the queue: records to append with one fsync, or a snapshot that replaces the journal. */
-type Job = { kind: 'append'; records: WalRecordOut[]; fileSave?: FileSave; done: Settle } | { kind: 'snapshot'; write: () => Promise<void>; done: Settle };
+type Job =
+  | { kind: 'append'; records: WalRecordOut[]; fileSave?: FileSave; done: Settle }
+  | { kind: 'snapshot'; write: () => Promise<void>; done: Settle };
 
 interface FileSave {
   f: FileVersion | undefined;
@@ -77,7 +79,9 @@ export class WriteAhead {
 
   /** Something is cut, queued or being written. */
   get busy(): boolean {
-    return this.running || this.jobs.length > 0 || this.entries.length > 0 || this.purged.length > 0 || this.peers.pending;
+    return (
+      this.running || this.jobs.length > 0 || this.entries.length > 0 || this.purged.length > 0 || this.peers.pending
+    );
   }
 
   /**
@@ -227,7 +231,8 @@ export class WriteAhead {
           if (job.kind === 'append' && !this.host.sidecar.appendable) {
             // The journal is new or broken and a snapshot is on its way (the store asked for one): it will hold
             // these records, and their barriers resolve then. A file save is recorded by that snapshot instead.
-            if (job.fileSave) job.done.reject(this.failure ?? new P2PSyncError('E_INTERNAL', 'the journal waits for a snapshot'));
+            if (job.fileSave)
+              job.done.reject(this.failure ?? new P2PSyncError('E_INTERNAL', 'the journal waits for a snapshot'));
             else job.done.resolve();
             continue;
           }

@@ -7,7 +7,13 @@ import type { FileLayout } from './file-image.js';
  * `next`), or, when documents were only added, just those (`added`: appended to the file and to `known`).
  */
 export type FilePlan =
-  | { root: Record<string, Json> | undefined; docs: DocState[]; from: Int32Array; next: Map<string, DocState>; added?: undefined }
+  | {
+      root: Record<string, Json> | undefined;
+      docs: DocState[];
+      from: Int32Array;
+      next: Map<string, DocState>;
+      added?: undefined;
+    }
   | { root: Record<string, Json> | undefined; added: IndexEntry[]; docs?: undefined };
 
 /**

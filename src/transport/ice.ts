@@ -61,14 +61,17 @@ export function splitIceServerList(text: string): string[] {
  * Throws E_BAD_OPTION for anything that is not a stun: or UDP turn: URL.
  */
 export function iceServerFromUrl(url: string): IceServer {
-  const match = /^(stuns?|turns?):(?:([^@:/,\s]*):([^@/,\s]*)@)?([^@/?#,\s]+)(\?transport=(?:udp|tcp))?$/i.exec(url.trim());
+  const match = /^(stuns?|turns?):(?:([^@:/,\s]*):([^@/,\s]*)@)?([^@/?#,\s]+)(\?transport=(?:udp|tcp))?$/i.exec(
+    url.trim(),
+  );
   if (!match) {
     throw bad(`invalid ICE server URL "${redact(url)}": expected stun:host[:port] or turn:user:pass@host[:port]`, {
       url: redact(url),
     });
   }
   const [, scheme = '', user, pass, host = '', transport = ''] = match;
-  if (/^turns$/i.test(scheme) || /tcp/i.test(transport)) throw bad(`${NO_TCP_TURN} (got "${redact(url)}")`, { url: redact(url) });
+  if (/^turns$/i.test(scheme) || /tcp/i.test(transport))
+    throw bad(`${NO_TCP_TURN} (got "${redact(url)}")`, { url: redact(url) });
   const server: IceServer = { urls: `${scheme.toLowerCase()}:${host}` };
   if (user !== undefined && pass !== undefined) {
     try {
@@ -122,7 +125,8 @@ export function validateIceConfig(ice: IceConfig = {}): void {
       } catch {
         throw bad(`invalid ICE server URL "${redact(url)}"`, { url: redact(url) });
       }
-      if (scheme === 'turns:' || /[?&]transport=tcp/i.test(url)) throw bad(`${NO_TCP_TURN} (got "${redact(url)}")`, { url: redact(url) });
+      if (scheme === 'turns:' || /[?&]transport=tcp/i.test(url))
+        throw bad(`${NO_TCP_TURN} (got "${redact(url)}")`, { url: redact(url) });
       if (!SCHEMES.has(scheme)) {
         throw bad(`ICE server URL "${redact(url)}" must start with stun: or turn:`, { url: redact(url) });
       }
@@ -165,7 +169,13 @@ export function nativeIceServers(servers: IceServer[]): NativeIceServer[] {
       const hostPort = hostPortOf(url);
       if (!hostPort) continue;
       if (!isTurnUrl(url)) out.push(hostPort);
-      else out.push({ ...hostPort, username: server.username ?? '', password: server.credential ?? '', relayType: 'TurnUdp' });
+      else
+        out.push({
+          ...hostPort,
+          username: server.username ?? '',
+          password: server.credential ?? '',
+          relayType: 'TurnUdp',
+        });
     }
   }
   return out;

@@ -118,7 +118,11 @@ export class MemoryLink implements PeerLink {
 }
 
 /** Two connected links: `a` talks to the peer `bId`, `b` to the peer `aId`; both deliver at `options.pace`. */
-export function createMemoryLinkPair(aId = 'peer-a', bId = 'peer-b', options: MemoryLinkOptions = {}): [MemoryLink, MemoryLink] {
+export function createMemoryLinkPair(
+  aId = 'peer-a',
+  bId = 'peer-b',
+  options: MemoryLinkOptions = {},
+): [MemoryLink, MemoryLink] {
   const a = new MemoryLink(bId, options.pace);
   const b = new MemoryLink(aId, options.pace);
   a.peer = b;

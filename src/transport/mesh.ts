@@ -117,7 +117,11 @@ export function createMesh(options: MeshOptions): Mesh {
   validateIceConfig(options.ice);
   const max = options.maxPeers;
   if (max !== undefined && !(Number.isSafeInteger(max) && max >= MIN_MAX_PEERS)) {
-    throw new P2PSyncError('E_BAD_OPTION', `maxPeers must be a whole number of at least ${MIN_MAX_PEERS}, got ${String(max)}`, { option: 'max-peers' });
+    throw new P2PSyncError(
+      'E_BAD_OPTION',
+      `maxPeers must be a whole number of at least ${MIN_MAX_PEERS}, got ${String(max)}`,
+      { option: 'max-peers' },
+    );
   }
   return new WebRTCMesh(options);
 }
@@ -225,7 +229,13 @@ class WebRTCMesh implements Mesh {
   private applyBound(own: string, maxPeers: number): void {
     this.neighbours = chooseNeighbours(own, this.room, maxPeers);
     const live = [...this.attempts.values()].filter((a) => a.state !== 'ended' && a.ending === undefined);
-    const drop = new Set(linksToDrop(live.map((a) => a.remote), this.neighbours, maxPeers));
+    const drop = new Set(
+      linksToDrop(
+        live.map((a) => a.remote),
+        this.neighbours,
+        maxPeers,
+      ),
+    );
     for (const a of live) if (drop.has(a.remote)) this.end(a, `over --max-peers ${maxPeers}`);
   }
 
@@ -286,8 +296,7 @@ class WebRTCMesh implements Mesh {
     const live = current && current.state !== 'ended' && current.ending === undefined ? current : undefined;
     // An initiator accepts signals without a connectionId (older RxDB); a responder's attempt is the offer's.
     const matches =
-      live !== undefined &&
-      (live.connectionId === connectionId || (live.initiator && connectionId === undefined));
+      live !== undefined && (live.connectionId === connectionId || (live.initiator && connectionId === undefined));
     if (live && matches) {
       if (data.type === 'offer' && live.initiator) return this.dropped(remote, 'offer to an initiator');
       return this.deliver(live, data);
@@ -298,10 +307,12 @@ class WebRTCMesh implements Mesh {
       return;
     }
     if (data.type !== 'offer') return this.dropped(remote, `outdated ${data.type}`);
-    if ((this.rejectedUntil.get(remote) ?? 0) > performance.now()) return this.dropped(remote, 'offer from a rejected peer, backing off');
+    if ((this.rejectedUntil.get(remote) ?? 0) > performance.now())
+      return this.dropped(remote, 'offer from a rejected peer, backing off');
     // Politely: no answer at all, so the remote's attempt times out and it backs off; a p2psync remote with the
     // same member list never offers to a non-neighbour in the first place.
-    if (!this.wanted(remote) && !current && this.liveCount() >= this.maxPeers!) return this.dropped(remote, 'declined: at --max-peers');
+    if (!this.wanted(remote) && !current && this.liveCount() >= this.maxPeers!)
+      return this.dropped(remote, 'declined: at --max-peers');
     // A new offer replaces whatever we had with that remote, even a connected link: the remote restarted the
     // pair (it noticed a failure we did not, or its signaling id changed roles).
     if (current) this.end(current, 'replaced by a new offer');
@@ -318,7 +329,8 @@ class WebRTCMesh implements Mesh {
   private maybeConnect(remote: string): void {
     const own = this.signal.peerId;
     if (this.closed || own === undefined || !this.room.has(remote)) return;
-    if (this.attempts.has(remote) || this.retryTimers.has(remote) || !isInitiator(own, remote) || !this.wanted(remote)) return;
+    if (this.attempts.has(remote) || this.retryTimers.has(remote) || !isInitiator(own, remote) || !this.wanted(remote))
+      return;
     if (!this.start(remote, true, randomToken(CONNECTION_ID_LENGTH))) this.scheduleRetry(remote);
   }
 
@@ -328,7 +340,13 @@ class WebRTCMesh implements Mesh {
     try {
       native = createNativePeerConnection(this.config, this.certificatePemFile);
       // objectMode: text frames arrive as strings instead of Buffers
-      peer = new SimplePeer({ initiator, wrtc, config: { ...this.config, peerConnection: native }, trickle: true, objectMode: true });
+      peer = new SimplePeer({
+        initiator,
+        wrtc,
+        config: { ...this.config, peerConnection: native },
+        trickle: true,
+        objectMode: true,
+      });
     } catch (err) {
       native?.close();
       this.debug(`mesh: cannot create a peer for ${remote}: ${String(err)}`);
@@ -468,7 +486,14 @@ class WebRTCMesh implements Mesh {
     this.event(
       wasConnected
         ? { type: 'disconnected', remotePeerId: remote, connectionId, reason }
-        : { type: 'failed', remotePeerId: remote, connectionId, initiator, reason, ...(attempt.ice ? { ice: attempt.ice } : {}) },
+        : {
+            type: 'failed',
+            remotePeerId: remote,
+            connectionId,
+            initiator,
+            reason,
+            ...(attempt.ice ? { ice: attempt.ice } : {}),
+          },
     );
     if (this.attempts.get(remote) !== attempt) return; // replaced by a newer attempt
     this.attempts.delete(remote);

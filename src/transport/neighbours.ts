@@ -53,7 +53,8 @@ export function ringOffsets(n: number, maxPeers: number): number[] {
  * everyone (full mesh). Throws for a bound below MIN_MAX_PEERS.
  */
 export function chooseNeighbours(own: string, members: Iterable<string>, maxPeers: number): Set<string> {
-  if (!Number.isSafeInteger(maxPeers) || maxPeers < MIN_MAX_PEERS) throw new RangeError(`maxPeers must be a whole number >= ${MIN_MAX_PEERS}`);
+  if (!Number.isSafeInteger(maxPeers) || maxPeers < MIN_MAX_PEERS)
+    throw new RangeError(`maxPeers must be a whole number >= ${MIN_MAX_PEERS}`);
   const ring = ringOrder([own, ...members]);
   const n = ring.length;
   if (n - 1 <= maxPeers) return new Set(ring.filter((id) => id !== own));
@@ -74,5 +75,8 @@ export function chooseNeighbours(own: string, members: Iterable<string>, maxPeer
 export function linksToDrop(current: readonly string[], neighbours: ReadonlySet<string>, maxPeers: number): string[] {
   const excess = current.length - maxPeers;
   if (excess <= 0) return [];
-  return current.filter((id) => !neighbours.has(id)).reverse().slice(0, excess);
+  return current
+    .filter((id) => !neighbours.has(id))
+    .reverse()
+    .slice(0, excess);
 }

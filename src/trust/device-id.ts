@@ -37,7 +37,11 @@ export function parseAllowlist(text: string, file: string): ReadonlySet<string> 
     const id = normalizeDeviceId(content);
     if (!id) {
       const shown = content.length > 40 ? content.slice(0, 40) + '...' : content;
-      throw new P2PSyncError('E_ALLOWLIST', `${file}:${i + 1}: "${shown}" is not a device id (expected a SHA-256 fingerprint, 32 hex bytes)`, { file, line: i + 1 });
+      throw new P2PSyncError(
+        'E_ALLOWLIST',
+        `${file}:${i + 1}: "${shown}" is not a device id (expected a SHA-256 fingerprint, 32 hex bytes)`,
+        { file, line: i + 1 },
+      );
     }
     ids.add(id);
   });

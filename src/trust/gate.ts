@@ -38,7 +38,13 @@ export function createTrustGate(o: TrustGateOptions): LinkGate {
   };
 }
 
-function handshake(link: PeerLink, c: LinkCredentials, room: string, authKey: Uint8Array, timeoutMs: number): Promise<PeerLink> {
+function handshake(
+  link: PeerLink,
+  c: LinkCredentials,
+  room: string,
+  authKey: Uint8Array,
+  timeoutMs: number,
+): Promise<PeerLink> {
   if (!c.localFingerprint) return Promise.reject(new LinkRejected('our own certificate fingerprint is unknown'));
   const hs = new TrustHandshake({
     authKey,

@@ -35,9 +35,7 @@ export interface HandshakeParams {
 
 /** What the caller does after feeding a frame: send these frames, then possibly stop. */
 export type HandshakeStep =
-  | { status: 'continue'; send: string[] }
-  | { status: 'done'; send: string[] }
-  | { status: 'failed'; reason: string };
+  { status: 'continue'; send: string[] } | { status: 'done'; send: string[] } | { status: 'failed'; reason: string };
 
 type State = 'awaiting-hello' | 'awaiting-proof' | 'done' | 'failed';
 
@@ -76,11 +74,15 @@ export class TrustHandshake {
       const remoteRole: Role = this.p.role === 'initiator' ? 'responder' : 'initiator';
       this.expectedProof = proofOf(this.p.authKey, remoteRole, transcript);
       this.state = 'awaiting-proof';
-      return { status: 'continue', send: [frame({ proof: proofOf(this.p.authKey, this.p.role, transcript).toString('base64url') })] };
+      return {
+        status: 'continue',
+        send: [frame({ proof: proofOf(this.p.authKey, this.p.role, transcript).toString('base64url') })],
+      };
     }
     if (message.proof === undefined) return this.fail('expected proof');
     const proof = decodeExact(message.proof, MAC_BYTES);
-    if (!proof || !timingSafeEqual(proof, this.expectedProof!)) return this.fail('proof does not verify (wrong secret, or a relay in the middle)');
+    if (!proof || !timingSafeEqual(proof, this.expectedProof!))
+      return this.fail('proof does not verify (wrong secret, or a relay in the middle)');
     this.state = 'done';
     return { status: 'done', send: [] };
   }

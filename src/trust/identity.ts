@@ -40,7 +40,8 @@ export async function loadOrCreateIdentity(pemFile: string): Promise<DeviceIdent
   try {
     await link(tmp, pemFile);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw identityError(pemFile, `cannot be created: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw identityError(pemFile, `cannot be created: ${(err as Error).message}`);
     created = false; // another process won the race: use its identity
   } finally {
     await unlink(tmp).catch(() => undefined);
@@ -67,7 +68,10 @@ export async function loadIdentity(pemFile: string): Promise<DeviceIdentity | un
     if (!deviceId) throw new Error('no SHA-256 fingerprint');
     return { pemFile, deviceId };
   } catch (err) {
-    throw identityError(pemFile, `is damaged (${(err as Error).message}); move it away to create a new identity (peers that allowlisted the old id must then list the new one)`);
+    throw identityError(
+      pemFile,
+      `is damaged (${(err as Error).message}); move it away to create a new identity (peers that allowlisted the old id must then list the new one)`,
+    );
   }
 }
 
@@ -87,7 +91,9 @@ async function generatePem(): Promise<string> {
   const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1'),
+    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+      .toString('hex')
+      .replace(/^[89a-f]/, '1'),
     name: 'CN=p2psync',
     notBefore: new Date(now - 24 * 3600 * 1000),
     notAfter: new Date(now + VALIDITY_YEARS * 365 * 24 * 3600 * 1000),

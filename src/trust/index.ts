@@ -45,14 +45,18 @@ export async function loadTrustOptions(s: TrustSources): Promise<TrustOptions> {
   let secret: Buffer | undefined;
   if (s.secretFile !== undefined) {
     secret = stripNewline(await readOrThrow(s.secretFile, 'E_SECRET', 'secret file'));
-    if (secret.toString('utf8').trim() === '') throw new P2PSyncError('E_SECRET', `the secret file ${s.secretFile} is empty`, { file: s.secretFile });
+    if (secret.toString('utf8').trim() === '')
+      throw new P2PSyncError('E_SECRET', `the secret file ${s.secretFile} is empty`, { file: s.secretFile });
   } else if (s.secret !== undefined) {
     if (s.secret.trim() === '') throw new P2PSyncError('E_SECRET', 'the secret is empty');
     secret = Buffer.from(s.secret, 'utf8');
   }
   let allowPeers: ReadonlySet<string> | undefined;
   if (s.allowPeersFile !== undefined) {
-    allowPeers = parseAllowlist((await readOrThrow(s.allowPeersFile, 'E_ALLOWLIST', 'allowlist')).toString('utf8'), s.allowPeersFile);
+    allowPeers = parseAllowlist(
+      (await readOrThrow(s.allowPeersFile, 'E_ALLOWLIST', 'allowlist')).toString('utf8'),
+      s.allowPeersFile,
+    );
   }
   return { secret, allowPeers };
 }

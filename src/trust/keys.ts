@@ -22,7 +22,11 @@ export const SCRYPT_PARAMS = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 
 
 /** Domain-separation labels; changing any of them is a new protocol version. */
 const ROOT_SALT = 'p2psync trust v1 root\0';
-const INFO = { room: 'p2psync trust v1 room', seal: 'p2psync trust v1 signal seal', auth: 'p2psync trust v1 handshake' };
+const INFO = {
+  room: 'p2psync trust v1 room',
+  seal: 'p2psync trust v1 signal seal',
+  auth: 'p2psync trust v1 handshake',
+};
 const ROOM_PREFIX = 'p2ps-';
 
 /**

@@ -73,7 +73,8 @@ export class SealedSignalChannel implements SignalChannel {
     } catch {
       return this.drop(m.from, 'does not open'); // sealed by a peer with our key: not expected, still not passed on
     }
-    const message: SignalMessage = m.connectionId === undefined ? { from: m.from, data } : { from: m.from, data, connectionId: m.connectionId };
+    const message: SignalMessage =
+      m.connectionId === undefined ? { from: m.from, data } : { from: m.from, data, connectionId: m.connectionId };
     for (const h of [...this.handlers]) h(message);
   }
 

@@ -48,7 +48,13 @@ export interface BisectResult {
   requests: number;
 }
 
-export const DEFAULT_BISECT: Readonly<BisectOptions> = Object.freeze({ limit: 100, leaves: 16, split: 16, batch: 32, maxRanges: 100_000 });
+export const DEFAULT_BISECT: Readonly<BisectOptions> = Object.freeze({
+  limit: 100,
+  leaves: 16,
+  split: 16,
+  batch: 32,
+  maxRanges: 100_000,
+});
 
 const ALL: KeyRange = [null, null];
 
@@ -57,7 +63,10 @@ function lowerFrom(a: KeyRange, b: KeyRange): number {
   return compareIds(a[0], b[0]);
 }
 
-export async function bisect(sources: readonly DigestSource[], options: Partial<BisectOptions> = {}): Promise<BisectResult> {
+export async function bisect(
+  sources: readonly DigestSource[],
+  options: Partial<BisectOptions> = {},
+): Promise<BisectResult> {
   const o = { ...DEFAULT_BISECT, ...options };
   if (sources.length < 2) throw new Error('bisect needs at least two sources');
   const ask = async (ranges: KeyRange[]): Promise<RangeAnswer[][]> => {
@@ -98,7 +107,12 @@ export async function bisect(sources: readonly DigestSource[], options: Partial<
     asked += batch.length;
     requests++;
     const answers = await ask(batch);
-    batch.forEach((range, i) => settle(range, answers.map((a) => a[i]!)));
+    batch.forEach((range, i) =>
+      settle(
+        range,
+        answers.map((a) => a[i]!),
+      ),
+    );
   }
   found.sort((a, b) => compareIds(a.id, b.id));
   return {

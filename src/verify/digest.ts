@@ -23,7 +23,9 @@ const LEAF_BYTES = 32;
 
 /** The leaf hash of a document given by its user fields (what a file holds) or its doc state. */
 export function leafHash(doc: Record<string, Json | undefined>): Buffer {
-  return createHash('sha256').update(canonicalJson(userFields(doc as DocState)), 'utf8').digest();
+  return createHash('sha256')
+    .update(canonicalJson(userFields(doc as DocState)), 'utf8')
+    .digest();
 }
 
 /**

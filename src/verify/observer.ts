@@ -4,7 +4,17 @@ import { P2PSYNC_CAPABILITY } from '../replication/master.js';
 import { DEFAULT_LIMITS } from '../replication/limits.js';
 import { Rpc } from '../replication/rpc.js';
 import type { DigestSource } from './bisect.js';
-import { checkDigestAnswer, DIGEST_FEATURE, DIGEST_METHOD, helloFeature, isObserverError, OBSERVER_ERROR_CODE, OBSERVER_FEATURE, type DigestQuery, type RangeAnswer } from './protocol.js';
+import {
+  checkDigestAnswer,
+  DIGEST_FEATURE,
+  DIGEST_METHOD,
+  helloFeature,
+  isObserverError,
+  OBSERVER_ERROR_CODE,
+  OBSERVER_FEATURE,
+  type DigestQuery,
+  type RangeAnswer,
+} from './protocol.js';
 
 /**
  * What a peer of the topic is, as an observer sees it:
@@ -53,7 +63,10 @@ export class ObserverLink implements DigestSource {
             this.hello ??= r.params;
             for (const w of this.helloWaiters.splice(0)) w();
           }
-          const message = r.method === 'token' ? 'p2psync verify is an observer: it holds no documents and does not replicate' : 'p2psync verify serves no requests';
+          const message =
+            r.method === 'token'
+              ? 'p2psync verify is an observer: it holds no documents and does not replicate'
+              : 'p2psync verify serves no requests';
           this.rpc.respondError(r.id, { name: 'P2PSyncError', code: OBSERVER_ERROR_CODE, message });
         },
         onStream: () => void this.rejected++,
@@ -76,9 +89,15 @@ export class ObserverLink implements DigestSource {
       if (isObserverError(err)) return { peerId, kind: 'observer' };
       throw err;
     }
-    if (typeof token !== 'string' || token.length === 0 || token.length > 1024) throw new P2PSyncError('E_PROTOCOL', `peer ${peerId} answered token without a storage token`);
+    if (typeof token !== 'string' || token.length === 0 || token.length > 1024)
+      throw new P2PSyncError('E_PROTOCOL', `peer ${peerId} answered token without a storage token`);
     const hello = await this.waitHello();
-    const kind: PeerKind = helloFeature(hello, DIGEST_FEATURE) >= 1 ? 'p2psync' : helloFeature(hello, P2PSYNC_CAPABILITY) >= 1 ? 'p2psync-old' : 'rxdb';
+    const kind: PeerKind =
+      helloFeature(hello, DIGEST_FEATURE) >= 1
+        ? 'p2psync'
+        : helloFeature(hello, P2PSYNC_CAPABILITY) >= 1
+          ? 'p2psync-old'
+          : 'rxdb';
     return { peerId, kind, peerToken: token };
   }
 
@@ -87,7 +106,9 @@ export class ObserverLink implements DigestSource {
     const answers = checkDigestAnswer(result, query);
     if (typeof answers === 'string') {
       this.rejected++;
-      throw new P2PSyncError('E_PROTOCOL', `peer ${this.link.remotePeerId} sent an invalid digest answer: ${answers}`, { peerId: this.link.remotePeerId });
+      throw new P2PSyncError('E_PROTOCOL', `peer ${this.link.remotePeerId} sent an invalid digest answer: ${answers}`, {
+        peerId: this.link.remotePeerId,
+      });
     }
     return answers;
   }

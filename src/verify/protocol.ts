@@ -73,7 +73,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 function isBound(value: unknown): value is string | null {
-  return value === null || (typeof value === 'string' && value.length > 0 && value.length <= DIGEST_LIMITS.maxBoundChars);
+  return (
+    value === null || (typeof value === 'string' && value.length > 0 && value.length <= DIGEST_LIMITS.maxBoundChars)
+  );
 }
 
 /** True when `id` lies in the range. */
@@ -90,7 +92,8 @@ export function checkDigestQuery(params: readonly unknown[]): DigestQuery | stri
   const q = params[0];
   if (!isPlainObject(q)) return 'the query must be a JSON object';
   const { ranges, leaves, split } = q;
-  if (!wholeNumber(leaves, 1, DIGEST_LIMITS.maxLeaves)) return `leaves must be a whole number from 1 to ${DIGEST_LIMITS.maxLeaves}`;
+  if (!wholeNumber(leaves, 1, DIGEST_LIMITS.maxLeaves))
+    return `leaves must be a whole number from 1 to ${DIGEST_LIMITS.maxLeaves}`;
   if (!wholeNumber(split, DIGEST_LIMITS.minSplit, DIGEST_LIMITS.maxSplit)) {
     return `split must be a whole number from ${DIGEST_LIMITS.minSplit} to ${DIGEST_LIMITS.maxSplit}`;
   }
@@ -115,7 +118,8 @@ export function checkDigestQuery(params: readonly unknown[]): DigestQuery | stri
  * inside the range and increasing, so that cutting at them always makes progress. Returns why it is refused.
  */
 export function checkDigestAnswer(result: unknown, query: DigestQuery): RangeAnswer[] | string {
-  if (!Array.isArray(result) || result.length !== query.ranges.length) return 'the answer must hold one entry per range';
+  if (!Array.isArray(result) || result.length !== query.ranges.length)
+    return 'the answer must hold one entry per range';
   const out: RangeAnswer[] = [];
   for (let i = 0; i < result.length; i++) {
     const a: unknown = result[i];
@@ -142,7 +146,14 @@ function checkEntries(value: unknown, count: number, range: KeyRange): Array<[st
   const out: Array<[string, string]> = [];
   let previous: string | undefined;
   for (const e of value) {
-    if (!Array.isArray(e) || e.length !== 2 || !isBound(e[0]) || e[0] === null || typeof e[1] !== 'string' || !HEX64.test(e[1])) {
+    if (
+      !Array.isArray(e) ||
+      e.length !== 2 ||
+      !isBound(e[0]) ||
+      e[0] === null ||
+      typeof e[1] !== 'string' ||
+      !HEX64.test(e[1])
+    ) {
       return 'an entry must be [id, 64 hex digits]';
     }
     const id = e[0];
@@ -155,7 +166,8 @@ function checkEntries(value: unknown, count: number, range: KeyRange): Array<[st
 }
 
 function checkBounds(value: unknown, split: number, [from, to]: KeyRange): string[] | string {
-  if (!Array.isArray(value) || value.length === 0 || value.length > split - 1) return `bounds must hold 1 to ${split - 1} ids`;
+  if (!Array.isArray(value) || value.length === 0 || value.length > split - 1)
+    return `bounds must hold 1 to ${split - 1} ids`;
   let previous = from;
   for (const b of value) {
     if (!isBound(b) || b === null) return 'a bound must be a non-empty string';

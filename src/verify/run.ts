@@ -61,7 +61,8 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyResult> {
     ...(o.iceTransport ? { transportPolicy: o.iceTransport } : {}),
   };
   validateIceConfig(ice);
-  if (!Number.isSafeInteger(o.limit) || o.limit < 1) throw new P2PSyncError('E_BAD_OPTION', `the limit must be a whole number of at least 1, got ${o.limit}`);
+  if (!Number.isSafeInteger(o.limit) || o.limit < 1)
+    throw new P2PSyncError('E_BAD_OPTION', `the limit must be a whole number of at least 1, got ${o.limit}`);
   const local = o.store ? await localSource(o.store) : undefined;
 
   // with a secret, verify meets the topic's peers in the same hashed room and passes the same handshake as `join`
@@ -84,7 +85,10 @@ async function localSource(store: CrudOptions): Promise<{ source: DigestSource; 
   } catch (err) {
     const e = toP2PSyncError(err);
     // "does not exist" is a usage error here: exit 1 means "different" for verify
-    if (e.code === 'E_IO') throw new P2PSyncError('E_BAD_OPTION', e.message.replace(/ \(p2psync put creates it\)$/, ''), e.details, { cause: err });
+    if (e.code === 'E_IO')
+      throw new P2PSyncError('E_BAD_OPTION', e.message.replace(/ \(p2psync put creates it\)$/, ''), e.details, {
+        cause: err,
+      });
     throw e;
   }
   const snapshot = new DigestSnapshot(docs, store.primaryKey ?? 'id');
@@ -182,14 +186,25 @@ class VerifyRun {
       const info = p.info!;
       // Two links to one replica (a peer in the topic twice) compare as one.
       if (info.kind === 'p2psync' && !byToken.has(info.peerToken!)) byToken.set(info.peerToken!, p);
-      else if (info.kind !== 'p2psync') notVerifiable.push({ peerId: info.peerId, kind: info.kind, ...(info.peerToken ? { peerToken: info.peerToken } : {}) });
+      else if (info.kind !== 'p2psync')
+        notVerifiable.push({
+          peerId: info.peerId,
+          kind: info.kind,
+          ...(info.peerToken ? { peerToken: info.peerToken } : {}),
+        });
     }
     const named: Array<{ name: string; peerId?: string; source: DigestSource }> = [];
     if (this.local) named.push({ name: 'local', source: this.local.source });
     for (const [token, p] of byToken) named.push({ name: token, peerId: p.info!.peerId, source: p.link });
     if (named.length < 2) {
-      const message = `nothing to compare: ${named.length} verifiable replica${named.length === 1 ? '' : 's'}` + (notVerifiable.length ? ` (${notVerifiable.length} not verifiable)` : '');
-      return this.fail(new P2PSyncError('E_TIMEOUT', message, { verifiable: named.length, notVerifiable: notVerifiable.length }), ExitCode.timeout, 'incomplete');
+      const message =
+        `nothing to compare: ${named.length} verifiable replica${named.length === 1 ? '' : 's'}` +
+        (notVerifiable.length ? ` (${notVerifiable.length} not verifiable)` : '');
+      return this.fail(
+        new P2PSyncError('E_TIMEOUT', message, { verifiable: named.length, notVerifiable: notVerifiable.length }),
+        ExitCode.timeout,
+        'incomplete',
+      );
     }
     let result: BisectResult;
     try {
@@ -199,25 +214,42 @@ class VerifyRun {
       );
     } catch (err) {
       const e = toP2PSyncError(err, 'E_PEER');
-      return this.fail(new P2PSyncError(e.code, `the comparison did not finish: ${e.message}`, e.details, { cause: err }), ExitCode.timeout, 'incomplete');
+      return this.fail(
+        new P2PSyncError(e.code, `the comparison did not finish: ${e.message}`, e.details, { cause: err }),
+        ExitCode.timeout,
+        'incomplete',
+      );
     }
     if (this.settled) return;
     this.o.emit({
       event: 'verified',
       equal: result.equal,
       complete: result.complete,
-      replicas: named.map((n, i) => ({ name: n.name, ...(n.peerId ? { peerId: n.peerId } : {}), documents: result.roots[i]!.count, digest: result.roots[i]!.digest })),
+      replicas: named.map((n, i) => ({
+        name: n.name,
+        ...(n.peerId ? { peerId: n.peerId } : {}),
+        documents: result.roots[i]!.count,
+        digest: result.roots[i]!.digest,
+      })),
       notVerifiable,
-      differing: result.differing.map((d) => ({ id: d.id, replicas: Object.fromEntries(named.map((n, i) => [n.name, d.leaves[i]?.slice(0, 16) ?? null])) })),
+      differing: result.differing.map((d) => ({
+        id: d.id,
+        replicas: Object.fromEntries(named.map((n, i) => [n.name, d.leaves[i]?.slice(0, 16) ?? null])),
+      })),
     });
-    this.finish(result.equal ? { exitCode: ExitCode.ok, reason: 'equal' } : { exitCode: ExitCode.failure, reason: 'different' });
+    this.finish(
+      result.equal ? { exitCode: ExitCode.ok, reason: 'equal' } : { exitCode: ExitCode.failure, reason: 'different' },
+    );
   }
 
   private timedOut(): void {
     if (this.settled) return;
     const members = this.signaling.peers;
     const classified = members.filter((id) => this.peers.get(id)?.info).length;
-    const replicas = members.filter((id) => { const k = this.peers.get(id)?.info?.kind; return k !== undefined && k !== 'observer'; }).length;
+    const replicas = members.filter((id) => {
+      const k = this.peers.get(id)?.info?.kind;
+      return k !== undefined && k !== 'observer';
+    }).length;
     const secs = this.o.timeoutMs / 1000;
     const message = !this.signaling.peerId
       ? `could not reach the signaling server ${this.signaling.url} within ${secs} s`
@@ -226,12 +258,26 @@ class VerifyRun {
         : members.length === 0
           ? `no peer in topic "${this.o.topic}" within ${secs} s`
           : `${classified} of ${members.length} peers answered within ${secs} s (${replicas} replicas, ${this.waitPeers} needed)`;
-    this.fail(new P2PSyncError('E_TIMEOUT', message, { peersSeen: members.length, peersAnswered: classified, replicas, waitPeers: this.waitPeers }), ExitCode.timeout, 'timeout');
+    this.fail(
+      new P2PSyncError('E_TIMEOUT', message, {
+        peersSeen: members.length,
+        peersAnswered: classified,
+        replicas,
+        waitPeers: this.waitPeers,
+      }),
+      ExitCode.timeout,
+      'timeout',
+    );
   }
 
   private fail(e: P2PSyncError, exitCode: number, reason: VerifyResult['reason']): void {
     if (this.settled) return;
-    this.o.emit({ event: 'error', code: e.code, message: e.message, ...(Object.keys(e.details).length ? { details: e.details } : {}) });
+    this.o.emit({
+      event: 'error',
+      code: e.code,
+      message: e.message,
+      ...(Object.keys(e.details).length ? { details: e.details } : {}),
+    });
     this.finish({ exitCode, reason });
   }
 }

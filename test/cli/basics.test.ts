@@ -28,8 +28,17 @@ describe('usage errors and env vars', () => {
   it('prints an E_USAGE error event on stdout for a usage error with --json', async () => {
     const r = await runCli(['join', '--topic', 'short', '--store', 'never-created.json', '--json']);
     expect(r.code).toBe(2);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(events).toEqual([expect.objectContaining({ event: 'error', code: 'E_USAGE', message: expect.stringMatching(/6 to 99 characters/) })]);
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events).toEqual([
+      expect.objectContaining({
+        event: 'error',
+        code: 'E_USAGE',
+        message: expect.stringMatching(/6 to 99 characters/),
+      }),
+    ]);
   });
 
   it('treats a boolean env var set to 0/false as off, and to 1/true as on', async () => {

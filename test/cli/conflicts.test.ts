@@ -29,9 +29,19 @@ describe('p2psync conflicts ls / show / resolve', () => {
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'p2psync-conflicts-'));
     store = join(dir, 'notes.json');
-    await writeFile(store, JSON.stringify([{ id: 'n1', title: 'current' }, { id: 'n2', title: 'two' }]));
+    await writeFile(
+      store,
+      JSON.stringify([
+        { id: 'n1', title: 'current' },
+        { id: 'n2', title: 'two' },
+      ]),
+    );
     const k = await FileKeptVersions.open(keptPath(store), { limit: 10 });
-    await k.keep([kept('a', 'n1', { title: 'first' }), kept('bb', 'n1', { title: 'second' }), kept('ccc', 'n2', { title: 'gone' }, true)]);
+    await k.keep([
+      kept('a', 'n1', { title: 'first' }),
+      kept('bb', 'n1', { title: 'second' }),
+      kept('ccc', 'n2', { title: 'gone' }, true),
+    ]);
     await k.close();
   });
   afterEach(async () => {
@@ -51,13 +61,24 @@ describe('p2psync conflicts ls / show / resolve', () => {
         id: 'n1',
         current: { id: 'n1', title: 'current' },
         versions: [
-          { n: 1, vid: 'a', strategy: 'merge', side: 'local', peer: 'otherpeertoken', fields: ['title'], deleted: false, document: { id: 'n1', title: 'first' } },
+          {
+            n: 1,
+            vid: 'a',
+            strategy: 'merge',
+            side: 'local',
+            peer: 'otherpeertoken',
+            fields: ['title'],
+            deleted: false,
+            document: { id: 'n1', title: 'first' },
+          },
           { n: 2, vid: 'bb', document: { id: 'n1', title: 'second' } },
         ],
       },
     ]);
     const human = await runCli(['conflicts', 'show', '--store', store, 'n1']);
-    expect(human.stdout).toMatch(/^current: \{"id":"n1","title":"current"\}\n1: .* merge this peer fields title: \{"id":"n1","title":"first"\}\n2: /);
+    expect(human.stdout).toMatch(
+      /^current: \{"id":"n1","title":"current"\}\n1: .* merge this peer fields title: \{"id":"n1","title":"first"\}\n2: /,
+    );
 
     const resolve = await runCli(['conflicts', 'resolve', '--store', store, 'n1', '--use', '1', '--json']);
     expect(resolve.code, resolve.stderr).toBe(0);
@@ -66,7 +87,9 @@ describe('p2psync conflicts ls / show / resolve', () => {
       { event: 'conflict-cleared', id: 'n1', used: 1, cleared: 2 },
     ]);
     expect(JSON.parse(await readFile(store, 'utf8'))).toContainEqual({ id: 'n1', title: 'first' });
-    expect((await runCli(['conflicts', 'ls', '--store', store])).stdout).toBe('n2\t1 version\t2026-01-01T00:00:03.000Z\n');
+    expect((await runCli(['conflicts', 'ls', '--store', store])).stdout).toBe(
+      'n2\t1 version\t2026-01-01T00:00:03.000Z\n',
+    );
   });
 
   it('a kept delete is written as a delete; --keep-current only clears', async () => {
@@ -113,7 +136,16 @@ describe('p2psync conflicts ls / show / resolve', () => {
     const handler = join(dir, 'handler.mjs');
     await writeFile(handler, 'export default { isEqual() { return true; } };');
     const fresh = join(dir, 'fresh.json');
-    const r = await runCli(['join', '--topic', 'handler-test', '--store', fresh, '--conflict-handler', handler, '--json']);
+    const r = await runCli([
+      'join',
+      '--topic',
+      'handler-test',
+      '--store',
+      fresh,
+      '--conflict-handler',
+      handler,
+      '--json',
+    ]);
     expect(r.code).toBe(2);
     expect(events(r)[0]).toMatchObject({ event: 'error', code: 'E_CONFLICT_HANDLER', details: { file: handler } });
     await expect(readFile(fresh, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });

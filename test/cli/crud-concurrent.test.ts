@@ -34,7 +34,14 @@ describe('p2psync put / rm while another process owns the store', () => {
     owner.child.stdin!.end();
     await owner.waitForLine((l) => l === 'closed');
 
-    const expected = [...Array.from({ length: 400 }, (_, i) => `o-${i}`), 'cli-0', 'cli-1', 'cli-2', 'cli-3', 'seed-1'].sort();
+    const expected = [
+      ...Array.from({ length: 400 }, (_, i) => `o-${i}`),
+      'cli-0',
+      'cli-1',
+      'cli-2',
+      'cli-3',
+      'seed-1',
+    ].sort();
     const inFile = (await readFile(store, 'utf8'))
       .split('\n')
       .filter(Boolean)

@@ -52,7 +52,10 @@ describe('p2psync ls / get / put / rm', () => {
     const store = join(dir, 'db.json');
     await writeFile(store, JSON.stringify({ meta: { v: 1 }, users: [{ email: 'old@x.org' }] }));
     const env = { P2PSYNC_STORE: store, P2PSYNC_KEY: 'email', P2PSYNC_COLLECTION: 'users' };
-    const ndjson = await runCli(['put', '--json'], { env, input: '{"email":"ada@x.org","n":1}\n\n{"email":"old@x.org","n":2}\n' });
+    const ndjson = await runCli(['put', '--json'], {
+      env,
+      input: '{"email":"ada@x.org","n":1}\n\n{"email":"old@x.org","n":2}\n',
+    });
     expect(ndjson.code, ndjson.stderr).toBe(0);
     expect(events(ndjson)).toMatchObject([{ event: 'written', ids: ['ada@x.org', 'old@x.org'] }]);
     const array = await runCli(['put'], { env, input: '[{"email":"bob@x.org"}]' });
@@ -79,7 +82,9 @@ describe('p2psync ls / get / put / rm', () => {
     ]) {
       const r = await runCli(args);
       expect(r.code).toBe(2);
-      expect(events(r)).toMatchObject([{ event: 'error', code: 'E_DUPLICATE_KEY', details: { file: bad, line: 2, key: 'a', firstLine: 1 } }]);
+      expect(events(r)).toMatchObject([
+        { event: 'error', code: 'E_DUPLICATE_KEY', details: { file: bad, line: 2, key: 'a', firstLine: 1 } },
+      ]);
     }
     expect(await readFile(bad, 'utf8')).toBe(content);
     expect(existsSync(bad + '.p2psync')).toBe(false);

@@ -26,17 +26,33 @@ describe('CRUD commands on an encrypted store', () => {
   });
 
   it('names the fields once, then needs only the key; the file holds ciphertext, ls/get print plaintext', async () => {
-    const put = await runCli(['put', '--store', store, '--encrypt-fields', 'ssn,notes', '--key-file', key, '{"id":"ada","name":"Ada","ssn":"078-05-1120","notes":{"x":[1]}}']);
+    const put = await runCli([
+      'put',
+      '--store',
+      store,
+      '--encrypt-fields',
+      'ssn,notes',
+      '--key-file',
+      key,
+      '{"id":"ada","name":"Ada","ssn":"078-05-1120","notes":{"x":[1]}}',
+    ]);
     expect(put.code, put.stderr).toBe(0);
     expect(await filesContaining(dir, '078-05-1120')).toEqual([]);
     const onDisk = JSON.parse((await readFile(store, 'utf8')).trim()) as Record<string, string>;
-    expect(onDisk).toEqual({ id: 'ada', name: 'Ada', ssn: expect.stringMatching(/^p2psync:v1:/), notes: expect.stringMatching(/^p2psync:v1:/) });
+    expect(onDisk).toEqual({
+      id: 'ada',
+      name: 'Ada',
+      ssn: expect.stringMatching(/^p2psync:v1:/),
+      notes: expect.stringMatching(/^p2psync:v1:/),
+    });
 
     const put2 = await runCli(['put', '--store', store, '--key-file', key, '{"id":"bob","ssn":"219-09-9999"}']);
     expect(put2.code, put2.stderr).toBe(0);
     const ls = await runCli(['ls', '--store', store], { env: { P2PSYNC_ENCRYPTION_KEY: 'a long random key' } });
     expect(ls.code, ls.stderr).toBe(0);
-    expect(ls.stdout).toBe('{"id":"ada","name":"Ada","ssn":"078-05-1120","notes":{"x":[1]}}\n{"id":"bob","ssn":"219-09-9999"}\n');
+    expect(ls.stdout).toBe(
+      '{"id":"ada","name":"Ada","ssn":"078-05-1120","notes":{"x":[1]}}\n{"id":"bob","ssn":"219-09-9999"}\n',
+    );
     const get = await runCli(['get', '--store', store, '--json', 'bob'], { env: { P2PSYNC_KEY_FILE: key } });
     expect(lines(get)).toMatchObject([{ event: 'document', document: { id: 'bob', ssn: '219-09-9999' } }]);
     const rmr = await runCli(['rm', '--store', store, '--key-file', key, 'bob']);
@@ -45,7 +61,10 @@ describe('CRUD commands on an encrypted store', () => {
   });
 
   it('exits 2 without the key, with a wrong or missing key file, or with other fields; nothing changes', async () => {
-    expect((await runCli(['put', '--store', store, '--encrypt-fields', 'ssn', '--key-file', key, '{"id":"a","ssn":"1"}'])).code).toBe(0);
+    expect(
+      (await runCli(['put', '--store', store, '--encrypt-fields', 'ssn', '--key-file', key, '{"id":"a","ssn":"1"}']))
+        .code,
+    ).toBe(0);
     await writeFile(join(dir, 'wrong.key'), 'another key');
     await writeFile(join(dir, 'empty.key'), '');
     const before = await snapshotDir(dir);
@@ -70,15 +89,36 @@ describe('CRUD commands on an encrypted store', () => {
   });
 
   it('exits 2 naming the field and document of a tampered value; the store and sidecar stay byte-identical', async () => {
-    expect((await runCli(['put', '--store', store, '--encrypt-fields', 'ssn', '--key-file', key, '{"id":"a","ssn":"1"}', '{"id":"b","ssn":"2"}'])).code).toBe(0);
-    const [a, b] = (await readFile(store, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>) as [Record<string, string>, Record<string, string>];
+    expect(
+      (
+        await runCli([
+          'put',
+          '--store',
+          store,
+          '--encrypt-fields',
+          'ssn',
+          '--key-file',
+          key,
+          '{"id":"a","ssn":"1"}',
+          '{"id":"b","ssn":"2"}',
+        ])
+      ).code,
+    ).toBe(0);
+    const [a, b] = (await readFile(store, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string>) as [Record<string, string>, Record<string, string>];
     [a.ssn, b.ssn] = [b.ssn!, a.ssn!]; // swapped between documents
     await writeFile(store, `${JSON.stringify(a)}\n${JSON.stringify(b)}\n`);
     const before = await snapshotDir(dir);
     for (const args of [['ls'], ['get', 'b'], ['put', '{"id":"c"}'], ['rm', 'b']]) {
       const r = await runCli([args[0]!, '--store', store, '--key-file', key, '--json', ...args.slice(1)]);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
-      expect(lines(r).at(-1)).toMatchObject({ event: 'error', code: 'E_DECRYPT', details: { id: 'a', field: 'ssn', file: store } });
+      expect(lines(r).at(-1)).toMatchObject({
+        event: 'error',
+        code: 'E_DECRYPT',
+        details: { id: 'a', field: 'ssn', file: store },
+      });
     }
     expect(await snapshotDir(dir)).toEqual(before);
   });

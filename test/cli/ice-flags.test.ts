@@ -25,8 +25,22 @@ describe('ICE flags', () => {
 
   it('merges repeated flags with the lines of --ice-server-file, skipping blanks and comments', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'p2psync-ice-')), 'ice.txt');
-    writeFileSync(file, '# TURN for the office\nturn:alice:s3cret@turn.example.org:3478\n\n  stun:stun.example.org  \r\n');
-    const flags = parse(['--ice-server', 'stun:a', '--ice-server', 'stun:b,stun:c', '--ice-server-file', file, '--ice-transport', 'relay', '--ice-bind', '10.0.0.1']);
+    writeFileSync(
+      file,
+      '# TURN for the office\nturn:alice:s3cret@turn.example.org:3478\n\n  stun:stun.example.org  \r\n',
+    );
+    const flags = parse([
+      '--ice-server',
+      'stun:a',
+      '--ice-server',
+      'stun:b,stun:c',
+      '--ice-server-file',
+      file,
+      '--ice-transport',
+      'relay',
+      '--ice-bind',
+      '10.0.0.1',
+    ]);
     expect(iceSettingsFrom(flags)).toEqual({
       iceServers: ['stun:a', 'stun:b', 'stun:c', 'turn:alice:s3cret@turn.example.org:3478', 'stun:stun.example.org'],
       iceBind: '10.0.0.1',
@@ -35,7 +49,9 @@ describe('ICE flags', () => {
   });
 
   it('refuses an unreadable file and an unknown transport policy', () => {
-    expect(() => iceSettingsFrom({ iceServerFile: '/nonexistent/p2psync-ice.txt' })).toThrow(/cannot read the ICE server file .*ENOENT/);
+    expect(() => iceSettingsFrom({ iceServerFile: '/nonexistent/p2psync-ice.txt' })).toThrow(
+      /cannot read the ICE server file .*ENOENT/,
+    );
     expect(() => parse(['--ice-transport', 'direct'])).toThrow(/expected all or relay/);
   });
 });

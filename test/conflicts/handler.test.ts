@@ -20,8 +20,13 @@ async function module(name: string, source: string): Promise<string> {
   return file;
 }
 
-const d = (fields: Record<string, unknown>, deleted = false): DocState => ({ id: 'x', ...fields, _deleted: deleted }) as DocState;
-const input = (): ConflictInput => ({ newDocumentState: d({ n: 1 }), realMasterState: d({ n: 2 }), assumedMasterState: d({ n: 0 }) });
+const d = (fields: Record<string, unknown>, deleted = false): DocState =>
+  ({ id: 'x', ...fields, _deleted: deleted }) as DocState;
+const input = (): ConflictInput => ({
+  newDocumentState: d({ n: 1 }),
+  realMasterState: d({ n: 2 }),
+  assumedMasterState: d({ n: 0 }),
+});
 
 const SUM = `export default {
   isEqual: (a, b, ctx) => JSON.stringify(a) === JSON.stringify(b),
@@ -29,13 +34,16 @@ const SUM = `export default {
 };`;
 
 describe('--conflict-handler modules', () => {
-  it('loads a default export; resolve may be async and gets RxDB\'s context string', async () => {
+  it("loads a default export; resolve may be async and gets RxDB's context string", async () => {
     const s = await loadConflictHandler(await module('sum.mjs', SUM), 'id');
     expect(await s.resolve(input())).toEqual(d({ n: 3, ctx: 'replication-resolve-conflict', base: 0 }));
   });
 
-  it('loads a named conflictHandler export (an RxDB app\'s handler module unchanged)', async () => {
-    const file = await module('named.mjs', `export const conflictHandler = { isEqual: () => false, resolve: (i) => i.newDocumentState };`);
+  it("loads a named conflictHandler export (an RxDB app's handler module unchanged)", async () => {
+    const file = await module(
+      'named.mjs',
+      `export const conflictHandler = { isEqual: () => false, resolve: (i) => i.newDocumentState };`,
+    );
     const s = await loadConflictHandler(file, 'id');
     expect(await s.resolve(input())).toEqual(d({ n: 1 }));
     // The fork's own state won: the master's version is what the resolution discarded.
@@ -43,7 +51,10 @@ describe('--conflict-handler modules', () => {
   });
 
   it('when isEqual calls the states equal, the master state is taken without resolve', async () => {
-    const file = await module('eq.mjs', `export default { isEqual: () => true, resolve: () => { throw new Error('not called'); } };`);
+    const file = await module(
+      'eq.mjs',
+      `export default { isEqual: () => true, resolve: () => { throw new Error('not called'); } };`,
+    );
     const s = await loadConflictHandler(file, 'id');
     expect(await s.resolve(input())).toEqual(d({ n: 2 }));
   });
@@ -70,11 +81,21 @@ describe('--conflict-handler modules', () => {
     ['resolve returns a string', 'resolve: () => "x"', /not a document/],
     ['resolve returns another id', 'resolve: (i) => ({ ...i.realMasterState, id: "y" })', /with id "y"/],
     ['resolve returns a bad _deleted', 'resolve: (i) => ({ ...i.realMasterState, _deleted: "yes" })', /_deleted/],
-    ['resolve returns a cycle', 'resolve: (i) => { const o = { ...i.realMasterState }; o.self = o; return o; }', /not JSON/],
-    ['isEqual throws', 'isEqual: () => { throw new Error("eq"); }, resolve: (i) => i.realMasterState', /isEqual threw: eq/],
+    [
+      'resolve returns a cycle',
+      'resolve: (i) => { const o = { ...i.realMasterState }; o.self = o; return o; }',
+      /not JSON/,
+    ],
+    [
+      'isEqual throws',
+      'isEqual: () => { throw new Error("eq"); }, resolve: (i) => i.realMasterState',
+      /isEqual threw: eq/,
+    ],
     ['isEqual is async', 'isEqual: async () => false, resolve: (i) => i.realMasterState', /not a boolean/],
   ])('at run time, %s: an E_CONFLICT_HANDLER error for that document', async (_what, body, message) => {
-    const src = body.startsWith('isEqual') ? `export default { ${body} };` : `export default { isEqual: () => false, ${body} };`;
+    const src = body.startsWith('isEqual')
+      ? `export default { ${body} };`
+      : `export default { isEqual: () => false, ${body} };`;
     const s = await loadConflictHandler(await module('rt.mjs', src), 'id');
     const err = await Promise.resolve()
       .then(() => s.resolve(input()))
@@ -83,8 +104,11 @@ describe('--conflict-handler modules', () => {
     expect((err as Error).message).toMatch(message);
   });
 
-  it('a handler that mutates its inputs cannot change replication\'s states', async () => {
-    const file = await module('mut.mjs', `export default { isEqual: () => false, resolve: (i) => { i.realMasterState.n = 99; return i.newDocumentState; } };`);
+  it("a handler that mutates its inputs cannot change replication's states", async () => {
+    const file = await module(
+      'mut.mjs',
+      `export default { isEqual: () => false, resolve: (i) => { i.realMasterState.n = 99; return i.newDocumentState; } };`,
+    );
     const s = await loadConflictHandler(file, 'id');
     const i = input();
     await s.resolve(i);

@@ -28,7 +28,11 @@ afterEach(async () => {
 // One contract, run against both implementations.
 describe.each([
   { name: 'memory', make: async (limit: number): Promise<KeptVersionStore> => new MemoryKeptVersions(limit) },
-  { name: 'file', make: async (limit: number): Promise<KeptVersionStore> => FileKeptVersions.open(join(dir, 'x.json.p2psync.conflicts'), { limit }) },
+  {
+    name: 'file',
+    make: async (limit: number): Promise<KeptVersionStore> =>
+      FileKeptVersions.open(join(dir, 'x.json.p2psync.conflicts'), { limit }),
+  },
 ])('$name kept versions', ({ make }) => {
   it('keeps versions per document, oldest first, documents in id order', async () => {
     const k = await make(10);
@@ -65,7 +69,7 @@ describe.each([
 describe('the kept-versions journal', () => {
   const path = (): string => join(dir, 'notes.json.p2psync.conflicts');
 
-  it('survives a reopen, and another process\'s clears are seen by the limit (they only shorten lists)', async () => {
+  it("survives a reopen, and another process's clears are seen by the limit (they only shorten lists)", async () => {
     const a = await FileKeptVersions.open(path(), { limit: 2 });
     const [v1, v2] = [version('a', 1), version('a', 2)];
     await a.keep([v1, v2]);

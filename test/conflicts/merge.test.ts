@@ -4,23 +4,28 @@ import { mergeStates, mergeStrategy } from '../../src/conflicts/merge.js';
 import { canonicalJson } from '../../src/replication/conflict.js';
 import type { DocState } from '../../src/core/types.js';
 
-const d = (fields: Record<string, unknown>, deleted = false): DocState => ({ id: 'x', ...fields, _deleted: deleted }) as DocState;
+const d = (fields: Record<string, unknown>, deleted = false): DocState =>
+  ({ id: 'x', ...fields, _deleted: deleted }) as DocState;
 
 describe('mergeStates (three-way, per field)', () => {
-  it('takes each side\'s changes to different fields, and records no conflict', () => {
+  it("takes each side's changes to different fields, and records no conflict", () => {
     const r = mergeStates(d({ a: 2, b: 1 }), d({ a: 1, b: 3 }), d({ a: 1, b: 1 }));
     expect(r.document).toEqual(d({ a: 2, b: 3 }));
     expect(r).toMatchObject({ fields: [], lost: undefined });
   });
 
-  it('a field changed on both sides to different values takes the master\'s value; the fork lost', () => {
+  it("a field changed on both sides to different values takes the master's value; the fork lost", () => {
     const r = mergeStates(d({ a: 'fork', b: 2 }), d({ a: 'master', b: 1 }), d({ a: 'base', b: 1 }));
     expect(r.document).toEqual(d({ a: 'master', b: 2 }));
     expect(r).toMatchObject({ fields: ['a'], lost: 'local' });
   });
 
   it('the same change on both sides is no conflict', () => {
-    expect(mergeStates(d({ a: 5 }), d({ a: 5 }), d({ a: 1 }))).toMatchObject({ document: d({ a: 5 }), fields: [], lost: undefined });
+    expect(mergeStates(d({ a: 5 }), d({ a: 5 }), d({ a: 1 }))).toMatchObject({
+      document: d({ a: 5 }),
+      fields: [],
+      lost: undefined,
+    });
   });
 
   it('removing a field is a change: kept when the other side left it alone, a conflict when it edited it', () => {
@@ -36,7 +41,11 @@ describe('mergeStates (three-way, per field)', () => {
 
   it('nested plain objects merge member by member, with dotted paths; arrays are values', () => {
     const base = d({ p: { x: 1, y: 1, q: { z: 1 } }, list: [1] });
-    const r = mergeStates(d({ p: { x: 2, y: 1, q: { z: 5 } }, list: [1, 2] }), d({ p: { x: 1, y: 3, q: { z: 6 } }, list: [0] }), base);
+    const r = mergeStates(
+      d({ p: { x: 2, y: 1, q: { z: 5 } }, list: [1, 2] }),
+      d({ p: { x: 1, y: 3, q: { z: 6 } }, list: [0] }),
+      base,
+    );
     expect(r.document).toEqual(d({ p: { x: 2, y: 3, q: { z: 6 } }, list: [0] }));
     expect(r.fields).toEqual(['p.q.z', 'list']);
   });
@@ -45,7 +54,10 @@ describe('mergeStates (three-way, per field)', () => {
     const r = mergeStates(d({ a: 1, f: 'fork' }), d({ b: 2, f: 'master' }), undefined);
     expect(r.document).toEqual(d({ b: 2, f: 'master', a: 1 }));
     expect(r.fields).toEqual(['f']);
-    expect(mergeStates(d({ a: 1 }), d({ b: 2 }), undefined)).toMatchObject({ document: d({ b: 2, a: 1 }), lost: undefined });
+    expect(mergeStates(d({ a: 1 }), d({ b: 2 }), undefined)).toMatchObject({
+      document: d({ b: 2, a: 1 }),
+      lost: undefined,
+    });
   });
 
   it('a delete against an edit keeps the edit and names the deleting side as the loser', () => {
@@ -53,16 +65,28 @@ describe('mergeStates (three-way, per field)', () => {
     expect(mergeStates(d({ a: 1 }, true), d({ a: 2 }), base)).toMatchObject({ document: d({ a: 2 }), lost: 'local' });
     expect(mergeStates(d({ a: 2 }), d({ a: 1 }, true), base)).toMatchObject({ document: d({ a: 2 }), lost: 'remote' });
     // Without a base, every delete against a live state is a conflict.
-    expect(mergeStates(d({ a: 1 }, true), d({ a: 1 }), undefined)).toMatchObject({ document: d({ a: 1 }), lost: 'local' });
+    expect(mergeStates(d({ a: 1 }, true), d({ a: 1 }), undefined)).toMatchObject({
+      document: d({ a: 1 }),
+      lost: 'local',
+    });
   });
 
   it('a delete against an unchanged state is clean, and so is a re-creation of an unchanged tombstone', () => {
-    expect(mergeStates(d({ a: 1 }, true), d({ a: 1 }), d({ a: 1 }))).toMatchObject({ document: d({ a: 1 }, true), lost: undefined });
-    expect(mergeStates(d({ a: 7 }), d({ a: 1 }, true), d({ a: 1 }, true))).toMatchObject({ document: d({ a: 7 }), lost: undefined });
+    expect(mergeStates(d({ a: 1 }, true), d({ a: 1 }), d({ a: 1 }))).toMatchObject({
+      document: d({ a: 1 }, true),
+      lost: undefined,
+    });
+    expect(mergeStates(d({ a: 7 }), d({ a: 1 }, true), d({ a: 1 }, true))).toMatchObject({
+      document: d({ a: 7 }),
+      lost: undefined,
+    });
   });
 
   it('both deleted: a tombstone, nobody lost', () => {
-    expect(mergeStates(d({ a: 2 }, true), d({ a: 3 }, true), d({ a: 1 }))).toMatchObject({ document: d({ a: 3 }, true), lost: undefined });
+    expect(mergeStates(d({ a: 2 }, true), d({ a: 3 }, true), d({ a: 1 }))).toMatchObject({
+      document: d({ a: 3 }, true),
+      lost: undefined,
+    });
   });
 
   it('null is a value, not an absence', () => {
@@ -71,8 +95,14 @@ describe('mergeStates (three-way, per field)', () => {
   });
 
   // Generated states over a few fields with small values, so that sides often agree, differ and nest.
-  const value = fc.oneof(fc.constantFrom(0, 1, 'a', null), fc.constant([1]), fc.record({ x: fc.constantFrom(0, 1), y: fc.constantFrom(0, 1) }, { requiredKeys: [] }));
-  const state = fc.tuple(fc.record({ f: value, g: value, h: value }, { requiredKeys: [] }), fc.boolean()).map(([f, del]) => d(f, del));
+  const value = fc.oneof(
+    fc.constantFrom(0, 1, 'a', null),
+    fc.constant([1]),
+    fc.record({ x: fc.constantFrom(0, 1), y: fc.constantFrom(0, 1) }, { requiredKeys: [] }),
+  );
+  const state = fc
+    .tuple(fc.record({ f: value, g: value, h: value }, { requiredKeys: [] }), fc.boolean())
+    .map(([f, del]) => d(f, del));
 
   it('is deterministic: the same inputs give the same document whatever the key order', () => {
     fc.assert(
@@ -109,10 +139,18 @@ describe('mergeStates (three-way, per field)', () => {
 
   it('the strategy keeps the loser only when something was lost', () => {
     const s = mergeStrategy();
-    const input = { newDocumentState: d({ a: 'f' }), realMasterState: d({ a: 'm' }), assumedMasterState: d({ a: 'b' }) };
+    const input = {
+      newDocumentState: d({ a: 'f' }),
+      realMasterState: d({ a: 'm' }),
+      assumedMasterState: d({ a: 'b' }),
+    };
     const resolved = s.resolve(input);
     expect(s.discarded!(input, resolved)).toEqual([{ side: 'local', fields: ['a'] }]);
-    const clean = { newDocumentState: d({ a: 'f', b: 1 }), realMasterState: d({ a: 'b', b: 2 }), assumedMasterState: d({ a: 'b', b: 1 }) };
+    const clean = {
+      newDocumentState: d({ a: 'f', b: 1 }),
+      realMasterState: d({ a: 'b', b: 2 }),
+      assumedMasterState: d({ a: 'b', b: 1 }),
+    };
     expect(s.discarded!(clean, s.resolve(clean))).toEqual([]);
   });
 });

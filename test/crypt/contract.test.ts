@@ -12,7 +12,10 @@ runStoreContract('encrypted memory', () => {
   return {
     persistent: false,
     async open(options = {}) {
-      const s = new EncryptedStore(new MemoryStore(options), new DocCipher('id', CONTRACT_FIELDS, new ValueCipher([key], key)));
+      const s = new EncryptedStore(
+        new MemoryStore(options),
+        new DocCipher('id', CONTRACT_FIELDS, new ValueCipher([key], key)),
+      );
       opened.push(s);
       return s;
     },
@@ -31,7 +34,9 @@ describe('EncryptedStore keeps replication cheap', () => {
     const seen: unknown[] = [];
     store.changes$.subscribe((c) => seen.push(...c.documents));
     const written = { id: 'a', secret: 's', _deleted: false };
-    expect(await store.bulkWrite([{ document: written, expected: null }], { kind: 'peer', peerToken: 'pppppppppp' })).toEqual([]);
+    expect(
+      await store.bulkWrite([{ document: written, expected: null }], { kind: 'peer', peerToken: 'pppppppppp' }),
+    ).toEqual([]);
     expect(seen[0]).toBe(written);
     expect((await store.get(['a'])).get('a')).toBe(written);
     expect((await store.changesSince(null, 10)).documents[0]).toBe(written);
@@ -51,7 +56,9 @@ describe('EncryptedStore compare-and-set against a change that lands between its
     // An inner store where an outside edit lands right before the next batch is applied.
     class Racing extends MemoryStore {
       sneak: (() => Promise<unknown>) | undefined;
-      override async bulkWrite(...args: Parameters<MemoryStore['bulkWrite']>): Promise<Awaited<ReturnType<MemoryStore['bulkWrite']>>> {
+      override async bulkWrite(
+        ...args: Parameters<MemoryStore['bulkWrite']>
+      ): Promise<Awaited<ReturnType<MemoryStore['bulkWrite']>>> {
         const s = this.sneak;
         this.sneak = undefined;
         await s?.();
@@ -62,7 +69,10 @@ describe('EncryptedStore compare-and-set against a change that lands between its
     const store = new EncryptedStore(inner, docs);
     await store.bulkWrite([{ document: { id: 'a', v: 1, _deleted: false }, expected: null }], { kind: 'local' });
     const stored = (await inner.get(['a'])).get('a')!;
-    inner.sneak = () => inner.bulkWrite([{ document: docs.encrypt({ id: 'a', v: 'outside', _deleted: false }), expected: stored }], { kind: 'outside' });
+    inner.sneak = () =>
+      inner.bulkWrite([{ document: docs.encrypt({ id: 'a', v: 'outside', _deleted: false }), expected: stored }], {
+        kind: 'outside',
+      });
     const conflicts = await store.bulkWrite(
       [
         { document: { id: 'a', v: 2, _deleted: false }, expected: { id: 'a', v: 1, _deleted: false } },

@@ -20,7 +20,10 @@ export async function openEncrypted(options: FileStoreOptions, encryption: Encry
 }
 
 /** A contract harness over one encrypted file; every open() reopens it with the key only. */
-export async function encryptedFileHarness(fileName: string, options: Partial<FileStoreOptions> = {}): Promise<StoreHarness & { path: string; dir: string }> {
+export async function encryptedFileHarness(
+  fileName: string,
+  options: Partial<FileStoreOptions> = {},
+): Promise<StoreHarness & { path: string; dir: string }> {
   const dir = await tempDir();
   const path = join(dir, fileName);
   const opened: Store[] = [];
@@ -30,7 +33,10 @@ export async function encryptedFileHarness(fileName: string, options: Partial<Fi
     dir,
     persistent: true,
     async open(extra = {}) {
-      const s = await openEncrypted({ path, ...options, ...extra }, { key: keyText('contract key'), ...(first ? { fields: CONTRACT_FIELDS } : {}) });
+      const s = await openEncrypted(
+        { path, ...options, ...extra },
+        { key: keyText('contract key'), ...(first ? { fields: CONTRACT_FIELDS } : {}) },
+      );
       first = false;
       opened.push(s);
       return s;

@@ -14,11 +14,22 @@ const CYCLES = 8;
 const DOCS = 2000;
 
 /** Runs `p2psync rekey` in its own process group; SIGKILLs the group after `killAfterMs` if given. */
-async function runRekey(path: string, from: string, to: string, killAfterMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, 'rekey', '--store', path, '--key-file', from, '--new-key-file', to], { detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH } });
+async function runRekey(
+  path: string,
+  from: string,
+  to: string,
+  killAfterMs?: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, 'rekey', '--store', path, '--key-file', from, '--new-key-file', to], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { PATH: process.env.PATH },
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   if (killAfterMs !== undefined) {
     await Promise.race([delay(killAfterMs), exited]);
     try {
@@ -45,9 +56,17 @@ describe('rekey crash safety: SIGKILL at random moments, then open with either k
     await writeFile(keys[0], 'key number one');
     await writeFile(keys[1], 'key number two');
     const s = await openEncrypted({ path, watch: false }, { key: { file: keys[0] }, fields: ['secret'] });
-    await insert(s, Array.from({ length: DOCS }, (_, i) => doc(`d${i}`, { secret: `SECRET-${i}`, n: i })));
-    await s.bulkWrite([{ document: doc('d0', { secret: 'SECRET-0', n: 0 }, true), expected: doc('d0', { secret: 'SECRET-0', n: 0 }) }], { kind: 'local' });
-    const expected = (await s.changesSince(null, DOCS + 1)).documents.sort((a, b) => (a.id as string).localeCompare(b.id as string));
+    await insert(
+      s,
+      Array.from({ length: DOCS }, (_, i) => doc(`d${i}`, { secret: `SECRET-${i}`, n: i })),
+    );
+    await s.bulkWrite(
+      [{ document: doc('d0', { secret: 'SECRET-0', n: 0 }, true), expected: doc('d0', { secret: 'SECRET-0', n: 0 }) }],
+      { kind: 'local' },
+    );
+    const expected = (await s.changesSince(null, DOCS + 1)).documents.sort((a, b) =>
+      (a.id as string).localeCompare(b.id as string),
+    );
     await s.close();
 
     /** Which keys open the store; each one that does must show exactly the expected documents. */
@@ -82,9 +101,21 @@ describe('rekey crash safety: SIGKILL at random moments, then open with either k
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       // Every other kill after the first third, where the re-encryption itself runs (before it: start-up and scrypt).
       const from = cycle % 2 === 0 ? 0 : duration / 3;
-      const r = await runRekey(path, keys[current]!, keys[1 - current]!, from + Math.random() * (duration * 1.1 - from));
+      const r = await runRekey(
+        path,
+        keys[current]!,
+        keys[1 - current]!,
+        from + Math.random() * (duration * 1.1 - from),
+      );
       const ok = await opening();
-      const state = ok[current] && ok[1 - current] ? 'both keys (rekey interrupted)' : ok[current] ? 'old key only' : ok[1 - current] ? 'new key only' : 'neither';
+      const state =
+        ok[current] && ok[1 - current]
+          ? 'both keys (rekey interrupted)'
+          : ok[current]
+            ? 'old key only'
+            : ok[1 - current]
+              ? 'new key only'
+              : 'neither';
       seen.set(state, (seen.get(state) ?? 0) + 1);
       expect(state, `cycle ${cycle}: ${r.stderr}`).not.toBe('neither');
       if (state === 'new key only') current = 1 - current;
@@ -93,6 +124,8 @@ describe('rekey crash safety: SIGKILL at random moments, then open with either k
     // A rekey run to the end after all that leaves exactly one key that opens the store.
     expect((await runRekey(path, keys[current]!, keys[1 - current]!)).code).toBe(0);
     expect(await opening()).toEqual(current === 0 ? [false, true] : [true, false]);
-    console.log(`rekey crash test: one rekey takes ${duration} ms; states after the kills: ${JSON.stringify(Object.fromEntries(seen))}`);
+    console.log(
+      `rekey crash test: one rekey takes ${duration} ms; states after the kills: ${JSON.stringify(Object.fromEntries(seen))}`,
+    );
   }, 180_000);
 });

@@ -30,7 +30,10 @@ describe('rekey', () => {
     await writeFile(newKey, 'new key\n');
     const s = await openEncrypted({ path, watch: false }, { key: { file: oldKey }, fields: ['secret'] });
     await insert(s, [doc('a', { secret: 'SECRET-A' }), doc('b', { secret: 'SECRET-B' }), doc('c', { title: 'plain' })]);
-    await s.bulkWrite([{ document: doc('b', { secret: 'SECRET-B' }, true), expected: doc('b', { secret: 'SECRET-B' }) }], { kind: 'local' });
+    await s.bulkWrite(
+      [{ document: doc('b', { secret: 'SECRET-B' }, true), expected: doc('b', { secret: 'SECRET-B' }) }],
+      { kind: 'local' },
+    );
     await s.setPeerState('p', { down: { id: 'x', lwt: 1 }, assumed: [['a', doc('a', { secret: 'SECRET-OLD-A' })]] });
     await s.close();
   });
@@ -46,7 +49,10 @@ describe('rekey', () => {
     const oldIds = new Set((await readFile(path, 'utf8')).match(/p2psync:v1:[\w-]+/g)!.map((v) => keyIdOf(v)));
     await before.close();
 
-    expect(await rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } })).toEqual({ documents: 2, peerStates: 1 });
+    expect(await rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } })).toEqual({
+      documents: 2,
+      peerStates: 1,
+    });
     await expect(openWith(oldKey)).rejects.toMatchObject({ code: 'E_WRONG_KEY' });
     const after = await openWith(newKey);
     expect((await after.changesSince(null, 100)).documents).toEqual(expect.arrayContaining(feed.documents));
@@ -60,29 +66,52 @@ describe('rekey', () => {
   it('refuses a wrong or missing old key, a missing new key file, the same key, and a store a join owns; nothing changes', async () => {
     await writeFile(join(dir, 'wrong.key'), 'nope');
     const before = await snapshotDir(dir);
-    await expect(rekey({ path, oldKey: { file: join(dir, 'wrong.key') }, newKey: { file: newKey } })).rejects.toMatchObject({ code: 'E_WRONG_KEY' });
-    await expect(rekey({ path, oldKey: undefined, newKey: { file: newKey } })).rejects.toMatchObject({ code: 'E_KEY_REQUIRED' });
-    await expect(rekey({ path, oldKey: { file: oldKey }, newKey: { file: join(dir, 'missing.key') } })).rejects.toMatchObject({ code: 'E_KEY_FILE' });
-    await expect(rekey({ path, oldKey: { file: oldKey }, newKey: { text: 'old key', name: 'K' } })).rejects.toMatchObject({ code: 'E_BAD_OPTION' });
+    await expect(
+      rekey({ path, oldKey: { file: join(dir, 'wrong.key') }, newKey: { file: newKey } }),
+    ).rejects.toMatchObject({ code: 'E_WRONG_KEY' });
+    await expect(rekey({ path, oldKey: undefined, newKey: { file: newKey } })).rejects.toMatchObject({
+      code: 'E_KEY_REQUIRED',
+    });
+    await expect(
+      rekey({ path, oldKey: { file: oldKey }, newKey: { file: join(dir, 'missing.key') } }),
+    ).rejects.toMatchObject({ code: 'E_KEY_FILE' });
+    await expect(
+      rekey({ path, oldKey: { file: oldKey }, newKey: { text: 'old key', name: 'K' } }),
+    ).rejects.toMatchObject({ code: 'E_BAD_OPTION' });
     expect(await snapshotDir(dir)).toEqual(before);
     // A running owner (what `join` is): refused before anything is written.
     const owner = await openWith(oldKey);
     const keyring = await readFile(`${path}.p2psync.keys`);
-    await expect(rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } })).rejects.toMatchObject({ code: 'E_LOCKED' });
+    await expect(rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } })).rejects.toMatchObject({
+      code: 'E_LOCKED',
+    });
     expect(await readFile(`${path}.p2psync.keys`)).toEqual(keyring);
     expect((await owner.get(['a'])).get('a')).toEqual(doc('a', { secret: 'SECRET-A' }));
   });
 
   it('takes in puts that land while it runs, and ends with every acknowledged one readable with the new key', async () => {
     const s = await openWith(oldKey);
-    await insert(s, Array.from({ length: 10_000 }, (_, i) => doc(`bulk${i}`, { secret: `BULK-${i}` })));
+    await insert(
+      s,
+      Array.from({ length: 10_000 }, (_, i) => doc(`bulk${i}`, { secret: `BULK-${i}` })),
+    );
     await s.close();
     let finished = false;
-    const running = rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } }).finally(() => (finished = true));
+    const running = rekey({ path, oldKey: { file: oldKey }, newKey: { file: newKey } }).finally(
+      () => (finished = true),
+    );
     const acknowledged: number[] = [];
     for (let i = 0; !finished; i++) {
       // While rekey owns the store, put edits the file under the write lock with the keyring it finds there.
-      const r = await runCli(['put', '--store', path, '--key-file', oldKey, '--json', JSON.stringify({ id: `put${i}`, secret: `put value ${i}` })]);
+      const r = await runCli([
+        'put',
+        '--store',
+        path,
+        '--key-file',
+        oldKey,
+        '--json',
+        JSON.stringify({ id: `put${i}`, secret: `put value ${i}` }),
+      ]);
       if (r.code === 0) acknowledged.push(i);
       else expect(r.stdout, r.stderr).toMatch(/"code":"E_WRONG_KEY"/); // after the rekey: the old key no longer opens it
     }

@@ -29,7 +29,10 @@ async function write(s: Store, name: string, random: () => number): Promise<void
     for (const id of IDS.filter(() => random() < 0.5)) {
       for (;;) {
         const cur = (await s.get([id])).get(id) ?? null;
-        const conflicts = await s.bulkWrite([{ document: doc(id, { v: `${name}-${round}` }, random() < 0.1), expected: cur }], { kind: 'local' });
+        const conflicts = await s.bulkWrite(
+          [{ document: doc(id, { v: `${name}-${round}` }, random() < 0.1), expected: cur }],
+          { kind: 'local' },
+        );
         if (conflicts.length === 0) break;
       }
     }
@@ -45,14 +48,22 @@ describe('replication between encrypted stores with different keys', () => {
       const innerB = new JitterStore(seed % 2 ? FORK_TOKEN : MASTER_TOKEN, random);
       const a = encrypted(innerA);
       const b = encrypted(innerB);
-      for (const id of IDS) await a.bulkWrite([{ document: doc(id, { v: 'seed' }), expected: null }], { kind: 'local' });
-      const p = connect(a, b, { conflict: masterWins(), batchSize: 2 }, { conflict: masterWins(), batchSize: 2 }, createJitterLinkPair(random));
+      for (const id of IDS)
+        await a.bulkWrite([{ document: doc(id, { v: 'seed' }), expected: null }], { kind: 'local' });
+      const p = connect(
+        a,
+        b,
+        { conflict: masterWins(), batchSize: 2 },
+        { conflict: masterWins(), batchSize: 2 },
+        createJitterLinkPair(random),
+      );
       pairs.push(p);
       await Promise.all([write(a, 'a', random), write(b, 'b', random)]);
       await converged([p.a.rep, p.b.rep], [a, b], 10_000);
       expect(await digest(a), `seed ${seed}`).toBe(await digest(b));
       for (const inner of [innerA, innerB]) {
-        for (const d of (await inner.changesSince(null, 100)).documents) expect(d.v, `seed ${seed}`).toMatch(/^p2psync:v1:/);
+        for (const d of (await inner.changesSince(null, 100)).documents)
+          expect(d.v, `seed ${seed}`).toMatch(/^p2psync:v1:/);
       }
       // Different keys: the same plaintext is different ciphertext on each side.
       const [ca, cb] = [(await innerA.get(['k0'])).get('k0')!, (await innerB.get(['k0'])).get('k0')!];

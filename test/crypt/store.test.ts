@@ -22,8 +22,10 @@ describe('encrypted file store', () => {
     open.push(store);
     return store;
   };
-  const create = (fields = ['secret', 'note']): Promise<Store> => track(openEncrypted({ path, watch: false }, { fields, key: KEY }));
-  const reopen = (options: Partial<FileStoreOptions> = {}): Promise<Store> => track(openEncrypted({ path, watch: false, ...options }, { key: KEY }));
+  const create = (fields = ['secret', 'note']): Promise<Store> =>
+    track(openEncrypted({ path, watch: false }, { fields, key: KEY }));
+  const reopen = (options: Partial<FileStoreOptions> = {}): Promise<Store> =>
+    track(openEncrypted({ path, watch: false, ...options }, { key: KEY }));
 
   beforeEach(async () => {
     dir = await tempDir();
@@ -36,17 +38,38 @@ describe('encrypted file store', () => {
 
   it('keeps every on-disk copy of an encrypted field as ciphertext: file, sidecar documents, tombstones, peer states', async () => {
     const store = await create();
-    await insert(store, [doc('a', { secret: SECRET, title: 'visible' }), doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } })]);
-    await store.bulkWrite([{ document: doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }, true), expected: doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }) }], { kind: 'local' });
-    await store.setPeerState('p', { down: null, assumed: [['a', doc('a', { secret: `${SECRET}-assumed` })], ['b', doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }, true)]] });
+    await insert(store, [
+      doc('a', { secret: SECRET, title: 'visible' }),
+      doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }),
+    ]);
+    await store.bulkWrite(
+      [
+        {
+          document: doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }, true),
+          expected: doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }),
+        },
+      ],
+      { kind: 'local' },
+    );
+    await store.setPeerState('p', {
+      down: null,
+      assumed: [
+        ['a', doc('a', { secret: `${SECRET}-assumed` })],
+        ['b', doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }, true)],
+      ],
+    });
     await store.close();
     expect(await filesContaining(dir, SECRET)).toEqual([]);
     expect(await filesContaining(dir, 'visible')).toEqual(['notes.json', 'notes.json.p2psync']);
     const file = JSON.parse(await readFile(path, 'utf8')) as Array<Record<string, string>>;
-    expect(file).toEqual([{ id: 'a', secret: expect.stringMatching(new RegExp(`^${VALUE_PREFIX}`)), title: 'visible' }]);
+    expect(file).toEqual([
+      { id: 'a', secret: expect.stringMatching(new RegExp(`^${VALUE_PREFIX}`)), title: 'visible' },
+    ]);
     // Everything reads back in plaintext with the key alone.
     const again = await reopen();
-    expect((await again.get(['a', 'b'])).get('b')).toEqual(doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }, true));
+    expect((await again.get(['a', 'b'])).get('b')).toEqual(
+      doc('b', { secret: `${SECRET}-b`, note: { deep: SECRET } }, true),
+    );
     expect((await again.getPeerState('p'))!.assumed.get('a')).toEqual(doc('a', { secret: `${SECRET}-assumed` }));
   });
 
@@ -58,8 +81,13 @@ describe('encrypted file store', () => {
     await expect(openStore({ path, watch: false })).rejects.toMatchObject({ code: 'E_KEY_REQUIRED' });
     await expect(openEncrypted({ path }, {})).rejects.toMatchObject({ code: 'E_KEY_REQUIRED' });
     await expect(openEncrypted({ path }, { key: keyText('wrong') })).rejects.toMatchObject({ code: 'E_WRONG_KEY' });
-    await expect(openEncrypted({ path }, { key: KEY, fields: ['secret'] })).rejects.toMatchObject({ code: 'E_BAD_OPTION', message: /secret,note/ });
-    await expect(openEncrypted({ path }, { key: { file: join(dir, 'nokey') } })).rejects.toMatchObject({ code: 'E_KEY_FILE' });
+    await expect(openEncrypted({ path }, { key: KEY, fields: ['secret'] })).rejects.toMatchObject({
+      code: 'E_BAD_OPTION',
+      message: /secret,note/,
+    });
+    await expect(openEncrypted({ path }, { key: { file: join(dir, 'nokey') } })).rejects.toMatchObject({
+      code: 'E_KEY_FILE',
+    });
     expect(await snapshotDir(dir)).toEqual(before);
   });
 
@@ -74,7 +102,11 @@ describe('encrypted file store', () => {
     a.secret = original[1]!;
     await writeFile(path, JSON.stringify(file, null, 2) + '\n');
     let before = await snapshotDir(dir);
-    await expect(reopen()).rejects.toMatchObject({ code: 'E_DECRYPT', details: { id: 'a', field: 'secret', file: path }, message: /field "secret" of document "a"/ });
+    await expect(reopen()).rejects.toMatchObject({
+      code: 'E_DECRYPT',
+      details: { id: 'a', field: 'secret', file: path },
+      message: /field "secret" of document "a"/,
+    });
     expect(await snapshotDir(dir)).toEqual(before);
     // Tampered: one character of b's ciphertext changed.
     a.secret = original[0]!;
@@ -114,7 +146,9 @@ describe('encrypted file store', () => {
 
   it('reports a tampered value that arrives by an outside edit while running, and does not pass it on', async () => {
     const log = new EventLog();
-    const store = await track(openEncrypted({ path, watch: true, onEvent: log.push }, { fields: ['secret'], key: KEY }));
+    const store = await track(
+      openEncrypted({ path, watch: true, onEvent: log.push }, { fields: ['secret'], key: KEY }),
+    );
     const seen: DocState[] = [];
     store.changes$.subscribe((c) => seen.push(...c.documents));
     await insert(store, [doc('a', { secret: 'A' })]);
@@ -133,7 +167,10 @@ describe('encrypted file store', () => {
     await insert(plain, [doc('a', { secret: SECRET })]);
     await plain.close();
     const before = await snapshotDir(dir);
-    await expect(create()).rejects.toMatchObject({ code: 'E_BAD_OPTION', message: /already holds documents in plaintext/ });
+    await expect(create()).rejects.toMatchObject({
+      code: 'E_BAD_OPTION',
+      message: /already holds documents in plaintext/,
+    });
     expect(await snapshotDir(dir)).toEqual(before);
     // A key without --encrypt-fields for a store that is not encrypted is a mistake too.
     await expect(reopen()).rejects.toMatchObject({ code: 'E_BAD_OPTION', message: /is not encrypted/ });

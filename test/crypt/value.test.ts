@@ -38,7 +38,9 @@ describe('encrypted value format', () => {
       const t = Buffer.from(body);
       t[i]! ^= 0x01;
       const tampered = VALUE_PREFIX + t.toString('base64url');
-      expect(() => c.decrypt(tampered, 'd1', 'payment'), `byte ${i}`).toThrow(expect.objectContaining({ code: 'E_DECRYPT', details: { id: 'd1', field: 'payment' } }));
+      expect(() => c.decrypt(tampered, 'd1', 'payment'), `byte ${i}`).toThrow(
+        expect.objectContaining({ code: 'E_DECRYPT', details: { id: 'd1', field: 'payment' } }),
+      );
     }
     // Truncated, extended, not base64url, no prefix.
     for (const bad of [e.slice(0, -1), e + 'A', e.slice(0, 30), VALUE_PREFIX + '!!!!', e.slice(3)]) {
@@ -48,7 +50,9 @@ describe('encrypted value format', () => {
 
   it('refuses a value moved to another document or another field', () => {
     const e = c.encrypt('salary: 1M', 'alice', 'note');
-    expect(() => c.decrypt(e, 'bob', 'note')).toThrow(/field "note" of document "bob" does not decrypt: the authentication tag/);
+    expect(() => c.decrypt(e, 'bob', 'note')).toThrow(
+      /field "note" of document "bob" does not decrypt: the authentication tag/,
+    );
     expect(() => c.decrypt(e, 'alice', 'title')).toThrow(expect.objectContaining({ code: 'E_DECRYPT' }));
     // Ids and fields are bound unambiguously: no splitting trick makes ("a,b", "c") equal ("a", "b,c").
     const f = c.encrypt('x', 'a","b', 'c');
@@ -94,13 +98,20 @@ describe('keyring and key files', () => {
     await expect(unlockKeyring(path, read, Buffer.from('wrong'))).rejects.toMatchObject({ code: 'E_WRONG_KEY' });
     // Someone drops field "b" from the list to turn its encryption off: the slot no longer authenticates.
     const altered = { ...read.file, fields: ['a'] };
-    await expect(unlockKeyring(path, { text: JSON.stringify(altered), file: altered }, Buffer.from('right'))).rejects.toMatchObject({ code: 'E_WRONG_KEY' });
+    await expect(
+      unlockKeyring(path, { text: JSON.stringify(altered), file: altered }, Buffer.from('right')),
+    ).rejects.toMatchObject({ code: 'E_WRONG_KEY' });
   });
 
   it('reports a damaged keyring as E_KEYRING and a missing one as none', async () => {
     const path = join(dir, 'k.keys');
     expect(await readKeyring(path)).toBeUndefined();
-    for (const text of ['{', '[]', '{"p2psyncKeyring":2}', '{"p2psyncKeyring":1,"fields":[],"current":"x","slots":[]}']) {
+    for (const text of [
+      '{',
+      '[]',
+      '{"p2psyncKeyring":2}',
+      '{"p2psyncKeyring":1,"fields":[],"current":"x","slots":[]}',
+    ]) {
       await writeFile(path, text);
       await expect(readKeyring(path)).rejects.toMatchObject({ code: 'E_KEYRING' });
     }
@@ -118,9 +129,17 @@ describe('keyring and key files', () => {
     await writeFile(join(dir, 'empty'), '\n');
     for (const f of ['a', 'b', 'c']) expect((await readSecret({ file: join(dir, f) })).toString()).toBe('secret');
     expect((await readSecret({ text: 'secret', name: 'P2PSYNC_ENCRYPTION_KEY' })).toString()).toBe('secret');
-    await expect(readSecret({ file: join(dir, 'empty') })).rejects.toMatchObject({ code: 'E_KEY_FILE', message: /is empty/ });
-    await expect(readSecret({ file: join(dir, 'missing') })).rejects.toMatchObject({ code: 'E_KEY_FILE', message: /does not exist/ });
+    await expect(readSecret({ file: join(dir, 'empty') })).rejects.toMatchObject({
+      code: 'E_KEY_FILE',
+      message: /is empty/,
+    });
+    await expect(readSecret({ file: join(dir, 'missing') })).rejects.toMatchObject({
+      code: 'E_KEY_FILE',
+      message: /does not exist/,
+    });
     await expect(readSecret({ file: dir })).rejects.toMatchObject({ code: 'E_KEY_FILE', message: /directory/ });
-    await expect(readSecret({ text: '', name: 'P2PSYNC_ENCRYPTION_KEY' })).rejects.toMatchObject({ code: 'E_KEY_FILE' });
+    await expect(readSecret({ text: '', name: 'P2PSYNC_ENCRYPTION_KEY' })).rejects.toMatchObject({
+      code: 'E_KEY_FILE',
+    });
   });
 });

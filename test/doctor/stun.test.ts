@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { Attr, Class, decode, encodeRequest, errorCode, longTermKey, mappedAddress, Method, uint32 } from '../../src/doctor/stun.js';
+import {
+  Attr,
+  Class,
+  decode,
+  encodeRequest,
+  errorCode,
+  longTermKey,
+  mappedAddress,
+  Method,
+  uint32,
+} from '../../src/doctor/stun.js';
 
 describe('STUN framing', () => {
   it('decodes the RFC 5769 §2.2 XOR-MAPPED-ADDRESS (192.0.2.1:32853)', () => {
@@ -18,7 +28,12 @@ describe('STUN framing', () => {
     const signed = encodeRequest(Method.allocate, tid, [], longTermKey('u', 'realm', 'p', 'n0nce'));
     const decoded = decode(signed)!;
     expect(decoded.method).toBe(Method.allocate);
-    expect(decoded.attributes.map((a) => a.type)).toEqual([Attr.username, Attr.realm, Attr.nonce, Attr.messageIntegrity]);
+    expect(decoded.attributes.map((a) => a.type)).toEqual([
+      Attr.username,
+      Attr.realm,
+      Attr.nonce,
+      Attr.messageIntegrity,
+    ]);
     expect(decoded.attributes[3]!.value).toHaveLength(20);
     expect(signed.readUInt16BE(2)).toBe(signed.length - 20);
   });
@@ -27,7 +42,15 @@ describe('STUN framing', () => {
     const tid = Buffer.alloc(12, 1);
     const value = Buffer.concat([Buffer.from([0, 0, 4, 1]), Buffer.from('Unauthorized')]);
     const attr = Buffer.concat([Buffer.from([0x00, 0x09, 0x00, value.length]), value]);
-    const msg = decode(Buffer.concat([Buffer.from('0113', 'hex'), Buffer.from([0, attr.length]), Buffer.from('2112a442', 'hex'), tid, attr]));
+    const msg = decode(
+      Buffer.concat([
+        Buffer.from('0113', 'hex'),
+        Buffer.from([0, attr.length]),
+        Buffer.from('2112a442', 'hex'),
+        tid,
+        attr,
+      ]),
+    );
     expect(msg?.cls).toBe(Class.error);
     expect(errorCode(msg!)).toEqual({ code: 401, reason: 'Unauthorized' });
     expect(decode(Buffer.from('hello world, not stun at all'))).toBeUndefined();

@@ -1,7 +1,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, makeDoc, readDocs, startPeer, waitUntil, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  makeDoc,
+  readDocs,
+  startPeer,
+  waitUntil,
+  writeDocsFile,
+  e2eFixture,
+} from '../helpers/e2e.js';
 import { runCli, type CliEvent } from '../helpers/spawn.js';
 
 const { temp, signals } = e2eFixture();
@@ -17,8 +26,28 @@ function parseEvents(stdout: string): CliEvent[] {
 }
 
 /** `join --once` as a one-shot run to completion, on loopback ICE. */
-async function joinOnce(store: string, signal: string, extra: string[] = []): Promise<{ code: number | null; events: CliEvent[]; stderr: string }> {
-  const r = await runCli(['join', '--topic', TOPIC, '--store', store, '--signal', signal, '--ice-bind', '127.0.0.1', '--json', '--once', ...extra], { timeoutMs: 40_000 });
+async function joinOnce(
+  store: string,
+  signal: string,
+  extra: string[] = [],
+): Promise<{ code: number | null; events: CliEvent[]; stderr: string }> {
+  const r = await runCli(
+    [
+      'join',
+      '--topic',
+      TOPIC,
+      '--store',
+      store,
+      '--signal',
+      signal,
+      '--ice-bind',
+      '127.0.0.1',
+      '--json',
+      '--once',
+      ...extra,
+    ],
+    { timeoutMs: 40_000 },
+  );
   return { code: r.code, events: parseEvents(r.stdout), stderr: r.stderr };
 }
 
@@ -26,10 +55,14 @@ describe('join --once', () => {
   it('exits 0 once in sync, with the documents in its file, as fork and as master', async () => {
     const dir = await temp.make();
     const live = join(dir, 'live.json');
-    await writeDocsFile(live, [0, 1, 2, 3, 4].map((n) => makeDoc('live', n)));
+    await writeDocsFile(
+      live,
+      [0, 1, 2, 3, 4].map((n) => makeDoc('live', n)),
+    );
     const sig = await signals.start();
     const livePeer = await startPeer({ store: live, signal: sig.url, token: MASTER_TOKEN });
-    const liveLog = (): string => `live peer events: ${livePeer.events.map((e) => JSON.stringify(e)).join('\n')}\n${livePeer.stderr}`;
+    const liveLog = (): string =>
+      `live peer events: ${livePeer.events.map((e) => JSON.stringify(e)).join('\n')}\n${livePeer.stderr}`;
 
     // As fork: pulls the live peer's documents and pushes its own.
     const forkFile = join(dir, 'once-fork.ndjson');
@@ -40,11 +73,18 @@ describe('join --once', () => {
       role: 'fork',
       peerToken: MASTER_TOKEN,
       // ICE's selected pair: on loopback a direct host (or peer-reflexive) path
-      path: { local: { type: 'host', protocol: 'udp', address: '127.0.0.1' }, remote: { address: '127.0.0.1' }, relayed: false },
+      path: {
+        local: { type: 'host', protocol: 'udp', address: '127.0.0.1' },
+        remote: { address: '127.0.0.1' },
+        relayed: false,
+      },
     });
     expect(asFork.events.find((e) => e.event === 'synced')).toMatchObject({ peers: 1, documents: 6 });
     expect(asFork.events.at(-1)).toMatchObject({ event: 'closed', reason: 'synced', exitCode: 0 });
-    expect([...(await readDocs(forkFile)).keys()].sort()).toEqual(['from-fork', ...[0, 1, 2, 3, 4].map((n) => makeDoc('live', n).id as string)]);
+    expect([...(await readDocs(forkFile)).keys()].sort()).toEqual([
+      'from-fork',
+      ...[0, 1, 2, 3, 4].map((n) => makeDoc('live', n).id as string),
+    ]);
     await waitUntil(async () => (await readDocs(live)).has('from-fork'), 20_000, liveLog);
 
     // As master of the live peer (a token whose hash beats the live peer's): exits 0 only once the fork applied
@@ -53,9 +93,16 @@ describe('join --once', () => {
     await writeDocsFile(masterFile, [{ id: 'from-master', n: 2 }]);
     const asMaster = await joinOnce(masterFile, sig.url, ['--storage-token', 'zzzzzzzzzz']);
     expect(asMaster.code, asMaster.stderr).toBe(0);
-    expect(asMaster.events.find((e) => e.event === 'peer-connected')).toMatchObject({ role: 'master', peerToken: MASTER_TOKEN });
+    expect(asMaster.events.find((e) => e.event === 'peer-connected')).toMatchObject({
+      role: 'master',
+      peerToken: MASTER_TOKEN,
+    });
     expect(asMaster.events.at(-1)).toMatchObject({ event: 'closed', reason: 'synced', exitCode: 0 });
-    const everything = ['from-fork', 'from-master', ...[0, 1, 2, 3, 4].map((n) => makeDoc('live', n).id as string)].sort();
+    const everything = [
+      'from-fork',
+      'from-master',
+      ...[0, 1, 2, 3, 4].map((n) => makeDoc('live', n).id as string),
+    ].sort();
     expect([...(await readDocs(masterFile)).keys()].sort()).toEqual(everything);
     await waitUntil(async () => (await readDocs(live)).has('from-master'), 20_000, liveLog);
   });
@@ -66,7 +113,11 @@ describe('join --once', () => {
     const r = await joinOnce(join(dir, 'alone.json'), sig.url, ['--timeout', '2']);
     expect(r.code, r.stderr).toBe(3);
     expect(r.events.filter((e) => e.event === 'error')).toEqual([
-      expect.objectContaining({ code: 'E_TIMEOUT', message: expect.stringMatching(/no peer joined/), details: expect.objectContaining({ diagnosis: 'no-peer', peersSignaled: 0 }) }),
+      expect.objectContaining({
+        code: 'E_TIMEOUT',
+        message: expect.stringMatching(/no peer joined/),
+        details: expect.objectContaining({ diagnosis: 'no-peer', peersSignaled: 0 }),
+      }),
     ]);
     expect(r.events.some((e) => e.event === 'synced' || e.event === 'peer-connected')).toBe(false);
     expect(r.events.at(-1)).toMatchObject({ event: 'closed', reason: 'timeout', exitCode: 3 });
@@ -80,7 +131,12 @@ describe('join --once', () => {
     const sig = await signals.start();
     // W is the fork of both (FORK_TOKEN loses to 'aaaaaaaaaa' and to 'eeeeeeeeee').
     const a = await startPeer({ store: fileA, signal: sig.url, token: MASTER_TOKEN });
-    const w = await startPeer({ store: fileW, signal: sig.url, token: FORK_TOKEN, extra: ['--once', '--wait-peers', '2', '--timeout', '60'] });
+    const w = await startPeer({
+      store: fileW,
+      signal: sig.url,
+      token: FORK_TOKEN,
+      extra: ['--once', '--wait-peers', '2', '--timeout', '60'],
+    });
     // In sync with A (A says so too), yet still running: one peer is not enough.
     await w.waitFor('peer-connected', CONNECT_MS);
     await a.waitFor('synced', CONNECT_MS);
@@ -100,7 +156,10 @@ describe('join --once', () => {
 });
 
 describe('join signals and flags', () => {
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 0]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 0],
+  ] as const) {
     it(`${signal} on a live join exits ${code} with a closed event and a flushed file`, async () => {
       const dir = await temp.make();
       const master = join(dir, 'master.json');
@@ -129,8 +188,14 @@ describe('join signals and flags', () => {
     const base = ['join', '--store', store, '--json'];
     const cases: Array<[string[], RegExp]> = [
       [['--topic', 'short'], /--topic.*'short' is invalid.*6 to 99 characters long.*got 5/],
-      [['--topic', 'long-enough', '--signal', 'http://127.0.0.1:1'], /--signal.*expected a ws:\/\/ or wss:\/\/ URL, got "http:"/],
-      [['--topic', 'long-enough', '--pull-only', '--push-only'], /'--pull-only' cannot be used with option '--push-only'/],
+      [
+        ['--topic', 'long-enough', '--signal', 'http://127.0.0.1:1'],
+        /--signal.*expected a ws:\/\/ or wss:\/\/ URL, got "http:"/,
+      ],
+      [
+        ['--topic', 'long-enough', '--pull-only', '--push-only'],
+        /'--pull-only' cannot be used with option '--push-only'/,
+      ],
       [['--topic', 'long-enough', '--timeout', '5'], /--timeout only applies with --once/],
       [['--topic', 'long-enough', '--once', '--wait-peers', '-1'], /--wait-peers.*'-1' is invalid/],
     ];

@@ -4,7 +4,18 @@
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, crud, e2eFixture, putDocs, readDocs, startPeer, waitConverged, waitUntil, writeDocsFile } from '../helpers/e2e.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  crud,
+  e2eFixture,
+  putDocs,
+  readDocs,
+  startPeer,
+  waitConverged,
+  waitUntil,
+  writeDocsFile,
+} from '../helpers/e2e.js';
 import type { CliEvent } from '../helpers/spawn.js';
 
 const { temp, signals } = e2eFixture();
@@ -35,7 +46,12 @@ describe('conflicts between two processes', () => {
     expect((await putDocs(fileB, [{ ...base, title: 'Plan C', tags: ['a', 'b'] }])).code).toBe(0);
     b = await startPeer({ store: fileB, signal: sig.url, token: FORK_TOKEN, extra: merge });
     const conflict = (await b.waitFor('conflict', CONNECT_MS)) as CliEvent;
-    expect(conflict).toMatchObject({ id: 'n1', strategy: 'merge', winner: 'merged', kept: [{ side: 'local', fields: ['title'] }] });
+    expect(conflict).toMatchObject({
+      id: 'n1',
+      strategy: 'merge',
+      winner: 'merged',
+      kept: [{ side: 'local', fields: ['title'] }],
+    });
     const merged = { id: 'n1', title: 'Plan B', tags: ['a', 'b'], done: true };
     expect((await waitConverged([fileA, fileB], 2)).get('n1')).toEqual(merged);
     // Only the fork resolves, so only it kept anything.
@@ -46,13 +62,30 @@ describe('conflicts between two processes', () => {
     expect(json((await crud(['conflicts', 'ls', '--store', fileA, '--json'])).stdout)).toEqual([]);
     const show = await crud(['conflicts', 'show', '--store', fileB, 'n1', '--json']);
     expect(json(show.stdout)).toMatchObject([
-      { event: 'kept-versions', current: merged, versions: [{ n: 1, strategy: 'merge', side: 'local', peer: MASTER_TOKEN, fields: ['title'], document: { ...base, title: 'Plan C', tags: ['a', 'b'] } }] },
+      {
+        event: 'kept-versions',
+        current: merged,
+        versions: [
+          {
+            n: 1,
+            strategy: 'merge',
+            side: 'local',
+            peer: MASTER_TOKEN,
+            fields: ['title'],
+            document: { ...base, title: 'Plan C', tags: ['a', 'b'] },
+          },
+        ],
+      },
     ]);
 
     // Written back while both run: a new local write on B that replicates to A.
     const resolve = await crud(['conflicts', 'resolve', '--store', fileB, 'n1', '--use', '1', '--json']);
     expect(resolve.code, resolve.stderr).toBe(0);
-    await waitUntil(async () => JSON.stringify((await readDocs(fileA)).get('n1')) === JSON.stringify({ ...base, title: 'Plan C', tags: ['a', 'b'] }));
+    await waitUntil(
+      async () =>
+        JSON.stringify((await readDocs(fileA)).get('n1')) ===
+        JSON.stringify({ ...base, title: 'Plan C', tags: ['a', 'b'] }),
+    );
     expect(json((await crud(['conflicts', 'ls', '--store', fileB, '--json'])).stdout)).toEqual([]);
     expect([...a.events, ...b.events].filter((e) => e.event === 'error')).toEqual([]);
   });
@@ -73,7 +106,10 @@ describe('conflicts between two processes', () => {
     );
     const fileA = join(dir, 'a.json');
     const fileB = join(dir, 'b.json');
-    const seed = [{ id: 'bad', v: 1 }, { id: 'good', v: 1 }];
+    const seed = [
+      { id: 'bad', v: 1 },
+      { id: 'good', v: 1 },
+    ];
     await writeDocsFile(fileA, seed);
     await writeDocsFile(fileB, seed);
     const sig = await signals.start();
@@ -82,8 +118,14 @@ describe('conflicts between two processes', () => {
     let b = await startPeer({ store: fileB, signal: sig.url, token: FORK_TOKEN, extra });
     await b.waitFor('synced', CONNECT_MS);
     await b.stop();
-    await putDocs(fileA, [{ id: 'bad', v: 2 }, { id: 'good', v: 2 }]);
-    await putDocs(fileB, [{ id: 'bad', v: 3 }, { id: 'good', v: 3 }]);
+    await putDocs(fileA, [
+      { id: 'bad', v: 2 },
+      { id: 'good', v: 2 },
+    ]);
+    await putDocs(fileB, [
+      { id: 'bad', v: 3 },
+      { id: 'good', v: 3 },
+    ]);
     b = await startPeer({ store: fileB, signal: sig.url, token: FORK_TOKEN, extra });
     const error = await b.waitFor('error', CONNECT_MS);
     expect(error).toMatchObject({ code: 'E_CONFLICT_HANDLER', details: { file: handler, id: 'bad' } });

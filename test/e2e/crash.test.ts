@@ -1,7 +1,20 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, canonical, docsById, makeDoc, putDocs, readDocs, startPeer, sumEvents, waitConverged, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  canonical,
+  docsById,
+  makeDoc,
+  putDocs,
+  readDocs,
+  startPeer,
+  sumEvents,
+  waitConverged,
+  writeDocsFile,
+  e2eFixture,
+} from '../helpers/e2e.js';
 import type { CliProcess } from '../helpers/spawn.js';
 
 /**
@@ -54,11 +67,15 @@ describe('kill -9 at random points loses nothing acknowledged', () => {
       if (victimRole === 'fork') {
         // The victim's file can lag its journal, so `held` is a lower bound of what it had: the final pull is exact.
         const finalPull = sumEvents(v.events, 'pulled');
-        log.push(`initial/${victimRole}: pulled before the last restart >= ${pulledBeforeFinal}, last restart pulled ${finalPull} with ${held}+ held`);
+        log.push(
+          `initial/${victimRole}: pulled before the last restart >= ${pulledBeforeFinal}, last restart pulled ${finalPull} with ${held}+ held`,
+        );
         expect(finalPull).toBeLessThanOrEqual(N - held + IN_FLIGHT);
       } else {
         const pushed = sumEvents(s.events, 'pushed');
-        log.push(`initial/${victimRole}: the seeded fork pushed ${pushed} documents for ${N} (${pushed - N} re-sent) over ${KILLS} kills`);
+        log.push(
+          `initial/${victimRole}: the seeded fork pushed ${pushed} documents for ${N} (${pushed - N} re-sent) over ${KILLS} kills`,
+        );
       }
     }, 150_000);
 
@@ -103,7 +120,13 @@ describe('kill -9 at random points loses nothing acknowledged', () => {
       const mark = b.events.length;
       await putDocs(fileB, batch);
       // `pushed` follows the master's answer: kill the master the moment the fork has it.
-      await b.waitFor((e) => b.events.indexOf(e) >= mark && e.event === 'pushed' && sumEvents(b.events.slice(mark), 'pushed') >= batch.length, 20_000);
+      await b.waitFor(
+        (e) =>
+          b.events.indexOf(e) >= mark &&
+          e.event === 'pushed' &&
+          sumEvents(b.events.slice(mark), 'pushed') >= batch.length,
+        20_000,
+      );
       a.kill('SIGKILL');
       await a.exited;
       a = await startPeer({ store: fileA, signal: sig.url, token: MASTER_TOKEN });

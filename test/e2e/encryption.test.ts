@@ -9,7 +9,10 @@ const { temp, signals } = e2eFixture();
 /** The store's documents in plaintext, through `p2psync ls` with the key. */
 async function lsDocs(store: string, keyFile: string): Promise<Map<string, Record<string, unknown>>> {
   const r = await crud(['ls', '--store', store, '--key-file', keyFile]);
-  const docs = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const docs = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   return new Map(docs.map((d) => [d.id as string, d]));
 }
 
@@ -23,13 +26,36 @@ describe('two peers with encrypted stores and different keys', () => {
     await writeFile(keyA, 'key of peer A\n');
     await writeFile(keyB, 'a different key, of peer B\n');
     // A encrypts "secret"; B encrypts "secret" and "pin": each peer decides for its own disk.
-    await crud(['put', '--store', fileA, '--encrypt-fields', 'secret', '--key-file', keyA, '{"id":"a1","title":"from A","secret":"SECRET-A1"}']);
-    await crud(['put', '--store', fileB, '--encrypt-fields', 'secret,pin', '--key-file', keyB, '{"id":"b1","title":"from B","secret":"SECRET-B1","pin":"PIN-B1"}']);
+    await crud([
+      'put',
+      '--store',
+      fileA,
+      '--encrypt-fields',
+      'secret',
+      '--key-file',
+      keyA,
+      '{"id":"a1","title":"from A","secret":"SECRET-A1"}',
+    ]);
+    await crud([
+      'put',
+      '--store',
+      fileB,
+      '--encrypt-fields',
+      'secret,pin',
+      '--key-file',
+      keyB,
+      '{"id":"b1","title":"from B","secret":"SECRET-B1","pin":"PIN-B1"}',
+    ]);
 
     const sig = await signals.start();
     const [a, b] = await Promise.all([
       startPeer({ store: fileA, signal: sig.url, token: MASTER_TOKEN, extra: ['--key-file', keyA] }),
-      startPeer({ store: fileB, signal: sig.url, token: FORK_TOKEN, env: { P2PSYNC_ENCRYPTION_KEY: 'a different key, of peer B' } }),
+      startPeer({
+        store: fileB,
+        signal: sig.url,
+        token: FORK_TOKEN,
+        env: { P2PSYNC_ENCRYPTION_KEY: 'a different key, of peer B' },
+      }),
     ]);
     await Promise.all([a.waitFor('peer-connected', 20_000), b.waitFor('peer-connected', 20_000)]);
 
@@ -44,7 +70,9 @@ describe('two peers with encrypted stores and different keys', () => {
     await waitUntil(
       async () => {
         last = [await lsDocs(fileA, keyA), await lsDocs(fileB, keyB)];
-        return last.every((m) => JSON.stringify([...(m as Map<string, unknown>)].sort()) === JSON.stringify([...expected].sort()));
+        return last.every(
+          (m) => JSON.stringify([...(m as Map<string, unknown>)].sort()) === JSON.stringify([...expected].sort()),
+        );
       },
       40_000,
       () => JSON.stringify(last.map((m) => [...(m as Map<string, unknown>)])),
@@ -58,7 +86,11 @@ describe('two peers with encrypted stores and different keys', () => {
     // "pin" is B's choice: B's files hide it, A (which does not encrypt it) keeps it readable.
     expect((await filesContaining(dir, 'PIN-B2')).sort()).toEqual(['a.json', 'a.json.p2psync']);
     const onA = JSON.parse(await readFile(fileA, 'utf8')) as Array<Record<string, unknown>>;
-    expect(onA.find((d) => d.id === 'b2')).toEqual({ id: 'b2', secret: expect.stringMatching(/^p2psync:v1:/), pin: 'PIN-B2' });
+    expect(onA.find((d) => d.id === 'b2')).toEqual({
+      id: 'b2',
+      secret: expect.stringMatching(/^p2psync:v1:/),
+      pin: 'PIN-B2',
+    });
     // Each file opens with its own key only.
     const wrong = await crud(['ls', '--store', fileA, '--key-file', keyB]).catch((e: Error) => e.message);
     expect(wrong).toMatch(/exited 2: .*E_WRONG_KEY/);

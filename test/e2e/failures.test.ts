@@ -46,7 +46,17 @@ describe('join: a signaling server that is never reached', () => {
   it('--once exits 3 with E_UNREACHABLE (not E_TIMEOUT) once --timeout passes', async () => {
     const dir = await temp.make();
     const port = await closedPort();
-    const r = await runCli([...JOIN, '--store', join(dir, 'a.ndjson'), '--signal', `ws://127.0.0.1:${port}`, '--once', '--timeout', '2', '--json']);
+    const r = await runCli([
+      ...JOIN,
+      '--store',
+      join(dir, 'a.ndjson'),
+      '--signal',
+      `ws://127.0.0.1:${port}`,
+      '--once',
+      '--timeout',
+      '2',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(3);
     const evs = events(r.stdout);
     const errors = evs.filter((e) => e.event === 'error');
@@ -59,16 +69,35 @@ describe('join: a signaling server that is never reached', () => {
   it('--once without --timeout gives up after --connect-timeout on a server that never answers', async () => {
     const dir = await temp.make();
     const port = await silentServer();
-    const r = await runCli([...JOIN, '--store', join(dir, 'a.ndjson'), '--signal', `ws://127.0.0.1:${port}`, '--once', '--connect-timeout', '1.5']);
+    const r = await runCli([
+      ...JOIN,
+      '--store',
+      join(dir, 'a.ndjson'),
+      '--signal',
+      `ws://127.0.0.1:${port}`,
+      '--once',
+      '--connect-timeout',
+      '1.5',
+    ]);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/^p2psync: could not connect to the signaling server .* within 1\.5 s.* \[E_UNREACHABLE\]$/m);
+    expect(r.stderr).toMatch(
+      /^p2psync: could not connect to the signaling server .* within 1\.5 s.* \[E_UNREACHABLE\]$/m,
+    );
   });
 
   it('a live join keeps retrying and warns with E_UNREACHABLE and the next retry time', async () => {
     const dir = await temp.make();
     const port = await closedPort();
-    const p = new CliProcess([...JOIN, '--store', join(dir, 'a.ndjson'), '--signal', `ws://127.0.0.1:${port}`, '--json']);
-    const nth = (n: number) => p.waitFor(() => p.events.filter((e) => e.event === 'warning' && e.code === 'E_UNREACHABLE').length >= n);
+    const p = new CliProcess([
+      ...JOIN,
+      '--store',
+      join(dir, 'a.ndjson'),
+      '--signal',
+      `ws://127.0.0.1:${port}`,
+      '--json',
+    ]);
+    const nth = (n: number) =>
+      p.waitFor(() => p.events.filter((e) => e.event === 'warning' && e.code === 'E_UNREACHABLE').length >= n);
     await nth(2);
     const warnings = p.events.filter((e) => e.event === 'warning');
     const details = warnings[0]!.details as { retryInMs: number; retryAt: string; url: string };
@@ -83,7 +112,14 @@ describe('join: a signaling server that is never reached', () => {
     const dir = await temp.make();
     const server = await startSignalServer({ port: 0, host: '127.0.0.1', token: 'the-right-token-0123456789' });
     try {
-      const r = await runCli([...JOIN, '--store', join(dir, 'a.ndjson'), '--signal', `ws://127.0.0.1:${server.port}/?token=wrong`, '--once']);
+      const r = await runCli([
+        ...JOIN,
+        '--store',
+        join(dir, 'a.ndjson'),
+        '--signal',
+        `ws://127.0.0.1:${server.port}/?token=wrong`,
+        '--once',
+      ]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr.match(/E_AUTH/g)).toHaveLength(1);
       expect(r.stderr).toMatch(/^p2psync: the signaling server .* refused the connection \(HTTP 401\).*\[E_AUTH\]$/m);
@@ -122,7 +158,10 @@ describe('join: every flag is checked before the first side effect', () => {
     const stderr = new PassThrough();
     let text = '';
     stderr.on('data', (d: Buffer) => (text += d.toString()));
-    const code = await main(['join', '--topic', 'failures-topic', '--store', join(dir, 'a.json'), ...signal, ...flags], { stdout: new PassThrough(), stderr, env: {} });
+    const code = await main(
+      ['join', '--topic', 'failures-topic', '--store', join(dir, 'a.json'), ...signal, ...flags],
+      { stdout: new PassThrough(), stderr, env: {} },
+    );
     expect(code, text).toBe(2);
     expect(text).toMatch(/error|p2psync:/);
     expect(await readdir(dir)).toEqual([]);
@@ -132,7 +171,18 @@ describe('join: every flag is checked before the first side effect', () => {
     const dir = await temp.make();
     const file = join(dir, 'a.json');
     await writeFile(file, '[{"id":"a"}]');
-    const r = await runCli(['join', '--topic', 'failures-topic', '--store', file, '--signal', `ws://127.0.0.1:${await closedPort()}`, '--ice-bind', '999.1.2.3', '--json']);
+    const r = await runCli([
+      'join',
+      '--topic',
+      'failures-topic',
+      '--store',
+      file,
+      '--signal',
+      `ws://127.0.0.1:${await closedPort()}`,
+      '--ice-bind',
+      '999.1.2.3',
+      '--json',
+    ]);
     expect(r.code).toBe(2);
     expect(events(r.stdout)).toEqual([expect.objectContaining({ event: 'error', code: 'E_USAGE' })]);
     expect(await readdir(dir)).toEqual(['a.json']);

@@ -1,7 +1,19 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, makeDoc, readDocs, startPeer, sumEvents, waitAfter, waitConverged, waitUntil, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  makeDoc,
+  readDocs,
+  startPeer,
+  sumEvents,
+  waitAfter,
+  waitConverged,
+  waitUntil,
+  writeDocsFile,
+  e2eFixture,
+} from '../helpers/e2e.js';
 
 const { temp, signals } = e2eFixture();
 
@@ -12,7 +24,11 @@ function bigDoc(id: string, seed: number): Record<string, unknown> {
   return {
     id,
     text: `${'é€😀'.repeat(60_000)}|${'plain ascii '.repeat(50_000)}|${seed}`,
-    rows: Array.from({ length: 4_000 }, (_, i) => ({ i, label: `row ${i} of ${id}`, flags: [i % 2 === 0, null, seed] })),
+    rows: Array.from({ length: 4_000 }, (_, i) => ({
+      i,
+      label: `row ${i} of ${id}`,
+      flags: [i % 2 === 0, null, seed],
+    })),
     nested: { a: { b: { c: { d: ['deep', { e: seed }] } } } },
   };
 }
@@ -49,10 +65,19 @@ describe('files', () => {
     const dir = await temp.make();
     const fileA = join(dir, 'a.json');
     const fileB = join(dir, 'b.ndjson');
-    await writeDocsFile(fileA, [0, 1, 2, 3].map((n) => makeDoc('a', n)));
-    await writeDocsFile(fileB, [0, 1].map((n) => makeDoc('b', n)));
+    await writeDocsFile(
+      fileA,
+      [0, 1, 2, 3].map((n) => makeDoc('a', n)),
+    );
+    await writeDocsFile(
+      fileB,
+      [0, 1].map((n) => makeDoc('b', n)),
+    );
     const sig = await signals.start();
-    const [a, b] = await Promise.all([startPeer({ store: fileA, signal: sig.url }), startPeer({ store: fileB, signal: sig.url })]);
+    const [a, b] = await Promise.all([
+      startPeer({ store: fileA, signal: sig.url }),
+      startPeer({ store: fileB, signal: sig.url }),
+    ]);
     await Promise.all([a.waitFor('synced', CONNECT_MS), b.waitFor('synced', CONNECT_MS)]);
     await waitConverged([fileA, fileB], 6);
 
@@ -72,7 +97,11 @@ describe('files', () => {
     const afterRename = await waitConverged([fileA, fileB], 6);
     expect(afterRename.get('added-in-a')).toEqual({ id: 'added-in-a', via: 'rename' });
     const editsA = a.events.slice(markA);
-    expect([sumEvents(editsA, 'outside-edit', 'created'), sumEvents(editsA, 'outside-edit', 'updated'), sumEvents(editsA, 'outside-edit', 'deleted')]).toEqual([1, 1, 1]);
+    expect([
+      sumEvents(editsA, 'outside-edit', 'created'),
+      sumEvents(editsA, 'outside-edit', 'updated'),
+      sumEvents(editsA, 'outside-edit', 'deleted'),
+    ]).toEqual([1, 1, 1]);
 
     // Like `echo '{...}' >> b.ndjson`: an append.
     const markB = b.events.length;

@@ -2,7 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, canonical, docsById, makeDoc, readDocs, startPeer, waitConverged, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  canonical,
+  docsById,
+  makeDoc,
+  readDocs,
+  startPeer,
+  waitConverged,
+  writeDocsFile,
+  e2eFixture,
+} from '../helpers/e2e.js';
 import type { CliEvent } from '../helpers/spawn.js';
 
 /**
@@ -60,7 +71,10 @@ describe('a store on a full disk', () => {
       const exit = await b.stop('SIGTERM');
       expect(exit.code).toBe(1);
       const after = b.events.slice(mark);
-      const lost = after.find((e): e is CliEvent => e.event === 'error' && typeof (e.details as Record<string, unknown> | undefined)?.unwritten === 'number');
+      const lost = after.find(
+        (e): e is CliEvent =>
+          e.event === 'error' && typeof (e.details as Record<string, unknown> | undefined)?.unwritten === 'number',
+      );
       expect(lost, JSON.stringify(after)).toBeDefined();
       expect((lost!.details as Record<string, number>).unwritten).toBeGreaterThan(0);
       expect(after.find((e) => e.event === 'closed')).toMatchObject({ exitCode: 1 });

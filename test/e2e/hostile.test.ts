@@ -1,7 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, makeDoc, putDocs, readDocs, startPeer, waitConverged, waitUntil, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  makeDoc,
+  putDocs,
+  readDocs,
+  startPeer,
+  waitConverged,
+  waitUntil,
+  writeDocsFile,
+  e2eFixture,
+} from '../helpers/e2e.js';
 import { RawJson, RawPeer, type RawMessage } from './raw-peer.js';
 
 const raws: RawPeer[] = [];
@@ -52,7 +63,19 @@ describe('hostile data-channel frames from a raw peer', () => {
     expect(await a.waitFor('peer-connected', CONNECT_MS)).toMatchObject({ role: 'master', peerToken: FORK_TOKEN });
 
     // Not messages at all, or not objects.
-    for (const frame of ['not json', '{"unterminated":', 'null', '[]', '[{"id":"x","method":"token","params":[]}]', '42', '"str"', 'true', '{}', '\u0000', '']) {
+    for (const frame of [
+      'not json',
+      '{"unterminated":',
+      'null',
+      '[]',
+      '[{"id":"x","method":"token","params":[]}]',
+      '42',
+      '"str"',
+      'true',
+      '{}',
+      '\u0000',
+      '',
+    ]) {
       raw.send(frame);
     }
     // Malformed requests and responses nobody asked for.
@@ -90,10 +113,18 @@ describe('hostile data-channel frames from a raw peer', () => {
     ]) {
       raw.send(`{"chunk":${chunk}}`);
     }
-    for (let i = 0; i < 50; i++) raw.send(JSON.stringify({ chunk: { id: `flood-${i}`, index: 0, total: 8192, data: 'y'.repeat(1000) } }));
+    for (let i = 0; i < 50; i++)
+      raw.send(JSON.stringify({ chunk: { id: `flood-${i}`, index: 0, total: 8192, data: 'y'.repeat(1000) } }));
 
     // Unknown methods, including names of Object.prototype members: error answers, nothing else.
-    for (const method of ['dropEverything', '__proto__', 'constructor', 'hasOwnProperty', 'toString', 'masterChangeStream$']) {
+    for (const method of [
+      'dropEverything',
+      '__proto__',
+      'constructor',
+      'hasOwnProperty',
+      'toString',
+      'masterChangeStream$',
+    ]) {
       const r = await raw.request(method, []);
       expect(isError(r), `${method}: ${JSON.stringify(r)}`).toBe(true);
     }
@@ -125,7 +156,9 @@ describe('hostile data-channel frames from a raw peer', () => {
       { json: '[["not a row object"]]' },
       { json: '[[null]]' },
       { json: '[[{"newDocumentState":{"id":"bad-assumed","_deleted":false},"assumedMasterState":"nope"}]]' },
-      { json: '[[{"newDocumentState":{"id":"proto-assumed","_deleted":false},"assumedMasterState":{"id":"proto-assumed","__proto__":{"polluted":true}}}]]' },
+      {
+        json: '[[{"newDocumentState":{"id":"proto-assumed","_deleted":false},"assumedMasterState":{"id":"proto-assumed","__proto__":{"polluted":true}}}]]',
+      },
     ];
     for (const rows of badRows) {
       const r = await raw.request('masterWrite', rows);
@@ -133,7 +166,12 @@ describe('hostile data-channel frames from a raw peer', () => {
     }
     // A big chunked request that joins into a valid one is still served (reassembly works after the junk).
     const bigId = 'raw|chunked';
-    const bigText = JSON.stringify({ id: bigId, method: 'masterChangesSince', params: [null, 2], pad: 'p'.repeat(40_000) });
+    const bigText = JSON.stringify({
+      id: bigId,
+      method: 'masterChangesSince',
+      params: [null, 2],
+      pad: 'p'.repeat(40_000),
+    });
     const parts = [bigText.slice(0, 20_000), bigText.slice(20_000)];
     parts.forEach((data, index) => raw.send(JSON.stringify({ chunk: { id: 'good-set', index, total: 2, data } })));
     const page = await raw.waitFor((m) => m.id === bigId, 15_000, 'the chunked request answer');
@@ -187,7 +225,8 @@ describe('hostile data-channel frames from a raw peer', () => {
       if (method !== 'masterChangesSince') return undefined;
       pages++;
       // The first pull gets the hostile page; later ones an empty page echoing their checkpoint.
-      if (params[0] === null) return new RawJson(`{"checkpoint":{"id":"page-ok-2","lwt":2},"documents":[${hostileDocs.join(',')}]}`);
+      if (params[0] === null)
+        return new RawJson(`{"checkpoint":{"id":"page-ok-2","lwt":2},"documents":[${hostileDocs.join(',')}]}`);
       return { checkpoint: params[0], documents: [] };
     };
     raw.send('{"id":"masterChangeStream$","result":"RESYNC"}');
@@ -208,7 +247,11 @@ describe('hostile data-channel frames from a raw peer', () => {
     }
     await waitUntil(async () => (await readDocs(fileA)).has('stream-ok'));
     // The fork pushed its own document to the (raw) master and is still alive.
-    await raw.waitFor((m) => m.method === 'masterWrite' && JSON.stringify(m.params).includes('"own"'), CONNECT_MS, 'the fork push');
+    await raw.waitFor(
+      (m) => m.method === 'masterWrite' && JSON.stringify(m.params).includes('"own"'),
+      CONNECT_MS,
+      'the fork push',
+    );
     expect(a.child.exitCode).toBeNull();
     await assertClean(fileA, ['own', 'page-ok', 'page-ok-2', 'stream-ok']);
     expect((await readDocs(fileA)).get('page-ok-2')).toEqual({ id: 'page-ok-2', v: 2 });
@@ -229,7 +272,13 @@ async function rssOf(pid: number): Promise<number> {
 }
 
 /** Sends a message's text as RxDB chunk frames of `size` characters (the raw link takes frames up to 256 KiB). */
-function sendChunked(raw: RawPeer, text: string, id: string, size = 16_384, total = Math.ceil(text.length / size)): void {
+function sendChunked(
+  raw: RawPeer,
+  text: string,
+  id: string,
+  size = 16_384,
+  total = Math.ceil(text.length / size),
+): void {
   for (let index = 0; index * size < text.length; index++) {
     raw.send(JSON.stringify({ chunk: { id, index, total, data: text.slice(index * size, (index + 1) * size) } }));
   }
@@ -246,10 +295,27 @@ describe('a hostile peer that exceeds what one link may buffer', () => {
     const attacks: Array<[limit: string, attack: (raw: RawPeer) => void]> = [
       // 2,048 chunks of 20,000 characters: 41 M characters, over the 32 Mi reassembly budget.
       ['maxMessageChars', (raw) => sendChunked(raw, 'x'.repeat(2048 * 20_000), 'huge', 20_000)],
-      ['maxRowsPerRequest', (raw) => sendChunked(raw, JSON.stringify({ id: 'raw|rows', method: 'masterWrite', params: [Array.from({ length: 50_000 }, (_, i) => ({ newDocumentState: { id: `r${i}`, _deleted: false } }))] }), 'rows')],
-      ['maxRejectedInputs', (raw) => {
-        for (let i = 0; i < 1100; i++) raw.send(`not json ${i}`);
-      }],
+      [
+        'maxRowsPerRequest',
+        (raw) =>
+          sendChunked(
+            raw,
+            JSON.stringify({
+              id: 'raw|rows',
+              method: 'masterWrite',
+              params: [
+                Array.from({ length: 50_000 }, (_, i) => ({ newDocumentState: { id: `r${i}`, _deleted: false } })),
+              ],
+            }),
+            'rows',
+          ),
+      ],
+      [
+        'maxRejectedInputs',
+        (raw) => {
+          for (let i = 0; i < 1100; i++) raw.send(`not json ${i}`);
+        },
+      ],
     ];
     const rss: number[] = [];
     for (let pass = 0; pass < 2; pass++) {
@@ -259,7 +325,10 @@ describe('a hostile peer that exceeds what one link may buffer', () => {
         await raw.waitFor((m) => m.id === 'masterChangeStream$' && m.result === 'RESYNC', CONNECT_MS, 'RESYNC');
         const from = a.events.length;
         attack(raw);
-        const rejected = await a.waitFor((e) => e.event === 'peer-rejected' && e.limit === limit && a.events.indexOf(e) >= from, 60_000);
+        const rejected = await a.waitFor(
+          (e) => e.event === 'peer-rejected' && e.limit === limit && a.events.indexOf(e) >= from,
+          60_000,
+        );
         expect(rejected.reason).toEqual(expect.any(String));
         await a.waitFor((e) => e.event === 'peer-disconnected' && a.events.indexOf(e) >= from, CONNECT_MS);
         await raws.splice(raws.indexOf(raw), 1)[0]!.close();
@@ -269,7 +338,9 @@ describe('a hostile peer that exceeds what one link may buffer', () => {
     expect(a.child.exitCode).toBeNull();
     // Bounded: a second round of every attack leaves the process no bigger than the first one did (give or
     // take the heap's slack), and it never holds the attacker's hundreds of megabytes.
-    console.log(`hostile peers: RSS after pass 1 ${(rss[0]! / 2 ** 20).toFixed(0)} MiB, after pass 2 ${(rss[1]! / 2 ** 20).toFixed(0)} MiB`);
+    console.log(
+      `hostile peers: RSS after pass 1 ${(rss[0]! / 2 ** 20).toFixed(0)} MiB, after pass 2 ${(rss[1]! / 2 ** 20).toFixed(0)} MiB`,
+    );
     expect(rss[1]!).toBeLessThan(rss[0]! + 64 * 2 ** 20);
     expect(rss[1]!).toBeLessThan(400 * 2 ** 20);
     // Nothing of the refused write of 50,000 rows reached the file. (A flood of requests waiting is bounded too:

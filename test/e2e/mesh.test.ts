@@ -1,6 +1,15 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeDoc, putDocs, readDocs, rmDocs, startPeer, waitConverged, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import {
+  makeDoc,
+  putDocs,
+  readDocs,
+  rmDocs,
+  startPeer,
+  waitConverged,
+  writeDocsFile,
+  e2eFixture,
+} from '../helpers/e2e.js';
 import { CliProcess, type CliEvent } from '../helpers/spawn.js';
 
 const { temp, signals } = e2eFixture();
@@ -26,7 +35,14 @@ describe('several p2psync peers', () => {
   it('three peers in one topic form a full mesh and converge', async () => {
     const dir = await temp.make();
     const files = [join(dir, 'a.json'), join(dir, 'b.ndjson'), join(dir, 'c.json')];
-    await Promise.all(files.map((f, i) => writeDocsFile(f, [0, 1, 2, 3].map((n) => makeDoc(`p${i}`, n)))));
+    await Promise.all(
+      files.map((f, i) =>
+        writeDocsFile(
+          f,
+          [0, 1, 2, 3].map((n) => makeDoc(`p${i}`, n)),
+        ),
+      ),
+    );
     const sig = await signals.start();
     const peers = await Promise.all(files.map((store) => startPeer({ store, signal: sig.url })));
     await Promise.all(peers.map((p) => waitPeerCount(p, 2)));
@@ -36,7 +52,14 @@ describe('several p2psync peers', () => {
 
     await waitConverged(files, 12);
     // A live change on each peer reaches the two others.
-    await Promise.all(files.map((f, i) => putDocs(f, [{ id: `p${i}-live`, by: i }, { ...makeDoc(`p${(i + 1) % 3}`, 0), editedBy: i }])));
+    await Promise.all(
+      files.map((f, i) =>
+        putDocs(f, [
+          { id: `p${i}-live`, by: i },
+          { ...makeDoc(`p${(i + 1) % 3}`, 0), editedBy: i },
+        ]),
+      ),
+    );
     await rmDocs(files[0]!, ['p2-00000003']);
     const final = await waitConverged(files, 14);
     expect(final.get('p1-live')).toEqual({ id: 'p1-live', by: 1 });
@@ -47,10 +70,19 @@ describe('several p2psync peers', () => {
   it('a late joiner with an empty file gets everything, deletes included', async () => {
     const dir = await temp.make();
     const [fileA, fileB, fileC] = [join(dir, 'a.json'), join(dir, 'b.ndjson'), join(dir, 'c.ndjson')];
-    await writeDocsFile(fileA, [0, 1, 2, 3, 4].map((n) => makeDoc('a', n)));
-    await writeDocsFile(fileB, [0, 1, 2, 3, 4].map((n) => makeDoc('b', n)));
+    await writeDocsFile(
+      fileA,
+      [0, 1, 2, 3, 4].map((n) => makeDoc('a', n)),
+    );
+    await writeDocsFile(
+      fileB,
+      [0, 1, 2, 3, 4].map((n) => makeDoc('b', n)),
+    );
     const sig = await signals.start();
-    const [a, b] = await Promise.all([startPeer({ store: fileA, signal: sig.url }), startPeer({ store: fileB, signal: sig.url })]);
+    const [a, b] = await Promise.all([
+      startPeer({ store: fileA, signal: sig.url }),
+      startPeer({ store: fileB, signal: sig.url }),
+    ]);
     await Promise.all([waitPeerCount(a, 1), waitPeerCount(b, 1)]);
     await waitConverged([fileA, fileB], 10);
     await rmDocs(fileA, ['a-00000001', 'b-00000002']);
@@ -69,9 +101,18 @@ describe('several p2psync peers', () => {
   it('a chain A-B-C converges through B when A and C never connect', async () => {
     const dir = await temp.make();
     const [fileA, fileB, fileC] = [join(dir, 'a.json'), join(dir, 'b.json'), join(dir, 'c.ndjson')];
-    await writeDocsFile(fileA, [0, 1, 2].map((n) => makeDoc('a', n)));
-    await writeDocsFile(fileB, [0, 1, 2].map((n) => makeDoc('b', n)));
-    await writeDocsFile(fileC, [0, 1, 2].map((n) => makeDoc('c', n)));
+    await writeDocsFile(
+      fileA,
+      [0, 1, 2].map((n) => makeDoc('a', n)),
+    );
+    await writeDocsFile(
+      fileB,
+      [0, 1, 2].map((n) => makeDoc('b', n)),
+    );
+    await writeDocsFile(
+      fileC,
+      [0, 1, 2].map((n) => makeDoc('c', n)),
+    );
     const sig = await signals.start();
     const [a, b, c] = await Promise.all([
       startPeer({ store: fileA, signal: sig.url, topic: 'chain-left' }),
@@ -83,7 +124,10 @@ describe('several p2psync peers', () => {
 
     await waitConverged([fileA, fileB, fileC], 9);
     // Changes from A reach C, and changes from C reach A, only ever through B.
-    await putDocs(fileA, [{ id: 'from-a', hop: 'a' }, { ...makeDoc('c', 0), touchedBy: 'a' }]);
+    await putDocs(fileA, [
+      { id: 'from-a', hop: 'a' },
+      { ...makeDoc('c', 0), touchedBy: 'a' },
+    ]);
     await waitConverged([fileA, fileB, fileC], 10);
     await putDocs(fileC, [{ id: 'from-c', hop: 'c' }]);
     await rmDocs(fileC, ['a-00000002']);
@@ -96,7 +140,8 @@ describe('several p2psync peers', () => {
     expect(peerTokens(a)).toEqual(new Set([tokenB]));
     expect(peerTokens(c)).toEqual(new Set([tokenB]));
     expect(peerTokens(b)).toEqual(new Set([tokenA, tokenC]));
-    const topicOf = (t: string): unknown => b.events.find((e) => e.event === 'peer-connected' && e.peerToken === t)!.topic;
+    const topicOf = (t: string): unknown =>
+      b.events.find((e) => e.event === 'peer-connected' && e.peerToken === t)!.topic;
     expect([topicOf(tokenA!), topicOf(tokenC!)]).toEqual(['chain-left', 'chain-right']);
   });
 });

@@ -20,7 +20,11 @@ describe("the README's quick start", () => {
     const dir = await temp.make();
     // The README's commands, except that the embedded server's port is ephemeral instead of the shared 8787.
     const env = { P2PSYNC_EMBEDDED_SIGNAL_PORT: String(await freePort()) };
-    const start = (file: string) => new CliProcess(['join', '--topic', 'notes-demo', '--store', join(dir, file), '--ice-bind', '127.0.0.1', '--json'], { env });
+    const start = (file: string) =>
+      new CliProcess(
+        ['join', '--topic', 'notes-demo', '--store', join(dir, file), '--ice-bind', '127.0.0.1', '--json'],
+        { env },
+      );
     const a = start('a.json');
     await a.waitFor('signaling-hosted');
     const b = start('b.json');

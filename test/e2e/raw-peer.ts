@@ -39,7 +39,11 @@ export class RawPeer {
   /** Joins `topic` on `url` and resolves with the first WebRTC link that connects (to the real peer). */
   static async connect(url: string, topic: string, token: string, timeoutMs = 20_000): Promise<RawPeer> {
     const signaling = createSignalingClient({ url, topic });
-    const mesh = createMesh({ signal: signaling, ice: { iceServers: [], bindAddress: '127.0.0.1' }, runtime: new WebRTCRuntime() });
+    const mesh = createMesh({
+      signal: signaling,
+      ice: { iceServers: [], bindAddress: '127.0.0.1' },
+      runtime: new WebRTCRuntime(),
+    });
     try {
       const link = await new Promise<PeerLink>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('raw peer: no WebRTC link in time')), timeoutMs);

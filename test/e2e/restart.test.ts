@@ -1,7 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, makeDoc, putDocs, readDocs, startPeer, sumEvents, waitAfter, waitConverged, waitUntil, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  makeDoc,
+  putDocs,
+  readDocs,
+  startPeer,
+  sumEvents,
+  waitAfter,
+  waitConverged,
+  waitUntil,
+  writeDocsFile,
+  e2eFixture,
+} from '../helpers/e2e.js';
 import { CliProcess } from '../helpers/spawn.js';
 
 const { temp, signals } = e2eFixture();
@@ -24,8 +37,14 @@ describe('restarts are incremental', () => {
     const dir = await temp.make();
     const fileA = join(dir, 'a.json');
     const fileB = join(dir, 'b.ndjson');
-    await writeDocsFile(fileA, Array.from({ length: 30 }, (_, i) => makeDoc('a', i)));
-    await writeDocsFile(fileB, Array.from({ length: 30 }, (_, i) => makeDoc('b', i)));
+    await writeDocsFile(
+      fileA,
+      Array.from({ length: 30 }, (_, i) => makeDoc('a', i)),
+    );
+    await writeDocsFile(
+      fileB,
+      Array.from({ length: 30 }, (_, i) => makeDoc('b', i)),
+    );
     const sig = await signals.start();
     const a = await startPeer({ store: fileA, signal: sig.url, token: MASTER_TOKEN });
     let b = await startPeer({ store: fileB, signal: sig.url, token: FORK_TOKEN });
@@ -71,12 +90,19 @@ describe('restarts are incremental', () => {
     const dir = await temp.make();
     const fileA = join(dir, 'a.ndjson');
     const fileB = join(dir, 'b.json');
-    await writeDocsFile(fileA, Array.from({ length: N }, (_, i) => makeDoc('big', i)));
+    await writeDocsFile(
+      fileA,
+      Array.from({ length: N }, (_, i) => makeDoc('big', i)),
+    );
     const sig = await signals.start();
     const a = await startPeer({ store: fileA, signal: sig.url, token: MASTER_TOKEN });
     let b = await startPeer({ store: fileB, signal: sig.url, token: FORK_TOKEN });
     // Kill once the first pages reached the file (so the sidecar holds some replication state), long before the end.
-    await waitUntil(async () => (await readDocs(fileB)).size > 0, CONNECT_MS, () => b.stderr);
+    await waitUntil(
+      async () => (await readDocs(fileB)).size > 0,
+      CONNECT_MS,
+      () => b.stderr,
+    );
     b.kill('SIGKILL');
     expect(await b.exited).toEqual({ code: null, signal: 'SIGKILL' });
     const pulledBeforeKill = sumEvents(b.events, 'pulled');

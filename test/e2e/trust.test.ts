@@ -35,7 +35,8 @@ async function startRelay(target: string): Promise<Relay> {
   server.on('connection', (client) => {
     const upstream = new WebSocket(target);
     const pending: string[] = [];
-    const text = (d: RawData): string => (Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d as Buffer)).toString('utf8');
+    const text = (d: RawData): string =>
+      (Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d as Buffer)).toString('utf8');
     client.on('message', (d) => {
       const t = text(d);
       frames.push(t);
@@ -88,7 +89,12 @@ describe('peers you trust (topic secret, device ids)', () => {
     const relay = await startRelay(sig.url);
     const secret = 'correct horse battery staple';
     const [a, b] = await Promise.all([
-      startPeer({ store: fileA, topic: TOPIC, signal: relay.url, extra: ['--secret-file', await secretFile(dir, 'secret', secret)] }),
+      startPeer({
+        store: fileA,
+        topic: TOPIC,
+        signal: relay.url,
+        extra: ['--secret-file', await secretFile(dir, 'secret', secret)],
+      }),
       startPeer({ store: fileB, topic: TOPIC, signal: relay.url, env: { P2PSYNC_SECRET: secret } }),
     ]);
     await Promise.all([a.waitFor('peer-connected', CONNECT_MS), b.waitFor('peer-connected', CONNECT_MS)]);
@@ -99,17 +105,34 @@ describe('peers you trust (topic secret, device ids)', () => {
     const signalFrames = relay.frames.filter((f) => f.includes('"type":"signal"'));
     expect(signalFrames.length).toBeGreaterThan(0); // the relay did carry the negotiation
     const all = relay.frames.join('\n');
-    for (const plain of [TOPIC, 'trusted', 'v=0', 'sdp', 'a=fingerprint', 'candidate', 'offer', 'answer', 'ice-ufrag', secret]) {
+    for (const plain of [
+      TOPIC,
+      'trusted',
+      'v=0',
+      'sdp',
+      'a=fingerprint',
+      'candidate',
+      'offer',
+      'answer',
+      'ice-ufrag',
+      secret,
+    ]) {
       expect(all, `relay saw "${plain}"`).not.toContain(plain);
     }
-    for (const f of relay.frames.filter((f) => f.includes('"type":"join"'))) expect(JSON.parse(f).room).toMatch(/^p2ps-[A-Za-z0-9_-]{43}$/);
+    for (const f of relay.frames.filter((f) => f.includes('"type":"join"')))
+      expect(JSON.parse(f).room).toMatch(/^p2ps-[A-Za-z0-9_-]{43}$/);
     for (const f of signalFrames) expect(Object.keys(JSON.parse(f).data)).toEqual(['sealed']);
     expect([...a.events, ...b.events].filter((e) => e.event === 'error' || e.event === 'peer-rejected')).toEqual([]);
   });
 
   it('a peer with a wrong secret and a peer without a secret get 0 documents and give none', async () => {
     const dir = await temp.make();
-    const files = { a: join(dir, 'a.ndjson'), wrong: join(dir, 'wrong.ndjson'), none: join(dir, 'none.ndjson'), c: join(dir, 'c.ndjson') };
+    const files = {
+      a: join(dir, 'a.ndjson'),
+      wrong: join(dir, 'wrong.ndjson'),
+      none: join(dir, 'none.ndjson'),
+      c: join(dir, 'c.ndjson'),
+    };
     await writeDocsFile(files.a, seed('a', 5));
     await writeDocsFile(files.wrong, seed('wrong', 2));
     await writeDocsFile(files.none, seed('none', 2));
@@ -146,21 +169,36 @@ describe('peers you trust (topic secret, device ids)', () => {
     await writeFile(allow, `# our two servers\n${idA}  # a\n${idC.toLowerCase()}  # c\n`);
     const sig = await signals.start();
     const secret = await secretFile(dir, 'secret', 'shared');
-    const a = await startPeer({ store: files.a, topic: TOPIC, signal: sig.url, extra: ['--secret-file', secret, '--allow-peers', allow] });
+    const a = await startPeer({
+      store: files.a,
+      topic: TOPIC,
+      signal: sig.url,
+      extra: ['--secret-file', secret, '--allow-peers', allow],
+    });
     expect(a.events.find((e) => e.event === 'joined')).toMatchObject({ secret: true, allowPeers: 2 });
     const b = await startPeer({ store: files.b, topic: TOPIC, signal: sig.url, extra: ['--secret-file', secret] });
     const rejected = await a.waitFor((e) => e.event === 'peer-rejected', CONNECT_MS);
     expect(rejected).toMatchObject({ topic: TOPIC, deviceId: idB, reason: `device id ${idB} is not in the allowlist` });
     await b.waitFor((e) => e.event === 'peer-rejected', CONNECT_MS); // b saw the link close mid-handshake
 
-    const c = await startPeer({ store: files.c, topic: TOPIC, signal: sig.url, extra: ['--secret-file', secret, '--allow-peers', allow] });
+    const c = await startPeer({
+      store: files.c,
+      topic: TOPIC,
+      signal: sig.url,
+      extra: ['--secret-file', secret, '--allow-peers', allow],
+    });
     await c.waitFor('peer-connected', CONNECT_MS);
     await waitConverged([files.a, files.c], 4);
 
     expect([...(await readDocs(files.b)).keys()].sort()).toEqual(['b-0', 'b-1']);
-    for (const f of [files.a, files.c]) expect([...(await readDocs(f)).keys()].some((id) => id.startsWith('b-'))).toBe(false);
-    expect(b.events.filter((e) => e.event === 'peer-connected' || e.event === 'pulled' || e.event === 'pushed')).toEqual([]);
-    expect(a.events.filter((e) => e.event === 'peer-connected').map((e) => e.peerId)).toEqual([c.events.find((e) => e.event === 'signaling-connected')!.peerId]);
+    for (const f of [files.a, files.c])
+      expect([...(await readDocs(f)).keys()].some((id) => id.startsWith('b-'))).toBe(false);
+    expect(
+      b.events.filter((e) => e.event === 'peer-connected' || e.event === 'pulled' || e.event === 'pushed'),
+    ).toEqual([]);
+    expect(a.events.filter((e) => e.event === 'peer-connected').map((e) => e.peerId)).toEqual([
+      c.events.find((e) => e.event === 'signaling-connected')!.peerId,
+    ]);
   });
 
   it('bad trust input exits 2 before anything is opened', async () => {
@@ -181,7 +219,10 @@ describe('peers you trust (topic secret, device ids)', () => {
     ];
     for (const [extra, code, env] of cases) {
       // an unreachable signaling URL: had anything been opened, the run would not end at once with exit 2
-      const r = await runCli(['join', '--topic', TOPIC, '--store', store, '--signal', 'ws://127.0.0.1:9', '--json', ...extra], { env });
+      const r = await runCli(
+        ['join', '--topic', TOPIC, '--store', store, '--signal', 'ws://127.0.0.1:9', '--json', ...extra],
+        { env },
+      );
       expect({ extra, code: r.code }).toEqual({ extra, code: 2 });
       expect(r.stdout).toContain(`"code":"${code}"`);
     }
@@ -192,7 +233,12 @@ describe('peers you trust (topic secret, device ids)', () => {
   it('--secret works but warns that it shows in ps', async () => {
     const dir = await temp.make();
     const sig = await signals.start();
-    const p = await startPeer({ store: join(dir, 's.ndjson'), topic: TOPIC, signal: sig.url, extra: ['--secret', 'on-the-command-line'] });
+    const p = await startPeer({
+      store: join(dir, 's.ndjson'),
+      topic: TOPIC,
+      signal: sig.url,
+      extra: ['--secret', 'on-the-command-line'],
+    });
     expect(p.events.find((e) => e.event === 'warning')).toMatchObject({ code: 'W_SECRET_ON_COMMAND_LINE' });
   });
 

@@ -1,6 +1,17 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FORK_TOKEN, MASTER_TOKEN, canonical, docsById, putDocs, rmDocs, startPeer, waitConverged, writeDocsFile, e2eFixture } from '../helpers/e2e.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  canonical,
+  docsById,
+  putDocs,
+  rmDocs,
+  startPeer,
+  waitConverged,
+  writeDocsFile,
+  e2eFixture,
+} from '../helpers/e2e.js';
 
 const { temp, signals } = e2eFixture();
 
@@ -12,15 +23,24 @@ describe('two p2psync peers (JSON on one side, NDJSON on the other)', () => {
       const dir = await temp.make();
       const fileA = join(dir, 'a.json');
       const fileB = join(dir, 'b.ndjson');
-      await writeDocsFile(fileA, [1, 2, 3].map((i) => ({ id: `a-${i}`, from: 'A', n: i })));
-      await writeDocsFile(fileB, [1, 2, 3].map((i) => ({ id: `b-${i}`, from: 'B', n: i, tags: ['x', { deep: [i] }] })));
+      await writeDocsFile(
+        fileA,
+        [1, 2, 3].map((i) => ({ id: `a-${i}`, from: 'A', n: i })),
+      );
+      await writeDocsFile(
+        fileB,
+        [1, 2, 3].map((i) => ({ id: `b-${i}`, from: 'B', n: i, tags: ['x', { deep: [i] }] })),
+      );
       const sig = await signals.start();
       const [tokenA, tokenB] = aRole === 'master' ? [MASTER_TOKEN, FORK_TOKEN] : [FORK_TOKEN, MASTER_TOKEN];
       const [a, b] = await Promise.all([
         startPeer({ store: fileA, signal: sig.url, token: tokenA }),
         startPeer({ store: fileB, signal: sig.url, token: tokenB }),
       ]);
-      const [connA, connB] = await Promise.all([a.waitFor('peer-connected', CONNECT_MS), b.waitFor('peer-connected', CONNECT_MS)]);
+      const [connA, connB] = await Promise.all([
+        a.waitFor('peer-connected', CONNECT_MS),
+        b.waitFor('peer-connected', CONNECT_MS),
+      ]);
       expect(connA.role).toBe(aRole);
       expect(connB.role).toBe(aRole === 'master' ? 'fork' : 'master');
       expect(connA.peerToken).toBe(tokenB);
@@ -34,8 +54,14 @@ describe('two p2psync peers (JSON on one side, NDJSON on the other)', () => {
       // Live changes on both sides at once, on disjoint documents: a create, an update of a document that came
       // from the other side, and a delete of one that came from the other side.
       await Promise.all([
-        putDocs(fileA, [{ id: 'a-new', from: 'A' }, { id: 'b-1', from: 'A', edited: true }]).then(() => rmDocs(fileA, ['b-2'])),
-        putDocs(fileB, [{ id: 'b-new', from: 'B' }, { id: 'a-1', from: 'B', edited: true }]).then(() => rmDocs(fileB, ['a-2'])),
+        putDocs(fileA, [
+          { id: 'a-new', from: 'A' },
+          { id: 'b-1', from: 'A', edited: true },
+        ]).then(() => rmDocs(fileA, ['b-2'])),
+        putDocs(fileB, [
+          { id: 'b-new', from: 'B' },
+          { id: 'a-1', from: 'B', edited: true },
+        ]).then(() => rmDocs(fileB, ['a-2'])),
       ]);
       const expected = docsById([
         { id: 'a-1', from: 'B', edited: true },

@@ -13,11 +13,28 @@ const { temp, signals } = e2eFixture(() => stopAllRxdbProcesses());
 const TOPIC = 'verify-topic';
 
 function verify(signal: string, extra: string[] = [], timeoutS = 25): Promise<CliResult> {
-  return runCli(['verify', '--topic', TOPIC, '--signal', signal, '--ice-bind', '127.0.0.1', '--timeout', String(timeoutS), ...extra], { timeoutMs: (timeoutS + 10) * 1000 });
+  return runCli(
+    [
+      'verify',
+      '--topic',
+      TOPIC,
+      '--signal',
+      signal,
+      '--ice-bind',
+      '127.0.0.1',
+      '--timeout',
+      String(timeoutS),
+      ...extra,
+    ],
+    { timeoutMs: (timeoutS + 10) * 1000 },
+  );
 }
 
 function events(r: CliResult): CliEvent[] {
-  return r.stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as CliEvent);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as CliEvent);
 }
 
 const docs = (n: number, extra: Record<string, unknown> = {}): Array<Record<string, unknown>> =>
@@ -29,9 +46,15 @@ describe('p2psync verify', () => {
     const fileA = join(dir, 'a.json');
     const fileB = join(dir, 'b.ndjson');
     await writeDocsFile(fileA, docs(120));
-    await writeDocsFile(fileB, docs(120).map((d) => Object.fromEntries(Object.entries(d).reverse())));
+    await writeDocsFile(
+      fileB,
+      docs(120).map((d) => Object.fromEntries(Object.entries(d).reverse())),
+    );
     const sig = await signals.start();
-    const [a, b] = await Promise.all([startPeer({ store: fileA, signal: sig.url, topic: TOPIC }), startPeer({ store: fileB, signal: sig.url, topic: TOPIC })]);
+    const [a, b] = await Promise.all([
+      startPeer({ store: fileA, signal: sig.url, topic: TOPIC }),
+      startPeer({ store: fileB, signal: sig.url, topic: TOPIC }),
+    ]);
     await Promise.all([a.waitFor('synced', 20_000), b.waitFor('synced', 20_000)]);
     const before = await readFile(fileA, 'utf8');
 
@@ -68,7 +91,10 @@ describe('p2psync verify', () => {
     const base = docs(300);
     await writeDocsFile(fileA, base);
     // B: one changed, one missing, one extra. Both peers --pull-only, so they keep their differences.
-    await writeDocsFile(fileB, [...base.filter((d) => d.id !== 'd-0100').map((d) => (d.id === 'd-0042' ? { ...d, n: -1 } : d)), { id: 'zz-only-b' }]);
+    await writeDocsFile(fileB, [
+      ...base.filter((d) => d.id !== 'd-0100').map((d) => (d.id === 'd-0042' ? { ...d, n: -1 } : d)),
+      { id: 'zz-only-b' },
+    ]);
     await writeDocsFile(local, [...base, { id: 'aa-only-local' }]);
     const sig = await signals.start();
     await Promise.all([
@@ -116,18 +142,27 @@ describe('p2psync verify', () => {
     // without the local file there is only one verifiable replica: nothing to compare
     const alone = await verify(sig.url, ['--json', '--wait-peers', '2']);
     expect(alone.code, alone.stderr).toBe(3);
-    expect(events(alone).find((e) => e.event === 'error')).toMatchObject({ code: 'E_TIMEOUT', message: expect.stringMatching(/nothing to compare: 1 verifiable replica/) });
+    expect(events(alone).find((e) => e.event === 'error')).toMatchObject({
+      code: 'E_TIMEOUT',
+      message: expect.stringMatching(/nothing to compare: 1 verifiable replica/),
+    });
   });
 
   it('exits 3 when no peer is in the topic, or the signaling server cannot be reached', async () => {
     const sig = await signals.start();
     const r = await verify(sig.url, ['--json'], 2);
     expect(r.code).toBe(3);
-    expect(events(r).find((e) => e.event === 'error')).toMatchObject({ code: 'E_TIMEOUT', message: expect.stringMatching(/no peer in topic/) });
+    expect(events(r).find((e) => e.event === 'error')).toMatchObject({
+      code: 'E_TIMEOUT',
+      message: expect.stringMatching(/no peer in topic/),
+    });
 
     const unreachable = await verify('ws://127.0.0.1:9', ['--json'], 2);
     expect(unreachable.code).toBe(3);
-    expect(events(unreachable).find((e) => e.event === 'error')).toMatchObject({ code: 'E_TIMEOUT', message: expect.stringMatching(/could not reach the signaling server/) });
+    expect(events(unreachable).find((e) => e.event === 'error')).toMatchObject({
+      code: 'E_TIMEOUT',
+      message: expect.stringMatching(/could not reach the signaling server/),
+    });
   });
 
   it('refuses a missing store file (exit 2, before joining) and bad flags', async () => {

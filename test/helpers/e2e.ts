@@ -19,7 +19,10 @@ export class TempDirs {
 }
 
 /** Starts `p2psync signal --port PORT --json` (default port 0) and waits for its real port. */
-export async function startSignal(extra: string[] = [], port = 0): Promise<{ proc: CliProcess; port: number; url: string }> {
+export async function startSignal(
+  extra: string[] = [],
+  port = 0,
+): Promise<{ proc: CliProcess; port: number; url: string }> {
   const proc = new CliProcess(['signal', '--port', String(port), '--json', ...extra]);
   const ev = await proc.waitFor('listening');
   return { proc, port: ev.port as number, url: `ws://127.0.0.1:${ev.port as number}` };
@@ -87,8 +90,13 @@ export async function readDocs(file: string, key = 'id'): Promise<Map<string, Re
     return new Map();
   }
   const docs: Array<Record<string, unknown>> = file.endsWith('.json')
-    ? (text.trim() ? (JSON.parse(text) as Array<Record<string, unknown>>) : [])
-    : text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+    ? text.trim()
+      ? (JSON.parse(text) as Array<Record<string, unknown>>)
+      : []
+    : text
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
   return new Map(docs.map((d) => [d[key] as string, d]));
 }
 
@@ -97,7 +105,11 @@ export async function readDocs(file: string, key = 'id'): Promise<Map<string, Re
  * yet"; any other error (a store file that does not parse) fails at once: p2psync replaces files atomically, so a
  * reader never sees half a file, and a test must not wait such a bug away.
  */
-export async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, describe: () => Promise<string> | string = () => ''): Promise<void> {
+export async function waitUntil(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 20_000,
+  describe: () => Promise<string> | string = () => '',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -111,7 +123,11 @@ export async function waitUntil(check: () => Promise<boolean> | boolean, timeout
 }
 
 /** Waits until every file holds the same documents (and, if given, exactly `count` of them). */
-export async function waitConverged(files: string[], count?: number, timeoutMs = 30_000): Promise<Map<string, Record<string, unknown>>> {
+export async function waitConverged(
+  files: string[],
+  count?: number,
+  timeoutMs = 30_000,
+): Promise<Map<string, Record<string, unknown>>> {
   let last: Array<Map<string, Record<string, unknown>>> = [];
   await waitUntil(
     async () => {
@@ -131,7 +147,12 @@ export function canonical(docs: Map<string, Record<string, unknown>>): string {
 
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+    );
   return v;
 }
 
@@ -142,7 +163,13 @@ export function sumEvents(events: CliEvent[], name: string, field = 'count'): nu
 
 /** A document of about 200 bytes. */
 export function makeDoc(prefix: string, i: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { id: `${prefix}-${String(i).padStart(8, '0')}`, title: `Document number ${i}`, n: i, body: 'x'.repeat(120), ...extra };
+  return {
+    id: `${prefix}-${String(i).padStart(8, '0')}`,
+    title: `Document number ${i}`,
+    n: i,
+    body: 'x'.repeat(120),
+    ...extra,
+  };
 }
 
 /** Tokens whose SHA-256 rule makes the first the master of the pair (docs/PROTOCOL.md §2.3 test vector). */
@@ -151,7 +178,9 @@ export const FORK_TOKEN = 'bbbbbbbbbb';
 
 /** Writes documents as a store file the way an outside program would: a temp file, then a rename over the file. */
 export async function writeDocsFile(file: string, docs: Array<Record<string, unknown>>): Promise<void> {
-  const text = file.endsWith('.json') ? `${JSON.stringify(docs, null, 2)}\n` : docs.map((d) => `${JSON.stringify(d)}\n`).join('');
+  const text = file.endsWith('.json')
+    ? `${JSON.stringify(docs, null, 2)}\n`
+    : docs.map((d) => `${JSON.stringify(d)}\n`).join('');
   const tmp = join(dirname(file), `.${basename(file)}.test-${process.pid}.tmp`);
   await writeFile(tmp, text);
   await rename(tmp, file);
@@ -178,7 +207,13 @@ export function rmDocs(store: string, ids: string[]): Promise<CliResult> {
  * Waits for an event of `proc` that arrives after the first `from` events (e.g. `proc.events.length` taken before
  * an action), optionally matching `pred`.
  */
-export function waitAfter(proc: CliProcess, from: number, name: string, pred: (e: CliEvent) => boolean = () => true, timeoutMs = 20_000): Promise<CliEvent> {
+export function waitAfter(
+  proc: CliProcess,
+  from: number,
+  name: string,
+  pred: (e: CliEvent) => boolean = () => true,
+  timeoutMs = 20_000,
+): Promise<CliEvent> {
   return proc.waitFor((e) => e.event === name && proc.events.indexOf(e) >= from && pred(e), timeoutMs);
 }
 

@@ -6,7 +6,14 @@ import { writeFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { makeDoc, readDocs, startSignal, TempDirs, type PeerOptions } from './e2e.js';
-import { startRxdbPeer, startRxdbSignalServer, stopAllRxdbProcesses, type PlainDoc, type RxdbPeer, type RxdbPeerOptions } from './rxdb.js';
+import {
+  startRxdbPeer,
+  startRxdbSignalServer,
+  stopAllRxdbProcesses,
+  type PlainDoc,
+  type RxdbPeer,
+  type RxdbPeerOptions,
+} from './rxdb.js';
 import { CliProcess } from './spawn.js';
 
 /** Canonical JSON of a set of documents: sorted by id, object keys sorted, so two sides compare as one string. */
@@ -23,7 +30,11 @@ function cmpId(a: unknown, b: unknown): number {
 function sortKeysDeep(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeysDeep);
   if (v && typeof v === 'object') {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeysDeep((v as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeysDeep((v as Record<string, unknown>)[k])]),
+    );
   }
   return v;
 }
@@ -44,11 +55,15 @@ export async function waitRxdbMatches(
     try {
       const [rx, file] = await Promise.all([peer.dump(), readFileDocs().then((d) => [...d])]);
       last = { rx, file };
-      if ((opts.count === undefined || rx.length === opts.count) && canonicalDocs(rx) === canonicalDocs(file)) return rx;
+      if ((opts.count === undefined || rx.length === opts.count) && canonicalDocs(rx) === canonicalDocs(file))
+        return rx;
     } catch {
       /* the file may be mid-replace: try again */
     }
-    if (Date.now() > deadline) throw new Error(`RxDB and p2psync differ after ${opts.timeoutMs ?? 20_000} ms: ${describeDiff(last.rx, last.file)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `RxDB and p2psync differ after ${opts.timeoutMs ?? 20_000} ms: ${describeDiff(last.rx, last.file)}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -26,7 +26,11 @@ export class FixtureProcess {
   private nextRef = 1;
   private static running = new Set<FixtureProcess>();
 
-  constructor(script: string, args: string[], readonly label = script) {
+  constructor(
+    script: string,
+    args: string[],
+    readonly label = script,
+  ) {
     this.child = spawn(process.execPath, [script, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
       // Own process group: stop() signals the group, so nothing the fixture spawned outlives the test.
@@ -312,6 +316,9 @@ export function unexpectedRxdbErrors(events: readonly FixtureEvent[]): FixtureEv
   return events.filter(
     (e) =>
       e.event === 'error' &&
-      !(e.phase === 'replication' && EXPECTED_RXDB_ERRORS.some((allowed) => Object.entries(allowed).every(([k, v]) => e[k] === v))),
+      !(
+        e.phase === 'replication' &&
+        EXPECTED_RXDB_ERRORS.some((allowed) => Object.entries(allowed).every(([k, v]) => e[k] === v))
+      ),
   );
 }

@@ -116,7 +116,11 @@ export class CliProcess {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for an event; got: ${this.events.map((e) => e.event).join(', ')}\nstderr: ${this.stderr.slice(-2000)}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for an event; got: ${this.events.map((e) => e.event).join(', ')}\nstderr: ${this.stderr.slice(-2000)}`,
+          ),
+        );
       }, timeoutMs);
       const done = (e: CliEvent): void => {
         clearTimeout(timer);
@@ -126,7 +130,11 @@ export class CliProcess {
       void this.exited.then(() => {
         if (this.waiters.some((w) => w.resolve === done)) {
           clearTimeout(timer);
-          reject(new Error(`process exited while waiting for an event; got: ${this.events.map((e) => e.event).join(', ')}\nstderr: ${this.stderr.slice(-2000)}`));
+          reject(
+            new Error(
+              `process exited while waiting for an event; got: ${this.events.map((e) => e.event).join(', ')}\nstderr: ${this.stderr.slice(-2000)}`,
+            ),
+          );
         }
       });
     });
@@ -143,7 +151,10 @@ export class CliProcess {
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit status. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 8_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+    graceMs = 8_000,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     this.kill(signal);
     const timer = setTimeout(() => this.kill('SIGKILL'), graceMs);
     const r = await this.exited;

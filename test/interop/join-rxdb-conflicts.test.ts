@@ -13,12 +13,7 @@ import { join } from 'node:path';
 import { putDocuments, removeDocuments } from '../../src/store/crud.js';
 import { readDocs } from '../helpers/e2e.js';
 import type { PlainDoc } from '../helpers/rxdb.js';
-import {
-  startConvergedPair,
-  interopFixture,
-  waitRxdbMatches,
-  type SignalKind,
-} from '../helpers/rxdb-join.js';
+import { startConvergedPair, interopFixture, waitRxdbMatches, type SignalKind } from '../helpers/rxdb-join.js';
 
 const RX_SEED = 40;
 const P2P_SEED = 20;
@@ -94,14 +89,19 @@ describe.each([
     expect(counts.rx).toBeGreaterThan(CONTESTED.length);
     expect(counts.p2p).toBeGreaterThan(CONTESTED.length);
 
-    const docs: PlainDoc[] = await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), { timeoutMs: 20_000 });
+    const docs: PlainDoc[] = await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), {
+      timeoutMs: 20_000,
+    });
 
     // Nothing outside the contested ids changed, and every surviving contested doc is a version one side wrote.
     expect(docs.filter((d) => !written.has(d.id))).toHaveLength(RX_SEED + P2P_SEED - CONTESTED.length);
     for (const d of docs.filter((x) => written.has(x.id))) {
       const versions = written.get(d.id)!;
       // (An id neither side happened to pick keeps its seeded body, which has no `v`.)
-      expect(versions.size === 0 ? d.v === undefined : versions.has(String(d.v)), `${d.id} holds ${JSON.stringify(d)}`).toBe(true);
+      expect(
+        versions.size === 0 ? d.v === undefined : versions.has(String(d.v)),
+        `${d.id} holds ${JSON.stringify(d)}`,
+      ).toBe(true);
     }
     // As fork, p2psync resolved the clashes itself (RxDB's default: the master's state wins); as master it only
     // detects them, and the RxDB fork resolves them out of p2psync's sight.

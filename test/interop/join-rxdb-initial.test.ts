@@ -59,7 +59,8 @@ describe('p2psync join <-> stock RxDB 17: initial sync', () => {
 
     const dir = await tmp.make('join-rxdb-');
     const file = join(dir, 'docs.json');
-    const seeded = c.direction === 'p2psync-to-rxdb' ? Array.from({ length: c.seed }, (_, i) => makeDoc('P', i + 1)) : [];
+    const seeded =
+      c.direction === 'p2psync-to-rxdb' ? Array.from({ length: c.seed }, (_, i) => makeDoc('P', i + 1)) : [];
     await writeFile(file, JSON.stringify(seeded, null, 2));
 
     const url = serverUrl(c.server);
@@ -82,7 +83,10 @@ describe('p2psync join <-> stock RxDB 17: initial sync', () => {
     // Both sides agree on the roles the token rule predicts.
     const connected = await p2p.waitFor('peer-connected', CONNECT_MS);
     expect(connected).toMatchObject({ peerToken: rxToken, role: c.role });
-    expect(await rx.waitFor('peer', CONNECT_MS)).toMatchObject({ peerToken: p2pToken, role: c.role === 'master' ? 'fork' : 'master' });
+    expect(await rx.waitFor('peer', CONNECT_MS)).toMatchObject({
+      peerToken: p2pToken,
+      role: c.role === 'master' ? 'fork' : 'master',
+    });
 
     const docs = await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), { count: c.seed });
     expect(docs).toHaveLength(c.seed);
@@ -101,7 +105,8 @@ describe('p2psync join <-> stock RxDB 17: initial sync', () => {
     // RxDB fork drove the transfer, which p2psync does not report as its own pulled/pushed batches.
     await p2p.waitFor('synced', CONNECT_MS);
     if (c.role === 'fork') {
-      const moved = c.direction === 'rxdb-to-p2psync' ? sumEvents(p2p.events, 'pulled') : sumEvents(p2p.events, 'pushed');
+      const moved =
+        c.direction === 'rxdb-to-p2psync' ? sumEvents(p2p.events, 'pulled') : sumEvents(p2p.events, 'pushed');
       expect(moved).toBe(c.seed);
     }
     expect(p2p.events.filter((e) => e.event === 'error')).toEqual([]);

@@ -9,12 +9,7 @@ import { join } from 'node:path';
 import { readDocs, waitUntil } from '../helpers/e2e.js';
 import { CliProcess, runCli } from '../helpers/spawn.js';
 import { unexpectedRxdbErrors, type PlainDoc, type RxdbPeer } from '../helpers/rxdb.js';
-import {
-  startConvergedPair,
-  interopFixture,
-  waitRxdbMatches,
-  type SignalKind,
-} from '../helpers/rxdb-join.js';
+import { startConvergedPair, interopFixture, waitRxdbMatches, type SignalKind } from '../helpers/rxdb-join.js';
 
 const RX_SEED = 40;
 const P2P_SEED = 20;
@@ -33,7 +28,15 @@ describe.each([
   /** A connected, converged pair: RxDB seeded with R-…, the file with P-…. */
   async function startConverged(): Promise<{ rx: RxdbPeer; p2p: CliProcess; file: string }> {
     const file = join(await tmp.make('join-rxdb-live-'), 'docs.json');
-    const pair = await startConvergedPair({ signal: url(server), topic: topic(), role, file, rxSeed: RX_SEED, p2pSeed: P2P_SEED, track: (p) => peers.push(p) });
+    const pair = await startConvergedPair({
+      signal: url(server),
+      topic: topic(),
+      role,
+      file,
+      rxSeed: RX_SEED,
+      p2pSeed: P2P_SEED,
+      track: (p) => peers.push(p),
+    });
     return { ...pair, file };
   }
 
@@ -46,10 +49,14 @@ describe.each([
     await rx.put(rxCreated);
     await rx.put(rxUpdated);
     expect(await rx.remove('R-00000003')).toBe(true);
-    await waitUntil(async () => {
-      const d = await readDocs(file);
-      return d.get('P-00000002')?.title === 'updated on RxDB' && d.has('R-new') && !d.has('R-00000003');
-    }, 15_000, async () => `file holds ${(await readDocs(file)).size} docs`);
+    await waitUntil(
+      async () => {
+        const d = await readDocs(file);
+        return d.get('P-00000002')?.title === 'updated on RxDB' && d.has('R-new') && !d.has('R-00000003');
+      },
+      15_000,
+      async () => `file holds ${(await readDocs(file)).size} docs`,
+    );
     const afterRx = await readDocs(file);
     expect(afterRx.get('R-new')).toEqual(rxCreated);
     // An RxDB upsert replaces the whole body: fields the update left out are gone on p2psync's side too.
@@ -60,7 +67,14 @@ describe.each([
     const p2pCreated = { id: 'P-new', title: 'created by p2psync put', list: [3, 2, 1] };
     const p2pUpdated = { id: 'R-00000004', title: 'updated by p2psync put', n: 4 };
     const revived = { id: 'R-00000003', title: 'revived by p2psync put' };
-    await p2psync(['put', '--store', file, JSON.stringify(p2pCreated), JSON.stringify(p2pUpdated), JSON.stringify(revived)]);
+    await p2psync([
+      'put',
+      '--store',
+      file,
+      JSON.stringify(p2pCreated),
+      JSON.stringify(p2pUpdated),
+      JSON.stringify(revived),
+    ]);
     await p2psync(['rm', '--store', file, 'P-00000005']);
     await rx.waitForChange('P-00000005', (e) => e.op === 'DELETE');
     await rx.waitForChange('R-00000003', (e) => e.op !== 'DELETE' && (e.doc as PlainDoc).title === revived.title);
@@ -74,7 +88,9 @@ describe.each([
     await waitUntil(async () => (await readDocs(file)).get('P-00000005')?.title === reborn.title, 15_000);
 
     // Both sides: every seeded doc, +2 creates, -2 deletes, +2 re-creations.
-    const docs = await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), { count: RX_SEED + P2P_SEED + 2 });
+    const docs = await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), {
+      count: RX_SEED + P2P_SEED + 2,
+    });
     expect(docs.find((d) => d.id === 'R-00000003')).toEqual(revived);
     expect(docs.find((d) => d.id === 'P-00000005')).toEqual(reborn);
     expect(p2p.events.filter((e) => e.event === 'error')).toEqual([]);

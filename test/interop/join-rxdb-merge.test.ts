@@ -11,19 +11,36 @@ import { writeFile } from 'node:fs/promises';
 import { putDocuments } from '../../src/store/crud.js';
 import { listConflicts } from '../../src/conflicts/index.js';
 import { readDocs } from '../helpers/e2e.js';
-import { ROLE_FORK_TOKEN, ROLE_MASTER_TOKEN, interopFixture, startJoin, startRxdbAndJoin, waitRxdbMatches } from '../helpers/rxdb-join.js';
+import {
+  ROLE_FORK_TOKEN,
+  ROLE_MASTER_TOKEN,
+  interopFixture,
+  startJoin,
+  startRxdbAndJoin,
+  waitRxdbMatches,
+} from '../helpers/rxdb-join.js';
 
 const { tmp, peers, url, topic } = interopFixture('join-rxdb-merge');
 const track = (p: { stop(): Promise<unknown> }): void => void peers.push(p);
 
 describe('conflicts with stock RxDB 17', () => {
-  it('p2psync as fork merges an RxDB master\'s conflicting edit per field; RxDB ends with the merge', async () => {
+  it("p2psync as fork merges an RxDB master's conflicting edit per field; RxDB ends with the merge", async () => {
     const file = join(await tmp.make('join-rxdb-merge-'), 'docs.json');
     const base = { id: 'n1', title: 'Plan', tags: ['a'], done: false };
     await writeFile(file, JSON.stringify([base]));
     const t = topic();
-    const join1 = { store: file, topic: t, signal: url('rxdb'), token: ROLE_FORK_TOKEN, extra: ['--conflict', 'merge'] };
-    const { rx, p2p } = await startRxdbAndJoin({ signal: url('rxdb'), topic: t, token: ROLE_MASTER_TOKEN, prefix: 'R', seed: 0 }, join1, track);
+    const join1 = {
+      store: file,
+      topic: t,
+      signal: url('rxdb'),
+      token: ROLE_FORK_TOKEN,
+      extra: ['--conflict', 'merge'],
+    };
+    const { rx, p2p } = await startRxdbAndJoin(
+      { signal: url('rxdb'), topic: t, token: ROLE_MASTER_TOKEN, prefix: 'R', seed: 0 },
+      join1,
+      track,
+    );
     expect((await p2p.waitFor('peer-connected', 20_000)).role).toBe('fork');
     await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), { count: 1 });
     await p2p.stop();
@@ -33,7 +50,12 @@ describe('conflicts with stock RxDB 17', () => {
     await putDocuments({ path: file }, [{ ...base, title: 'Plan C', tags: ['a', 'b'], _deleted: false }]);
     const again = await startJoin(join1, track);
     const conflict = await again.waitFor('conflict', 20_000);
-    expect(conflict).toMatchObject({ id: 'n1', strategy: 'merge', winner: 'merged', kept: [{ side: 'local', fields: ['title'] }] });
+    expect(conflict).toMatchObject({
+      id: 'n1',
+      strategy: 'merge',
+      winner: 'merged',
+      kept: [{ side: 'local', fields: ['title'] }],
+    });
     const docs = await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), { count: 1 });
     expect(docs).toEqual([{ id: 'n1', title: 'Plan B', tags: ['a', 'b'], done: true }]);
     expect(await listConflicts({ path: file })).toMatchObject([{ id: 'n1', versions: 1 }]);
@@ -56,10 +78,16 @@ describe('conflicts with stock RxDB 17', () => {
     for (let round = 0; round < 3; round++) {
       await Promise.all([
         Promise.all(ids.map((id) => rx.put({ id, v: `rx-${round}` }))),
-        putDocuments({ path: file }, ids.map((id) => ({ id, v: `p2p-${round}`, _deleted: false }))),
+        putDocuments(
+          { path: file },
+          ids.map((id) => ({ id, v: `p2p-${round}`, _deleted: false })),
+        ),
       ]);
     }
-    const docs = await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), { count: ids.length, timeoutMs: 30_000 });
+    const docs = await waitRxdbMatches(rx, async () => (await readDocs(file)).values(), {
+      count: ids.length,
+      timeoutMs: 30_000,
+    });
     expect(docs.every((d) => typeof d.v === 'string' && /^(rx|p2p)-\d$/.test(d.v))).toBe(true);
     // The master only detects conflicts: no conflict events, nothing kept on the p2psync side.
     expect(p2p.events.filter((e) => e.event === 'conflict' || e.event === 'error')).toEqual([]);

@@ -10,13 +10,7 @@ import { join } from 'node:path';
 import { makeDoc, readDocs } from '../helpers/e2e.js';
 import { CliProcess } from '../helpers/spawn.js';
 import { masterOf, startRxdbPeer } from '../helpers/rxdb.js';
-import {
-  canonicalDocs,
-  joinArgs,
-  ROLE_FORK_TOKEN,
-  ROLE_MASTER_TOKEN,
-  interopFixture,
-} from '../helpers/rxdb-join.js';
+import { canonicalDocs, joinArgs, ROLE_FORK_TOKEN, ROLE_MASTER_TOKEN, interopFixture } from '../helpers/rxdb-join.js';
 
 // Tokens that force the roles: MASTER is master of FORK whichever side computes it.
 const MASTER = ROLE_MASTER_TOKEN;
@@ -28,7 +22,15 @@ const { tmp, peers, url: serverUrl, topic } = interopFixture('join-rxdb-once');
 
 /** Starts `join --once` (not waiting for anything: it may be done quickly) and tracks it for cleanup. */
 function startOnce(file: string, t: string, url: string, token: string, extra: string[] = []): CliProcess {
-  const proc = new CliProcess(joinArgs({ store: file, topic: t, signal: url, token, extra: ['--once', '--timeout', String(ONCE_TIMEOUT_S), ...extra] }));
+  const proc = new CliProcess(
+    joinArgs({
+      store: file,
+      topic: t,
+      signal: url,
+      token,
+      extra: ['--once', '--timeout', String(ONCE_TIMEOUT_S), ...extra],
+    }),
+  );
   peers.push({ stop: () => proc.stop('SIGKILL', 0) });
   return proc;
 }
@@ -40,7 +42,10 @@ describe('p2psync join --once <-> stock RxDB 17', () => {
     const url = serverUrl('p2psync');
     const t = topic();
     const rxStart = startRxdbPeer({ signal: url, topic: t, token: MASTER, prefix: 'R', seed: 300 });
-    rxStart.then((rx) => peers.push(rx), () => {});
+    rxStart.then(
+      (rx) => peers.push(rx),
+      () => {},
+    );
     const p2p = startOnce(file, t, url, FORK, ['--batch-size', '20']);
     const rx = await rxStart;
 
@@ -66,7 +71,10 @@ describe('p2psync join --once <-> stock RxDB 17', () => {
     const url = serverUrl('rxdb');
     const t = topic();
     const rxStart = startRxdbPeer({ signal: url, topic: t, token: FORK, prefix: 'R', seed: 100 });
-    rxStart.then((rx) => peers.push(rx), () => {});
+    rxStart.then(
+      (rx) => peers.push(rx),
+      () => {},
+    );
     const p2p = startOnce(file, t, url, MASTER);
     const rx = await rxStart;
 

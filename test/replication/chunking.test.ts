@@ -1,8 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { Reassembler, RXDB_FRAME_SIZES, encodeFrames, frameSizes, type ChunkRejection } from '../../src/replication/chunking.js';
+import {
+  Reassembler,
+  RXDB_FRAME_SIZES,
+  encodeFrames,
+  frameSizes,
+  type ChunkRejection,
+} from '../../src/replication/chunking.js';
 import { DEFAULT_LIMITS } from '../../src/replication/limits.js';
 
-const limits = { maxChunkTotal: DEFAULT_LIMITS.maxChunkTotal, maxIncompleteChunkSets: 4, maxMessageChars: DEFAULT_LIMITS.maxMessageChars };
+const limits = {
+  maxChunkTotal: DEFAULT_LIMITS.maxChunkTotal,
+  maxIncompleteChunkSets: 4,
+  maxMessageChars: DEFAULT_LIMITS.maxMessageChars,
+};
 
 function roundTrip(text: string, sizes = RXDB_FRAME_SIZES): { frames: string[]; out: string | undefined } {
   const frames = encodeFrames(text, sizes);
@@ -27,7 +37,12 @@ describe('chunking (docs/PROTOCOL.md §2.1)', () => {
   });
 
   it('splits longer messages into 16,384-char slices and joins them back', () => {
-    const text = JSON.stringify({ id: 'r|x|1', result: { documents: Array.from({ length: 300 }, (_, i) => ({ id: `d${i}`, t: 'x"\\'.repeat(40), _deleted: false })) } });
+    const text = JSON.stringify({
+      id: 'r|x|1',
+      result: {
+        documents: Array.from({ length: 300 }, (_, i) => ({ id: `d${i}`, t: 'x"\\'.repeat(40), _deleted: false })),
+      },
+    });
     const { frames, out } = roundTrip(text);
     expect(frames.length).toBe(Math.ceil(text.length / 16_384));
     expect(out).toBe(text);
@@ -60,7 +75,13 @@ describe('chunking (docs/PROTOCOL.md §2.1)', () => {
     const sizes = frameSizes(max);
     expect(sizes.threshold).toBe(Math.floor(max / 3));
     // worst cases: 3-byte characters, quotes that get escaped again, surrogate pairs cut at slice ends
-    const nasty = ['€'.repeat(200_000), '"'.repeat(300_000), '\\'.repeat(300_000), '😀'.repeat(150_000), 'a😀'.repeat(120_000)];
+    const nasty = [
+      '€'.repeat(200_000),
+      '"'.repeat(300_000),
+      '\\'.repeat(300_000),
+      '😀'.repeat(150_000),
+      'a😀'.repeat(120_000),
+    ];
     for (const s of nasty) {
       const text = JSON.stringify({ id: 'x', result: s });
       const { frames, out } = roundTrip(text, sizes);

@@ -21,7 +21,7 @@ afterEach(async () => {
 
 /** A local write of whatever the current states are (a replication write may land between read and write). */
 async function overwrite(s: Store, docs: DocState[]): Promise<void> {
-  for (let rows = docs; rows.length > 0; ) {
+  for (let rows = docs; rows.length > 0;) {
     const current = await s.get(rows.map((d) => d.id as string));
     const conflicts = await s.bulkWrite(
       rows.map((d) => ({ document: d, expected: current.get(d.id as string) ?? null })),
@@ -33,7 +33,13 @@ async function overwrite(s: Store, docs: DocState[]): Promise<void> {
 }
 
 /** One side's writes: rounds of updates (and the odd delete) of a random subset of the ids, at random moments. */
-async function writer(s: Store, name: string, random: () => number, clock: { t: number }, written: Map<string, Set<string>>): Promise<void> {
+async function writer(
+  s: Store,
+  name: string,
+  random: () => number,
+  clock: { t: number },
+  written: Map<string, Set<string>>,
+): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     const ids = IDS.filter(() => random() < 0.4);
     if (ids.length > 0) {
@@ -65,7 +71,8 @@ async function soak(seed: number, role: 'master' | 'fork', conflict: ConflictStr
   try {
     await converged([p.a.rep, p.b.rep], [sa, sb], 5_000);
   } catch (err) {
-    const state = (r: Pair['a']['rep']): string => JSON.stringify({ idle: r.isIdle(), ...(r as unknown as { inspect(): object }).inspect() });
+    const state = (r: Pair['a']['rep']): string =>
+      JSON.stringify({ idle: r.isIdle(), ...(r as unknown as { inspect(): object }).inspect() });
     const why = `seed ${seed}: ${(err as Error).message}\nA ${await digest(sa)} ${state(p.a.rep)}\nB ${await digest(sb)} ${state(p.b.rep)}`;
     await p.close();
     cleanups.pop();

@@ -6,7 +6,21 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DocState } from '../../src/core/types.js';
 import { createMemoryLinkPair } from '../../src/transport/memory-link.js';
-import { FORK_TOKEN, MASTER_TOKEN, RawPeer, allIdle, connect, converged, doc, put, side, store, until, type Pair, type Side } from './helpers.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  RawPeer,
+  allIdle,
+  connect,
+  converged,
+  doc,
+  put,
+  side,
+  store,
+  until,
+  type Pair,
+  type Side,
+} from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -24,7 +38,9 @@ async function forkOfRawMaster(): Promise<{ a: Side; raw: RawPeer; master: { x: 
   const master = { x: doc('x', { v: 'm1' }), writes: [] as Request[] };
   raw.autoAnswer = (r) => {
     if (r.method === 'masterChangesSince') {
-      return r.params[0] === null ? { checkpoint: { id: 'x', lwt: 1 }, documents: [master.x] } : { checkpoint: r.params[0], documents: [] };
+      return r.params[0] === null
+        ? { checkpoint: { id: 'x', lwt: 1 }, documents: [master.x] }
+        : { checkpoint: r.params[0], documents: [] };
     }
     const rows = r.params[0] as Array<{ newDocumentState: DocState; assumedMasterState?: DocState }>;
     if (rows.length === 0) return []; // the in-sync marker
@@ -36,7 +52,12 @@ async function forkOfRawMaster(): Promise<{ a: Side; raw: RawPeer; master: { x: 
     await a.rep.close();
     linkA.close();
   });
-  await until(async () => (await a.store.get(['x'])).get('x')?.v === 'm1' && a.rep.isIdle(), [a.rep], [a.store], 'the first pull');
+  await until(
+    async () => (await a.store.get(['x'])).get('x')?.v === 'm1' && a.rep.isIdle(),
+    [a.rep],
+    [a.store],
+    'the first pull',
+  );
   return { a, raw, master };
 }
 
@@ -56,7 +77,9 @@ describe('a fork never loses a master state it skipped for a local change', () =
     await put(a.store, doc('x', { v: 'f1' }));
     await raw.waitFor(() => master.writes.length === 1, 'the push');
     const push = master.writes[0]!;
-    expect(push.params[0]).toEqual([{ newDocumentState: doc('x', { v: 'f1' }), assumedMasterState: doc('x', { v: 'm1' }) }]);
+    expect(push.params[0]).toEqual([
+      { newDocumentState: doc('x', { v: 'f1' }), assumedMasterState: doc('x', { v: 'm1' }) },
+    ]);
     // The master changed x twice while the push was on its way and streamed both changes; it had compared the
     // push against m2, so its answer carries m2 although m3 was already streamed (docs/PROTOCOL.md §2.5-2.6 allow this).
     master.x = doc('x', { v: 'm2' });
@@ -66,7 +89,9 @@ describe('a fork never loses a master state it skipped for a local change', () =
     master.x = doc('x', { v: 'm3' });
     // The fork resolves (the master wins: m2), then must still learn m3: by pushing its state once more.
     await raw.waitFor(() => master.writes.length === 2, 'a second push of x');
-    expect(master.writes[1]!.params[0]).toEqual([{ newDocumentState: doc('x', { v: 'm2' }), assumedMasterState: doc('x', { v: 'm2' }) }]);
+    expect(master.writes[1]!.params[0]).toEqual([
+      { newDocumentState: doc('x', { v: 'm2' }), assumedMasterState: doc('x', { v: 'm2' }) },
+    ]);
     answer(raw, master, master.writes[1]!);
     await until(async () => (await current(a)) === 'm3' && a.rep.isIdle(), [a.rep], [a.store], 'x at m3 on the fork');
     // Taking the newer master state of an unchanged document is no conflict.

@@ -1,7 +1,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DocState } from '../../src/core/types.js';
 import type { MemoryLink } from '../../src/transport/memory-link.js';
-import { FORK_TOKEN, MASTER_TOKEN, connect, converged, createHeldLinkPair, doc, seed, store, until, type Pair } from './helpers.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  connect,
+  converged,
+  createHeldLinkPair,
+  doc,
+  seed,
+  store,
+  until,
+  type Pair,
+} from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -11,7 +22,11 @@ afterEach(async () => {
 const limits = { highWaterBytes: 32 * 1024, streamDropBytes: 64 * 1024, pushWindow: 4 };
 const payload = 'p'.repeat(1000);
 
-function held(sa = store(MASTER_TOKEN), sb = store(FORK_TOKEN), batchSize = 50): Pair & { heldA: MemoryLink; heldB: MemoryLink } {
+function held(
+  sa = store(MASTER_TOKEN),
+  sb = store(FORK_TOKEN),
+  batchSize = 50,
+): Pair & { heldA: MemoryLink; heldB: MemoryLink } {
   const [heldA, heldB] = createHeldLinkPair();
   const p = connect(sa, sb, { limits, batchSize }, { limits, batchSize }, [heldA, heldB]);
   cleanups.push(() => p.close());
@@ -22,7 +37,10 @@ async function writeMany(s: Pair['a']['store'], batches: number, perBatch: numbe
   for (let b = 0; b < batches; b++) {
     const docs: DocState[] = [];
     for (let i = 0; i < perBatch; i++) docs.push(doc(`${prefix}-${b}-${i}`, { payload }));
-    await s.bulkWrite(docs.map((d) => ({ document: d, expected: null })), { kind: 'local' });
+    await s.bulkWrite(
+      docs.map((d) => ({ document: d, expected: null })),
+      { kind: 'local' },
+    );
   }
 }
 
@@ -49,8 +67,14 @@ describe('flow control', () => {
     p.heldB.resetMax();
     await writeMany(p.b.store, 100, 50, 'f'); // 5 MB to push
     // the fork sends a window of 4 batches of at most 50 rows, then waits for answers
-    const inspect = (): { inFlight: number; pressure: number } => (p.b.rep as unknown as { inspect(): { inFlight: number; pressure: number } }).inspect();
-    await until(() => inspect().inFlight === 4 && p.heldB.bufferedAmount() === 0, [p.a.rep, p.b.rep], [p.a.store, p.b.store], 'the first window');
+    const inspect = (): { inFlight: number; pressure: number } =>
+      (p.b.rep as unknown as { inspect(): { inFlight: number; pressure: number } }).inspect();
+    await until(
+      () => inspect().inFlight === 4 && p.heldB.bufferedAmount() === 0,
+      [p.a.rep, p.b.rep],
+      [p.a.store, p.b.store],
+      'the first window',
+    );
     expect(p.a.rep.stats.received).toBeLessThanOrEqual(4 * 50);
     expect(inspect().inFlight).toBe(4);
     expect(p.heldB.maxBuffered).toBeLessThanOrEqual(4 * 50 * 1100 + 4096);

@@ -31,10 +31,19 @@ export async function put(s: Store, ...docs: DocState[]): Promise<void> {
   if (conflicts.length > 0) throw new Error('local write conflicted');
 }
 
-export async function seed(s: Store, n: number, prefix = 'd', fields: (i: number) => Record<string, unknown> = (i) => ({ n: i })): Promise<void> {
+export async function seed(
+  s: Store,
+  n: number,
+  prefix = 'd',
+  fields: (i: number) => Record<string, unknown> = (i) => ({ n: i }),
+): Promise<void> {
   const docs: DocState[] = [];
   for (let i = 0; i < n; i++) docs.push(doc(`${prefix}-${String(i).padStart(6, '0')}`, fields(i)));
-  for (let i = 0; i < docs.length; i += 5000) await s.bulkWrite(docs.slice(i, i + 5000).map((d) => ({ document: d, expected: null })), { kind: 'local' });
+  for (let i = 0; i < docs.length; i += 5000)
+    await s.bulkWrite(
+      docs.slice(i, i + 5000).map((d) => ({ document: d, expected: null })),
+      { kind: 'local' },
+    );
 }
 
 /** Every document including tombstones, sorted by id, as canonical JSON: equal digests mean equal content. */
@@ -76,7 +85,13 @@ export function side(s: Store, link: PeerLink, options: SideOptions = {}): Side 
 }
 
 /** Replicates two stores over a fresh in-memory link pair. */
-export function connect(storeA: Store, storeB: Store, a: SideOptions = {}, b: SideOptions = a, linkPair: [PeerLink, PeerLink] = createMemoryLinkPair('peer-a', 'peer-b')): Pair {
+export function connect(
+  storeA: Store,
+  storeB: Store,
+  a: SideOptions = {},
+  b: SideOptions = a,
+  linkPair: [PeerLink, PeerLink] = createMemoryLinkPair('peer-a', 'peer-b'),
+): Pair {
   const [linkA, linkB] = linkPair;
   const sa = side(storeA, linkA, a);
   const sb = side(storeB, linkB, b);

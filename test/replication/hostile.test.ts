@@ -1,7 +1,20 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Checkpoint, DocState } from '../../src/core/types.js';
 import { createMemoryLinkPair } from '../../src/transport/memory-link.js';
-import { FORK_TOKEN, MASTER_TOKEN, RawPeer, allIdle, digest, doc, put, seed, side, store, until, type Side } from './helpers.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  RawPeer,
+  allIdle,
+  digest,
+  doc,
+  put,
+  seed,
+  side,
+  store,
+  until,
+  type Side,
+} from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -59,12 +72,17 @@ describe('a master facing a hostile peer', () => {
     await seed(a.store, 30, 'p');
     await a.rep.ready;
     const first = (await raw.request('masterChangesSince', [null, 7])).result as Page;
-    const ahead = (await raw.request('masterChangesSince', [null, 7, { p2psyncSkip: 7 }])).result as Page & { p2psyncFrom?: unknown };
+    const ahead = (await raw.request('masterChangesSince', [null, 7, { p2psyncSkip: 7 }])).result as Page & {
+      p2psyncFrom?: unknown;
+    };
     const second = (await raw.request('masterChangesSince', [first.checkpoint, 7])).result as Page;
     expect(ahead).toEqual({ ...second, p2psyncFrom: first.checkpoint });
     expect(second.documents).toHaveLength(7);
     // Fewer documents than the skip: nothing follows.
-    expect((await raw.request('masterChangesSince', [null, 7, { p2psyncSkip: 40 }])).result).toEqual({ checkpoint: null, documents: [] });
+    expect((await raw.request('masterChangesSince', [null, 7, { p2psyncSkip: 40 }])).result).toEqual({
+      checkpoint: null,
+      documents: [],
+    });
     for (const skip of [-1, 1.5, 'x', 1e12, null]) {
       expect((await raw.request('masterChangesSince', [null, 7, { p2psyncSkip: skip }])).error).toBeDefined();
     }
@@ -106,7 +124,8 @@ describe('a master facing a hostile peer', () => {
     ];
     for (const f of frames) raw.send(f);
     // many sets that never complete (each evicts an older one; fewer than maxRejectedInputs, which would drop us)
-    for (let i = 0; i < 500; i++) raw.sendJson({ chunk: { id: `set${i}`, index: 0, total: 8192, data: 'x'.repeat(100) } });
+    for (let i = 0; i < 500; i++)
+      raw.sendJson({ chunk: { id: `set${i}`, index: 0, total: 8192, data: 'x'.repeat(100) } });
 
     const unknown = await raw.request('evilMethod', [1, 2, 3]);
     expect(unknown.error).toMatchObject({ name: 'P2PSyncError', code: 'E_PROTOCOL' });
@@ -134,7 +153,9 @@ describe('a master facing a hostile peer', () => {
       expect(r.result).toBeNull();
     }
     // a JSON text with a __proto__ member (JSON.parse makes it an own property)
-    raw.send('{"id":"proto","method":"masterWrite","params":[[{"newDocumentState":{"id":"pp","__proto__":{"polluted":true}}}]]}');
+    raw.send(
+      '{"id":"proto","method":"masterWrite","params":[[{"newDocumentState":{"id":"pp","__proto__":{"polluted":true}}}]]}',
+    );
     await raw.waitFor(() => raw.responses.has('proto'), 'the __proto__ answer');
     expect(raw.responses.get('proto')!.error).toBeDefined();
 
@@ -148,12 +169,18 @@ describe('a master facing a hostile peer', () => {
     expect(a.events.filter((e) => e.event === 'error')).toEqual([]);
 
     // still fully working: valid writes, conflicts, pages, and the change stream
-    const ok = await raw.request('masterWrite', [[{ newDocumentState: { id: 'fine', constructor: { prototype: { polluted: true } } } }]]);
+    const ok = await raw.request('masterWrite', [
+      [{ newDocumentState: { id: 'fine', constructor: { prototype: { polluted: true } } } }],
+    ]);
     expect(ok).toEqual({ result: [], error: undefined });
     const conflict = await raw.request('masterWrite', [[{ newDocumentState: { id: 'h-000001', n: 'x' } }]]);
     expect(conflict.result).toEqual([{ id: 'h-000001', n: 1, _deleted: false }]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect((await a.store.get(['fine'])).get('fine')).toEqual({ id: 'fine', constructor: { prototype: { polluted: true } }, _deleted: false });
+    expect((await a.store.get(['fine'])).get('fine')).toEqual({
+      id: 'fine',
+      constructor: { prototype: { polluted: true } },
+      _deleted: false,
+    });
     const page = (await raw.request('masterChangesSince', [null, 100])).result as Page;
     expect(page.documents.length).toBe(6);
     await put(a.store, doc('after', { v: 1 }));
@@ -180,19 +207,30 @@ describe('a fork pulling from a p2psync master', () => {
     raw.sendJson({ id: first.id, result: page('m', 0, 10) });
     // The next page and two pages ahead of it, all relative to the last page taken.
     const cp = (n: number): Checkpoint => ({ id: `m${n}`, lwt: n });
-    const pages = (): Array<{ id: string; method: string; params: unknown[] }> => raw.requests.filter((r) => r.method === 'masterChangesSince');
+    const pages = (): Array<{ id: string; method: string; params: unknown[] }> =>
+      raw.requests.filter((r) => r.method === 'masterChangesSince');
     await raw.waitFor(() => pages().length === 4, 'three more requests');
     const [next, ahead1, ahead2] = pages().slice(1);
-    expect([next, ahead1, ahead2].map((r) => r!.params)).toEqual([[cp(9), 10], [cp(9), 10, { p2psyncSkip: 10 }], [cp(9), 10, { p2psyncSkip: 20 }]]);
+    expect([next, ahead1, ahead2].map((r) => r!.params)).toEqual([
+      [cp(9), 10],
+      [cp(9), 10, { p2psyncSkip: 10 }],
+      [cp(9), 10, { p2psyncSkip: 20 }],
+    ]);
     raw.sendJson({ id: next!.id, result: page('m', 10, 20) });
     // Continues the pages taken: applied. Then one that claims to start elsewhere: dropped, with what follows it.
     raw.sendJson({ id: ahead1!.id, result: { ...page('m', 20, 30), p2psyncFrom: cp(19) } });
     raw.sendJson({ id: ahead2!.id, result: { ...page('x', 30, 40), p2psyncFrom: cp(28) } });
     // The round starts again where the pages taken end, with a plain request.
-    const isAgain = (r: { method: string; params: unknown[] }): boolean => r.method === 'masterChangesSince' && r.params.length === 2 && (r.params[0] as Checkpoint | null)?.id === 'm29';
+    const isAgain = (r: { method: string; params: unknown[] }): boolean =>
+      r.method === 'masterChangesSince' && r.params.length === 2 && (r.params[0] as Checkpoint | null)?.id === 'm29';
     await raw.waitFor(() => raw.requests.some(isAgain), 'a plain request after the pages taken');
     const again = raw.requests.find(isAgain)!;
-    raw.autoAnswer = (r) => (r.method === 'masterChangesSince' ? { checkpoint: r.params[0], documents: [] } : r.method === 'masterWrite' ? [] : undefined);
+    raw.autoAnswer = (r) =>
+      r.method === 'masterChangesSince'
+        ? { checkpoint: r.params[0], documents: [] }
+        : r.method === 'masterWrite'
+          ? []
+          : undefined;
     raw.sendJson({ id: again.id, result: page('m', 30, 35) });
     await until(async () => (await a.store.get(['m34'])).has('m34'), [a.rep], [a.store], 'the last page');
     const all = (await a.store.changesSince(null, 100)).documents.map((d) => d.id);
@@ -245,7 +283,8 @@ describe('a fork facing a hostile master', () => {
       return undefined;
     };
     for (const r of raw.requests.slice(raw.requests.indexOf(third) + 1)) {
-      if (r.method === 'masterChangesSince') raw.sendJson({ id: r.id, result: { checkpoint: r.params[0], documents: [] } });
+      if (r.method === 'masterChangesSince')
+        raw.sendJson({ id: r.id, result: { checkpoint: r.params[0], documents: [] } });
     }
     // the fork pushes its local document: answer with garbage first, then properly
     const push1 = await raw.nextRequest('masterWrite');
@@ -256,10 +295,21 @@ describe('a fork facing a hostile master', () => {
     await allIdle([a.rep]);
 
     // hostile stream events are refused, a valid one is applied
-    for (const result of [5, 'RESYNC!', null, [], { checkpoint: 'x', documents: [] }, { checkpoint: null, documents: 'x' }, { checkpoint: { id: 'm4', lwt: 4 }, documents: [{ nope: 1 }] }]) {
+    for (const result of [
+      5,
+      'RESYNC!',
+      null,
+      [],
+      { checkpoint: 'x', documents: [] },
+      { checkpoint: null, documents: 'x' },
+      { checkpoint: { id: 'm4', lwt: 4 }, documents: [{ nope: 1 }] },
+    ]) {
       raw.sendJson({ id: 'masterChangeStream$', result });
     }
-    raw.sendJson({ id: 'masterChangeStream$', result: { checkpoint: { id: 'm5', lwt: 5 }, documents: [{ id: 'm5', v: 5 }] } });
+    raw.sendJson({
+      id: 'masterChangeStream$',
+      result: { checkpoint: { id: 'm5', lwt: 5 }, documents: [{ id: 'm5', v: 5 }] },
+    });
     await until(async () => (await a.store.get(['m5'])).has('m5'), [a.rep], [a.store], 'the streamed document');
     await allIdle([a.rep]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -271,7 +321,10 @@ describe('a fork facing a hostile master', () => {
 });
 
 describe('a peer over the bounds of one link is dropped', () => {
-  function rejectedSetup(limits: Record<string, number>, hold = false): { a: Side; raw: RawPeer; closed: Promise<void>; release: () => void } {
+  function rejectedSetup(
+    limits: Record<string, number>,
+    hold = false,
+  ): { a: Side; raw: RawPeer; closed: Promise<void>; release: () => void } {
     const [linkA, linkB] = createMemoryLinkPair('raw', 'a');
     const raw = new RawPeer(linkB, FORK_TOKEN);
     const s = store(MASTER_TOKEN);
@@ -300,16 +353,33 @@ describe('a peer over the bounds of one link is dropped', () => {
   it('queues at most maxPendingRequests requests', async () => {
     const { a, raw, closed } = rejectedSetup({ maxPendingRequests: 8 }, true);
     await a.rep.ready;
-    for (let i = 0; i < 10; i++) raw.sendJson({ id: `raw|${i}`, method: 'masterWrite', params: [[{ newDocumentState: { id: `q${i}`, _deleted: false } }]] });
+    for (let i = 0; i < 10; i++)
+      raw.sendJson({
+        id: `raw|${i}`,
+        method: 'masterWrite',
+        params: [[{ newDocumentState: { id: `q${i}`, _deleted: false } }]],
+      });
     await closed;
-    expect(rejections(a)).toEqual([{ event: 'peer-rejected', peerId: 'a', reason: 'more than 8 requests waiting', limit: 'maxPendingRequests' }]);
+    expect(rejections(a)).toEqual([
+      { event: 'peer-rejected', peerId: 'a', reason: 'more than 8 requests waiting', limit: 'maxPendingRequests' },
+    ]);
   });
 
   it('takes at most maxRowsPerRequest rows in one masterWrite', async () => {
     const { a, raw, closed } = rejectedSetup({ maxRowsPerRequest: 3 });
     await a.rep.ready;
-    expect((await raw.request('masterWrite', [[1, 2, 3].map((i) => ({ newDocumentState: { id: `ok${i}`, _deleted: false } }))])).error).toBeUndefined();
-    raw.sendJson({ id: 'raw|big', method: 'masterWrite', params: [[1, 2, 3, 4].map((i) => ({ newDocumentState: { id: `r${i}`, _deleted: false } }))] });
+    expect(
+      (
+        await raw.request('masterWrite', [
+          [1, 2, 3].map((i) => ({ newDocumentState: { id: `ok${i}`, _deleted: false } })),
+        ])
+      ).error,
+    ).toBeUndefined();
+    raw.sendJson({
+      id: 'raw|big',
+      method: 'masterWrite',
+      params: [[1, 2, 3, 4].map((i) => ({ newDocumentState: { id: `r${i}`, _deleted: false } }))],
+    });
     await closed;
     expect(rejections(a)).toMatchObject([{ limit: 'maxRowsPerRequest' }]);
     expect((await a.store.get(['r1'])).size).toBe(0);
@@ -330,7 +400,8 @@ describe('a peer over the bounds of one link is dropped', () => {
   it('keeps at most maxMessageChars in reassembly', async () => {
     const { a, raw, closed } = rejectedSetup({ maxMessageChars: 1000 });
     await a.rep.ready;
-    for (let index = 0; index < 3; index++) raw.sendJson({ chunk: { id: 'big', index, total: 3, data: 'x'.repeat(400) } });
+    for (let index = 0; index < 3; index++)
+      raw.sendJson({ chunk: { id: 'big', index, total: 3, data: 'x'.repeat(400) } });
     await closed;
     expect(rejections(a)).toMatchObject([{ limit: 'maxMessageChars' }]);
   });

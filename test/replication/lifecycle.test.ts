@@ -4,7 +4,21 @@ import { createMemoryLinkPair } from '../../src/transport/memory-link.js';
 import { RXDB_FRAME_SIZES } from '../../src/replication/chunking.js';
 import { masterWins } from '../../src/replication/conflict.js';
 import { replicate } from '../../src/replication/peer-replication.js';
-import { FORK_TOKEN, MASTER_TOKEN, RawPeer, allIdle, connect, converged, doc, put, seed, side, store, until, type Side } from './helpers.js';
+import {
+  FORK_TOKEN,
+  MASTER_TOKEN,
+  RawPeer,
+  allIdle,
+  connect,
+  converged,
+  doc,
+  put,
+  seed,
+  side,
+  store,
+  until,
+  type Side,
+} from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -25,7 +39,10 @@ function rawFork(options: Parameters<typeof side>[2] = {}): { a: Side; raw: RawP
 async function pullAll(raw: RawPeer, from: Checkpoint | null = null, size = 50): Promise<Checkpoint | null> {
   let checkpoint = from;
   for (;;) {
-    const page = (await raw.request('masterChangesSince', [checkpoint, size])).result as { checkpoint: Checkpoint | null; documents: DocState[] };
+    const page = (await raw.request('masterChangesSince', [checkpoint, size])).result as {
+      checkpoint: Checkpoint | null;
+      documents: DocState[];
+    };
     if (page.documents.length > 0) checkpoint = page.checkpoint;
     if (page.documents.length < size) return checkpoint;
   }
@@ -55,11 +72,19 @@ describe('"in sync" as seen by a master', () => {
     expect(a.rep.isIdle()).toBe(true);
 
     // its own writes come back as checkpoint-only events, new local ones as documents
-    const echo = raw.stream.find((e) => typeof e === 'object' && (e as { documents: unknown[] }).documents.length === 0) as { checkpoint: Checkpoint };
+    const echo = raw.stream.find(
+      (e) => typeof e === 'object' && (e as { documents: unknown[] }).documents.length === 0,
+    ) as { checkpoint: Checkpoint };
     expect(echo.checkpoint).toEqual({ id: 'f1', lwt: expect.any(Number) });
     expect(checkpoint).not.toBeNull();
     await put(a.store, doc('m-new'));
-    await raw.waitFor(() => raw.stream.some((e) => typeof e === 'object' && (e as { documents: DocState[] }).documents.some((d) => d.id === 'm-new')), 'the new document');
+    await raw.waitFor(
+      () =>
+        raw.stream.some(
+          (e) => typeof e === 'object' && (e as { documents: DocState[] }).documents.some((d) => d.id === 'm-new'),
+        ),
+      'the new document',
+    );
     await allIdle([a.rep]); // streamed and handed to the link
   });
 
@@ -113,7 +138,12 @@ describe('lifecycle', () => {
     p.b.rep.onStateChange(() => changes++);
     await converged([p.a.rep, p.b.rep], [p.a.store, p.b.store]);
     expect(changes).toBeGreaterThan(0);
-    expect([p.a.rep.role, p.b.rep.role, p.a.rep.peerToken, p.b.rep.peerToken]).toEqual(['master', 'fork', FORK_TOKEN, MASTER_TOKEN]);
+    expect([p.a.rep.role, p.b.rep.role, p.a.rep.peerToken, p.b.rep.peerToken]).toEqual([
+      'master',
+      'fork',
+      FORK_TOKEN,
+      MASTER_TOKEN,
+    ]);
   });
 
   it('validates options up front', () => {
@@ -146,7 +176,12 @@ describe('lifecycle', () => {
     const again = connect(sa, sb);
     cleanups.push(() => again.close());
     await converged([again.a.rep, again.b.rep], [sa, sb]);
-    expect([again.a.rep.stats.sent, again.a.rep.stats.received, again.b.rep.stats.sent, again.b.rep.stats.received]).toEqual([0, 0, 0, 0]);
+    expect([
+      again.a.rep.stats.sent,
+      again.a.rep.stats.received,
+      again.b.rep.stats.sent,
+      again.b.rep.stats.received,
+    ]).toEqual([0, 0, 0, 0]);
   });
 
   it("replicates with RxDB's 16,384-character chunks as well", async () => {
@@ -162,7 +197,13 @@ describe('lifecycle', () => {
       frames.push(f.length);
       send(f);
     };
-    const p = connect(sa, sb, { frameSizes: RXDB_FRAME_SIZES, batchSize: 500 }, { frameSizes: RXDB_FRAME_SIZES, batchSize: 500 }, [linkA, linkB]);
+    const p = connect(
+      sa,
+      sb,
+      { frameSizes: RXDB_FRAME_SIZES, batchSize: 500 },
+      { frameSizes: RXDB_FRAME_SIZES, batchSize: 500 },
+      [linkA, linkB],
+    );
     cleanups.push(() => p.close());
     await converged([p.a.rep, p.b.rep], [sa, sb]);
     expect((await sb.all()).length).toBe(800);
@@ -195,13 +236,30 @@ describe('fork downstream ordering', () => {
     });
     raw.autoAnswer = (r) => {
       if (r.method === 'masterWrite') return [];
-      if (r.params[0] === null) return { checkpoint: { id: 'x', lwt: 10 }, documents: [{ id: 'x', v: 2, _deleted: false }] };
+      if (r.params[0] === null)
+        return { checkpoint: { id: 'x', lwt: 10 }, documents: [{ id: 'x', v: 2, _deleted: false }] };
       return { checkpoint: r.params[0], documents: [] };
     };
-    await until(async () => (await a.store.get(['x'])).get('x')?.v === 2 && a.rep.isIdle(), [a.rep], [a.store], 'the first pull');
-    raw.sendJson({ id: 'masterChangeStream$', result: { checkpoint: { id: 'x', lwt: 5 }, documents: [{ id: 'x', v: 1, _deleted: false }] } });
-    raw.sendJson({ id: 'masterChangeStream$', result: { checkpoint: { id: 'y', lwt: 11 }, documents: [{ id: 'y', v: 1, _deleted: false }] } });
-    await until(async () => (await a.store.get(['y'])).has('y') && a.rep.isIdle(), [a.rep], [a.store], 'the newer event');
+    await until(
+      async () => (await a.store.get(['x'])).get('x')?.v === 2 && a.rep.isIdle(),
+      [a.rep],
+      [a.store],
+      'the first pull',
+    );
+    raw.sendJson({
+      id: 'masterChangeStream$',
+      result: { checkpoint: { id: 'x', lwt: 5 }, documents: [{ id: 'x', v: 1, _deleted: false }] },
+    });
+    raw.sendJson({
+      id: 'masterChangeStream$',
+      result: { checkpoint: { id: 'y', lwt: 11 }, documents: [{ id: 'y', v: 1, _deleted: false }] },
+    });
+    await until(
+      async () => (await a.store.get(['y'])).has('y') && a.rep.isIdle(),
+      [a.rep],
+      [a.store],
+      'the newer event',
+    );
     expect((await a.store.get(['x'])).get('x')).toEqual({ id: 'x', v: 2, _deleted: false });
   });
 });

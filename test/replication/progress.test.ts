@@ -3,7 +3,13 @@ import type { SyncEvent } from '../../src/core/events.js';
 import { ProgressEvents, type ProgressEvent } from '../../src/replication/progress.js';
 
 const pulled = (count: number, total: number): ProgressEvent => ({ event: 'pulled', peerId: 'p', count, total });
-const pushed = (count: number, conflicts: number, total: number): ProgressEvent => ({ event: 'pushed', peerId: 'p', count, conflicts, total });
+const pushed = (count: number, conflicts: number, total: number): ProgressEvent => ({
+  event: 'pushed',
+  peerId: 'p',
+  count,
+  conflicts,
+  total,
+});
 
 describe('ProgressEvents', () => {
   it('sends the first event at once and adds up the ones that follow within the interval', () => {

@@ -110,15 +110,27 @@ describe.each([
     const p = track(connect(sa, sb, { conflict: lastWriteWins() }));
     await converged([p.a.rep, p.b.rep], [sa, sb]);
     await Promise.all([
-      put(sa, doc('x', { v: 'A', updatedAt: 10 }), doc('y', { v: 'A', updatedAt: '2030-01-01T00:00:00Z' }), doc('z', { v: 'A', updatedAt: 5 }, true)),
-      put(sb, doc('x', { v: 'B', updatedAt: 20 }), doc('y', { v: 'B', updatedAt: '2029-12-31T23:59:59Z' }), doc('z', { v: 'B', updatedAt: 6 })),
+      put(
+        sa,
+        doc('x', { v: 'A', updatedAt: 10 }),
+        doc('y', { v: 'A', updatedAt: '2030-01-01T00:00:00Z' }),
+        doc('z', { v: 'A', updatedAt: 5 }, true),
+      ),
+      put(
+        sb,
+        doc('x', { v: 'B', updatedAt: 20 }),
+        doc('y', { v: 'B', updatedAt: '2029-12-31T23:59:59Z' }),
+        doc('z', { v: 'B', updatedAt: 6 }),
+      ),
     ]);
     await converged([p.a.rep, p.b.rep], [sa, sb]);
     expect(await getDoc(sa, 'x')).toEqual(doc('x', { v: 'B', updatedAt: 20 }));
     expect(await getDoc(sa, 'y')).toEqual(doc('y', { v: 'A', updatedAt: '2030-01-01T00:00:00Z' }));
     expect(await getDoc(sb, 'z')).toEqual(doc('z', { v: 'B', updatedAt: 6 }));
     const fork = p.a.rep.role === 'fork' ? p.a : p.b;
-    const winners = events(fork.events, 'conflict').map((c) => (c.event === 'conflict' ? `${c.id}:${c.winner}:${c.strategy}` : ''));
+    const winners = events(fork.events, 'conflict').map((c) =>
+      c.event === 'conflict' ? `${c.id}:${c.winner}:${c.strategy}` : '',
+    );
     const forkIsA = fork === p.a;
     expect(winners.sort()).toEqual([
       `x:${forkIsA ? 'remote' : 'local'}:lww`,
@@ -231,7 +243,10 @@ describe('replication', () => {
   it('replicates a document over 1 MB in chunks within the link limit', async () => {
     const sa = store(FORK_TOKEN);
     const sb = store(MASTER_TOKEN);
-    const big = doc('big', { text: 'ab"c\\€😀'.repeat(150_000), nested: { list: Array.from({ length: 1000 }, (_, i) => ({ i })) } });
+    const big = doc('big', {
+      text: 'ab"c\\€😀'.repeat(150_000),
+      nested: { list: Array.from({ length: 1000 }, (_, i) => ({ i })) },
+    });
     expect(JSON.stringify(big).length).toBeGreaterThan(1_000_000);
     await put(sa, big, doc('small', {}));
     const [linkA, linkB] = createMemoryLinkPair();
@@ -276,7 +291,12 @@ describe('replication', () => {
     // a pull-only fork resolves conflicts locally with the strategy
     await put(sa, doc('b-000001', { mine: true }));
     await put(sb, doc('b-000001', { theirs: true }));
-    await until(async () => (await getDoc(sa, 'b-000001'))?.theirs === true, [p.a.rep, p.b.rep], [sa, sb], 'the pull-only side to take the remote change');
+    await until(
+      async () => (await getDoc(sa, 'b-000001'))?.theirs === true,
+      [p.a.rep, p.b.rep],
+      [sa, sb],
+      'the pull-only side to take the remote change',
+    );
     expect(await getDoc(sa, 'b-000001')).toEqual(doc('b-000001', { theirs: true }));
     expect(await getDoc(sb, 'b-000001')).toEqual(doc('b-000001', { theirs: true }));
     expect(events(p.a.events, 'conflict').length).toBe(1);

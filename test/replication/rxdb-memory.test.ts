@@ -76,7 +76,11 @@ function handlerFor(link: PeerLink) {
 }
 
 async function rxdbPeer(link: PeerLink, seedCount: number): Promise<Peer & { token: string }> {
-  const db = await createRxDatabase({ name: `rx${randomToken(8)}`, storage: getRxStorageMemory(), multiInstance: false });
+  const db = await createRxDatabase({
+    name: `rx${randomToken(8)}`,
+    storage: getRxStorageMemory(),
+    multiInstance: false,
+  });
   const { docs } = await db.addCollections({ docs: { schema } });
   if (seedCount > 0) {
     const rows = Array.from({ length: seedCount }, (_, i) => ({ id: `rx-${String(i).padStart(4, '0')}`, n: i }));
@@ -146,7 +150,9 @@ function bothEqual(rx: Peer, p2p: Side, store: MemoryStore, timeoutMs = 15_000):
     [rx.docs.$],
   ).catch(async (err: Error) => {
     const [a, b] = [await rxContent(rx.docs), await p2pContent(store)];
-    throw new Error(`${err.message}: rxdb ${a.length} chars, p2psync ${b.length} chars, idle ${p2p.rep.isIdle()}, ${JSON.stringify((p2p.rep as never as { inspect(): unknown }).inspect())} ${a.slice(0, 200)} | ${b.slice(0, 200)}`);
+    throw new Error(
+      `${err.message}: rxdb ${a.length} chars, p2psync ${b.length} chars, idle ${p2p.rep.isIdle()}, ${JSON.stringify((p2p.rep as never as { inspect(): unknown }).inspect())} ${a.slice(0, 200)} | ${b.slice(0, 200)}`,
+    );
   });
 }
 
@@ -173,7 +179,10 @@ describe.each(['master', 'fork'] as const)('with stock RxDB 17, p2psync as %s', 
     await bothEqual(rx, p2p, store);
     for (let round = 0; round < 10; round++) {
       const id = `rx-${String(round % 4).padStart(4, '0')}`;
-      await Promise.all([put(store, doc(id, { n: 1000 + round, by: 'p2p' })), rx.docs.upsert({ id, n: 2000 + round, by: 'rx' })]);
+      await Promise.all([
+        put(store, doc(id, { n: 1000 + round, by: 'p2p' })),
+        rx.docs.upsert({ id, n: 2000 + round, by: 'rx' }),
+      ]);
     }
     await bothEqual(rx, p2p, store);
   });
@@ -181,46 +190,54 @@ describe.each(['master', 'fork'] as const)('with stock RxDB 17, p2psync as %s', 
 
 // Both sides update and delete the same ids at once, in random rounds; RxDB holds stream events back while it
 // pushes, so this also checks that a p2psync master echoes an RxDB fork's own writes with their documents.
-describe.each(['master', 'fork'] as const)('with stock RxDB 17 under concurrent conflicting writes, p2psync as %s', (role) => {
-  it('converges for every random interleaving', async () => {
-    const ids = Array.from({ length: 6 }, (_, i) => `rx-${String(i).padStart(4, '0')}`);
-    const failures: string[] = [];
-    for (let seed = 1; seed <= SOAK_SEEDS; seed++) {
-      const random = prng(seed);
-      const { rx, p2p, store } = await setup(role, ids.length, 0, createJitterLinkPair(random, 'p2psync', 'rxdb'));
-      await bothEqual(rx, p2p, store);
-      const rxWrites = (async () => {
-        for (let round = 0; round < ROUNDS; round++) {
-          await hops(Math.floor(random() * 3));
-          await Promise.all(
-            ids
-              .filter(() => random() < 0.4)
-              .map(async (id) => {
-                if (random() < 0.15) await (await rx.docs.findOne(id).exec())?.remove();
-                else await rx.docs.upsert({ id, n: round, v: `rx-${round}` });
-              }),
-          );
-        }
-      })();
-      const p2pWrites = (async () => {
-        for (let round = 0; round < ROUNDS; round++) {
-          const docs = ids.filter(() => random() < 0.4).map((id) => doc(id, { n: round, v: `p2p-${round}` }, random() < 0.15));
-          for (;;) {
-            const now = await store.get(docs.map((d) => d.id as string));
-            const conflicts = await store.bulkWrite(docs.map((d) => ({ document: d, expected: now.get(d.id as string) ?? null })), { kind: 'local' });
-            if (conflicts.length === 0) break;
+describe.each(['master', 'fork'] as const)(
+  'with stock RxDB 17 under concurrent conflicting writes, p2psync as %s',
+  (role) => {
+    it('converges for every random interleaving', async () => {
+      const ids = Array.from({ length: 6 }, (_, i) => `rx-${String(i).padStart(4, '0')}`);
+      const failures: string[] = [];
+      for (let seed = 1; seed <= SOAK_SEEDS; seed++) {
+        const random = prng(seed);
+        const { rx, p2p, store } = await setup(role, ids.length, 0, createJitterLinkPair(random, 'p2psync', 'rxdb'));
+        await bothEqual(rx, p2p, store);
+        const rxWrites = (async () => {
+          for (let round = 0; round < ROUNDS; round++) {
+            await hops(Math.floor(random() * 3));
+            await Promise.all(
+              ids
+                .filter(() => random() < 0.4)
+                .map(async (id) => {
+                  if (random() < 0.15) await (await rx.docs.findOne(id).exec())?.remove();
+                  else await rx.docs.upsert({ id, n: round, v: `rx-${round}` });
+                }),
+            );
           }
-          await hops(Math.floor(random() * 3));
-        }
-      })();
-      await Promise.all([rxWrites, p2pWrites]);
-      await bothEqual(rx, p2p, store, 5_000).catch((err: Error) => failures.push(`seed ${seed}: ${err.message}`));
-      expect(rx.errors).toEqual([]);
-      for (const c of cleanups.splice(0).reverse()) await c();
-    }
-    expect(failures, `${failures.length} of ${SOAK_SEEDS} seeds diverged`).toEqual([]);
-  }, 120_000);
-});
+        })();
+        const p2pWrites = (async () => {
+          for (let round = 0; round < ROUNDS; round++) {
+            const docs = ids
+              .filter(() => random() < 0.4)
+              .map((id) => doc(id, { n: round, v: `p2p-${round}` }, random() < 0.15));
+            for (;;) {
+              const now = await store.get(docs.map((d) => d.id as string));
+              const conflicts = await store.bulkWrite(
+                docs.map((d) => ({ document: d, expected: now.get(d.id as string) ?? null })),
+                { kind: 'local' },
+              );
+              if (conflicts.length === 0) break;
+            }
+            await hops(Math.floor(random() * 3));
+          }
+        })();
+        await Promise.all([rxWrites, p2pWrites]);
+        await bothEqual(rx, p2p, store, 5_000).catch((err: Error) => failures.push(`seed ${seed}: ${err.message}`));
+        expect(rx.errors).toEqual([]);
+        for (const c of cleanups.splice(0).reverse()) await c();
+      }
+      expect(failures, `${failures.length} of ${SOAK_SEEDS} seeds diverged`).toEqual([]);
+    }, 120_000);
+  },
+);
 
 describe('with stock RxDB 17', () => {
   it('carries a large document in chunks both ways', async () => {

@@ -1,6 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, createConflictRegistry, lastWriteWins, masterWins, timestampOf, winnerOf } from '../../src/replication/conflict.js';
-import { checkBatch, checkCheckpoint, checkDoc, checkWriteRows, compareCheckpoints, mergeCheckpoints } from '../../src/replication/validate.js';
+import {
+  canonicalJson,
+  createConflictRegistry,
+  lastWriteWins,
+  masterWins,
+  timestampOf,
+  winnerOf,
+} from '../../src/replication/conflict.js';
+import {
+  checkBatch,
+  checkCheckpoint,
+  checkDoc,
+  checkWriteRows,
+  compareCheckpoints,
+  mergeCheckpoints,
+} from '../../src/replication/validate.js';
 import { docEquals } from '../../src/core/doc.js';
 import { BatchSizer } from '../../src/replication/sizing.js';
 import type { DocState } from '../../src/core/types.js';
@@ -41,15 +55,21 @@ describe('document validation', () => {
   });
 
   it('checks masterWrite rows as a whole', () => {
-    expect(checkWriteRows([[{ newDocumentState: { id: 'a' } }, { newDocumentState: { id: 'b' }, assumedMasterState: null }]], rules)).toEqual([
-      { newDocumentState: { id: 'a', _deleted: false } },
-      { newDocumentState: { id: 'b', _deleted: false } },
-    ]);
+    expect(
+      checkWriteRows(
+        [[{ newDocumentState: { id: 'a' } }, { newDocumentState: { id: 'b' }, assumedMasterState: null }]],
+        rules,
+      ),
+    ).toEqual([{ newDocumentState: { id: 'a', _deleted: false } }, { newDocumentState: { id: 'b', _deleted: false } }]);
     expect(typeof checkWriteRows([null], rules)).toBe('string');
     expect(typeof checkWriteRows([[null]], rules)).toBe('string');
     expect(typeof checkWriteRows([[{}]], rules)).toBe('string');
-    expect(typeof checkWriteRows([[{ newDocumentState: { id: 'a' } }, { newDocumentState: { x: 1 } }]], rules)).toBe('string');
-    expect(typeof checkWriteRows([[{ newDocumentState: { id: 'a' }, assumedMasterState: { id: 'b' } }]], rules)).toBe('string');
+    expect(typeof checkWriteRows([[{ newDocumentState: { id: 'a' } }, { newDocumentState: { x: 1 } }]], rules)).toBe(
+      'string',
+    );
+    expect(typeof checkWriteRows([[{ newDocumentState: { id: 'a' }, assumedMasterState: { id: 'b' } }]], rules)).toBe(
+      'string',
+    );
     expect(typeof checkWriteRows([[{ newDocumentState: { id: 'a' }, assumedMasterState: 7 }]], rules)).toBe('string');
   });
 
@@ -67,7 +87,11 @@ describe('document validation', () => {
 describe('checkpoints', () => {
   it('merges like RxDB and compares (lwt, id)', () => {
     expect(mergeCheckpoints(null, { id: 'a', lwt: 1 })).toEqual({ id: 'a', lwt: 1 });
-    expect(mergeCheckpoints({ id: 'a', lwt: 1, extra: true }, { id: 'b', lwt: 2 })).toEqual({ id: 'b', lwt: 2, extra: true });
+    expect(mergeCheckpoints({ id: 'a', lwt: 1, extra: true }, { id: 'b', lwt: 2 })).toEqual({
+      id: 'b',
+      lwt: 2,
+      extra: true,
+    });
     expect(mergeCheckpoints({ id: 'a', lwt: 1 }, null)).toEqual({ id: 'a', lwt: 1 });
     expect(compareCheckpoints({ id: 'a', lwt: 1 }, { id: 'b', lwt: 1 })).toBeLessThan(0);
     expect(compareCheckpoints({ id: 'a', lwt: 2 }, { id: 'b', lwt: 1 })).toBeGreaterThan(0);
@@ -83,13 +107,16 @@ describe('conflict strategies', () => {
   it('master wins under "master"', () => {
     const s = masterWins();
     const real = d({ v: 'm' });
-    expect(s.resolve({ newDocumentState: d({ v: 'f' }), assumedMasterState: undefined, realMasterState: real })).toBe(real);
+    expect(s.resolve({ newDocumentState: d({ v: 'f' }), assumedMasterState: undefined, realMasterState: real })).toBe(
+      real,
+    );
   });
 
   it('the newer timestamp wins under "lww", numbers and ISO strings alike, missing is oldest', () => {
     const s = lastWriteWins();
     const at = (t: unknown, v: string): DocState => d({ updatedAt: t, v });
-    const pick = (a: DocState, b: DocState): DocState => s.resolve({ newDocumentState: a, assumedMasterState: undefined, realMasterState: b });
+    const pick = (a: DocState, b: DocState): DocState =>
+      s.resolve({ newDocumentState: a, assumedMasterState: undefined, realMasterState: b });
     expect(pick(at(2, 'mine'), at(1, 'theirs')).v).toBe('mine');
     expect(pick(at(1, 'mine'), at(2, 'theirs')).v).toBe('theirs');
     expect(pick(at('2024-05-01T00:00:00.000Z', 'mine'), at('2024-04-30T23:59:59.999Z', 'theirs')).v).toBe('mine');
@@ -98,7 +125,13 @@ describe('conflict strategies', () => {
     expect(pick(at('not a date', 'mine'), at(-5, 'theirs')).v).toBe('theirs');
     expect(timestampOf(undefined)).toBe(-Infinity);
     const custom = lastWriteWins('ts');
-    expect(custom.resolve({ newDocumentState: d({ ts: 5, v: 'a' }), assumedMasterState: undefined, realMasterState: d({ ts: 4, v: 'b' }) }).v).toBe('a');
+    expect(
+      custom.resolve({
+        newDocumentState: d({ ts: 5, v: 'a' }),
+        assumedMasterState: undefined,
+        realMasterState: d({ ts: 4, v: 'b' }),
+      }).v,
+    ).toBe('a');
   });
 
   it('breaks lww ties the same way whichever side resolves', () => {
@@ -121,7 +154,9 @@ describe('conflict strategies', () => {
   });
 
   it('serialises canonically and names winners', () => {
-    expect(canonicalJson({ b: 1, a: [{ d: 1, c: undefined }], _deleted: false })).toBe('{"_deleted":false,"a":[{"d":1}],"b":1}');
+    expect(canonicalJson({ b: 1, a: [{ d: 1, c: undefined }], _deleted: false })).toBe(
+      '{"_deleted":false,"a":[{"d":1}],"b":1}',
+    );
     const l = d({ v: 1 });
     const r = d({ v: 2 });
     expect(winnerOf(r, l, r, docEquals)).toBe('remote');

@@ -1,7 +1,11 @@
 // The embedded signaling default (issue 4 item 8), always on a free ephemeral port: never 8787.
 import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDefaultSignaling, type DefaultSignaling, type DefaultSignalingOptions } from '../../src/signaling/embedded.js';
+import {
+  createDefaultSignaling,
+  type DefaultSignaling,
+  type DefaultSignalingOptions,
+} from '../../src/signaling/embedded.js';
 import { startSignalServer } from '../../src/signaling/server.js';
 import { Cleanup, EventLog, freePort, sameMembers, until, within } from './client-helpers.js';
 
@@ -65,11 +69,14 @@ describe('embedded signaling default', () => {
     await a.s.close();
     expect(a.s.hosting).toBe(false);
     // Each remaining peer lost its socket and came back with a new id.
-    await Promise.all(rest.map((p, i) => p.log.waitFor('signaling-connected', (e) => e.peerId !== oldIds[i], marks[i])));
+    await Promise.all(
+      rest.map((p, i) => p.log.waitFor('signaling-connected', (e) => e.peerId !== oldIds[i], marks[i])),
+    );
     await meshed(rest.map((p) => p.s));
     expect(rest.filter((p) => p.s.hosting)).toHaveLength(1);
     expect(rest.reduce((n, p) => n + p.log.count('signaling-hosted'), 0)).toBe(1);
-    for (const [i, p] of rest.entries()) expect(p.log.events.slice(marks[i])).toContainEqual(expect.objectContaining({ event: 'signaling-disconnected' }));
+    for (const [i, p] of rest.entries())
+      expect(p.log.events.slice(marks[i])).toContainEqual(expect.objectContaining({ event: 'signaling-disconnected' }));
   });
 
   it('peers starting together elect exactly one host', async () => {
@@ -89,10 +96,7 @@ describe('embedded signaling default', () => {
     expect([a.s.hosting, b.s.hosting]).toEqual([false, false]);
 
     await external.close({ timeoutMs: 500 });
-    await within(
-      Promise.race([a.log.waitFor('signaling-hosted'), b.log.waitFor('signaling-hosted')]),
-      'a takeover',
-    );
+    await within(Promise.race([a.log.waitFor('signaling-hosted'), b.log.waitFor('signaling-hosted')]), 'a takeover');
     await meshed([a.s, b.s]);
     expect([a.s.hosting, b.s.hosting].filter(Boolean)).toHaveLength(1);
   });
@@ -147,10 +151,14 @@ describe('embedded signaling default', () => {
 
   it('only ever hosts on loopback', () => {
     for (const host of ['0.0.0.0', '192.168.1.10', 'localhost', '::', 'example.com']) {
-      expect(() => createDefaultSignaling({ topic: TOPIC, host, port: 9 }), host).toThrow(expect.objectContaining({ code: 'E_BAD_OPTION' }));
+      expect(() => createDefaultSignaling({ topic: TOPIC, host, port: 9 }), host).toThrow(
+        expect.objectContaining({ code: 'E_BAD_OPTION' }),
+      );
     }
     for (const port of [0, -1, 65_536, 1.5]) {
-      expect(() => createDefaultSignaling({ topic: TOPIC, port }), String(port)).toThrow(expect.objectContaining({ code: 'E_BAD_OPTION' }));
+      expect(() => createDefaultSignaling({ topic: TOPIC, port }), String(port)).toThrow(
+        expect.objectContaining({ code: 'E_BAD_OPTION' }),
+      );
     }
   });
 });

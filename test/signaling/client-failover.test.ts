@@ -15,7 +15,13 @@ describe('signaling client failover between several URLs', () => {
     const [s1, s2] = [await startSignalServer({ port: 0 }), await startSignalServer({ port: 0 })];
     servers.push(s1, s2);
     const events: SyncEvent[] = [];
-    const c = createSignalingClient({ url: s1.url, fallbackUrls: [`${s2.url}?token=hidden-secret`], topic: 'failover-topic', emit: (e) => events.push(e), reconnect: { initialMs: 50 } });
+    const c = createSignalingClient({
+      url: s1.url,
+      fallbackUrls: [`${s2.url}?token=hidden-secret`],
+      topic: 'failover-topic',
+      emit: (e) => events.push(e),
+      reconnect: { initialMs: 50 },
+    });
     const other = createSignalingClient({ url: s2.url, topic: 'failover-topic' });
     clients.push(c, other);
     await c.waitConnected(5_000);
@@ -34,13 +40,20 @@ describe('signaling client failover between several URLs', () => {
   it('skips a dead first URL at start', async () => {
     const s2 = await startSignalServer({ port: 0 });
     servers.push(s2);
-    const c = createSignalingClient({ url: 'ws://127.0.0.1:1/', fallbackUrls: [s2.url], topic: 'failover-topic', reconnect: { initialMs: 50 } });
+    const c = createSignalingClient({
+      url: 'ws://127.0.0.1:1/',
+      fallbackUrls: [s2.url],
+      topic: 'failover-topic',
+      reconnect: { initialMs: 50 },
+    });
     clients.push(c);
     await c.waitConnected(5_000);
     expect(c.url).toBe(s2.url);
   });
 
   it('validates every URL up front', () => {
-    expect(() => createSignalingClient({ url: 'ws://127.0.0.1:1/', fallbackUrls: ['http://x/'], topic: 'failover-topic' })).toThrow(/ws:\/\/ or wss:\/\//);
+    expect(() =>
+      createSignalingClient({ url: 'ws://127.0.0.1:1/', fallbackUrls: ['http://x/'], topic: 'failover-topic' }),
+    ).toThrow(/ws:\/\/ or wss:\/\//);
   });
 });

@@ -17,7 +17,11 @@ export function within<T>(promise: Promise<T>, label: string, ms = EVENT_TIMEOUT
 /** Collects emitted events and lets a test wait for the next (or an already seen) matching one. */
 export class EventLog {
   readonly events: SyncEvent[] = [];
-  private readonly waiters = new Set<{ pred: (e: SyncEvent) => boolean; resolve: (e: SyncEvent) => void; from: number }>();
+  private readonly waiters = new Set<{
+    pred: (e: SyncEvent) => boolean;
+    resolve: (e: SyncEvent) => void;
+    from: number;
+  }>();
 
   readonly emit = (event: SyncEvent): void => {
     this.events.push(event);

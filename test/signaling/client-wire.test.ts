@@ -7,7 +7,11 @@ import { startSignalingServerSimplePeer } from 'rxdb/plugins/replication-webrtc'
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { SignalMessage } from '../../src/core/signal.js';
-import { createSignalingClient, type SignalingClient, type SignalingClientOptions } from '../../src/signaling/client.js';
+import {
+  createSignalingClient,
+  type SignalingClient,
+  type SignalingClientOptions,
+} from '../../src/signaling/client.js';
 import { startSignalServer } from '../../src/signaling/server.js';
 import { Cleanup, EventLog, sameMembers, until, within } from './client-helpers.js';
 
@@ -46,7 +50,10 @@ async function scriptedServer(): Promise<{
   const address = wss.address();
   if (typeof address !== 'object' || address === null) throw new Error('unexpected address');
   const received: Array<Record<string, unknown>> = [];
-  const waiters = new Set<{ pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }>();
+  const waiters = new Set<{
+    pred: (m: Record<string, unknown>) => boolean;
+    resolve: (m: Record<string, unknown>) => void;
+  }>();
   const connection = new Promise<WebSocket>((resolve) => {
     wss.once('connection', (ws) => {
       ws.on('message', (data) => {
@@ -99,20 +106,43 @@ describe('signaling client on the wire', () => {
     c.onSignal((m) => signals.push(m));
     const peerLists: string[][] = [];
     c.onPeers((ids) => peerLists.push(ids));
-    for (const junk of ['not json', 'null', '[]', '42', '{"type":5}', '{"type":"weird"}', '{"no":"type"}']) ws.send(junk);
+    for (const junk of ['not json', 'null', '[]', '42', '{"type":5}', '{"type":"weird"}', '{"no":"type"}'])
+      ws.send(junk);
     // Before init nothing is addressed to us yet.
     ws.send(JSON.stringify({ type: 'joined', otherPeerIds: ['bbbbbbbbbbbb'] }));
     // init as a binary frame (the RxDB server accepts both; so do we).
     ws.send(Buffer.from(JSON.stringify({ type: 'init', yourPeerId: 'aaaaaaaaaaaa' })), { binary: true });
     await within(c.waitConnected(), 'connected');
     ws.send(JSON.stringify({ type: 'init', yourPeerId: 'zzzzzzzzzzzz' })); // a second init is ignored
-    ws.send(JSON.stringify({ type: 'joined', otherPeerIds: ['aaaaaaaaaaaa', 'bbbbbbbbbbbb', 7, null, 'bbbbbbbbbbbb', 'cccccccccccc'] }));
+    ws.send(
+      JSON.stringify({
+        type: 'joined',
+        otherPeerIds: ['aaaaaaaaaaaa', 'bbbbbbbbbbbb', 7, null, 'bbbbbbbbbbbb', 'cccccccccccc'],
+      }),
+    );
     ws.send(JSON.stringify({ type: 'joined', otherPeerIds: 'nope' }));
-    ws.send(JSON.stringify({ type: 'signal', senderPeerId: 'bbbbbbbbbbbb', receiverPeerId: 'someone-else', data: { n: 0 } }));
+    ws.send(
+      JSON.stringify({ type: 'signal', senderPeerId: 'bbbbbbbbbbbb', receiverPeerId: 'someone-else', data: { n: 0 } }),
+    );
     ws.send(JSON.stringify({ type: 'signal', senderPeerId: 42, receiverPeerId: 'aaaaaaaaaaaa', data: { n: 1 } }));
-    ws.send(JSON.stringify({ type: 'signal', senderPeerId: 'bbbbbbbbbbbb', receiverPeerId: 'aaaaaaaaaaaa', data: { n: 2 } }));
-    ws.send(JSON.stringify({ type: 'signal', senderPeerId: 'bbbbbbbbbbbb', receiverPeerId: 'aaaaaaaaaaaa', room: 'x', data: { n: 3 }, connectionId: 'qwertyuiop' }));
-    await until<SignalMessage>((h) => c.onSignal(h), (m) => (m.data as { n: number }).n === 3, 'last signal');
+    ws.send(
+      JSON.stringify({ type: 'signal', senderPeerId: 'bbbbbbbbbbbb', receiverPeerId: 'aaaaaaaaaaaa', data: { n: 2 } }),
+    );
+    ws.send(
+      JSON.stringify({
+        type: 'signal',
+        senderPeerId: 'bbbbbbbbbbbb',
+        receiverPeerId: 'aaaaaaaaaaaa',
+        room: 'x',
+        data: { n: 3 },
+        connectionId: 'qwertyuiop',
+      }),
+    );
+    await until<SignalMessage>(
+      (h) => c.onSignal(h),
+      (m) => (m.data as { n: number }).n === 3,
+      'last signal',
+    );
     expect(c.peerId).toBe('aaaaaaaaaaaa');
     expect(peerLists).toEqual([['bbbbbbbbbbbb', 'cccccccccccc']]);
     expect(signals).toEqual([
@@ -145,7 +175,11 @@ describe('signaling client on the wire', () => {
     );
     const address = tcp.address();
     if (typeof address !== 'object' || address === null) throw new Error('no address');
-    const { c, log } = client({ url: `ws://127.0.0.1:${address.port}`, connectTimeoutMs: 100, reconnect: { initialMs: 20, maxMs: 40 } });
+    const { c, log } = client({
+      url: `ws://127.0.0.1:${address.port}`,
+      connectTimeoutMs: 100,
+      reconnect: { initialMs: 20, maxMs: 40 },
+    });
     const first = await log.waitFor('signaling-disconnected');
     expect(first.reason).toBe('no answer within 100 ms');
     await log.waitFor('signaling-disconnected', () => true, log.events.indexOf(first) + 1);
@@ -172,9 +206,18 @@ describe('signaling client with RxDB 17 signaling server', () => {
     const b = client({ url });
     const [idA, idB] = await within(Promise.all([a.c.waitConnected(), b.c.waitConnected()]), 'both connected');
     expect(idA).toMatch(/^[a-z]{12}$/);
-    await until<string[]>((h) => a.c.onPeers(h), (ids) => sameMembers(ids, [idB]), 'a sees b', () => [...a.c.peers]);
+    await until<string[]>(
+      (h) => a.c.onPeers(h),
+      (ids) => sameMembers(ids, [idB]),
+      'a sees b',
+      () => [...a.c.peers],
+    );
     a.c.sendSignal(idB, { type: 'offer', sdp: 's' }, 'connection01');
-    const got = await until<SignalMessage>((h) => b.c.onSignal(h), () => true, 'signal at b');
+    const got = await until<SignalMessage>(
+      (h) => b.c.onSignal(h),
+      () => true,
+      'signal at b',
+    );
     expect(got).toEqual({ from: idA, data: { type: 'offer', sdp: 's' }, connectionId: 'connection01' });
   });
 });

@@ -1,7 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { P2PSyncError } from '../../src/core/errors.js';
 import type { SignalMessage, SignalStatus } from '../../src/core/signal.js';
-import { createSignalingClient, redactUrl, type SignalingClient, type SignalingClientOptions } from '../../src/signaling/client.js';
+import {
+  createSignalingClient,
+  redactUrl,
+  type SignalingClient,
+  type SignalingClientOptions,
+} from '../../src/signaling/client.js';
 import { startSignalServer, type SignalServer, type SignalServerOptions } from '../../src/signaling/server.js';
 import { Cleanup, EventLog, freePort, sameMembers, until, within } from './client-helpers.js';
 
@@ -63,10 +68,18 @@ describe('signaling client against the p2psync server', () => {
     a.c.onSignal((m) => atA.push(m));
     const offer = { type: 'offer', sdp: 'v=0\r\n' };
     a.c.sendSignal(idB, offer, 'abcdefghij');
-    const got = await until<SignalMessage>((h) => b.c.onSignal(h), () => true, 'signal at b');
+    const got = await until<SignalMessage>(
+      (h) => b.c.onSignal(h),
+      () => true,
+      'signal at b',
+    );
     expect(got).toEqual({ from: idA, data: offer, connectionId: 'abcdefghij' });
     b.c.sendSignal(idA, { type: 'answer', sdp: 'x' }, 'abcdefghij');
-    await until<SignalMessage>((h) => a.c.onSignal(h), () => true, 'signal at a');
+    await until<SignalMessage>(
+      (h) => a.c.onSignal(h),
+      () => true,
+      'signal at a',
+    );
     expect(atA).toEqual([{ from: idB, data: { type: 'answer', sdp: 'x' }, connectionId: 'abcdefghij' }]);
     expect(atB).toHaveLength(1);
     // Unserialisable data and unknown receivers are dropped without throwing.
@@ -113,7 +126,10 @@ describe('signaling client against the p2psync server', () => {
     const s = await server({ token: 'the-right-token' });
     const url = s.url + '?token=wrong-guess-42';
     const { c, log } = client({ url });
-    const err = await within(c.waitConnected().catch((e: unknown) => e), 'auth failure');
+    const err = await within(
+      c.waitConnected().catch((e: unknown) => e),
+      'auth failure',
+    );
     expect(err).toBeInstanceOf(P2PSyncError);
     expect((err as P2PSyncError).code).toBe('E_AUTH');
     expect((err as P2PSyncError).message).toContain('401');
@@ -132,7 +148,12 @@ describe('signaling client against the p2psync server', () => {
     const s = await server({ token: 'tok/en with+chars' });
     const { c, log } = client({ url: `${s.url}?token=${encodeURIComponent('tok/en with+chars')}` });
     const id = await within(c.waitConnected(), 'connected');
-    expect(log.events).toContainEqual({ event: 'signaling-connected', url: s.url + '?token=***', topic: TOPIC, peerId: id });
+    expect(log.events).toContainEqual({
+      event: 'signaling-connected',
+      url: s.url + '?token=***',
+      topic: TOPIC,
+      peerId: id,
+    });
     expect(JSON.stringify(log.events)).not.toMatch(/tok(%2F|\/)en/);
   });
 
@@ -161,7 +182,11 @@ describe('signaling client against the p2psync server', () => {
     const port = await freePort();
     let s = await startSignalServer({ port, host: '127.0.0.1', token: 'old-token' });
     cleanup.add(() => s.close({ timeoutMs: 500 }));
-    const { c, log } = client({ url: `${s.url}?token=new-token`, retryAuthFailures: true, reconnect: { initialMs: 30, maxMs: 60 } });
+    const { c, log } = client({
+      url: `${s.url}?token=new-token`,
+      retryAuthFailures: true,
+      reconnect: { initialMs: 30, maxMs: 60 },
+    });
     await log.waitFor('error', (e) => e.code === 'E_AUTH');
     await log.waitFor('signaling-disconnected', (e) => /401/.test(e.reason));
     await s.close({ timeoutMs: 500 });
@@ -229,7 +254,9 @@ describe('signaling client against the p2psync server', () => {
 describe('redactUrl', () => {
   it('hides tokens, secrets and passwords but keeps the rest', () => {
     expect(redactUrl('ws://127.0.0.1:8787/?token=abc')).toBe('ws://127.0.0.1:8787/?token=***');
-    expect(redactUrl('wss://h.example/x?room=a&access_token=abc&Key=k')).toBe('wss://h.example/x?room=a&access_token=***&Key=***');
+    expect(redactUrl('wss://h.example/x?room=a&access_token=abc&Key=k')).toBe(
+      'wss://h.example/x?room=a&access_token=***&Key=***',
+    );
     expect(redactUrl('ws://user:pw@h:1/')).toBe('ws://***:***@h:1/');
     expect(redactUrl('ws://h:1/')).toBe('ws://h:1/');
     expect(redactUrl('::garbage token=abc')).toBe('***');

@@ -3,9 +3,24 @@ import { decodeRelay, encodeRelay, parseClusterEvent, RemoteView } from '../../s
 
 describe('signaling cluster: remote view and messages', () => {
   it('parses only well-formed events', () => {
-    expect(parseClusterEvent('{"t":"j","n":"node1","r":"room-1","p":"peer1","a":5}')).toEqual({ t: 'j', n: 'node1', r: 'room-1', p: 'peer1', a: 5 });
+    expect(parseClusterEvent('{"t":"j","n":"node1","r":"room-1","p":"peer1","a":5}')).toEqual({
+      t: 'j',
+      n: 'node1',
+      r: 'room-1',
+      p: 'peer1',
+      a: 5,
+    });
     expect(parseClusterEvent('{"t":"b","n":"node1"}')).toEqual({ t: 'b', n: 'node1' });
-    for (const bad of ['null', '[]', '"x"', '{', '{"t":"j","n":"n","r":"r","p":"p"}', '{"t":"x","n":"n"}', '{"t":"l","n":"","r":"r","p":"p"}', '{"t":"j","n":"n","r":"r","p":"p","a":"1"}']) {
+    for (const bad of [
+      'null',
+      '[]',
+      '"x"',
+      '{',
+      '{"t":"j","n":"n","r":"r","p":"p"}',
+      '{"t":"x","n":"n"}',
+      '{"t":"l","n":"","r":"r","p":"p"}',
+      '{"t":"j","n":"n","r":"r","p":"p","a":"1"}',
+    ]) {
       expect(parseClusterEvent(bad)).toBeUndefined();
     }
   });

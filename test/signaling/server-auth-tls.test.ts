@@ -71,7 +71,9 @@ describe('TLS', () => {
   });
 
   it('rejects bad TLS material with E_TLS_FILE', async () => {
-    await expect(h.server({ tls: { cert: 'not a certificate', key: TLS_KEY } })).rejects.toMatchObject({ code: 'E_TLS_FILE' });
+    await expect(h.server({ tls: { cert: 'not a certificate', key: TLS_KEY } })).rejects.toMatchObject({
+      code: 'E_TLS_FILE',
+    });
     await expect(h.server({ tls: { cert: TLS_CERT, key: 'not a key' } })).rejects.toMatchObject({ code: 'E_TLS_FILE' });
     await expect(h.server({ tls: { cert: TLS_KEY, key: TLS_CERT } })).rejects.toMatchObject({ code: 'E_TLS_FILE' });
     await expect(h.server({ tls: { cert: '', key: TLS_KEY } })).rejects.toMatchObject({ code: 'E_TLS_FILE' });

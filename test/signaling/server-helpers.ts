@@ -85,7 +85,9 @@ export class TestClient {
       this.ws.once('error', reject);
       this.ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)));
     });
-    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.closed = new Promise((resolve) =>
+      this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
   }
 
   send(msg: unknown): void {
@@ -128,7 +130,9 @@ export class TestClient {
   closedWithin(timeoutMs = EVENT_TIMEOUT_MS): Promise<CloseInfo> {
     return Promise.race([
       this.closed,
-      new Promise<CloseInfo>((_, reject) => setTimeout(() => reject(new Error('socket did not close in time')), timeoutMs).unref()),
+      new Promise<CloseInfo>((_, reject) =>
+        setTimeout(() => reject(new Error('socket did not close in time')), timeoutMs).unref(),
+      ),
     ]);
   }
 }
@@ -139,7 +143,14 @@ export async function assertServes(h: Harness, url: string): Promise<void> {
   const a = await h.member(url, room);
   const b = await h.member(url, room);
   await a.joined([a.peerId, b.peerId]);
-  const signal = { type: 'signal', senderPeerId: b.peerId, receiverPeerId: a.peerId, room, data: { type: 'offer', sdp: 'v=0' }, connectionId: 'abcdefghij' };
+  const signal = {
+    type: 'signal',
+    senderPeerId: b.peerId,
+    receiverPeerId: a.peerId,
+    room,
+    data: { type: 'offer', sdp: 'v=0' },
+    connectionId: 'abcdefghij',
+  };
   b.send(signal);
   const got = await a.waitFor((m) => m.type === 'signal');
   expect(got).toEqual(signal);
@@ -154,7 +165,10 @@ export interface HttpResult {
 }
 
 /** A plain HTTP(S) request to the signaling server's port. */
-export function httpGet(url: string, opts: { headers?: Record<string, string>; method?: string; ca?: Buffer } = {}): Promise<HttpResult> {
+export function httpGet(
+  url: string,
+  opts: { headers?: Record<string, string>; method?: string; ca?: Buffer } = {},
+): Promise<HttpResult> {
   const u = new URL(url);
   const tls = u.protocol === 'https:' || u.protocol === 'wss:';
   const req = (tls ? httpsRequest : httpRequest)({
@@ -218,7 +232,10 @@ export class EventLog {
   waitFor(pred: (e: { type: string; [k: string]: unknown }) => boolean, timeoutMs = EVENT_TIMEOUT_MS): Promise<void> {
     if (this.events.some(pred)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for a server event; got ${JSON.stringify(this.events)}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for a server event; got ${JSON.stringify(this.events)}`)),
+        timeoutMs,
+      );
       this.waiters.push({ pred, resolve: () => (clearTimeout(timer), resolve()) });
     });
   }

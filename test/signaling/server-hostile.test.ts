@@ -19,7 +19,13 @@ beforeEach(async () => {
 /** The bystanders still relay to each other, and fresh clients still get served. */
 async function stillServes(): Promise<void> {
   const data = { n: Math.random() };
-  partner.send({ type: 'signal', senderPeerId: partner.peerId, receiverPeerId: bystander.peerId, room: 'bystanders', data });
+  partner.send({
+    type: 'signal',
+    senderPeerId: partner.peerId,
+    receiverPeerId: bystander.peerId,
+    room: 'bystanders',
+    data,
+  });
   expect((await bystander.waitFor((m) => m.type === 'signal')).data).toEqual(data);
   await assertServes(h, server.url);
 }
@@ -44,7 +50,10 @@ function rawRequest(text: string): Promise<string> {
 }
 
 async function rejected(reason: string): Promise<number | undefined> {
-  return metric((await httpGet(httpUrl(server, '/metrics'))).body, `p2psync_signal_frames_rejected_total{reason="${reason}"}`);
+  return metric(
+    (await httpGet(httpUrl(server, '/metrics'))).body,
+    `p2psync_signal_frames_rejected_total{reason="${reason}"}`,
+  );
 }
 
 describe('hostile input never takes the signaling server down', () => {
@@ -107,7 +116,13 @@ describe('hostile input never takes the signaling server down', () => {
     await evil.init();
     evil.send({ type: 'join', room: 'bystanders' });
     await bystander.waitFor((m) => m.type === 'joined' && (m.otherPeerIds as string[]).includes(evil.peerId));
-    evil.send({ type: 'signal', senderPeerId: partner.peerId, receiverPeerId: bystander.peerId, room: 'bystanders', data: 'forged' });
+    evil.send({
+      type: 'signal',
+      senderPeerId: partner.peerId,
+      receiverPeerId: bystander.peerId,
+      room: 'bystanders',
+      data: 'forged',
+    });
     expect(await evil.closedWithin()).toEqual({ code: SIGNAL_CLOSE_CODES.spoofedSender, reason: 'spoofed sender' });
     await bystander.joined([bystander.peerId, partner.peerId]);
     await stillServes();
@@ -141,12 +156,16 @@ describe('hostile input never takes the signaling server down', () => {
 
   it('raw bytes that are not HTTP, and a broken upgrade handshake', async () => {
     await new Promise<void>((resolve) => {
-      const sock = connect(server.port, '127.0.0.1', () => sock.end(Buffer.from('\x16\x03\x01garbage\r\n\r\n\x00\xff')));
+      const sock = connect(server.port, '127.0.0.1', () =>
+        sock.end(Buffer.from('\x16\x03\x01garbage\r\n\r\n\x00\xff')),
+      );
       sock.on('error', () => resolve());
       sock.on('close', () => resolve());
       sock.resume();
     });
-    const res = await rawRequest('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    const res = await rawRequest(
+      'GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
     expect(res).toMatch(/^HTTP\/1.1 400 /);
     await stillServes();
     const m = (await httpGet(httpUrl(server, '/metrics'))).body;

@@ -17,14 +17,25 @@ describe('HTTP endpoints', () => {
     const empty = await httpGet(httpUrl(s, '/healthz'));
     expect(empty.status).toBe(200);
     expect(empty.headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(empty.body)).toEqual({ status: 'ok', uptimeSeconds: expect.any(Number), sockets: 0, rooms: 0, peers: 0 });
+    expect(JSON.parse(empty.body)).toEqual({
+      status: 'ok',
+      uptimeSeconds: expect.any(Number),
+      sockets: 0,
+      rooms: 0,
+      peers: 0,
+    });
     const a = await h.member(s.url, 'health-one');
     await h.member(s.url, 'health-one');
     a.send({ type: 'join', room: 'health-two' });
     await a.joined([a.peerId]);
     const lonely = await h.client(s.url);
     await lonely.init();
-    expect(JSON.parse((await httpGet(httpUrl(s, '/healthz'))).body)).toMatchObject({ status: 'ok', sockets: 3, rooms: 2, peers: 3 });
+    expect(JSON.parse((await httpGet(httpUrl(s, '/healthz'))).body)).toMatchObject({
+      status: 'ok',
+      sockets: 3,
+      rooms: 2,
+      peers: 3,
+    });
   });
 
   it('GET /metrics returns Prometheus text with every series', async () => {
@@ -71,7 +82,8 @@ describe('HTTP endpoints', () => {
     expect(metric(text, 'p2psync_signal_upgrades_refused_total{reason="unauthorized"}')).toBe(0);
     expect(metric(text, 'p2psync_signal_disconnects_total{reason="violation"}')).toBe(1);
     // Every non-comment line is `name{labels} value`.
-    for (const line of text.trim().split('\n')) if (!line.startsWith('#')) expect(line).toMatch(/^[a-z0-9_]+(\{reason="[a-z0-9_]+"\})? \d+$/);
+    for (const line of text.trim().split('\n'))
+      if (!line.startsWith('#')) expect(line).toMatch(/^[a-z0-9_]+(\{reason="[a-z0-9_]+"\})? \d+$/);
   });
 
   it('answers 404 elsewhere, 405 for other methods, and HEAD without a body', async () => {
@@ -98,7 +110,9 @@ function deafWebSocket(port: number): Promise<Socket> {
       );
     });
     rawSockets.push(sock);
-    sock.once('data', (d: Buffer) => (d.toString('latin1').startsWith('HTTP/1.1 101') ? resolve(sock) : reject(new Error(d.toString()))));
+    sock.once('data', (d: Buffer) =>
+      d.toString('latin1').startsWith('HTTP/1.1 101') ? resolve(sock) : reject(new Error(d.toString())),
+    );
     sock.on('error', () => {});
   });
 }

@@ -20,7 +20,9 @@ describe('signaling server limits', () => {
     expect(((await b.waitFor((m) => m.type === 'signal')).data as string).length).toBe(fill);
     a.send({ ...base, data: 'x'.repeat(fill + 1) });
     expect((await a.closedWithin()).code).toBe(1009);
-    expect(metric(await metricsOf(httpUrl(s, '/metrics')), 'p2psync_signal_frames_rejected_total{reason="too_large"}')).toBe(1);
+    expect(
+      metric(await metricsOf(httpUrl(s, '/metrics')), 'p2psync_signal_frames_rejected_total{reason="too_large"}'),
+    ).toBe(1);
     await assertServes(h, s.url);
   });
 
@@ -49,7 +51,9 @@ describe('signaling server limits', () => {
     await a.joined([a.peerId]);
     const d = await h.member(s.url, 'small-room');
     await a.joined([a.peerId, d.peerId]);
-    expect(metric(await metricsOf(httpUrl(s, '/metrics')), 'p2psync_signal_frames_rejected_total{reason="room_full"}')).toBe(1);
+    expect(
+      metric(await metricsOf(httpUrl(s, '/metrics')), 'p2psync_signal_frames_rejected_total{reason="room_full"}'),
+    ).toBe(1);
   });
 
   it('frames per second: a flood closes with 4004; the burst allowance passes', async () => {
@@ -61,7 +65,9 @@ describe('signaling server limits', () => {
     expect(await flood.closedWithin()).toEqual({ code: SIGNAL_CLOSE_CODES.rateLimited, reason: 'rate limit exceeded' });
     await calm.joined([calm.peerId]);
     expect(calm.ws.readyState).toBe(calm.ws.OPEN);
-    expect(metric(await metricsOf(httpUrl(s, '/metrics')), 'p2psync_signal_frames_rejected_total{reason="rate_limited"}')).toBe(1);
+    expect(
+      metric(await metricsOf(httpUrl(s, '/metrics')), 'p2psync_signal_frames_rejected_total{reason="rate_limited"}'),
+    ).toBe(1);
   });
 
   it('max connections: upgrades beyond it get 503 until a socket closes', async () => {
@@ -107,7 +113,9 @@ describe('signaling server limits', () => {
     // The dead peer disappears from the list well before any idle timeout (120 s).
     await alive.joined([alive.peerId]);
     expect((await deaf.closedWithin()).code).toBe(1006);
-    expect(events).toContainEqual(expect.objectContaining({ type: 'disconnect', peerId: deaf.peerId, reason: 'heartbeat' }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'disconnect', peerId: deaf.peerId, reason: 'heartbeat' }),
+    );
     expect(alive.ws.readyState).toBe(alive.ws.OPEN);
     const m = await metricsOf(httpUrl(s, '/metrics'));
     expect(metric(m, 'p2psync_signal_disconnects_total{reason="heartbeat"}')).toBe(1);
@@ -120,9 +128,17 @@ describe('signaling server limits', () => {
     const reader = await h.member(s.url, 'slow-room');
     await sender.joined([sender.peerId, reader.peerId]);
     reader.ws.pause();
-    const frame = JSON.stringify({ type: 'signal', senderPeerId: sender.peerId, receiverPeerId: reader.peerId, room: 'slow-room', data: 'x'.repeat(60_000) });
+    const frame = JSON.stringify({
+      type: 'signal',
+      senderPeerId: sender.peerId,
+      receiverPeerId: reader.peerId,
+      room: 'slow-room',
+      data: 'x'.repeat(60_000),
+    });
     let dropped = false;
-    const drop = log.waitFor((e) => e.type === 'disconnect' && e.peerId === reader.peerId && e.reason === 'slow_consumer', 60_000).then(() => (dropped = true));
+    const drop = log
+      .waitFor((e) => e.type === 'disconnect' && e.peerId === reader.peerId && e.reason === 'slow_consumer', 60_000)
+      .then(() => (dropped = true));
     // Kernel socket buffers absorb a few MB first; keep sending until the server gives up on the reader.
     for (let i = 0; i < 3_000 && !dropped; i++) {
       sender.send(frame);
@@ -136,6 +152,8 @@ describe('signaling server limits', () => {
 
   it('rejects limits that are not positive whole numbers', async () => {
     await expect(h.server({ limits: { maxPeersPerRoom: 0 } })).rejects.toMatchObject({ code: 'E_BAD_OPTION' });
-    await expect(h.server({ limits: { maxFramesPerSecond: Number.NaN } })).rejects.toMatchObject({ code: 'E_BAD_OPTION' });
+    await expect(h.server({ limits: { maxFramesPerSecond: Number.NaN } })).rejects.toMatchObject({
+      code: 'E_BAD_OPTION',
+    });
   });
 });

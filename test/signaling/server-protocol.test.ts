@@ -67,7 +67,13 @@ describe('signaling protocol (RxDB 17 compatible)', () => {
     const s = await h.server();
     const a = await h.member(s.url, 'binary-room');
     const b = await h.member(s.url, 'binary-room');
-    const msg = { type: 'signal', senderPeerId: a.peerId, receiverPeerId: b.peerId, room: 'binary-room', data: { type: 'answer', sdp: 'v=0' } };
+    const msg = {
+      type: 'signal',
+      senderPeerId: a.peerId,
+      receiverPeerId: b.peerId,
+      room: 'binary-room',
+      data: { type: 'answer', sdp: 'v=0' },
+    };
     a.ws.send(Buffer.from(JSON.stringify(msg)), { binary: true });
     expect(await b.waitFor((m) => m.type === 'signal')).toEqual(msg);
   });
@@ -136,8 +142,15 @@ describe('signaling server building blocks', () => {
     expect(parseClientFrame('{"type":"leave"}')).toMatchObject({ ok: false, reason: 'unknown_type' });
     expect(parseClientFrame('{"type":"toString"}')).toMatchObject({ ok: false, reason: 'unknown_type' });
     expect(parseClientFrame('{nope')).toMatchObject({ ok: false, reason: 'invalid_json' });
-    expect(parseClientFrame('{"type":"join","room":"abcdef"}')).toEqual({ ok: true, message: { type: 'join', room: 'abcdef' } });
-    const deep = '{"type":"signal","senderPeerId":"a","receiverPeerId":"b","data":' + '['.repeat(50_000) + ']'.repeat(50_000) + '}';
+    expect(parseClientFrame('{"type":"join","room":"abcdef"}')).toEqual({
+      ok: true,
+      message: { type: 'join', room: 'abcdef' },
+    });
+    const deep =
+      '{"type":"signal","senderPeerId":"a","receiverPeerId":"b","data":' +
+      '['.repeat(50_000) +
+      ']'.repeat(50_000) +
+      '}';
     expect(parseClientFrame(deep)).toMatchObject({ ok: true, message: { type: 'signal', raw: deep } });
   });
 

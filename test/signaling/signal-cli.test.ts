@@ -59,7 +59,10 @@ describe('p2psync signal (CLI)', () => {
     const taken = await h.server();
     const json = await runCli(['signal', '--port', String(taken.port), '--json']);
     expect(json.code).toBe(1);
-    const events = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as CliEvent);
+    const events = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as CliEvent);
     expect(events).toEqual([expect.objectContaining({ event: 'error', code: 'E_ADDR_IN_USE' })]);
     const human = await runCli(['signal', '--port', String(taken.port)]);
     expect(human.code).toBe(1);
@@ -68,7 +71,14 @@ describe('p2psync signal (CLI)', () => {
   });
 
   it('exits 2 on bad flags', async () => {
-    for (const args of [['--port', 'abc'], ['--port', '70000'], ['--max-peers-per-room', '0'], ['--max-frame-bytes', '-5'], ['--bogus'], ['--token', 'x']]) {
+    for (const args of [
+      ['--port', 'abc'],
+      ['--port', '70000'],
+      ['--max-peers-per-room', '0'],
+      ['--max-frame-bytes', '-5'],
+      ['--bogus'],
+      ['--token', 'x'],
+    ]) {
       const r = await runCli(['signal', ...args]);
       expect({ args, code: r.code }).toEqual({ args, code: 2 });
     }
@@ -107,7 +117,9 @@ describe('p2psync signal (CLI)', () => {
   });
 
   it('takes the token itself from P2PSYNC_TOKEN, limits from P2PSYNC_* env vars, and warns on a short token', async () => {
-    const p = new CliProcess(['signal', '--json'], { env: { P2PSYNC_TOKEN: 'short', P2PSYNC_PORT: '0', P2PSYNC_MAX_PEERS_PER_ROOM: '1' } });
+    const p = new CliProcess(['signal', '--json'], {
+      env: { P2PSYNC_TOKEN: 'short', P2PSYNC_PORT: '0', P2PSYNC_MAX_PEERS_PER_ROOM: '1' },
+    });
     const ev = await listening(p);
     expect(ev.auth).toBe(true);
     await p.waitFor((e) => e.event === 'warning' && e.code === 'W_WEAK_TOKEN');
@@ -120,7 +132,16 @@ describe('p2psync signal (CLI)', () => {
   });
 
   it('serves wss:// with --tls-cert and --tls-key', async () => {
-    const p = new CliProcess(['signal', '--port', '0', '--json', '--tls-cert', TLS_CERT_PATH, '--tls-key', TLS_KEY_PATH]);
+    const p = new CliProcess([
+      'signal',
+      '--port',
+      '0',
+      '--json',
+      '--tls-cert',
+      TLS_CERT_PATH,
+      '--tls-key',
+      TLS_KEY_PATH,
+    ]);
     const ev = await listening(p);
     expect(ev).toMatchObject({ tls: true, url: `wss://127.0.0.1:${ev.port}/` });
     const c = await h.client(ev.url, { ca: TLS_CERT });
@@ -150,7 +171,20 @@ describe('p2psync signal (CLI)', () => {
   it('documents every flag with its env var and ends help with examples', async () => {
     const r = await runCli(['signal', '--help']);
     expect(r.code).toBe(0);
-    for (const env of ['P2PSYNC_PORT', 'P2PSYNC_HOST', 'P2PSYNC_TOKEN_FILE', 'P2PSYNC_TLS_CERT', 'P2PSYNC_TLS_KEY', 'P2PSYNC_MAX_FRAME_BYTES', 'P2PSYNC_MAX_ROOMS_PER_SOCKET', 'P2PSYNC_MAX_PEERS_PER_ROOM', 'P2PSYNC_MAX_FRAMES_PER_SECOND', 'P2PSYNC_MAX_CONNECTIONS', 'P2PSYNC_JSON', 'P2PSYNC_TOKEN']) {
+    for (const env of [
+      'P2PSYNC_PORT',
+      'P2PSYNC_HOST',
+      'P2PSYNC_TOKEN_FILE',
+      'P2PSYNC_TLS_CERT',
+      'P2PSYNC_TLS_KEY',
+      'P2PSYNC_MAX_FRAME_BYTES',
+      'P2PSYNC_MAX_ROOMS_PER_SOCKET',
+      'P2PSYNC_MAX_PEERS_PER_ROOM',
+      'P2PSYNC_MAX_FRAMES_PER_SECOND',
+      'P2PSYNC_MAX_CONNECTIONS',
+      'P2PSYNC_JSON',
+      'P2PSYNC_TOKEN',
+    ]) {
       expect(r.stdout).toContain(env);
     }
     expect(r.stdout).not.toMatch(/^\s+--token\s/m);

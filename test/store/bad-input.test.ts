@@ -177,8 +177,12 @@ describe('bad input in the user file', () => {
     expect(() => formatFromPath('notes.txt')).toThrow(expect.objectContaining({ code: 'E_BAD_FORMAT' }));
     expect(formatFromPath('A.JSONL')).toBe('ndjson');
     await expect(openStore({ path: fx.file('notes.txt') })).rejects.toMatchObject({ code: 'E_BAD_FORMAT' });
-    await expect(openStore({ path: fx.file('n.json'), format: 'yaml' as 'json' })).rejects.toMatchObject({ code: 'E_BAD_FORMAT' });
-    await expect(openStore({ path: fx.file('n.ndjson'), collection: 'x' })).rejects.toMatchObject({ code: 'E_BAD_OPTION' });
+    await expect(openStore({ path: fx.file('n.json'), format: 'yaml' as 'json' })).rejects.toMatchObject({
+      code: 'E_BAD_FORMAT',
+    });
+    await expect(openStore({ path: fx.file('n.ndjson'), collection: 'x' })).rejects.toMatchObject({
+      code: 'E_BAD_OPTION',
+    });
     expect(existsSync(fx.file('notes.txt'))).toBe(false);
     // --format overrides the extension.
     const s = await fx.open({ path: fx.file('notes.txt'), format: 'ndjson', watch: false });
@@ -209,6 +213,9 @@ describe('bad input in the user file', () => {
     // A sidecar made for another key does not silently mix ids.
     await writeFile(path + '.p2psync', lines.filter((l) => l !== 'garbage').join('\n'));
     await writeFile(path, '');
-    await expect(openStore({ path, watch: false, primaryKey: 'slug' })).rejects.toMatchObject({ code: 'E_SIDECAR', message: /--key id/ });
+    await expect(openStore({ path, watch: false, primaryKey: 'slug' })).rejects.toMatchObject({
+      code: 'E_SIDECAR',
+      message: /--key id/,
+    });
   });
 });

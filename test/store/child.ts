@@ -40,7 +40,10 @@ export class WriterProcess {
     const seen = this.lines.find(pred);
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching line within ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no matching line within ${timeoutMs} ms; stderr: ${this.stderr}`)),
+        timeoutMs,
+      );
       const done = (l: string): void => {
         clearTimeout(timer);
         resolve(l);

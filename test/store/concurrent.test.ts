@@ -26,7 +26,8 @@ describe('several processes writing one store', () => {
     const vias = new Set<string>();
     for (let i = 0; i < 100; i++) {
       vias.add((await putDocuments({ path }, [{ id: `g-${i}`, n: i, _deleted: false }])).via);
-      if (i === 50) expect(await removeDocuments({ path }, ['seed-0'])).toEqual({ removed: ['seed-0'], missing: [], via: 'file' });
+      if (i === 50)
+        expect(await removeDocuments({ path }, ['seed-0'])).toEqual({ removed: ['seed-0'], missing: [], via: 'file' });
     }
     expect([...vias]).toEqual(['file']); // the owner process held the store throughout
     await owner.waitForLine((l) => l === 'wrote');

@@ -14,9 +14,14 @@ export interface StoreHarness {
   cleanup(): Promise<void>;
 }
 
-export const doc = (id: string, fields: Record<string, unknown> = {}, deleted = false): DocState => ({ id, ...fields, _deleted: deleted }) as DocState;
+export const doc = (id: string, fields: Record<string, unknown> = {}, deleted = false): DocState =>
+  ({ id, ...fields, _deleted: deleted }) as DocState;
 
-export async function insert(store: Store, docs: DocState[], origin: Parameters<Store['bulkWrite']>[1] = { kind: 'local' }): Promise<void> {
+export async function insert(
+  store: Store,
+  docs: DocState[],
+  origin: Parameters<Store['bulkWrite']>[1] = { kind: 'local' },
+): Promise<void> {
   const conflicts = await store.bulkWrite(
     docs.map((d) => ({ document: d, expected: null })),
     origin,
@@ -24,7 +29,10 @@ export async function insert(store: Store, docs: DocState[], origin: Parameters<
   expect(conflicts).toEqual([]);
 }
 
-async function feed(store: Store, limit = 1_000): Promise<{ checkpoint: Checkpoint | null; ids: string[]; docs: DocState[] }> {
+async function feed(
+  store: Store,
+  limit = 1_000,
+): Promise<{ checkpoint: Checkpoint | null; ids: string[]; docs: DocState[] }> {
   const page = await store.changesSince(null, limit);
   return { checkpoint: page.checkpoint, ids: page.documents.map((d) => d.id as string), docs: page.documents };
 }
@@ -83,7 +91,11 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
     });
 
     it('returns exactly `limit` documents while more remain, and resumes from each checkpoint', async () => {
-      for (let b = 0; b < 5; b++) await insert(store, Array.from({ length: 5 }, (_, i) => doc(`d${(i * 7 + b * 3) % 25}-${b}`)));
+      for (let b = 0; b < 5; b++)
+        await insert(
+          store,
+          Array.from({ length: 5 }, (_, i) => doc(`d${(i * 7 + b * 3) % 25}-${b}`)),
+        );
       const sizes: number[] = [];
       const ids: string[] = [];
       let cp: Checkpoint | null = null;
@@ -123,15 +135,24 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
 
     it('keeps deleted documents as tombstones with their last body, in the feed and in get()', async () => {
       await insert(store, [doc('a', { title: 'x' }), doc('b')]);
-      const conflicts = await store.bulkWrite([{ document: doc('a', { title: 'x' }, true), expected: doc('a', { title: 'x' }) }], { kind: 'local' });
+      const conflicts = await store.bulkWrite(
+        [{ document: doc('a', { title: 'x' }, true), expected: doc('a', { title: 'x' }) }],
+        { kind: 'local' },
+      );
       expect(conflicts).toEqual([]);
       expect((await store.get(['a'])).get('a')).toEqual(doc('a', { title: 'x' }, true));
       expect((await store.all()).map((d) => d.id)).toEqual(['b']);
       const f = await feed(store);
       expect(f.docs[f.docs.length - 1]).toEqual(doc('a', { title: 'x' }, true));
       // Re-creating a deleted id is an update of its tombstone.
-      expect(await store.bulkWrite([{ document: doc('a', { title: 'y' }), expected: null }], { kind: 'local' })).toEqual([doc('a', { title: 'x' }, true)]);
-      expect(await store.bulkWrite([{ document: doc('a', { title: 'y' }), expected: doc('a', { title: 'x' }, true) }], { kind: 'local' })).toEqual([]);
+      expect(
+        await store.bulkWrite([{ document: doc('a', { title: 'y' }), expected: null }], { kind: 'local' }),
+      ).toEqual([doc('a', { title: 'x' }, true)]);
+      expect(
+        await store.bulkWrite([{ document: doc('a', { title: 'y' }), expected: doc('a', { title: 'x' }, true) }], {
+          kind: 'local',
+        }),
+      ).toEqual([]);
       expect((await store.all()).map((d) => d.id)).toEqual(['a', 'b']);
     });
 
@@ -173,16 +194,36 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       const events: StoreChange[] = [];
       subs.push(store.changes$.subscribe((e) => events.push(e)));
       const same = { nested: { x: [1, 2] }, v: 1, id: 'a', _deleted: false } as DocState;
-      expect(await store.bulkWrite([{ document: same, expected: doc('a', { v: 1, nested: { x: [1, 2] } }) }], { kind: 'local' })).toEqual([]);
+      expect(
+        await store.bulkWrite([{ document: same, expected: doc('a', { v: 1, nested: { x: [1, 2] } }) }], {
+          kind: 'local',
+        }),
+      ).toEqual([]);
       expect((await store.changesSince(checkpoint, 10)).documents).toEqual([]);
       expect(events).toEqual([]);
     });
 
     it('is atomic per batch: one bad row and nothing is written', async () => {
-      await expect(store.bulkWrite([{ document: doc('a'), expected: null }, { document: { v: 1, _deleted: false } as DocState, expected: null }], { kind: 'local' })).rejects.toMatchObject({
+      await expect(
+        store.bulkWrite(
+          [
+            { document: doc('a'), expected: null },
+            { document: { v: 1, _deleted: false } as DocState, expected: null },
+          ],
+          { kind: 'local' },
+        ),
+      ).rejects.toMatchObject({
         code: 'E_BAD_KEY',
       });
-      await expect(store.bulkWrite([{ document: doc('b'), expected: null }, { document: 'nope' as unknown as DocState, expected: null }], { kind: 'local' })).rejects.toBeInstanceOf(P2PSyncError);
+      await expect(
+        store.bulkWrite(
+          [
+            { document: doc('b'), expected: null },
+            { document: 'nope' as unknown as DocState, expected: null },
+          ],
+          { kind: 'local' },
+        ),
+      ).rejects.toBeInstanceOf(P2PSyncError);
       expect(await store.get(['a', 'b'])).toEqual(new Map());
       expect((await store.changesSince(null, 10)).documents).toEqual([]);
       await insert(store, [doc('c')]); // still usable
@@ -212,21 +253,39 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       expect(await store.getPeerState('k')).toBeUndefined();
       await store.setPeerState('k', { down: { id: 'm', lwt: 5 } });
       expect(await store.getPeerState('k')).toEqual({ down: { id: 'm', lwt: 5 }, up: null, assumed: new Map() });
-      await store.setPeerState('k', { up: { id: 'a', lwt: 1 }, assumed: [['a', doc('a')], ['b', doc('b', { v: 1 })]] });
+      await store.setPeerState('k', {
+        up: { id: 'a', lwt: 1 },
+        assumed: [
+          ['a', doc('a')],
+          ['b', doc('b', { v: 1 })],
+        ],
+      });
       await store.setPeerState('k', { assumed: [['a', null]] });
       const s = await store.getPeerState('k');
-      expect(s).toEqual({ down: { id: 'm', lwt: 5 }, up: { id: 'a', lwt: 1 }, assumed: new Map([['b', doc('b', { v: 1 })]]) });
+      expect(s).toEqual({
+        down: { id: 'm', lwt: 5 },
+        up: { id: 'a', lwt: 1 },
+        assumed: new Map([['b', doc('b', { v: 1 })]]),
+      });
       s!.assumed.clear(); // a copy
       expect((await store.getPeerState('k'))!.assumed.size).toBe(1);
     });
 
     it('takes assumed states as ids plus a map to read them from, at the time of the call', async () => {
-      const states = new Map([['a', doc('a', { v: 1 })], ['c', doc('c')]]);
+      const states = new Map([
+        ['a', doc('a', { v: 1 })],
+        ['c', doc('c')],
+      ]);
       await store.setPeerState('k', { assumed: [['b', doc('b')]] });
       // 'a' twice (ids may repeat), 'b' missing from the map: removed.
       await store.setPeerState('k', { assumed: { ids: ['a', 'b', 'c', 'a'], states } });
       states.set('a', doc('a', { v: 2 })); // later changes are not seen
-      expect((await store.getPeerState('k'))!.assumed).toEqual(new Map([['a', doc('a', { v: 1 })], ['c', doc('c')]]));
+      expect((await store.getPeerState('k'))!.assumed).toEqual(
+        new Map([
+          ['a', doc('a', { v: 1 })],
+          ['c', doc('c')],
+        ]),
+      );
     });
 
     it('completes changes$ on close; close is idempotent; writes after close fail', async () => {
@@ -235,7 +294,9 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       await Promise.all([store.close(), store.close()]);
       await store.close();
       expect(completed).toBe(true);
-      await expect(store.bulkWrite([{ document: doc('a'), expected: null }], { kind: 'local' })).rejects.toThrow(/closed/);
+      await expect(store.bulkWrite([{ document: doc('a'), expected: null }], { kind: 'local' })).rejects.toThrow(
+        /closed/,
+      );
     });
 
     describe('persistence', () => {
@@ -243,7 +304,9 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       it('keeps documents, lwts, tombstones and the storage token across a reopen', async (ctx) => {
         if (!h.persistent) ctx.skip();
         await insert(store, [doc('a', { v: 1 }), doc('b', { v: 1 }), doc('c')]);
-        await store.bulkWrite([{ document: doc('b', { v: 1 }, true), expected: doc('b', { v: 1 }) }], { kind: 'local' });
+        await store.bulkWrite([{ document: doc('b', { v: 1 }, true), expected: doc('b', { v: 1 }) }], {
+          kind: 'local',
+        });
         await store.bulkWrite([{ document: doc('a', { v: 2 }), expected: doc('a', { v: 1 }) }], { kind: 'local' });
         const token = store.storageToken;
         const feedBefore = await store.changesSince(null, 100);
@@ -274,14 +337,20 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         await store.flush();
         // The documents move on after the assumed states were saved; the assumed states must not follow them.
         await store.bulkWrite([{ document: doc('a', { v: 2 }), expected: doc('a', { v: 1 }) }], { kind: 'local' });
-        await store.bulkWrite([{ document: doc('c', { v: 1 }, true), expected: doc('c', { v: 1 }) }], { kind: 'local' });
+        await store.bulkWrite([{ document: doc('c', { v: 1 }, true), expected: doc('c', { v: 1 }) }], {
+          kind: 'local',
+        });
         await store.setPeerState('q', { down: null, assumed: [['b', doc('b', { v: 1 })]] });
         const expected = await store.getPeerState('p');
         await store.close();
         store = await h.open();
         expect(await store.getPeerState('p')).toEqual(expected);
         expect((await store.getPeerState('p'))!.assumed.get('a')).toEqual(doc('a', { v: 1 }));
-        expect(await store.getPeerState('q')).toEqual({ down: null, up: null, assumed: new Map([['b', doc('b', { v: 1 })]]) });
+        expect(await store.getPeerState('q')).toEqual({
+          down: null,
+          up: null,
+          assumed: new Map([['b', doc('b', { v: 1 })]]),
+        });
       });
 
       it('persists assumed states changed in place in the live peer state once their ids are reported', async (ctx) => {
@@ -291,10 +360,16 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         expect(store.livePeerState('p')).toBe(live);
         live.assumed.set('a', doc('a', { v: 1 }));
         live.assumed.set('b', doc('b', { v: 0 }));
-        await store.setPeerState('p', { down: { id: 'b', lwt: 2 }, assumed: { ids: ['a', 'b'], states: live.assumed } });
+        await store.setPeerState('p', {
+          down: { id: 'b', lwt: 2 },
+          assumed: { ids: ['a', 'b'], states: live.assumed },
+        });
         live.assumed.set('b', doc('b', { v: 1 }));
         await store.setPeerState('p', { assumed: { ids: ['b'], states: live.assumed } });
-        const expected = new Map([['a', doc('a', { v: 1 })], ['b', doc('b', { v: 1 })]]);
+        const expected = new Map([
+          ['a', doc('a', { v: 1 })],
+          ['b', doc('b', { v: 1 })],
+        ]);
         expect((await store.getPeerState('p'))!.assumed).toEqual(expected);
         if (!h.persistent) return;
         await store.close();

@@ -69,12 +69,13 @@ describe('crash safety: SIGKILL a writer at random moments', () => {
         token ??= store.storageToken;
         expect(store.storageToken).toBe(token);
         for (const e of events) {
-          if (e.event === 'outside-edit') expect(e.created + e.updated + e.deleted).toBeLessThanOrEqual(MAX_UNACKED_CHANGES);
+          if (e.event === 'outside-edit')
+            expect(e.created + e.updated + e.deleted).toBeLessThanOrEqual(MAX_UNACKED_CHANGES);
         }
         const all = await store.all();
-        expect(all.map(({ _deleted, ...rest }) => rest).sort((a, b) => (a.id as string).localeCompare(b.id as string))).toEqual(
-          [...inFile].sort((a, b) => (a.id as string).localeCompare(b.id as string)),
-        );
+        expect(
+          all.map(({ _deleted, ...rest }) => rest).sort((a, b) => (a.id as string).localeCompare(b.id as string)),
+        ).toEqual([...inFile].sort((a, b) => (a.id as string).localeCompare(b.id as string)));
         // Every acknowledged write is there: live, or a tombstone when an acknowledged step deleted it.
         const ids = Array.from({ length: lastAck + 1 }, (_, s) => `d-${s}`);
         const got = await store.get([...ids, 'counter']);
@@ -82,13 +83,15 @@ describe('crash safety: SIGKILL a writer at random moments', () => {
           const d = got.get(`d-${s}`);
           expect(d, `d-${s} (acknowledged up to ${lastAck})`).toMatchObject({ id: `d-${s}`, n: s });
           const deleter = s + 5;
-          if (deleter % 3 === 0 && deleter <= lastAck) expect(d!._deleted, `d-${s} was deleted by step ${deleter}`).toBe(true);
+          if (deleter % 3 === 0 && deleter <= lastAck)
+            expect(d!._deleted, `d-${s} was deleted by step ${deleter}`).toBe(true);
           else if (deleter % 3 !== 0) expect(d!._deleted, `d-${s} was never deleted`).toBe(false);
         }
         if (lastAck >= 0) expect((got.get('counter') as DocState).n).toBeGreaterThanOrEqual(lastAck);
         // Peer state saved with acknowledged batches survives too.
         const peer = await store.getPeerState('peer');
-        for (let s = 0; s <= lastAck; s++) expect(peer?.assumed.get(`d-${s}`), `assumed d-${s}`).toMatchObject({ id: `d-${s}`, n: s });
+        for (let s = 0; s <= lastAck; s++)
+          expect(peer?.assumed.get(`d-${s}`), `assumed d-${s}`).toMatchObject({ id: `d-${s}`, n: s });
         if (lastAck >= 0) expect((peer?.up?.lwt ?? -1) >= lastAck).toBe(true);
         await store.close();
       }

@@ -32,13 +32,23 @@ describe('file stores: files on disk', () => {
 
   it('writes user fields only, lowdb-style, keeps the file order and drops deleted documents', async () => {
     const path = fx.file('a.json');
-    await writeFile(path, JSON.stringify([{ id: 'z', n: 1 }, { id: 'a', n: 2 }]));
+    await writeFile(
+      path,
+      JSON.stringify([
+        { id: 'z', n: 1 },
+        { id: 'a', n: 2 },
+      ]),
+    );
     const s = await fx.open({ path, watch: false });
     expect(await s.get(['a'])).toEqual(new Map([['a', doc('a', { n: 2 })]]));
     await insert(s, [doc('m', { deep: { list: [1, { x: null }] } })]);
     await s.bulkWrite([{ document: doc('z', { n: 5 }), expected: doc('z', { n: 1 }) }], { kind: 'local' });
     await s.flush();
-    const expected = [{ id: 'z', n: 5 }, { id: 'a', n: 2 }, { id: 'm', deep: { list: [1, { x: null }] } }];
+    const expected = [
+      { id: 'z', n: 5 },
+      { id: 'a', n: 2 },
+      { id: 'm', deep: { list: [1, { x: null }] } },
+    ];
     expect(await readFile(path, 'utf8')).toBe(JSON.stringify(expected, null, 2) + '\n');
     await s.bulkWrite([{ document: doc('a', { n: 2 }, true), expected: doc('a', { n: 2 }) }], { kind: 'local' });
     await s.close();
@@ -71,7 +81,11 @@ describe('file stores: files on disk', () => {
     await insert(posts, [doc('p3')]);
     await posts.close();
     await users.close();
-    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ posts: [{ id: 'p1' }, { id: 'p2' }, { id: 'p3' }], users: [{ id: 'u1' }, { id: 'u2' }], other: true });
+    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({
+      posts: [{ id: 'p1' }, { id: 'p2' }, { id: 'p3' }],
+      users: [{ id: 'u1' }, { id: 'u2' }],
+      other: true,
+    });
   });
 
   it('keeps NDJSON one document per line and ignores blank lines', async () => {
@@ -161,7 +175,11 @@ describe('file stores: files on disk', () => {
   it('coalesces a burst of 10,000 writes into a handful of file rewrites', async () => {
     const path = fx.file('a.ndjson');
     const s = await fx.open({ path, watch: false });
-    for (let i = 0; i < 10_000; i++) await s.bulkWrite([{ document: doc(`d${i}`, { n: i }), expected: null }], { kind: 'peer', peerToken: 'pppppppppp' });
+    for (let i = 0; i < 10_000; i++)
+      await s.bulkWrite([{ document: doc(`d${i}`, { n: i }), expected: null }], {
+        kind: 'peer',
+        peerToken: 'pppppppppp',
+      });
     await s.flush();
     // One rewrite per write would be 10,000; the flush timer makes it a few (bounded loosely: no timing assumption).
     expect(s.stats.fileWrites).toBeLessThan(200);
@@ -182,7 +200,9 @@ describe('file stores: files on disk', () => {
     expect(size2 - size1).toBeLessThan(2_000 * 20); // markers, not 2,000 bodies of 100+ bytes
     for (let round = 0; round < 20; round++) {
       await s.bulkWrite(
-        docs.slice(0, 200).map((d) => ({ document: { ...d, round }, expected: round === 0 ? d : { ...d, round: round - 1 } })),
+        docs
+          .slice(0, 200)
+          .map((d) => ({ document: { ...d, round }, expected: round === 0 ? d : { ...d, round: round - 1 } })),
         { kind: 'local' },
       );
       await s.flush();
@@ -220,13 +240,22 @@ describe('file stores: files on disk', () => {
   it('lets only one process own a store, and takes over the lock of a dead one', async () => {
     const path = fx.file('a.json');
     const s = await fx.open({ path, watch: false });
-    await expect(fx.open({ path, watch: false })).rejects.toMatchObject({ code: 'E_LOCKED', details: { pid: process.pid, owner: true } });
+    await expect(fx.open({ path, watch: false })).rejects.toMatchObject({
+      code: 'E_LOCKED',
+      details: { pid: process.pid, owner: true },
+    });
     await s.close();
     const again = await fx.open({ path, watch: false });
     await again.close();
     // A lock left behind by a process that no longer exists is stale.
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-    const lock = { pid: Number(dead.stdout), host: (await import('node:os')).hostname(), purpose: 'owner', time: Date.now(), token: 'x' };
+    const lock = {
+      pid: Number(dead.stdout),
+      host: (await import('node:os')).hostname(),
+      purpose: 'owner',
+      time: Date.now(),
+      token: 'x',
+    };
     await writeFile(path + '.p2psync.owner', JSON.stringify(lock));
     await writeFile(path + '.p2psync.lock', JSON.stringify({ ...lock, purpose: 'write' }));
     const taken = await fx.open({ path, watch: false });

@@ -12,7 +12,10 @@ export async function tempDir(): Promise<string> {
 }
 
 /** A contract harness over one file in a fresh temp dir; every open() reopens the same file. */
-export async function fileHarness(fileName: string, options: Partial<FileStoreOptions> = {}): Promise<StoreHarness & { path: string }> {
+export async function fileHarness(
+  fileName: string,
+  options: Partial<FileStoreOptions> = {},
+): Promise<StoreHarness & { path: string }> {
   const dir = await tempDir();
   const path = join(dir, fileName);
   const opened: Store[] = [];
@@ -70,7 +73,10 @@ export class EventLog {
     const seen = this.events.slice(from).find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching event within ${timeoutMs} ms; got ${JSON.stringify(this.events)}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no matching event within ${timeoutMs} ms; got ${JSON.stringify(this.events)}`)),
+        timeoutMs,
+      );
       this.waiters.push({
         pred,
         resolve: (e) => {

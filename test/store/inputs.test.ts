@@ -34,8 +34,16 @@ describe('store inputs', () => {
       it(`refuses ${file} with E_PARSE naming the byte offset and line, and never rewrites it`, async () => {
         const path = fx.file(file);
         const lines = ['{"id":"a","t":"caf\u00e9"}', '{"id":"b","t":"x\u0000y"}'];
-        const head = Buffer.from(file.endsWith('.json') ? `[\n${lines[0]},\n${lines[1]!.slice(0, 15)}` : `${lines[0]}\n${lines[1]!.slice(0, 15)}`);
-        const bytes = Buffer.concat([head, Buffer.from([0xe9]), Buffer.from(file.endsWith('.json') ? '"}\n]\n' : '"}\n')]);
+        const head = Buffer.from(
+          file.endsWith('.json')
+            ? `[\n${lines[0]},\n${lines[1]!.slice(0, 15)}`
+            : `${lines[0]}\n${lines[1]!.slice(0, 15)}`,
+        );
+        const bytes = Buffer.concat([
+          head,
+          Buffer.from([0xe9]),
+          Buffer.from(file.endsWith('.json') ? '"}\n]\n' : '"}\n'),
+        ]);
         await writeFile(path, bytes);
         const line = file.endsWith('.json') ? 3 : 2;
         await expect(openStore({ path, watch: false })).rejects.toMatchObject({
@@ -54,7 +62,11 @@ describe('store inputs', () => {
       const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e as never) });
       await s.bulkWrite([{ document: { id: 'a', _deleted: false }, expected: null }], { kind: 'local' });
       await s.flush();
-      const bytes = Buffer.concat([Buffer.from('{"id":"a"}\n{"id":"b","t":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n')]);
+      const bytes = Buffer.concat([
+        Buffer.from('{"id":"a"}\n{"id":"b","t":"'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}\n'),
+      ]);
       await writeFile(path, bytes);
       // The next save looks at the file first (never writing over an edit it has not seen) and finds it broken.
       await s.bulkWrite([{ document: { id: 'c', _deleted: false }, expected: null }], { kind: 'local' });
@@ -100,7 +112,10 @@ describe('store inputs', () => {
     it('with a missing file behind a relative link: refused (E_BAD_OPTION), nothing created', async () => {
       const link = fx.file('notes.json');
       await symlink('gone.json', link);
-      await expect(openStore({ path: link, watch: false })).rejects.toMatchObject({ code: 'E_BAD_OPTION', message: /symlink to a file that does not exist/ });
+      await expect(openStore({ path: link, watch: false })).rejects.toMatchObject({
+        code: 'E_BAD_OPTION',
+        message: /symlink to a file that does not exist/,
+      });
       expect(existsSync(fx.file('gone.json'))).toBe(false);
       expect(existsSync(link + '.p2psync')).toBe(false);
     });
@@ -159,10 +174,19 @@ describe('store inputs', () => {
       await writeFile(path, '[]\n');
       const arg = await runCli(['put', '--store', path, '--json', '{"id":"a"}', '{"id":"b","_meta":{"x":1}}']);
       expect(arg.code).toBe(2);
-      expect(JSON.parse(arg.stdout.trim())).toMatchObject({ event: 'error', code: 'E_RESERVED_FIELD', details: { file: 'argument 2', id: 'b', field: '_meta' } });
-      const stdin = await runCli(['put', '--store', path, '--json'], { input: '{"id":"a"}\n{"id":"c","_deleted":false}\n' });
+      expect(JSON.parse(arg.stdout.trim())).toMatchObject({
+        event: 'error',
+        code: 'E_RESERVED_FIELD',
+        details: { file: 'argument 2', id: 'b', field: '_meta' },
+      });
+      const stdin = await runCli(['put', '--store', path, '--json'], {
+        input: '{"id":"a"}\n{"id":"c","_deleted":false}\n',
+      });
       expect(stdin.code).toBe(2);
-      expect(JSON.parse(stdin.stdout.trim())).toMatchObject({ code: 'E_RESERVED_FIELD', details: { file: '<stdin>', line: 2, id: 'c', field: '_deleted' } });
+      expect(JSON.parse(stdin.stdout.trim())).toMatchObject({
+        code: 'E_RESERVED_FIELD',
+        details: { file: '<stdin>', line: 2, id: 'c', field: '_deleted' },
+      });
       expect(await readFile(path, 'utf8')).toBe('[]\n');
     });
 
@@ -172,8 +196,21 @@ describe('store inputs', () => {
         const s = await fx.open({ path, watch: false });
         const origin = { kind: 'peer', peerToken: 'peer1' } as const;
         const wire = (id: string, deleted: boolean): DocState =>
-          ({ id, t: 1, _rev: '1-abc', _meta: { lwt: 1700000000000 }, _attachments: {}, _deleted: deleted }) as unknown as DocState;
-        await s.bulkWrite([{ document: wire('a', false), expected: null }, { document: wire('b', false), expected: null }], origin);
+          ({
+            id,
+            t: 1,
+            _rev: '1-abc',
+            _meta: { lwt: 1700000000000 },
+            _attachments: {},
+            _deleted: deleted,
+          }) as unknown as DocState;
+        await s.bulkWrite(
+          [
+            { document: wire('a', false), expected: null },
+            { document: wire('b', false), expected: null },
+          ],
+          origin,
+        );
         await s.bulkWrite([{ document: wire('b', true), expected: (await s.get(['b'])).get('b')! }], origin);
         await s.close();
         const text = await readFile(path, 'utf8');
@@ -189,7 +226,10 @@ describe('store inputs', () => {
     it('loses its incomplete last record with a warning saying what was dropped; the documents stay', async () => {
       const path = fx.file('a.ndjson');
       let s = await fx.open({ path, watch: false });
-      await s.bulkWrite(Array.from({ length: 50 }, (_, i) => ({ document: { id: `d${i}`, n: i, _deleted: false }, expected: null })), { kind: 'local' });
+      await s.bulkWrite(
+        Array.from({ length: 50 }, (_, i) => ({ document: { id: `d${i}`, n: i, _deleted: false }, expected: null })),
+        { kind: 'local' },
+      );
       await s.bulkWrite([{ document: { id: 'late', _deleted: false }, expected: null }], { kind: 'local' });
       await s.close();
       const sidecar = await readFile(path + '.p2psync');
@@ -204,10 +244,17 @@ describe('store inputs', () => {
           event: 'warning',
           code: 'W_SIDECAR_TORN',
           message: expect.stringMatching(/dropped an incomplete last record \(\d+ bytes\)/),
-          details: { file: path + '.p2psync', line: lastLine.length, bytes: Buffer.byteLength(lastLine.at(-1)!), records: 1 },
+          details: {
+            file: path + '.p2psync',
+            line: lastLine.length,
+            bytes: Buffer.byteLength(lastLine.at(-1)!),
+            records: 1,
+          },
         },
       ]);
-      expect((await s.all()).map((d) => d.id).sort()).toEqual([...Array.from({ length: 50 }, (_, i) => `d${i}`), 'late'].sort());
+      expect((await s.all()).map((d) => d.id).sort()).toEqual(
+        [...Array.from({ length: 50 }, (_, i) => `d${i}`), 'late'].sort(),
+      );
       await s.close();
       // Repaired by that open: the next one is quiet.
       events.length = 0;
@@ -227,9 +274,15 @@ describe('store inputs', () => {
       const middle = [...lines];
       middle[1] = middle[1]!.slice(0, middle[1]!.length >> 1);
       await writeFile(path + '.p2psync', middle.join('\n'));
-      await expect(openStore({ path, watch: false })).rejects.toMatchObject({ code: 'E_SIDECAR', details: { line: 2 } });
+      await expect(openStore({ path, watch: false })).rejects.toMatchObject({
+        code: 'E_SIDECAR',
+        details: { line: 2 },
+      });
       await writeFile(path + '.p2psync', lines[0]!.slice(0, 20));
-      await expect(openStore({ path, watch: false })).rejects.toMatchObject({ code: 'E_SIDECAR', details: { line: 1 } });
+      await expect(openStore({ path, watch: false })).rejects.toMatchObject({
+        code: 'E_SIDECAR',
+        details: { line: 1 },
+      });
     });
   });
 
@@ -241,7 +294,12 @@ describe('store inputs', () => {
       const events: Array<Record<string, unknown>> = [];
       const s = await fx.open({ path, collection: 'posts', watch: false, onEvent: (e) => events.push(e as never) });
       expect(events).toEqual([
-        { event: 'warning', code: 'W_NEW_COLLECTION', message: expect.stringMatching(/no "posts" member/), details: { file: path, collection: 'posts' } },
+        {
+          event: 'warning',
+          code: 'W_NEW_COLLECTION',
+          message: expect.stringMatching(/no "posts" member/),
+          details: { file: path, collection: 'posts' },
+        },
       ]);
       expect(await readFile(path, 'utf8')).toBe(original);
       await s.bulkWrite([{ document: { id: 'p1', _deleted: false }, expected: null }], { kind: 'local' });
@@ -250,7 +308,12 @@ describe('store inputs', () => {
       // Once it exists, nothing more is said; nor for a file p2psync creates itself.
       events.length = 0;
       await fx.open({ path, collection: 'posts', watch: false, onEvent: (e) => events.push(e as never) });
-      await fx.open({ path: fx.file('new.json'), collection: 'posts', watch: false, onEvent: (e) => events.push(e as never) });
+      await fx.open({
+        path: fx.file('new.json'),
+        collection: 'posts',
+        watch: false,
+        onEvent: (e) => events.push(e as never),
+      });
       expect(events).toEqual([]);
     });
   });

@@ -28,13 +28,19 @@ describe('store ownership waits for short holders', () => {
   it('gives up after lockTimeoutMs with E_LOCKED while a command keeps the store', async () => {
     const path = fx.file('t.ndjson');
     await fx.open({ path, watch: false });
-    await expect(fx.open({ path, watch: false, lockTimeoutMs: 50 })).rejects.toMatchObject({ code: 'E_LOCKED', details: { owner: true } });
+    await expect(fx.open({ path, watch: false, lockTimeoutMs: 50 })).rejects.toMatchObject({
+      code: 'E_LOCKED',
+      details: { owner: true },
+    });
   });
 
   it('does not wait for a long-lived owner: a second join fails at once, a command edits the file instead', async () => {
     const path = fx.file('j.ndjson');
     await fx.open({ path, watch: true });
     // A wait would outlast the test's own timeout.
-    await expect(fx.open({ path, watch: true, lockTimeoutMs: 600_000 })).rejects.toMatchObject({ code: 'E_LOCKED', details: { owner: true } });
+    await expect(fx.open({ path, watch: true, lockTimeoutMs: 600_000 })).rejects.toMatchObject({
+      code: 'E_LOCKED',
+      details: { owner: true },
+    });
   });
 });

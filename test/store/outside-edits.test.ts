@@ -30,10 +30,22 @@ describe('outside edits while a store is open', () => {
   }
 
   it('ingests a rewrite by temp file + rename (jq > tmp && mv tmp file) as creates, updates and deletes', async () => {
-    const { path, store, changes } = await live('a.json', JSON.stringify([{ id: 'a', v: 1 }, { id: 'b', v: 1 }]));
+    const { path, store, changes } = await live(
+      'a.json',
+      JSON.stringify([
+        { id: 'a', v: 1 },
+        { id: 'b', v: 1 },
+      ]),
+    );
     await writeFile(path + '.tmp', JSON.stringify([{ id: 'a', v: 2 }, { id: 'c' }]));
     await rename(path + '.tmp', path);
-    expect(await log.waitFor(isEdit)).toEqual({ event: 'outside-edit', store: path, created: 1, updated: 1, deleted: 1 });
+    expect(await log.waitFor(isEdit)).toEqual({
+      event: 'outside-edit',
+      store: path,
+      created: 1,
+      updated: 1,
+      deleted: 1,
+    });
     expect(changes).toHaveLength(1);
     expect(changes[0]!.origin).toEqual({ kind: 'outside' });
     expect(changes[0]!.documents).toEqual([doc('a', { v: 2 }), doc('b', { v: 1 }, true), doc('c')]);
@@ -73,7 +85,10 @@ describe('outside edits while a store is open', () => {
   it('reports an appended line that repeats a key, with the line of the first one', async () => {
     const { path, store } = await live('a.ndjson', '{"id":"a"}\n{"id":"b"}\n');
     await appendFile(path, '{"id":"a","again":true}\n');
-    expect(await log.waitFor((e) => e.event === 'error')).toMatchObject({ code: 'E_DUPLICATE_KEY', details: { line: 3, firstLine: 1 } });
+    expect(await log.waitFor((e) => e.event === 'error')).toMatchObject({
+      code: 'E_DUPLICATE_KEY',
+      details: { line: 3, firstLine: 1 },
+    });
     expect(await store.all()).toEqual([doc('a'), doc('b')]);
   });
 
@@ -135,14 +150,20 @@ describe('outside edits while a store is open', () => {
     await insert(store, [doc('ours')]);
     await store.flush();
     expect(JSON.parse(await readFile(path, 'utf8'))).toEqual([{ id: 'a' }, { id: 'theirs' }, { id: 'ours' }]);
-    expect(log.events.filter(isEdit)).toEqual([{ event: 'outside-edit', store: path, created: 1, updated: 0, deleted: 0 }]);
+    expect(log.events.filter(isEdit)).toEqual([
+      { event: 'outside-edit', store: path, created: 1, updated: 0, deleted: 0 },
+    ]);
   });
 
   it('reports a broken file once, writes nothing over it, keeps taking writes, and flushes them once it is repaired', async () => {
     const { path, store, changes } = await live('a.json', '[{"id":"a"}]', { pollIntervalMs: 30 });
     const broken = '[{"id":"a"},\n {"id": }]';
     await writeFile(path, broken);
-    expect(await log.waitFor((e) => e.event === 'error')).toMatchObject({ event: 'error', code: 'E_PARSE', details: { file: path, line: 2, column: 9 } });
+    expect(await log.waitFor((e) => e.event === 'error')).toMatchObject({
+      event: 'error',
+      code: 'E_PARSE',
+      details: { file: path, line: 2, column: 9 },
+    });
     // Writes still commit to the index and the change stream; only the file waits.
     await insert(store, [doc('pending')]);
     expect(changes.at(-1)!.documents).toEqual([doc('pending')]);
@@ -168,8 +189,13 @@ describe('outside edits while a store is open', () => {
   });
 
   it('shares a file with a lowdb app in both directions', async () => {
-    const { path, store } = await live('db.json', JSON.stringify({ posts: [{ id: 'p1' }], meta: { n: 1 } }), { collection: 'posts' });
-    const db = new Low(new JSONFile<{ posts: Array<{ id: string; by?: string }>; meta: { n: number } }>(path), { posts: [], meta: { n: 0 } });
+    const { path, store } = await live('db.json', JSON.stringify({ posts: [{ id: 'p1' }], meta: { n: 1 } }), {
+      collection: 'posts',
+    });
+    const db = new Low(new JSONFile<{ posts: Array<{ id: string; by?: string }>; meta: { n: number } }>(path), {
+      posts: [],
+      meta: { n: 0 },
+    });
     await db.read();
     db.data.posts.push({ id: 'p2', by: 'app' });
     db.data.meta.n = 2;

@@ -20,14 +20,23 @@ function prng(seed: number): () => number {
 
 const fileDocs = async (path: string, format: 'json' | 'ndjson'): Promise<unknown[]> => {
   const text = await readFile(path, 'utf8');
-  return format === 'json' ? (JSON.parse(text) as unknown[]) : text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
+  return format === 'json'
+    ? (JSON.parse(text) as unknown[])
+    : text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as unknown);
 };
 
 /** The file version the sidecar recorded last has the hash of the file on disk (an incremental hash went right). */
 async function expectRecordedHash(path: string): Promise<void> {
   const lines = (await readFile(path + '.p2psync', 'utf8')).split('\n').filter(Boolean);
   const versions = lines.map((l) => (JSON.parse(l) as { f?: { hash: string } }).f).filter((f) => f !== undefined);
-  expect(versions.at(-1)?.hash).toBe(createHash('sha1').update(await readFile(path)).digest('hex'));
+  expect(versions.at(-1)?.hash).toBe(
+    createHash('sha1')
+      .update(await readFile(path))
+      .digest('hex'),
+  );
 }
 
 describe('file stores: writes that overlap, incremental rewrites and peer-state records', () => {
@@ -87,7 +96,9 @@ describe('file stores: writes that overlap, incremental rewrites and peer-state 
           const id = `d${Math.floor(random() * 120)}`;
           const current = (await s.get([id])).get(id) ?? null;
           const deleted = current !== null && !current._deleted && random() < 0.2;
-          const next = deleted ? { ...current, _deleted: true } : doc(id, { round, i, text: 'é'.repeat(Math.floor(random() * 5)) });
+          const next = deleted
+            ? { ...current, _deleted: true }
+            : doc(id, { round, i, text: 'é'.repeat(Math.floor(random() * 5)) });
           expect(await s.bulkWrite([{ document: next, expected: current }], { kind: 'local' })).toEqual([]);
           if (deleted) live.delete(id);
           else live.set(id, next);
@@ -98,7 +109,8 @@ describe('file stores: writes that overlap, incremental rewrites and peer-state 
         // Same order as the store keeps it, and the exact text a full rewrite produces.
         const inFile = docs.map((d) => (d as { id: string }).id);
         expect(new Set(inFile)).toEqual(new Set(live.keys()));
-        const full = format === 'json' ? JSON.stringify(docs, null, 2) + '\n' : docs.map((d) => JSON.stringify(d) + '\n').join('');
+        const full =
+          format === 'json' ? JSON.stringify(docs, null, 2) + '\n' : docs.map((d) => JSON.stringify(d) + '\n').join('');
         expect(text).toBe(full);
         await expectRecordedHash(path);
       }
@@ -120,13 +132,21 @@ describe('file stores: writes that overlap, incremental rewrites and peer-state 
       // Another program changes one appended document and deletes another.
       const docs = (await fileDocs(path, format)) as Array<Record<string, unknown>>;
       const edited = docs.filter((d) => d.id !== 'r1-3').map((d) => (d.id === 'r2-5' ? { ...d, edited: true } : d));
-      await writeFile(path, format === 'json' ? JSON.stringify(edited) : edited.map((d) => JSON.stringify(d) + '\n').join(''));
+      await writeFile(
+        path,
+        format === 'json' ? JSON.stringify(edited) : edited.map((d) => JSON.stringify(d) + '\n').join(''),
+      );
       await s.bulkWrite([{ document: doc('new'), expected: null }], { kind: 'local' });
       await s.flush();
-      expect(events.filter((e) => e.event === 'outside-edit')).toEqual([expect.objectContaining({ created: 0, updated: 1, deleted: 1 })]);
+      expect(events.filter((e) => e.event === 'outside-edit')).toEqual([
+        expect.objectContaining({ created: 0, updated: 1, deleted: 1 }),
+      ]);
       expect((await s.get(['r2-5', 'r1-3'])).get('r2-5')).toEqual(doc('r2-5', { round: 2, edited: true }));
       expect((await s.get(['r1-3'])).get('r1-3')?._deleted).toBe(true);
-      expect((await fileDocs(path, format)).map((d) => (d as { id: string }).id)).toEqual([...edited.map((d) => d.id), 'new']);
+      expect((await fileDocs(path, format)).map((d) => (d as { id: string }).id)).toEqual([
+        ...edited.map((d) => d.id),
+        'new',
+      ]);
       await expectRecordedHash(path);
     });
   }
@@ -144,7 +164,8 @@ describe('file stores: writes that overlap, incremental rewrites and peer-state 
       const r = random();
       if (r < 0.35) {
         // A document changes (or is deleted): assumed states of it must keep their old value.
-        const next = current && !current._deleted && random() < 0.2 ? { ...current, _deleted: true } : doc(id, { step });
+        const next =
+          current && !current._deleted && random() < 0.2 ? { ...current, _deleted: true } : doc(id, { step });
         const origin: WriteOrigin = random() < 0.5 ? { kind: 'local' } : { kind: 'peer', peerToken: 'pppppppppp' };
         expect(await s.bulkWrite([{ document: next, expected: current }], origin)).toEqual([]);
       } else if (r < 0.7 && current) {
@@ -153,7 +174,10 @@ describe('file stores: writes that overlap, incremental rewrites and peer-state 
         await s.setPeerState(key, { assumed: [[id, current]], down: { step } });
       } else if (r < 0.85) {
         const key = random() < 0.5 ? 'p' : 'q';
-        await s.setPeerState(key, { assumed: [[id, random() < 0.3 ? null : doc(id, { other: step })]], up: { id, lwt: step } });
+        await s.setPeerState(key, {
+          assumed: [[id, random() < 0.3 ? null : doc(id, { other: step })]],
+          up: { id, lwt: step },
+        });
       } else if (r < 0.95) {
         pending.push(s.flush());
       } else {

@@ -22,13 +22,17 @@ describe('file store recovery from the journal', () => {
   });
 
   const lines = (text: string): string[] => text.split('\n').filter(Boolean);
-  const fileIds = async (path: string): Promise<string[]> => lines(await readFile(path, 'utf8')).map((l) => (JSON.parse(l) as DocState).id as string);
+  const fileIds = async (path: string): Promise<string[]> =>
+    lines(await readFile(path, 'utf8')).map((l) => (JSON.parse(l) as DocState).id as string);
 
   /** A store with a, b, c saved in its file, closed; returns the path and the last lwt used. */
   async function saved(): Promise<{ path: string; lwt: number }> {
     const path = fx.file('r.ndjson');
     const s = await fx.open({ path, watch: false });
-    await s.bulkWrite(['a', 'b', 'c'].map((id) => ({ document: doc(id, { v: 1 }), expected: null })), { kind: 'local' });
+    await s.bulkWrite(
+      ['a', 'b', 'c'].map((id) => ({ document: doc(id, { v: 1 }), expected: null })),
+      { kind: 'local' },
+    );
     const lwt = (await s.changesSince(null, 10)).checkpoint!.lwt;
     await s.close();
     return { path, lwt };
@@ -44,9 +48,21 @@ describe('file store recovery from the journal', () => {
     const before = await readFile(path, 'utf8');
     await appendRecords(
       path,
-      JSON.stringify({ t: 'w', s: 90, d: [[lwt + 1, doc('b', { v: 2 })], [lwt + 1, doc('d', { v: 1 })]] }) +
+      JSON.stringify({
+        t: 'w',
+        s: 90,
+        d: [
+          [lwt + 1, doc('b', { v: 2 })],
+          [lwt + 1, doc('d', { v: 1 })],
+        ],
+      }) +
         '\n' +
-        JSON.stringify({ t: 'w', s: 91, d: [[lwt + 2, doc('a', { v: 1 }, true)]], p: [{ k: 'peer', down: { id: 'x', lwt: 5 } }] }) +
+        JSON.stringify({
+          t: 'w',
+          s: 91,
+          d: [[lwt + 2, doc('a', { v: 1 }, true)]],
+          p: [{ k: 'peer', down: { id: 'x', lwt: 5 } }],
+        }) +
         '\n',
     );
     expect(await readFile(path, 'utf8')).toBe(before);
@@ -72,7 +88,18 @@ describe('file store recovery from the journal', () => {
 
   it('ls and get show acknowledged writes only the journal holds, and touch nothing', async () => {
     const { path, lwt } = await saved();
-    await appendRecords(path, JSON.stringify({ t: 'w', s: 4, d: [[lwt + 1, doc('b', { v: 2 })], [lwt + 1, doc('a', {}, true)], [lwt + 1, doc('n')]] }) + '\n');
+    await appendRecords(
+      path,
+      JSON.stringify({
+        t: 'w',
+        s: 4,
+        d: [
+          [lwt + 1, doc('b', { v: 2 })],
+          [lwt + 1, doc('a', {}, true)],
+          [lwt + 1, doc('n')],
+        ],
+      }) + '\n',
+    );
     const file = await readFile(path, 'utf8');
     const journal = await readFile(path + '.p2psync', 'utf8');
     expect(await listDocuments({ path })).toEqual([{ id: 'b', v: 2 }, { id: 'c', v: 1 }, { id: 'n' }]);
@@ -83,13 +110,29 @@ describe('file store recovery from the journal', () => {
 
   it('drops a torn last line with its documents and the checkpoint that depends on them', async () => {
     const { path, lwt } = await saved();
-    const good = JSON.stringify({ t: 'w', s: 50, d: [[lwt + 1, doc('p1')]], p: [{ k: 'peer', down: { id: 'p1', lwt: 1 } }] });
-    const torn = JSON.stringify({ t: 'w', s: 51, d: [[lwt + 2, doc('p2')]], p: [{ k: 'peer', down: { id: 'p2', lwt: 2 } }] });
+    const good = JSON.stringify({
+      t: 'w',
+      s: 50,
+      d: [[lwt + 1, doc('p1')]],
+      p: [{ k: 'peer', down: { id: 'p1', lwt: 1 } }],
+    });
+    const torn = JSON.stringify({
+      t: 'w',
+      s: 51,
+      d: [[lwt + 2, doc('p2')]],
+      p: [{ k: 'peer', down: { id: 'p2', lwt: 2 } }],
+    });
     await appendRecords(path, good + '\n' + torn.slice(0, torn.length - 7));
     const events: SyncEvent[] = [];
     const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
     // Said, and nothing else (no outside edits): issue 11 wants a torn tail reported.
-    expect(events).toEqual([expect.objectContaining({ event: 'warning', code: 'W_SIDECAR_TORN', details: expect.objectContaining({ bytes: torn.length - 7 }) })]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        event: 'warning',
+        code: 'W_SIDECAR_TORN',
+        details: expect.objectContaining({ bytes: torn.length - 7 }),
+      }),
+    ]);
     expect([...(await s.get(['p1', 'p2'])).keys()]).toEqual(['p1']);
     // The checkpoint is never ahead of the documents it covers: p2 is pulled again.
     expect((await s.getPeerState('peer'))?.down).toEqual({ id: 'p1', lwt: 1 });
@@ -108,12 +151,22 @@ describe('file store recovery from the journal', () => {
     // second record (b v3) never reached the file.
     await appendRecords(
       path,
-      JSON.stringify({ t: 'w', s: 7, d: [[lwt + 1, doc('b', { v: 2 })], [lwt + 1, doc('a', { v: 1 }, true)]] }) +
+      JSON.stringify({
+        t: 'w',
+        s: 7,
+        d: [
+          [lwt + 1, doc('b', { v: 2 })],
+          [lwt + 1, doc('a', { v: 1 }, true)],
+        ],
+      }) +
         '\n' +
         JSON.stringify({ t: 'w', s: 8, d: [[lwt + 2, doc('b', { v: 3 })]] }) +
         '\n',
     );
-    await writeFile(path, [doc('b', { v: 2 }), doc('c', { v: 1 })].map(({ _deleted, ...d }) => JSON.stringify(d)).join('\n') + '\n');
+    await writeFile(
+      path,
+      [doc('b', { v: 2 }), doc('c', { v: 1 })].map(({ _deleted, ...d }) => JSON.stringify(d)).join('\n') + '\n',
+    );
     const events: SyncEvent[] = [];
     const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
     expect(events).toEqual([]);
@@ -121,14 +174,25 @@ describe('file store recovery from the journal', () => {
     expect(got.get('a')!._deleted).toBe(true);
     expect(got.get('b')).toEqual(doc('b', { v: 3 }));
     const inFile = lines(await readFile(path, 'utf8')).map((l) => JSON.parse(l) as DocState);
-    expect(inFile).toEqual([{ id: 'b', v: 3 }, { id: 'c', v: 1 }]);
+    expect(inFile).toEqual([
+      { id: 'b', v: 3 },
+      { id: 'c', v: 1 },
+    ]);
   });
 
   it('still ingests a real outside edit made on top of unsaved records', async () => {
     const { path, lwt } = await saved();
     await appendRecords(path, JSON.stringify({ t: 'w', s: 3, d: [[lwt + 1, doc('b', { v: 2 })]] }) + '\n');
     // Somebody edits c and removes a while p2psync is down; b is left as the file had it.
-    await writeFile(path, [{ id: 'b', v: 1 }, { id: 'c', v: 9 }].map((d) => JSON.stringify(d)).join('\n') + '\n');
+    await writeFile(
+      path,
+      [
+        { id: 'b', v: 1 },
+        { id: 'c', v: 9 },
+      ]
+        .map((d) => JSON.stringify(d))
+        .join('\n') + '\n',
+    );
     const events: SyncEvent[] = [];
     const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
     expect(events).toEqual([{ event: 'outside-edit', store: path, created: 0, updated: 1, deleted: 1 }]);

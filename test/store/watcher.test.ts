@@ -14,9 +14,14 @@ describe('FileWatcher', () => {
     await fx.cleanup();
   });
 
-  function watch(path: string, options: Partial<{ fsWatch: boolean; pollIntervalMs: number; debounceMs: number }> = {}): boolean[] {
+  function watch(
+    path: string,
+    options: Partial<{ fsWatch: boolean; pollIntervalMs: number; debounceMs: number }> = {},
+  ): boolean[] {
     const calls: boolean[] = [];
-    watcher = new FileWatcher(path, { fsWatch: true, pollIntervalMs: 600_000, debounceMs: 10, ...options }, (inPlace) => calls.push(inPlace));
+    watcher = new FileWatcher(path, { fsWatch: true, pollIntervalMs: 600_000, debounceMs: 10, ...options }, (inPlace) =>
+      calls.push(inPlace),
+    );
     watcher.start();
     return calls;
   }

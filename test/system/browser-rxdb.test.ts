@@ -38,7 +38,10 @@ beforeAll(async () => {
   netns = createNetns();
   const site = await temp.make('p2psync-site-');
   await writeFile(join(site, 'rxdb.js'), await bundleRxdbPage());
-  await writeFile(join(site, 'index.html'), '<!doctype html><title>RxDB peer</title><script type="module" src="rxdb.js"></script>\n');
+  await writeFile(
+    join(site, 'index.html'),
+    '<!doctype html><title>RxDB peer</title><script type="module" src="rxdb.js"></script>\n',
+  );
   pageUrl = `http://127.0.0.1:${await startPageServer(site)}/index.html`;
   browser = await launchChromium(netns, await temp.make('p2psync-chromium-'));
   const signal = start(['signal', '--port', '0', '--json']);
@@ -75,22 +78,36 @@ async function openRxdbPage(topic: string): Promise<BrowserPeer> {
   const events: Array<Record<string, unknown>> = [];
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.exposeBinding('reportEvent', (_source, json: string) => void events.push(JSON.parse(json) as Record<string, unknown>));
+  await page.exposeBinding(
+    'reportEvent',
+    (_source, json: string) => void events.push(JSON.parse(json) as Record<string, unknown>),
+  );
   await page.goto(pageUrl);
   await page.waitForFunction(() => 'rxdbPeer' in globalThis);
-  const started = await page.evaluate((o) => (globalThis as unknown as { rxdbPeer: { start(o: unknown): Promise<{ storageToken: string; rxdbVersion: string }> } }).rxdbPeer.start(o), {
-    signal: signalUrl,
-    topic,
-    seed: SEED,
-    prefix: 'R',
-  });
+  const started = await page.evaluate(
+    (o) =>
+      (
+        globalThis as unknown as {
+          rxdbPeer: { start(o: unknown): Promise<{ storageToken: string; rxdbVersion: string }> };
+        }
+      ).rxdbPeer.start(o),
+    {
+      signal: signalUrl,
+      topic,
+      seed: SEED,
+      prefix: 'R',
+    },
+  );
   expect(started.rxdbVersion).toMatch(/^17\./);
   expect(pageErrors).toEqual([]);
   return {
     page,
     events,
     storageToken: started.storageToken,
-    dump: () => page.evaluate(() => (globalThis as unknown as { rxdbPeer: { dump(): Promise<Array<Record<string, unknown>>> } }).rxdbPeer.dump()),
+    dump: () =>
+      page.evaluate(() =>
+        (globalThis as unknown as { rxdbPeer: { dump(): Promise<Array<Record<string, unknown>>> } }).rxdbPeer.dump(),
+      ),
   };
 }
 
@@ -121,8 +138,28 @@ describe('stock RxDB 17 in headless Chromium <-> p2psync join', () => {
       const topic = `browser-${role}-${Date.now()}`;
       const rx = await openRxdbPage(topic);
       const file = join(await temp.make(), 'docs.ndjson');
-      await writeDocsFile(file, Array.from({ length: SEED }, (_, i) => ({ id: `P-${String(i + 1).padStart(4, '0')}`, title: `from p2psync ${i + 1}`, n: i + 1 })));
-      const joinProc = start(['join', '--topic', topic, '--store', file, '--signal', signalUrl, '--ice-bind', netns!.address, '--storage-token', tokenFor(role, rx.storageToken), '--json']);
+      await writeDocsFile(
+        file,
+        Array.from({ length: SEED }, (_, i) => ({
+          id: `P-${String(i + 1).padStart(4, '0')}`,
+          title: `from p2psync ${i + 1}`,
+          n: i + 1,
+        })),
+      );
+      const joinProc = start([
+        'join',
+        '--topic',
+        topic,
+        '--store',
+        file,
+        '--signal',
+        signalUrl,
+        '--ice-bind',
+        netns!.address,
+        '--storage-token',
+        tokenFor(role, rx.storageToken),
+        '--json',
+      ]);
       const connected = await joinProc.waitFor('peer-connected', 30_000);
       expect(connected).toMatchObject({ role, peerToken: rx.storageToken });
 
@@ -131,7 +168,10 @@ describe('stock RxDB 17 in headless Chromium <-> p2psync join', () => {
       // live, both ways: a p2psync write reaches the browser, a browser write reaches the file
       await putDocs(file, [{ id: 'P-live', title: 'written by p2psync put', n: -1 }]);
       await waitSame(rx, file, 2 * SEED + 1);
-      await rx.page.evaluate((doc) => (globalThis as unknown as { rxdbPeer: { put(d: unknown): Promise<void> } }).rxdbPeer.put(doc), { id: 'R-live', title: 'written in the browser', n: -2 });
+      await rx.page.evaluate(
+        (doc) => (globalThis as unknown as { rxdbPeer: { put(d: unknown): Promise<void> } }).rxdbPeer.put(doc),
+        { id: 'R-live', title: 'written in the browser', n: -2 },
+      );
       await waitSame(rx, file, 2 * SEED + 2);
 
       expect(rx.events.filter((e) => e.event === 'error')).toEqual([]);

@@ -28,7 +28,8 @@ describe('join with several --signal nodes of one cluster', () => {
 
     n1.proc.kill('SIGKILL');
     // Both move to n2 and rejoin the topic there.
-    const moved = (e: { event: string; url?: unknown }) => e.event === 'signaling-connected' && String(e.url).startsWith(n2.url);
+    const moved = (e: { event: string; url?: unknown }) =>
+      e.event === 'signaling-connected' && String(e.url).startsWith(n2.url);
     await Promise.all([a.waitFor(moved, 20_000), b.waitFor(moved, 20_000)]);
     // A newcomer that only knows n2 meets both.
     const c = await startPeer({ store: fc!, signal: n2.url });

@@ -33,7 +33,13 @@ export class NatLab {
   readonly id = randomBytes(3).toString('hex');
   /** Second octet of every address: random per run, so a left-over lab never looks like this one. */
   readonly net = 10 + (randomBytes(1)[0]! % 200);
-  readonly ns = { pub: `p2s-${this.id}-pub`, ra: `p2s-${this.id}-ra`, rb: `p2s-${this.id}-rb`, a: `p2s-${this.id}-a`, b: `p2s-${this.id}-b` };
+  readonly ns = {
+    pub: `p2s-${this.id}-pub`,
+    ra: `p2s-${this.id}-ra`,
+    rb: `p2s-${this.id}-rb`,
+    a: `p2s-${this.id}-a`,
+    b: `p2s-${this.id}-b`,
+  };
   readonly pubAddress = `10.${this.net}.0.1`;
   /** A second public address of the same coturn, so that `doctor` can compare mappings towards two servers. */
   readonly pubAddress2 = `10.${this.net}.0.4`;
@@ -49,7 +55,9 @@ export class NatLab {
     } catch (err) {
       lab.destroy();
       const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-      throw new Error(`cannot build the NAT lab (root, iproute2 and iptables are needed): ${(err as Error).message} ${stderr}`);
+      throw new Error(
+        `cannot build the NAT lab (root, iproute2 and iptables are needed): ${(err as Error).message} ${stderr}`,
+      );
     }
     return lab;
   }
@@ -96,18 +104,38 @@ export class NatLab {
   /** Starts coturn (STUN and TURN on 3478 UDP, long-term credentials) in the public namespace; resolves when it listens. */
   async startCoturn(): Promise<void> {
     const args = [
-      'netns', 'exec', this.ns.pub, 'turnserver', '-n',
-      `--listening-ip=${this.pubAddress}`, `--listening-ip=${this.pubAddress2}`, `--relay-ip=${this.pubAddress}`, '--listening-port=3478',
-      '--lt-cred-mech', `--user=${TURN_USER}:${TURN_PASSWORD}`, '--realm=p2psync.test', '--fingerprint',
-      '--no-tls', '--no-dtls', '--no-tcp', '--no-cli', '--log-file=stdout', '--simple-log',
-      '--min-port=49152', '--max-port=49400',
-      `--pidfile=${join(this.dir, 'turnserver.pid')}`, `--db=${join(this.dir, 'turndb')}`,
+      'netns',
+      'exec',
+      this.ns.pub,
+      'turnserver',
+      '-n',
+      `--listening-ip=${this.pubAddress}`,
+      `--listening-ip=${this.pubAddress2}`,
+      `--relay-ip=${this.pubAddress}`,
+      '--listening-port=3478',
+      '--lt-cred-mech',
+      `--user=${TURN_USER}:${TURN_PASSWORD}`,
+      '--realm=p2psync.test',
+      '--fingerprint',
+      '--no-tls',
+      '--no-dtls',
+      '--no-tcp',
+      '--no-cli',
+      '--log-file=stdout',
+      '--simple-log',
+      '--min-port=49152',
+      '--max-port=49400',
+      `--pidfile=${join(this.dir, 'turnserver.pid')}`,
+      `--db=${join(this.dir, 'turndb')}`,
     ];
     const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.daemons.push(child);
     let log = '';
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`coturn did not start within 10 s:\n${log.slice(-2000)}`)), 10_000);
+      const timer = setTimeout(
+        () => reject(new Error(`coturn did not start within 10 s:\n${log.slice(-2000)}`)),
+        10_000,
+      );
       const onData = (d: Buffer): void => {
         log += d.toString();
         if (/Total General servers/.test(log)) {

@@ -12,10 +12,17 @@ const TOPIC = 'nat-lab-topic';
 const DOCS = 200;
 
 const events = (stdout: string): CliEvent[] =>
-  stdout.split('\n').filter((l) => l.trim().startsWith('{')).map((l) => JSON.parse(l) as CliEvent);
+  stdout
+    .split('\n')
+    .filter((l) => l.trim().startsWith('{'))
+    .map((l) => JSON.parse(l) as CliEvent);
 
 /** A lab with coturn and a signaling server in the public namespace, and a live peer on host a with DOCS documents. */
-function natFixture(kinds: { a: NatKind; b: NatKind }): { lab: () => NatLab; signal: () => string; startA: (ice: string[]) => Promise<CliProcess> } {
+function natFixture(kinds: { a: NatKind; b: NatKind }): {
+  lab: () => NatLab;
+  signal: () => string;
+  startA: (ice: string[]) => Promise<CliProcess>;
+} {
   let lab: NatLab | undefined;
   let signalUrl = '';
   const procs: CliProcess[] = [];
@@ -45,8 +52,14 @@ function natFixture(kinds: { a: NatKind; b: NatKind }): { lab: () => NatLab; sig
     startA: async (ice: string[]) => {
       const l = lab!;
       const file = join(l.dir, `a-${procs.length}.ndjson`);
-      writeFileSync(file, Array.from({ length: DOCS }, (_, i) => JSON.stringify({ id: `doc-${i}`, n: i })).join('\n') + '\n');
-      const a = new CliProcess(['join', '--topic', `${TOPIC}-${procs.length}`, '--store', file, '--signal', signalUrl, '--json', ...ice], { netns: l.ns.a });
+      writeFileSync(
+        file,
+        Array.from({ length: DOCS }, (_, i) => JSON.stringify({ id: `doc-${i}`, n: i })).join('\n') + '\n',
+      );
+      const a = new CliProcess(
+        ['join', '--topic', `${TOPIC}-${procs.length}`, '--store', file, '--signal', signalUrl, '--json', ...ice],
+        { netns: l.ns.a },
+      );
       procs.push(a);
       await a.waitFor('signaling-connected', 15_000);
       return a;
@@ -55,18 +68,41 @@ function natFixture(kinds: { a: NatKind; b: NatKind }): { lab: () => NatLab; sig
 }
 
 /** `join --once` on host b in the topic of peer a. */
-async function joinB(lab: NatLab, signal: string, a: CliProcess, ice: string[], timeoutS: number): Promise<{ code: number | null; events: CliEvent[]; stderr: string }> {
+async function joinB(
+  lab: NatLab,
+  signal: string,
+  a: CliProcess,
+  ice: string[],
+  timeoutS: number,
+): Promise<{ code: number | null; events: CliEvent[]; stderr: string }> {
   const topic = a.child.spawnargs[a.child.spawnargs.indexOf('--topic') + 1]!;
   const file = join(lab.dir, `b-${topic}.ndjson`);
   writeFileSync(file, '');
-  const r = await runCli(['join', '--topic', topic, '--store', file, '--signal', signal, '--once', '--timeout', String(timeoutS), '--json', ...ice], {
-    netns: lab.ns.b,
-    timeoutMs: (timeoutS + 20) * 1000,
-  });
+  const r = await runCli(
+    [
+      'join',
+      '--topic',
+      topic,
+      '--store',
+      file,
+      '--signal',
+      signal,
+      '--once',
+      '--timeout',
+      String(timeoutS),
+      '--json',
+      ...ice,
+    ],
+    {
+      netns: lab.ns.b,
+      timeoutMs: (timeoutS + 20) * 1000,
+    },
+  );
   return { code: r.code, events: events(r.stdout), stderr: r.stderr };
 }
 
-const log = (r: { events: CliEvent[]; stderr: string }): string => r.events.map((e) => JSON.stringify(e)).join('\n') + r.stderr;
+const log = (r: { events: CliEvent[]; stderr: string }): string =>
+  r.events.map((e) => JSON.stringify(e)).join('\n') + r.stderr;
 
 describe('between two cone NATs', () => {
   const f = natFixture({ a: 'cone', b: 'cone' });
@@ -77,7 +113,10 @@ describe('between two cone NATs', () => {
     const r = await joinB(f.lab(), f.signal(), a, ice, 30);
     expect(r.code, log(r)).toBe(0);
     const connected = r.events.find((e) => e.event === 'peer-connected');
-    expect(connected?.['path'], log(r)).toMatchObject({ relayed: false, remote: { type: expect.stringMatching(/^(srflx|prflx)$/), address: `10.${f.lab().net}.0.2` } });
+    expect(connected?.['path'], log(r)).toMatchObject({
+      relayed: false,
+      remote: { type: expect.stringMatching(/^(srflx|prflx)$/), address: `10.${f.lab().net}.0.2` },
+    });
     expect(r.events.find((e) => e.event === 'synced')).toMatchObject({ documents: DOCS });
   });
 
@@ -86,7 +125,8 @@ describe('between two cone NATs', () => {
     const a = await f.startA(ice);
     const r = await joinB(f.lab(), f.signal(), a, ice, 30);
     expect(r.code, log(r)).toBe(0);
-    const path = r.events.find((e) => e.event === 'peer-connected')?.['path'] as { relayed: boolean; local: { type: string } } | undefined;
+    const path = r.events.find((e) => e.event === 'peer-connected')?.['path'] as
+      { relayed: boolean; local: { type: string } } | undefined;
     expect(path, log(r)).toMatchObject({ relayed: true, local: { type: 'relay' } });
     expect(r.events.find((e) => e.event === 'synced')).toMatchObject({ documents: DOCS });
   });
@@ -110,11 +150,32 @@ describe('between two cone NATs', () => {
 
   it('doctor through a cone NAT: signaling, STUN towards two addresses with one mapping, TURN allocation', async () => {
     const l = f.lab();
-    const r = await runCli(['doctor', '--signal', f.signal(), '--ice-server', `${l.stunUrl()},${l.stunUrl(true)}`, '--ice-server', l.turnUrl(), '--json'], { netns: l.ns.a, timeoutMs: 40_000 });
+    const r = await runCli(
+      [
+        'doctor',
+        '--signal',
+        f.signal(),
+        '--ice-server',
+        `${l.stunUrl()},${l.stunUrl(true)}`,
+        '--ice-server',
+        l.turnUrl(),
+        '--json',
+      ],
+      { netns: l.ns.a, timeoutMs: 40_000 },
+    );
     const checks = events(r.stdout).filter((e) => e.event === 'check');
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(checks.map((c) => `${String(c['check'])}:${String(c['ok'])}`)).toEqual(['local:true', 'signal:true', 'stun:true', 'stun:true', 'turn:true', 'nat:true']);
-    expect(checks.find((c) => c['check'] === 'stun')).toMatchObject({ details: { mapped: { address: `10.${l.net}.0.2` } } });
+    expect(checks.map((c) => `${String(c['check'])}:${String(c['ok'])}`)).toEqual([
+      'local:true',
+      'signal:true',
+      'stun:true',
+      'stun:true',
+      'turn:true',
+      'nat:true',
+    ]);
+    expect(checks.find((c) => c['check'] === 'stun')).toMatchObject({
+      details: { mapped: { address: `10.${l.net}.0.2` } },
+    });
   });
 });
 
@@ -128,7 +189,10 @@ describe('between two symmetric NATs', () => {
     expect(r.code, log(r)).toBe(3);
     const warning = r.events.find((e) => e.event === 'warning' && e['code'] === 'E_ICE_FAILED');
     expect(warning?.['message'], log(r)).toMatch(/symmetric NAT.*TURN/);
-    expect(r.events.find((e) => e.event === 'error')).toMatchObject({ code: 'E_TIMEOUT', details: { diagnosis: 'ice-failed' } });
+    expect(r.events.find((e) => e.event === 'error')).toMatchObject({
+      code: 'E_TIMEOUT',
+      details: { diagnosis: 'ice-failed' },
+    });
   });
 
   // With --ice-transport all, libjuice (node-datachannel 0.33) did not connect two symmetric NATs over TURN
@@ -155,7 +219,10 @@ describe('between two symmetric NATs', () => {
     });
     expect(JSON.stringify(r.events)).not.toContain('not-the-password');
 
-    const d = await runCli(['doctor', '--ice-server', `${l.stunUrl()},${l.stunUrl(true)}`, '--ice-server', wrong, '--json'], { netns: l.ns.b, timeoutMs: 40_000 });
+    const d = await runCli(
+      ['doctor', '--ice-server', `${l.stunUrl()},${l.stunUrl(true)}`, '--ice-server', wrong, '--json'],
+      { netns: l.ns.b, timeoutMs: 40_000 },
+    );
     expect(d.code, d.stdout).toBe(1);
     const checks = events(d.stdout).filter((e) => e.event === 'check');
     expect(checks.find((c) => c['check'] === 'turn')).toMatchObject({ ok: false, details: { errorCode: 401 } });

@@ -20,7 +20,11 @@ function http(url: string, path: string): Promise<{ status: number; body: string
 }
 
 /** Polls /healthz until `pred` holds (the node's Redis state changes asynchronously). */
-async function healthUntil(url: string, pred: (h: { status: number; json: Record<string, any> }) => boolean, timeoutMs = 15_000): Promise<Record<string, any>> {
+async function healthUntil(
+  url: string,
+  pred: (h: { status: number; json: Record<string, any> }) => boolean,
+  timeoutMs = 15_000,
+): Promise<Record<string, any>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await http(url, '/healthz');
@@ -33,7 +37,10 @@ async function healthUntil(url: string, pred: (h: { status: number; json: Record
 
 const sorted = (ids: string[]): string[] => [...ids].sort();
 const joinedSet = (c: TestClient, ids: string[], timeoutMs?: number) =>
-  c.waitFor((m) => m.type === 'joined' && JSON.stringify(sorted(m.otherPeerIds as string[])) === JSON.stringify(sorted(ids)), timeoutMs);
+  c.waitFor(
+    (m) => m.type === 'joined' && JSON.stringify(sorted(m.otherPeerIds as string[])) === JSON.stringify(sorted(ids)),
+    timeoutMs,
+  );
 
 async function join(h: Harness, url: string, room: string): Promise<TestClient> {
   const c = await h.client(url);
@@ -43,7 +50,15 @@ async function join(h: Harness, url: string, room: string): Promise<TestClient> 
 }
 
 function signal(from: TestClient, to: TestClient, room: string, extra = 'x'): Record<string, unknown> {
-  const frame = { type: 'signal', senderPeerId: from.peerId, receiverPeerId: to.peerId, room, data: { type: 'offer', sdp: 'v=0 ' + extra }, connectionId: 'abcdefghij', extraField: [1, 2] };
+  const frame = {
+    type: 'signal',
+    senderPeerId: from.peerId,
+    receiverPeerId: to.peerId,
+    room,
+    data: { type: 'offer', sdp: 'v=0 ' + extra },
+    connectionId: 'abcdefghij',
+    extraField: [1, 2],
+  };
   from.send(frame);
   return frame;
 }
@@ -120,7 +135,16 @@ describe('p2psync signal --redis: rooms shared between nodes', () => {
 
   it('a node killed mid-session leaves no ghost after its expiry', async () => {
     const n1 = await node();
-    const cli = new CliProcess(['signal', '--port', '0', '--json', '--redis', redis.url, '--redis-ttl', String(TTL_MS / 1000)]);
+    const cli = new CliProcess([
+      'signal',
+      '--port',
+      '0',
+      '--json',
+      '--redis',
+      redis.url,
+      '--redis-ttl',
+      String(TTL_MS / 1000),
+    ]);
     const listening = await cli.waitFor('listening');
     expect(listening.redis).toBe(redis.url);
     await cli.waitFor('redis-up');
@@ -161,6 +185,8 @@ describe('p2psync signal --redis: rooms shared between nodes', () => {
     await joinedSet(a, [a.peerId, b.peerId, c.peerId]);
     await joinedSet(b, [a.peerId, b.peerId, c.peerId]);
     signal(b, c, 'flaky-room', 'across');
-    expect(((await c.waitFor((m) => m.type === 'signal' && m.senderPeerId === b.peerId)).data as { sdp: string }).sdp).toBe('v=0 across');
+    expect(
+      ((await c.waitFor((m) => m.type === 'signal' && m.senderPeerId === b.peerId)).data as { sdp: string }).sdp,
+    ).toBe('v=0 across');
   });
 });

@@ -143,4 +143,3 @@ export async function webrtcPair(): Promise<LinkPair & { peers: [SimplePeer.Inst
     },
   };
 }
-

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { P2PSyncError } from '../../src/core/errors.js';
-import { hostPortOf, iceServerFromUrl, nativeIceServers, rtcConfig, splitIceServerList, validateIceConfig } from '../../src/transport/ice.js';
+import {
+  hostPortOf,
+  iceServerFromUrl,
+  nativeIceServers,
+  rtcConfig,
+  splitIceServerList,
+  validateIceConfig,
+} from '../../src/transport/ice.js';
 import { MemorySignalHub } from '../../src/transport/memory-signal.js';
 import { createMesh } from '../../src/transport/mesh.js';
 
@@ -22,19 +29,28 @@ describe('iceServerFromUrl', () => {
       username: 'alice',
       credential: 's@c,ret',
     });
-    expect(iceServerFromUrl('turn:bob:pw@[2001:db8::1]:3479')).toEqual({ urls: 'turn:[2001:db8::1]:3479', username: 'bob', credential: 'pw' });
+    expect(iceServerFromUrl('turn:bob:pw@[2001:db8::1]:3479')).toEqual({
+      urls: 'turn:[2001:db8::1]:3479',
+      username: 'bob',
+      credential: 'pw',
+    });
   });
 
   it('refuses TURN over TCP and TLS, which libjuice cannot do, instead of silently dropping the server', () => {
     for (const url of ['turn:u:p@turn.example.org:3478?transport=tcp', 'turns:u:p@turn.example.org:5349']) {
       expect(() => iceServerFromUrl(url), url).toThrow(/TURN over TCP or TLS is not supported/);
     }
-    expect(codeOf(() => validateIceConfig({ iceServers: [{ urls: 'turns:x.example', username: 'u', credential: 'c' }] }))).toBe('E_BAD_OPTION');
+    expect(
+      codeOf(() => validateIceConfig({ iceServers: [{ urls: 'turns:x.example', username: 'u', credential: 'c' }] })),
+    ).toBe('E_BAD_OPTION');
   });
 
   it('rejects bad ports and bad percent-encoding', () => {
     for (const url of ['stun:a.example:0', 'stun:a.example:70000', 'turn:u:%zz@a.example']) {
-      expect(codeOf(() => iceServerFromUrl(url)), url).toBe('E_BAD_OPTION');
+      expect(
+        codeOf(() => iceServerFromUrl(url)),
+        url,
+      ).toBe('E_BAD_OPTION');
     }
   });
 });
@@ -57,7 +73,12 @@ describe('native ICE servers', () => {
     expect(hostPortOf('stun:a.example')).toEqual({ hostname: 'a.example', port: 3478 });
     expect(hostPortOf('turn:[::1]:5000')).toEqual({ hostname: '::1', port: 5000 });
     expect(hostPortOf('http://a.example')).toBeUndefined();
-    expect(nativeIceServers([{ urls: ['stun:a.example:19302'] }, { urls: 'turn:b.example', username: 'u@x', credential: 'p:w' }])).toEqual([
+    expect(
+      nativeIceServers([
+        { urls: ['stun:a.example:19302'] },
+        { urls: 'turn:b.example', username: 'u@x', credential: 'p:w' },
+      ]),
+    ).toEqual([
       { hostname: 'a.example', port: 19302 },
       { hostname: 'b.example', port: 3478, username: 'u@x', password: 'p:w', relayType: 'TurnUdp' },
     ]);
@@ -71,7 +92,10 @@ describe('native ICE servers', () => {
 
   it('rejects other schemes, garbage and TURN without credentials, without echoing secrets', () => {
     for (const url of ['http://example.org', 'stun:', 'example.org:3478', 'turn:turn.example.org', 'stun:a b', '']) {
-      expect(codeOf(() => iceServerFromUrl(url)), url).toBe('E_BAD_OPTION');
+      expect(
+        codeOf(() => iceServerFromUrl(url)),
+        url,
+      ).toBe('E_BAD_OPTION');
     }
     let message = '';
     try {
@@ -103,7 +127,9 @@ describe('validateIceConfig', () => {
     expect(codeOf(() => validateIceConfig({ iceServers: [{ urls: 'turn:x.example' }] }))).toBe('E_BAD_OPTION');
     expect(codeOf(() => validateIceConfig({ bindAddress: 'localhost' }))).toBe('E_BAD_OPTION');
     // relay-only without a TURN server could never connect
-    expect(codeOf(() => validateIceConfig({ iceServers: [{ urls: 'stun:a.example' }], transportPolicy: 'relay' }))).toBe('E_BAD_OPTION');
+    expect(
+      codeOf(() => validateIceConfig({ iceServers: [{ urls: 'stun:a.example' }], transportPolicy: 'relay' })),
+    ).toBe('E_BAD_OPTION');
     expect(codeOf(() => validateIceConfig({ transportPolicy: 'direct' as 'all' }))).toBe('E_BAD_OPTION');
   });
 

@@ -85,4 +85,3 @@ describe('maxMessageSizeFromSdp', () => {
     expect(maxMessageSizeFromSdp('')).toBe(262_144);
   });
 });
-

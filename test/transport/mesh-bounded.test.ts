@@ -8,7 +8,13 @@ const linked = (p: TestPeer): string[] => MeshWorld.linkedTo(p);
 const expected = (world: MeshWorld, p: TestPeer, max: number): string[] =>
   p.client.peerId === undefined
     ? ['(not connected)']
-    : [...chooseNeighbours(p.client.peerId, world.peers.flatMap((q) => q.client.peerId ?? []), max)].sort();
+    : [
+        ...chooseNeighbours(
+          p.client.peerId,
+          world.peers.flatMap((q) => q.client.peerId ?? []),
+          max,
+        ),
+      ].sort();
 const settled = (world: MeshWorld, peers: TestPeer[], max: number): boolean =>
   peers.every((p) => JSON.stringify(linked(p)) === JSON.stringify(expected(world, p, max)));
 
@@ -44,9 +50,16 @@ describe('mesh with --max-peers', () => {
     const bounded = ['p', 'q', 'r', 's', 't'].map((c) => world.add([c.repeat(16)], { maxPeers: max }));
     // The greedy peer is a ring member too: its two ring neighbours keep their links to it, the others decline.
     await world.until('bounded peers settled on exactly their neighbours', () => settled(world, bounded, max));
-    await world.until('some offer declined', () => bounded.some((p) => p.events.some((e) => e.type === 'signal-dropped' && e.reason === 'declined: at --max-peers')));
-    const keepGreedy = bounded.filter((p) => expected(world, p, max).includes(greedy.client.peerId!)).map((p) => p.client.peerId!);
-    await world.until('the greedy peer keeps only the links its neighbours accept', () => JSON.stringify(linked(greedy)) === JSON.stringify(keepGreedy.sort()));
+    await world.until('some offer declined', () =>
+      bounded.some((p) => p.events.some((e) => e.type === 'signal-dropped' && e.reason === 'declined: at --max-peers')),
+    );
+    const keepGreedy = bounded
+      .filter((p) => expected(world, p, max).includes(greedy.client.peerId!))
+      .map((p) => p.client.peerId!);
+    await world.until(
+      'the greedy peer keeps only the links its neighbours accept',
+      () => JSON.stringify(linked(greedy)) === JSON.stringify(keepGreedy.sort()),
+    );
   });
 
   it('rejects a bound below 2', () => {

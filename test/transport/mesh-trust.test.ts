@@ -30,12 +30,23 @@ describe('mesh with the trust layer', () => {
   let world: MeshWorld;
   afterEach(async () => world?.dispose());
 
-  function add(world: MeshWorld, id: string, identity: DeviceIdentity, trust: TrustOptions, events: SyncEvent[] = []): TestPeer {
+  function add(
+    world: MeshWorld,
+    id: string,
+    identity: DeviceIdentity,
+    trust: TrustOptions,
+    events: SyncEvent[] = [],
+  ): TestPeer {
     const t = trustForTopic(trust, 'mesh-trust-topic', (e) => {
       events.push(e);
       world.notify();
     });
-    return world.add([id], { gate: t.gate, certificatePemFile: identity.pemFile, backoff: FAST_BACKOFF }, true, t.signal);
+    return world.add(
+      [id],
+      { gate: t.gate, certificatePemFile: identity.pemFile, backoff: FAST_BACKOFF },
+      true,
+      t.signal,
+    );
   }
 
   it('connects peers with the same secret that allowlist each other: the DTLS certificate is the identity file', async () => {
@@ -64,7 +75,10 @@ describe('mesh with the trust layer', () => {
     const b = add(world, 'bbbb', idB, { secret: Buffer.from('secret two') }, eventsB);
     // the responder (b) drops the offer; nothing reaches its WebRTC stack
     await world.until('b drops a signal', () => eventsB.some((e) => e.event === 'signal-rejected'));
-    expect(eventsB.find((e) => e.event === 'signal-rejected')).toMatchObject({ peerId: 'aaaa', reason: 'does not open' });
+    expect(eventsB.find((e) => e.event === 'signal-rejected')).toMatchObject({
+      peerId: 'aaaa',
+      reason: 'does not open',
+    });
     expect(ofType(b, 'attempt')).toEqual([]);
     expect(a.mesh.links()).toEqual([]);
   });
@@ -75,7 +89,10 @@ describe('mesh with the trust layer', () => {
     const gateB = createTrustGate({ room: 'r', authKey: Buffer.alloc(32, 2) });
     const a = world.add(['aaaa'], { gate: gateA, certificatePemFile: idA.pemFile, backoff: FAST_BACKOFF });
     const b = world.add(['bbbb'], { gate: gateB, certificatePemFile: idB.pemFile, backoff: FAST_BACKOFF });
-    await world.until('three rejections and retries at the initiator', () => ofType(a, 'rejected').length >= 3 && ofType(a, 'retry').length >= 3);
+    await world.until(
+      'three rejections and retries at the initiator',
+      () => ofType(a, 'rejected').length >= 3 && ofType(a, 'retry').length >= 3,
+    );
     expect(ofType(a, 'rejected')[0]!.reason).toMatch(/proof does not verify/);
     expect(ofType(b, 'rejected').length).toBeGreaterThan(0);
     expect(a.announced).toEqual([]);

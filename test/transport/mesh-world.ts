@@ -28,7 +28,12 @@ export class MeshWorld {
    * Adds a peer; it connects to signaling unless `connect` is false. `ids`: its successive peer ids. `wrap` puts
    * a layer between the mesh and its memory signaling client (sealed signaling).
    */
-  add(ids: string[] = [], options: Partial<MeshOptions> = {}, connect = true, wrap: (c: SignalChannel) => SignalChannel = (c) => c): TestPeer {
+  add(
+    ids: string[] = [],
+    options: Partial<MeshOptions> = {},
+    connect = true,
+    wrap: (c: SignalChannel) => SignalChannel = (c) => c,
+  ): TestPeer {
     const client = this.hub.createClient(ids);
     const events: MeshEvent[] = [];
     const announced: PeerLink[] = [];

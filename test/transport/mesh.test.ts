@@ -6,7 +6,10 @@ import { MeshWorld, type TestPeer } from './mesh-world.js';
 
 const ids = (peer: TestPeer): string[] => MeshWorld.linkedTo(peer);
 const others = (world: MeshWorld, peer: TestPeer): string[] =>
-  world.peers.filter((p) => p !== peer && p.client.peerId).map((p) => p.client.peerId!).sort();
+  world.peers
+    .filter((p) => p !== peer && p.client.peerId)
+    .map((p) => p.client.peerId!)
+    .sort();
 const ofType = <T extends MeshEvent['type']>(peer: TestPeer, type: T): Array<Extract<MeshEvent, { type: T }>> =>
   peer.events.filter((e): e is Extract<MeshEvent, { type: T }> => e.type === type);
 
@@ -91,8 +94,9 @@ describe('WebRTC full mesh on a memory signaling hub', () => {
     // p2 comes back as "cccc": bbbb < cccc, so p1 offers to it and p2 replaces its old link to p1;
     // cccc < ffff, so p2 is the initiator towards p3 and keeps the link it has (p3 keeps it as "dddd").
     p2.client.connect();
-    await world.until('the mesh to settle after the outage', () =>
-      ids(p1).join() === 'cccc,ffff' && ids(p2).join() === 'bbbb,ffff' && ids(p3).join() === 'bbbb,dddd',
+    await world.until(
+      'the mesh to settle after the outage',
+      () => ids(p1).join() === 'cccc,ffff' && ids(p2).join() === 'bbbb,ffff' && ids(p3).join() === 'bbbb,dddd',
     );
     await exchange(world, 'after');
     expect(ofType(p2, 'disconnected')).toEqual([

@@ -14,7 +14,8 @@ function connected(graph: Map<string, Set<string>>): boolean {
   if (first.done) return true;
   const seen = new Set([first.value]);
   const todo = [first.value];
-  while (todo.length > 0) for (const next of graph.get(todo.pop()!)!) if (!seen.has(next)) (seen.add(next), todo.push(next));
+  while (todo.length > 0)
+    for (const next of graph.get(todo.pop()!)!) if (!seen.has(next)) (seen.add(next), todo.push(next));
   return seen.size === graph.size;
 }
 
@@ -49,9 +50,13 @@ describe('neighbour choice for --max-peers', () => {
 
   it('symmetric, bounded and connected for any member set and bound', () => {
     fc.assert(
-      fc.property(fc.uniqueArray(peerId, { minLength: 0, maxLength: 80 }), fc.integer({ min: 2, max: 9 }), (members, maxPeers) => {
-        checkOverlay(members, maxPeers);
-      }),
+      fc.property(
+        fc.uniqueArray(peerId, { minLength: 0, maxLength: 80 }),
+        fc.integer({ min: 2, max: 9 }),
+        (members, maxPeers) => {
+          checkOverlay(members, maxPeers);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -10,7 +10,12 @@ const credsA: LinkCredentials = { initiator: true, localFingerprint: FP_A, remot
 const credsB: LinkCredentials = { initiator: false, localFingerprint: FP_B, remoteFingerprint: FP_A };
 
 function gate(key: number, extra: Partial<Parameters<typeof createTrustGate>[0]> = {}, rejected: string[] = []) {
-  return createTrustGate({ room: 'p2ps-room', authKey: Buffer.alloc(32, key), onRejected: (_l, reason) => rejected.push(reason), ...extra });
+  return createTrustGate({
+    room: 'p2ps-room',
+    authKey: Buffer.alloc(32, key),
+    onRejected: (_l, reason) => rejected.push(reason),
+    ...extra,
+  });
 }
 
 function frames(link: PeerLink): string[] {
@@ -78,7 +83,9 @@ describe('trust gate', () => {
     const [a, b] = createMemoryLinkPair();
     const seen = frames(b);
     const rejected: string[] = [];
-    await expect(gate(1, { allow: new Set([FP_M]) }, rejected)(a, credsA)).rejects.toThrow(`device id ${FP_B} is not in the allowlist`);
+    await expect(gate(1, { allow: new Set([FP_M]) }, rejected)(a, credsA)).rejects.toThrow(
+      `device id ${FP_B} is not in the allowlist`,
+    );
     expect(rejected).toHaveLength(1);
     await new Promise((r) => setImmediate(r));
     expect(seen).toEqual([]);
@@ -91,7 +98,7 @@ describe('trust gate', () => {
     await expect(g(a, { ...credsA, remoteFingerprint: undefined })).rejects.toThrow(/fingerprint is unknown/);
   });
 
-  it('closing a link is the caller\'s job: the gate only decides', async () => {
+  it("closing a link is the caller's job: the gate only decides", async () => {
     const [a, b] = createMemoryLinkPair();
     const done = closed(b);
     await expect(gate(1, { timeoutMs: 20 })(a, credsA)).rejects.toBeInstanceOf(LinkRejected);

@@ -17,10 +17,20 @@ function pair(a: Partial<HandshakeParams> = {}, b: Partial<HandshakeParams> = {}
 type Tamper = (frame: string, from: 'a' | 'b') => string;
 
 /** Runs both sides to the end over an in-order wire that `tamper` may rewrite; returns each side's last step. */
-function run(a: TrustHandshake, b: TrustHandshake, tamper: Tamper = (f) => f): { a: HandshakeStep; b: HandshakeStep; wire: Array<[string, string]> } {
+function run(
+  a: TrustHandshake,
+  b: TrustHandshake,
+  tamper: Tamper = (f) => f,
+): { a: HandshakeStep; b: HandshakeStep; wire: Array<[string, string]> } {
   const wire: Array<[string, string]> = [];
-  const queue: Array<['a' | 'b', string]> = [['a', a.start()], ['b', b.start()]];
-  const last: Record<'a' | 'b', HandshakeStep> = { a: { status: 'continue', send: [] }, b: { status: 'continue', send: [] } };
+  const queue: Array<['a' | 'b', string]> = [
+    ['a', a.start()],
+    ['b', b.start()],
+  ];
+  const last: Record<'a' | 'b', HandshakeStep> = {
+    a: { status: 'continue', send: [] },
+    b: { status: 'continue', send: [] },
+  };
   while (queue.length > 0) {
     const [from, raw] = queue.shift()!;
     const frame = tamper(raw, from);
@@ -105,7 +115,10 @@ describe('trust handshake', () => {
     a2.start();
     const step = a2.receive(b2.start());
     expect(step.status).toBe('continue');
-    expect(a2.receive((step as { send: string[] }).send[0]!)).toMatchObject({ status: 'failed', reason: expect.stringMatching(/proof does not verify/) });
+    expect(a2.receive((step as { send: string[] }).send[0]!)).toMatchObject({
+      status: 'failed',
+      reason: expect.stringMatching(/proof does not verify/),
+    });
   });
 
   it('rejects anything that is not the expected handshake frame, without throwing', () => {

@@ -25,7 +25,10 @@ describe('deriveTopicKeys', () => {
   });
 
   it('changes every key with the secret and with the topic', () => {
-    for (const other of [deriveTopicKeys(secret('correct horse battery stapler'), 'nightly-sync'), deriveTopicKeys(secret('correct horse battery staple'), 'nightly-sync2')]) {
+    for (const other of [
+      deriveTopicKeys(secret('correct horse battery stapler'), 'nightly-sync'),
+      deriveTopicKeys(secret('correct horse battery staple'), 'nightly-sync2'),
+    ]) {
       expect(other.room).not.toBe(k.room);
       expect(other.sealKey.equals(k.sealKey)).toBe(false);
       expect(other.authKey.equals(k.authKey)).toBe(false);
@@ -35,7 +38,8 @@ describe('deriveTopicKeys', () => {
   // The vector was computed independently with Python's hashlib.scrypt and an RFC 5869 HKDF (docs/PROTOCOL.md).
   it('matches a pinned vector (the derivation is part of the protocol)', () => {
     const v = deriveTopicKeys(secret('s3cret'), 'topic-one');
-    expect({ room: v.room, seal: v.sealKey.toString('hex').slice(0, 16), auth: v.authKey.toString('hex').slice(0, 16) }).toMatchInlineSnapshot(`
+    expect({ room: v.room, seal: v.sealKey.toString('hex').slice(0, 16), auth: v.authKey.toString('hex').slice(0, 16) })
+      .toMatchInlineSnapshot(`
       {
         "auth": "cbc616a2c1fcab67",
         "room": "p2ps-SZVXF3nhUBKZD7Q3Y3DmQZEUp5TLrP5HPDuG_GPoLpg",
@@ -76,7 +80,17 @@ describe('seal / open', () => {
       t[i] = t[i]! ^ 1;
       expect(open(key, t.toString('base64url'), aad)).toBeUndefined();
     }
-    for (const bad of [undefined, null, 42, {}, '', 'AAAA', '!!!!', 'x'.repeat(100_000), bytes.subarray(0, 27).toString('base64url')]) {
+    for (const bad of [
+      undefined,
+      null,
+      42,
+      {},
+      '',
+      'AAAA',
+      '!!!!',
+      'x'.repeat(100_000),
+      bytes.subarray(0, 27).toString('base64url'),
+    ]) {
       expect(open(key, bad, aad)).toBeUndefined();
     }
   });

@@ -39,7 +39,9 @@ describe('device ids and allowlists', () => {
   });
 
   it('names the line of a malformed id, and refuses a file without ids', () => {
-    expect(() => parseAllowlist(`${ID}\nnot-an-id\n`, 'allow.txt')).toThrow(/allow\.txt:2: "not-an-id" is not a device id/);
+    expect(() => parseAllowlist(`${ID}\nnot-an-id\n`, 'allow.txt')).toThrow(
+      /allow\.txt:2: "not-an-id" is not a device id/,
+    );
     expect(() => parseAllowlist('# nothing\n\n', 'allow.txt')).toThrow(/lists no device id/);
   });
 });
@@ -64,7 +66,8 @@ describe('loadTrustOptions', () => {
     expect(await code(loadTrustOptions({ secretFile: join(dir, 'empty') }))).toBe('E_SECRET');
     expect(await code(loadTrustOptions({ secretFile: join(dir, 'blank') }))).toBe('E_SECRET');
     expect(await code(loadTrustOptions({ secretFile: dir }))).toBe('E_SECRET'); // a directory
-    if (process.getuid?.() !== 0) expect(await code(loadTrustOptions({ secretFile: join(dir, 'locked') }))).toBe('E_SECRET');
+    if (process.getuid?.() !== 0)
+      expect(await code(loadTrustOptions({ secretFile: join(dir, 'locked') }))).toBe('E_SECRET');
     expect(await code(loadTrustOptions({ secret: '' }))).toBe('E_SECRET');
     expect(await code(loadTrustOptions({ secret: 'x', secretFile: join(dir, 'locked') }))).toBe('E_SECRET');
   });
@@ -72,7 +75,8 @@ describe('loadTrustOptions', () => {
   it('E_ALLOWLIST for a missing, empty or malformed allowlist', async () => {
     await writeFile(join(dir, 'empty'), '');
     await writeFile(join(dir, 'bad'), 'AB:CD\n');
-    for (const f of ['missing', 'empty', 'bad']) expect(await code(loadTrustOptions({ allowPeersFile: join(dir, f) }))).toBe('E_ALLOWLIST');
+    for (const f of ['missing', 'empty', 'bad'])
+      expect(await code(loadTrustOptions({ allowPeersFile: join(dir, f) }))).toBe('E_ALLOWLIST');
   });
 });
 
@@ -124,7 +128,8 @@ describe('device identity', () => {
     const one = await loadOrCreateIdentity(join(dir, 'one.pem'));
     const two = await loadOrCreateIdentity(join(dir, 'two.pem'));
     const cert = (await readFile(one.pemFile, 'utf8')).split('-----BEGIN PRIVATE KEY-----')[0]!;
-    const key = '-----BEGIN PRIVATE KEY-----' + (await readFile(two.pemFile, 'utf8')).split('-----BEGIN PRIVATE KEY-----')[1]!;
+    const key =
+      '-----BEGIN PRIVATE KEY-----' + (await readFile(two.pemFile, 'utf8')).split('-----BEGIN PRIVATE KEY-----')[1]!;
     await writeFile(file, cert + key);
     expect(await code(loadIdentity(file))).toBe('E_IDENTITY');
   });

@@ -3,7 +3,10 @@ import type { SignalMessage } from '../../src/core/signal.js';
 import { SealedSignalChannel } from '../../src/trust/sealed-signal.js';
 import { MemorySignalHub } from '../../src/transport/memory-signal.js';
 
-const OFFER = { type: 'offer', sdp: 'v=0\r\na=fingerprint:sha-256 AA:BB\r\na=candidate:1 1 UDP 1 127.0.0.1 5000 typ host\r\n' };
+const OFFER = {
+  type: 'offer',
+  sdp: 'v=0\r\na=fingerprint:sha-256 AA:BB\r\na=candidate:1 1 UDP 1 127.0.0.1 5000 typ host\r\n',
+};
 
 function setup(keyB = 1) {
   const hub = new MemorySignalHub();
@@ -16,7 +19,9 @@ function setup(keyB = 1) {
   const rawB = hub.createClient(['bbbb']);
   const drops: Array<[string, string, number]> = [];
   const a = new SealedSignalChannel(rawA, 'p2ps-room', Buffer.alloc(32, 1));
-  const b = new SealedSignalChannel(rawB, 'p2ps-room', Buffer.alloc(32, keyB), (from, reason, total) => drops.push([from, reason, total]));
+  const b = new SealedSignalChannel(rawB, 'p2ps-room', Buffer.alloc(32, keyB), (from, reason, total) =>
+    drops.push([from, reason, total]),
+  );
   rawA.connect();
   rawB.connect();
   const got: SignalMessage[] = [];
@@ -35,7 +40,8 @@ describe('sealed signal channel', () => {
     expect(s.seen).toHaveLength(1);
     const relayed = JSON.stringify(s.seen[0]);
     expect(Object.keys(s.seen[0] as object)).toEqual(['sealed']);
-    for (const plain of ['offer', 'sdp', 'v=0', 'fingerprint', 'candidate', '127.0.0.1']) expect(relayed).not.toContain(plain);
+    for (const plain of ['offer', 'sdp', 'v=0', 'fingerprint', 'candidate', '127.0.0.1'])
+      expect(relayed).not.toContain(plain);
   });
 
   it('drops and counts a payload sealed under another key, and never delivers it', async () => {
@@ -45,7 +51,10 @@ describe('sealed signal channel', () => {
     await tick();
     expect(s.got).toEqual([]);
     expect(s.b.dropped).toBe(2);
-    expect(s.drops).toEqual([['aaaa', 'does not open', 1], ['aaaa', 'does not open', 2]]);
+    expect(s.drops).toEqual([
+      ['aaaa', 'does not open', 1],
+      ['aaaa', 'does not open', 2],
+    ]);
   });
 
   it('drops a plain (unsealed) signal from a peer without the secret', async () => {

@@ -8,7 +8,10 @@ type Docs = Map<string, number>;
 
 /** A replica in memory, answering through the same snapshot code a peer uses, validated like a peer's answer. */
 function source(docs: Docs, counter = { queries: 0 }): DigestSource {
-  const snap = new DigestSnapshot([...docs].map(([id, v]) => ({ id, v })), 'id');
+  const snap = new DigestSnapshot(
+    [...docs].map(([id, v]) => ({ id, v })),
+    'id',
+  );
   return {
     digest: async (q: DigestQuery) => {
       counter.queries++;
@@ -25,14 +28,21 @@ function trueDiff(replicas: Docs[]): string[] {
   return [...ids].filter((id) => replicas.some((r) => r.get(id) !== replicas[0]!.get(id))).sort();
 }
 
-const idArb = fc.oneof(fc.string({ minLength: 1, maxLength: 6 }), fc.integer({ min: 0, max: 5000 }).map((n) => `doc-${n}`));
+const idArb = fc.oneof(
+  fc.string({ minLength: 1, maxLength: 6 }),
+  fc.integer({ min: 0, max: 5000 }).map((n) => `doc-${n}`),
+);
 
 /** A base replica and copies of it, each with random ids removed, changed or added. */
 const replicasArb = fc
   .record({
     base: fc.uniqueArray(idArb, { maxLength: 300 }),
     copies: fc.array(
-      fc.record({ remove: fc.array(fc.nat(), { maxLength: 12 }), change: fc.array(fc.nat(), { maxLength: 12 }), add: fc.uniqueArray(idArb, { maxLength: 12 }) }),
+      fc.record({
+        remove: fc.array(fc.nat(), { maxLength: 12 }),
+        change: fc.array(fc.nat(), { maxLength: 12 }),
+        add: fc.uniqueArray(idArb, { maxLength: 12 }),
+      }),
       { minLength: 1, maxLength: 3 },
     ),
   })
@@ -59,7 +69,10 @@ describe('bisect', () => {
         fc.integer({ min: 2, max: 8 }),
         fc.integer({ min: 1, max: 6 }),
         async (replicas, limit, leaves, split, batch) => {
-          const r = await bisect(replicas.map((d) => source(d)), { limit, leaves, split, batch });
+          const r = await bisect(
+            replicas.map((d) => source(d)),
+            { limit, leaves, split, batch },
+          );
           const expected = trueDiff(replicas);
           expect(r.equal).toBe(expected.length === 0);
           expect(r.differing.map((d) => d.id)).toEqual(expected.slice(0, limit));

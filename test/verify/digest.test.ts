@@ -6,7 +6,12 @@ import { checkDigestAnswer } from '../../src/verify/protocol.js';
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
-function answer(docs: Array<Record<string, unknown>>, range: KeyRange = [null, null], leaves = 64, split = 4): RangeAnswer {
+function answer(
+  docs: Array<Record<string, unknown>>,
+  range: KeyRange = [null, null],
+  leaves = 64,
+  split = 4,
+): RangeAnswer {
   const snap = new DigestSnapshot(docs as never, 'id');
   const query = { ranges: [range], leaves, split };
   const a = snap.answer(query);
@@ -18,12 +23,22 @@ function answer(docs: Array<Record<string, unknown>>, range: KeyRange = [null, n
 describe('leaf hashes are canonical', () => {
   it('ignores key order at every level, internals and _deleted:false', () => {
     const a = { id: 'x', b: { y: 1, x: [1, { q: 2, p: 3 }] }, a: 'é' };
-    const b = { a: 'e\u0301'.normalize('NFC'), b: { x: [1, { p: 3, q: 2 }], y: 1 }, id: 'x', _deleted: false, _meta: { lwt: 5 }, _rev: '1-a' };
+    const b = {
+      a: 'e\u0301'.normalize('NFC'),
+      b: { x: [1, { p: 3, q: 2 }], y: 1 },
+      id: 'x',
+      _deleted: false,
+      _meta: { lwt: 5 },
+      _rev: '1-a',
+    };
     expect(leafHash(a).equals(leafHash(b))).toBe(true);
   });
 
   it('gives the same hash to documents parsed from different JSON texts of the same value', () => {
-    const texts = ['{"id":"x","n":1.0,"s":"\\u00e9\\ud83d\\ude00","z":-0,"big":1e21}', '{"big":1000000000000000000000,"z":0,"s":"é😀","n":1,"id":"x"}'];
+    const texts = [
+      '{"id":"x","n":1.0,"s":"\\u00e9\\ud83d\\ude00","z":-0,"big":1e21}',
+      '{"big":1000000000000000000000,"z":0,"s":"é😀","n":1,"id":"x"}',
+    ];
     const [h1, h2] = texts.map((t) => leafHash(JSON.parse(t) as Record<string, never>));
     expect(h1!.equals(h2!)).toBe(true);
   });
@@ -39,7 +54,9 @@ describe('leaf hashes are canonical', () => {
 
   it('is SHA-256 of the canonical JSON; a range digest is SHA-256 of the leaves (fixed vectors)', () => {
     // sha256('{"id":"a","n":1}') and sha256 of those 32 bytes, computed with a shell, not with this module
-    expect(leafHash({ n: 1, id: 'a' }).toString('hex')).toBe('ebddcace15c56ac9ac7a5499fffba4dece33724d7e2ad7ff5bdd262a10e643ef');
+    expect(leafHash({ n: 1, id: 'a' }).toString('hex')).toBe(
+      'ebddcace15c56ac9ac7a5499fffba4dece33724d7e2ad7ff5bdd262a10e643ef',
+    );
     expect(answer([{ n: 1, id: 'a' }]).digest).toBe('a7549f87f22e073ccdf31b8539513d6f0e55e49037cb24daab31803c6dc1c6f7');
     expect(answer([])).toEqual({ count: 0, digest: EMPTY_SHA256, entries: [] });
   });
@@ -69,15 +86,25 @@ describe('range answers', () => {
 
   it('always makes progress: every bound is inside the range and after its first id', () => {
     fc.assert(
-      fc.property(fc.uniqueArray(fc.string({ minLength: 1, maxLength: 4 }), { maxLength: 60 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 2, max: 8 }), (ids, leaves, split) => {
-        const a = answer(ids.map((id) => ({ id })), [null, null], leaves, split);
-        expect(a.count).toBe(ids.length);
-        if (a.bounds) {
-          const sorted = [...ids].sort();
-          expect(a.bounds.length).toBeGreaterThan(0);
-          for (const b of a.bounds) expect(b > sorted[0]!).toBe(true);
-        }
-      }),
+      fc.property(
+        fc.uniqueArray(fc.string({ minLength: 1, maxLength: 4 }), { maxLength: 60 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 2, max: 8 }),
+        (ids, leaves, split) => {
+          const a = answer(
+            ids.map((id) => ({ id })),
+            [null, null],
+            leaves,
+            split,
+          );
+          expect(a.count).toBe(ids.length);
+          if (a.bounds) {
+            const sorted = [...ids].sort();
+            expect(a.bounds.length).toBeGreaterThan(0);
+            for (const b of a.bounds) expect(b > sorted[0]!).toBe(true);
+          }
+        },
+      ),
     );
   });
 });

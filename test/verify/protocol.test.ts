@@ -6,7 +6,25 @@ const q = (over: Record<string, unknown> = {}): unknown[] => [{ ranges: [[null, 
 
 describe('checkDigestQuery refuses hostile queries with a reason', () => {
   it('accepts a well-formed query', () => {
-    expect(checkDigestQuery(q({ ranges: [[null, 'm'], ['m', null], ['a', 'b']] }))).toEqual({ ranges: [[null, 'm'], ['m', null], ['a', 'b']], leaves: 4, split: 4 });
+    expect(
+      checkDigestQuery(
+        q({
+          ranges: [
+            [null, 'm'],
+            ['m', null],
+            ['a', 'b'],
+          ],
+        }),
+      ),
+    ).toEqual({
+      ranges: [
+        [null, 'm'],
+        ['m', null],
+        ['a', 'b'],
+      ],
+      leaves: 4,
+      split: 4,
+    });
   });
 
   it.each([
@@ -40,7 +58,9 @@ describe('checkDigestQuery refuses hostile queries with a reason', () => {
   it('does not look at members it does not know, however deep', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 100_000; i++) deep = [deep];
-    expect(checkDigestQuery([{ ranges: [[null, null]], leaves: 1, split: 2, extra: deep }])).toMatchObject({ leaves: 1 });
+    expect(checkDigestQuery([{ ranges: [[null, null]], leaves: 1, split: 2, extra: deep }])).toMatchObject({
+      leaves: 1,
+    });
   });
 });
 
@@ -50,7 +70,14 @@ describe('checkDigestAnswer refuses answers that do not fit the query', () => {
   const bad = (a: unknown): void => expect(typeof checkDigestAnswer([a], query)).toBe('string');
 
   it('accepts entries for a small range and bounds for a large one', () => {
-    ok({ count: 2, digest: HEX, entries: [['b', HEX], ['c', HEX]] });
+    ok({
+      count: 2,
+      digest: HEX,
+      entries: [
+        ['b', HEX],
+        ['c', HEX],
+      ],
+    });
     ok({ count: 0, digest: HEX, entries: [] });
     ok({ count: 9, digest: HEX, bounds: ['c', 'd', 'e'] });
   });
@@ -71,8 +98,28 @@ describe('checkDigestAnswer refuses answers that do not fit the query', () => {
     ['fewer entries than the count', { count: 2, digest: HEX, entries: [['b', HEX]] }],
     ['an entry outside the range', { count: 1, digest: HEX, entries: [['z', HEX]] }],
     ['an entry before the range', { count: 1, digest: HEX, entries: [['a', HEX]] }],
-    ['entries out of order', { count: 2, digest: HEX, entries: [['c', HEX], ['b', HEX]] }],
-    ['duplicate entries', { count: 2, digest: HEX, entries: [['c', HEX], ['c', HEX]] }],
+    [
+      'entries out of order',
+      {
+        count: 2,
+        digest: HEX,
+        entries: [
+          ['c', HEX],
+          ['b', HEX],
+        ],
+      },
+    ],
+    [
+      'duplicate entries',
+      {
+        count: 2,
+        digest: HEX,
+        entries: [
+          ['c', HEX],
+          ['c', HEX],
+        ],
+      },
+    ],
     ['an entry with a bad hash', { count: 1, digest: HEX, entries: [['b', 'xyz']] }],
     ['bounds missing for a large range', { count: 9, digest: HEX, entries: [] }],
     ['no bounds', { count: 9, digest: HEX, bounds: [] }],

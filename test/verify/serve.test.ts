@@ -17,9 +17,19 @@ afterEach(async () => {
 function replicaAndObserver(s = store('rrrrrrrrrr'), id = 'replica') {
   const [replicaEnd, observerEnd] = createMemoryLinkPair(id, 'observer');
   const events: SyncEvent[] = [];
-  const rep = replicate({ store: s, link: replicaEnd, topic: 'topic-1', conflict: masterWins(), batchSize: 100, emit: (e) => events.push(e) });
+  const rep = replicate({
+    store: s,
+    link: replicaEnd,
+    topic: 'topic-1',
+    conflict: masterWins(),
+    batchSize: 100,
+    emit: (e) => events.push(e),
+  });
   const observer = new ObserverLink(observerEnd, { ownToken: 'vvvvvvvvvv', timeoutMs: 5_000 });
-  cleanups.push(() => rep.close(), () => observer.close());
+  cleanups.push(
+    () => rep.close(),
+    () => observer.close(),
+  );
   return { s, rep, observer, events };
 }
 
@@ -77,7 +87,10 @@ describe('a replica and an observer', () => {
     const [o1, o2] = createMemoryLinkPair('o1', 'o2');
     const first = new ObserverLink(o1, { ownToken: 'oooooooooo', timeoutMs: 5_000 });
     const second = new ObserverLink(o2, { ownToken: 'pppppppppp', timeoutMs: 5_000 });
-    cleanups.push(() => first.close(), () => second.close());
+    cleanups.push(
+      () => first.close(),
+      () => second.close(),
+    );
     await expect(Promise.all([first.classify(), second.classify()])).resolves.toEqual([
       { peerId: 'o2', kind: 'observer' },
       { peerId: 'o1', kind: 'observer' },
@@ -97,7 +110,9 @@ describe('a replica and an observer', () => {
     ];
     raw.autoAnswer = () => answers.shift();
     for (let i = 0; i < 4; i++) {
-      await expect(observer.digest({ ranges: [['a', 'b']], leaves: 4, split: 4 })).rejects.toMatchObject({ code: 'E_PROTOCOL' });
+      await expect(observer.digest({ ranges: [['a', 'b']], leaves: 4, split: 4 })).rejects.toMatchObject({
+        code: 'E_PROTOCOL',
+      });
     }
     expect(observer.rejected).toBe(4);
   });
@@ -107,10 +122,23 @@ describe('a replica and an observer', () => {
     await seed(s, 10);
     const [replicaEnd, rawEnd] = createMemoryLinkPair('replica', 'raw');
     const events: SyncEvent[] = [];
-    const rep = replicate({ store: s, link: replicaEnd, topic: 'topic-1', conflict: masterWins(), batchSize: 100, emit: (e) => events.push(e) });
+    const rep = replicate({
+      store: s,
+      link: replicaEnd,
+      topic: 'topic-1',
+      conflict: masterWins(),
+      batchSize: 100,
+      emit: (e) => events.push(e),
+    });
     cleanups.push(() => rep.close());
     const raw = new RawPeer(rawEnd, 'zzzzzzzzzz');
-    for (const params of [[], [null], [{ ranges: [['b', 'a']], leaves: 1, split: 2 }], [{ ranges: [[null, null]], leaves: 1e9, split: 2 }], [{ ranges: 'x', leaves: 1, split: 2 }]]) {
+    for (const params of [
+      [],
+      [null],
+      [{ ranges: [['b', 'a']], leaves: 1, split: 2 }],
+      [{ ranges: [[null, null]], leaves: 1e9, split: 2 }],
+      [{ ranges: 'x', leaves: 1, split: 2 }],
+    ]) {
       const answer = await raw.request(DIGEST_METHOD, params);
       expect(answer.error).toMatchObject({ code: 'E_PROTOCOL' });
     }

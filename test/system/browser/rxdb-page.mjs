@@ -25,21 +25,36 @@ let collection;
 window.rxdbPeer = {
   /** Creates the database, seeds it, starts replication; resolves with its storage token. */
   async start({ signal, topic, seed = 0, prefix = 'R' }) {
-    const db = await createRxDatabase({ name: `browser${randomToken(8)}`, storage: getRxStorageMemory(), multiInstance: false });
+    const db = await createRxDatabase({
+      name: `browser${randomToken(8)}`,
+      storage: getRxStorageMemory(),
+      multiInstance: false,
+    });
     await db.addCollections({ docs: { schema } });
     collection = db.docs;
     const docs = [];
-    for (let i = 1; i <= seed; i++) docs.push({ id: `${prefix}-${String(i).padStart(4, '0')}`, title: `from the browser ${i}`, n: i });
+    for (let i = 1; i <= seed; i++)
+      docs.push({ id: `${prefix}-${String(i).padStart(4, '0')}`, title: `from the browser ${i}`, n: i });
     if (docs.length) await collection.bulkInsert(docs);
     collection.$.subscribe(() => report({ event: 'change' }));
     const pool = await replicateWebRTC({
       collection,
       topic,
-      connectionHandlerCreator: getConnectionHandlerSimplePeer({ signalingServerUrl: signal, config: { iceServers: [] } }),
+      connectionHandlerCreator: getConnectionHandlerSimplePeer({
+        signalingServerUrl: signal,
+        config: { iceServers: [] },
+      }),
       pull: {},
       push: {},
     });
-    pool.error$.subscribe((err) => report({ event: 'error', code: err?.code, message: String(err?.message ?? err), parameters: JSON.stringify(err?.parameters ?? {}).slice(0, 500) }));
+    pool.error$.subscribe((err) =>
+      report({
+        event: 'error',
+        code: err?.code,
+        message: String(err?.message ?? err),
+        parameters: JSON.stringify(err?.parameters ?? {}).slice(0, 500),
+      }),
+    );
     pool.peerStates$.subscribe((states) => report({ event: 'peers', count: states.size }));
     return { storageToken: await db.storageToken, rxdbVersion: RXDB_VERSION, userAgent: navigator.userAgent };
   },
