@@ -23,6 +23,8 @@ export const ErrorCodes = {
   E_DUPLICATE_KEY: ExitCode.usage,
   E_BAD_COLLECTION: ExitCode.usage,
   E_BAD_FORMAT: ExitCode.usage,
+  /** A document in the user's file or in `put` input carries `_deleted`, `_meta`, `_rev` or `_attachments`. */
+  E_RESERVED_FIELD: ExitCode.usage,
   E_TLS_FILE: ExitCode.usage,
   E_TOKEN_FILE: ExitCode.usage,
   /** The signaling server refused our credentials (HTTP 401/403 at the WebSocket upgrade). */

@@ -7,7 +7,7 @@ import { FileLock } from './lock.js';
 import { openStore, refuseEncrypted, resolveStoreOptions, type FileStoreOptions } from './open.js';
 import { withUnsaved } from './recovery.js';
 import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
-import { UserFile } from './user-file.js';
+import { reservedField, reservedFieldError, UserFile } from './user-file.js';
 
 /**
  * The shell CRUD operations behind `p2psync ls|get|put|rm`.
@@ -155,6 +155,9 @@ export function parseDocumentsInput(input: { args: readonly string[]; stdin?: st
         key: primaryKey,
       });
     }
+    // Documents from stdin were checked (with line numbers) and carry `_deleted: false` by now.
+    const reserved = file === '<stdin>' ? undefined : reservedField(value as Record<string, unknown>);
+    if (reserved !== undefined) throw reservedFieldError(file, id, reserved, { file });
     if (seen.has(id))
       throw new P2PSyncError('E_DUPLICATE_KEY', `${file}: duplicate ${primaryKey} "${id}" in the input`, {
         file,

@@ -165,6 +165,7 @@ export class FileStore extends IndexedStore {
     await removeDeadTemps(c.path, isAlive);
     let raw = await this.file.readText();
     const saved = await Sidecar.load(this.sidecar.path, c.primaryKey);
+    if (saved?.dropped) this.reportTornSidecar(saved.dropped);
     const h = saved?.header;
     if (h && (h.key !== c.primaryKey || (h.collection ?? undefined) !== c.collection)) {
       const was = `--key ${h.key}${h.collection !== null ? ` --collection ${h.collection}` : ''}`;
@@ -186,6 +187,14 @@ export class FileStore extends IndexedStore {
       raw = { text, version: await this.file.writeText(text) };
     }
     const content = this.file.parse(raw.text, true);
+    if (content.collectionMissing) {
+      c.onEvent?.({
+        event: 'warning',
+        code: 'W_NEW_COLLECTION',
+        message: `${c.path} has no "${c.collection}" member; it is added (with the other members kept) at the first write`,
+        details: { file: c.path, collection: c.collection },
+      });
+    }
     if (saved) {
       this.writer.header = saved.header;
       // Documents of write-ahead records newer than the last file save go on top: the file is behind them, which
@@ -229,6 +238,21 @@ export class FileStore extends IndexedStore {
     else await this.sidecar.attach(saved.bytes, saved.records);
     this.wal.start(saved?.seq ?? 0);
     await this.writer.execute(await this.writer.plan(this.root));
+  }
+
+  /**
+   * A torn last line of the journal (a crash mid-append, or a sidecar cut short) is dropped, with the writes and
+   * checkpoints it held: say so. Their documents come back from the peers that sent them (the checkpoint in the
+   * same line went too), or are read from the user's file again as outside edits.
+   */
+  private reportTornSidecar(dropped: { line: number; bytes: number }): void {
+    const file = this.sidecar.path;
+    this.config.onEvent?.({
+      event: 'warning',
+      code: 'W_SIDECAR_TORN',
+      message: `${file}:${dropped.line}: dropped an incomplete last record (${dropped.bytes} bytes) of the sidecar, cut short by a crash or a truncated copy; the writes it held are fetched again from peers or read again from your file`,
+      details: { file, line: dropped.line, bytes: dropped.bytes, records: 1 },
+    });
   }
 
   // ---- IndexedStore hooks ----

@@ -1,9 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
-import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { basename, dirname, join } from 'node:path';
 import { P2PSyncError } from '../core/errors.js';
 import { ChunkWriter, type ByteBuffer } from './bytes.js';
+import { decodeUtf8 } from './utf8.js';
 
 /**
  * What identifies one version of a file without reading it. `ino` changes on every replace-by-rename, `mtimeMs`
@@ -54,6 +56,48 @@ export function ioError(err: unknown, file: string, action: string): P2PSyncErro
   );
 }
 
+/**
+ * The file that reading and writing `path` really touches. A symlink is followed, so a store that is a symlink is
+ * written through to its target (the temp file goes beside the target and is renamed over it; the link stays). A
+ * target that exists but is not a regular file (a device such as /dev/null, a FIFO, a directory), or a symlink to
+ * nothing, is refused with E_BAD_OPTION: the `--store` value cannot name a store, whatever is in it.
+ */
+export async function storeTarget(path: string): Promise<string> {
+  let real: string;
+  let s: Stats;
+  try {
+    real = await realpath(path);
+    s = await stat(real);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(err, path, 'stat');
+    const link = await lstat(path).catch(() => undefined);
+    if (link?.isSymbolicLink())
+      throw new P2PSyncError(
+        'E_BAD_OPTION',
+        `${path} is a symlink to a file that does not exist; create the target or point the link at a file`,
+        { file: path },
+      );
+    return path;
+  }
+  if (!s.isFile()) {
+    const kind = s.isDirectory()
+      ? 'a directory'
+      : s.isFIFO()
+        ? 'a FIFO'
+        : s.isCharacterDevice() || s.isBlockDevice()
+          ? 'a device'
+          : s.isSocket()
+            ? 'a socket'
+            : 'not a regular file';
+    const via = real !== path ? ` (through a symlink to ${real})` : '';
+    throw new P2PSyncError('E_BAD_OPTION', `${path} is ${kind}${via}: a store must be a regular file`, {
+      file: path,
+      target: real,
+    });
+  }
+  return real;
+}
+
 /** Name of our temp file for `target`: hidden, per process (never collides with lowdb's `.<name>.tmp`). */
 export function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.p2psync-tmp`);
@@ -77,7 +121,8 @@ export async function fsyncDir(dir: string): Promise<void> {
  * fsync the directory. Readers see the old or the new file, never a mix; a crash leaves one of the two.
  * Returns the new file's version (fingerprint taken from the temp file before the rename).
  */
-export async function writeFileAtomic(target: string, data: string | Buffer, hash?: string): Promise<FileVersion> {
+export async function writeFileAtomic(path: string, data: string | Buffer, hash?: string): Promise<FileVersion> {
+  const target = await storeTarget(path);
   const tmp = tempPathFor(target);
   const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   let fp: Fingerprint;
@@ -93,7 +138,7 @@ export async function writeFileAtomic(target: string, data: string | Buffer, has
     await rename(tmp, target);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
-    throw ioError(err, target, 'write');
+    throw ioError(err, path, 'write');
   }
   await fsyncDir(dirname(target));
   return { ...fp, hash: hash ?? contentHash(buf) };
@@ -106,12 +151,13 @@ export async function writeFileAtomic(target: string, data: string | Buffer, has
  * of the first `upTo` bytes `fill` will write (they are not hashed again).
  */
 export async function writeFileAtomicWith(
-  target: string,
+  path: string,
   out: ByteBuffer,
   fill: (w: ChunkWriter) => Promise<void>,
   keepOpen = false,
   resume?: { hash: Hash; upTo: number },
 ): Promise<{ version: FileVersion; handle: FileHandle | undefined }> {
+  const target = await storeTarget(path);
   const tmp = tempPathFor(target);
   const hash = resume?.hash ?? createHash('sha1');
   let handle: FileHandle | undefined;
@@ -132,7 +178,7 @@ export async function writeFileAtomicWith(
   } catch (err) {
     await handle?.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
-    throw ioError(err, target, 'write');
+    throw ioError(err, path, 'write');
   }
   await fsyncDir(dirname(target));
   return { version: { ...fp, hash: hash.digest('hex') }, handle };
@@ -151,14 +197,16 @@ export interface VersionedText {
 }
 
 /**
- * Reads a file as UTF-8 plus its version; undefined if it does not exist. Retries if it changes while read.
+ * Reads a file as UTF-8 plus its version (`text` throws E_PARSE at the first byte that is not UTF-8); undefined if it does not exist. Retries if it changes while read.
  * With `since`, also tells whether the file only grew past that version (one hashing pass decides both).
  */
 export async function readVersioned(path: string, since?: FileVersion): Promise<VersionedText | undefined> {
+  // Checked before opening: opening a FIFO for reading would wait for a writer forever.
+  const target = await storeTarget(path);
   for (let attempt = 0; ; attempt++) {
     let handle;
     try {
-      handle = await open(path, 'r');
+      handle = await open(target, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw ioError(err, path, 'open');
@@ -169,7 +217,7 @@ export async function readVersioned(path: string, since?: FileVersion): Promise<
       const after = fingerprintOf(await handle.stat());
       // An in-place writer was busy: read again rather than parse a half-written file.
       if ((!sameFingerprint(before, after) || buf.length !== after.size) && attempt < 5) continue;
-      return versionedText(buf, after, since);
+      return versionedText(path, buf, after, since);
     } catch (err) {
       throw ioError(err, path, 'read');
     } finally {
@@ -178,19 +226,21 @@ export async function readVersioned(path: string, since?: FileVersion): Promise<
   }
 }
 
-function versionedText(buf: Buffer, fp: Fingerprint, since: FileVersion | undefined): VersionedText {
+function versionedText(path: string, buf: Buffer, fp: Fingerprint, since: FileVersion | undefined): VersionedText {
   const hash = createHash('sha1');
   let appended: string | undefined;
   const cut = since?.size ?? 0;
   if (since && buf.length > cut && (cut === 0 || buf[cut - 1] === 0x0a)) {
     hash.update(buf.subarray(0, cut));
-    if (hash.copy().digest('hex') === since.hash) appended = buf.toString('utf8', cut);
+    // Appended bytes that are not UTF-8 are left to the whole-file read, which reports where they are.
+    const tail = buf.subarray(cut);
+    if (hash.copy().digest('hex') === since.hash && isUtf8(tail)) appended = tail.toString('utf8');
     hash.update(buf.subarray(cut));
   } else hash.update(buf);
   let text: string | undefined;
   return {
     get text() {
-      return (text ??= buf.toString('utf8'));
+      return (text ??= decodeUtf8(buf, path));
     },
     version: { ...fp, hash: hash.digest('hex') },
     ...(appended !== undefined ? { appended } : {}),
@@ -210,7 +260,9 @@ async function readAll(handle: FileHandle, size: number): Promise<Buffer> {
 }
 
 /** Removes temp files that crashed writers left next to the file (their pid is gone). `isAlive` is injected to keep this module free of lock logic. */
-export async function removeDeadTemps(path: string, isAlive: (pid: number) => boolean): Promise<void> {
+export async function removeDeadTemps(store: string, isAlive: (pid: number) => boolean): Promise<void> {
+  // Temp files sit beside the file written, the target of a symlink (a path that cannot be a store is refused later).
+  const path = await storeTarget(store).catch(() => store);
   const dir = dirname(path);
   const prefix = `.${basename(path)}.`;
   let names: string[];

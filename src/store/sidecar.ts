@@ -127,6 +127,8 @@ export interface SidecarContent {
   clock: number;
   /** The journal ended in a torn or unterminated line: rewrite it before appending. */
   torn: boolean;
+  /** The incomplete last line that was dropped (a crash mid-append, or a sidecar cut short): its line and size. */
+  dropped?: { line: number; bytes: number };
   bytes: number;
   /** Document and assumed-state records in the journal (live or superseded), to decide when to compact. */
   records: number;
@@ -213,6 +215,7 @@ export class Sidecar {
         // Only the last line can be torn by a crash; anything earlier means the file was damaged otherwise.
         if (i === last) {
           out.torn = true;
+          out.dropped = { line: i + 1, bytes: Buffer.byteLength(line) };
           break;
         }
         throw damaged(i + 1, 'unreadable line');

@@ -1,6 +1,5 @@
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import type { Adapter } from 'lowdb';
 import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
@@ -41,6 +40,8 @@ export interface UserContent {
   docs: Map<string, DocState>;
   /** JSON with a collection: the top-level object; its other members are written back unchanged. */
   root?: Record<string, Json>;
+  /** JSON with a collection: the object has no member of that name yet (it is added at the first write). */
+  collectionMissing?: true;
 }
 
 /** The raw text of the user's file and the version it was read at (`appended`: see `readVersioned`). */
@@ -48,11 +49,12 @@ export type UserText = VersionedText;
 
 /**
  * The user's file in one of the two formats: parse with precise errors, serialise, read and write atomically.
- * It follows lowdb's `Adapter` contract (`read` / `write` of the parsed content) and writes JSON the way lowdb's
- * `JSONFile` does (2-space indent), so a lowdb app and p2psync can share a file. It does not use lowdb's own
- * writer: that one neither fsyncs nor tells which version of the file it replaced, and crash safety needs both.
+ * It writes JSON the way lowdb's `JSONFile` does (2-space indent, final newline), so a lowdb app and p2psync can
+ * share a file (test/store/outside-edits.test.ts runs one). It does not use lowdb: lowdb's adapters read and write
+ * the whole parsed value, while crash safety needs a writer that fsyncs the file and its directory and tells which
+ * version it replaced, and a big store needs rewrites that copy unchanged documents' bytes (docs/STORES.md).
  */
-export class UserFile implements Adapter<UserContent> {
+export class UserFile {
   readonly name: string;
   private frame: { root: Record<string, Json> | undefined; frame: FileFrame } | undefined;
   /** The last write's layout, and its file still open (copies of unchanged documents come from it). */
@@ -68,15 +70,6 @@ export class UserFile implements Adapter<UserContent> {
   /** The version of the last `read` or `write`. */
   get version(): FileVersion | undefined {
     return this.lastVersion;
-  }
-
-  async read(): Promise<UserContent | null> {
-    const raw = await this.readText();
-    return raw ? this.parse(raw.text, true) : null;
-  }
-
-  async write(content: UserContent): Promise<void> {
-    await this.writeText(this.serialise(content.docs.values(), content.root));
   }
 
   /** Reads the file; with `since`, also tells whether it only grew past that version (see `readVersioned`). */
@@ -245,6 +238,7 @@ export class UserFile implements Adapter<UserContent> {
     }
     let list: unknown;
     let root: Record<string, Json> | undefined;
+    let missing = false;
     if (c === undefined) {
       if (!Array.isArray(value)) {
         const hint = isPlainObject(value)
@@ -261,7 +255,8 @@ export class UserFile implements Adapter<UserContent> {
         });
       }
       root = value as Record<string, Json>;
-      list = Object.hasOwn(root, c) ? root[c] : [];
+      missing = !Object.hasOwn(root, c);
+      list = missing ? [] : root[c];
       if (!Array.isArray(list)) {
         throw new P2PSyncError('E_BAD_COLLECTION', `${file}: "${c}" is not an array of documents`, {
           file,
@@ -282,7 +277,7 @@ export class UserFile implements Adapter<UserContent> {
       (i) => items[i],
       (i) => ({ ...where(i), index: i }),
     );
-    return root ? { docs, root } : { docs };
+    return root ? { docs, root, ...(missing ? { collectionMissing: true as const } : {}) } : { docs };
   }
 
   private parseNdjson(text: string): UserContent {
@@ -346,6 +341,11 @@ export class UserFile implements Adapter<UserContent> {
           { file, ...at, key: pk },
         );
       }
+      const reserved = reservedField(v);
+      if (reserved !== undefined) {
+        const at = where(i);
+        throw reservedFieldError(`${file}:${at.line}:${at.column}`, id, reserved, { file, ...at });
+      }
       if (docs.has(id)) {
         const at = where(i);
         let first = 0;
@@ -373,11 +373,37 @@ async function stillAsWritten(source: { handle: FileHandle; written: Fingerprint
   }
 }
 
-/** A freshly parsed object becomes a doc state in place (no copy: 100k documents load noticeably faster). */
-const INTERNAL_FIELDS = ['_meta', '_rev', '_attachments'];
+/**
+ * Fields RxDB keeps for itself. p2psync keeps their equivalents in the sidecar, so a user document (in the file or
+ * in `put` input) that carries one is refused rather than losing it silently at the next rewrite. Documents from
+ * peers carry `_deleted` (and may carry the others) on the wire: they are not parsed here.
+ */
+export const RESERVED_FIELDS = ['_deleted', '_meta', '_rev', '_attachments'] as const;
 
+/** The first reserved field `v` carries, if any. */
+export function reservedField(v: Record<string, unknown>): string | undefined {
+  return RESERVED_FIELDS.find((f) => Object.hasOwn(v, f));
+}
+
+export function reservedFieldError(
+  where: string,
+  id: string,
+  field: string,
+  details: Record<string, unknown>,
+): P2PSyncError {
+  return new P2PSyncError(
+    'E_RESERVED_FIELD',
+    `${where}: document "${id}" carries the reserved field "${field}" (p2psync and RxDB keep it for themselves); remove it`,
+    {
+      ...details,
+      id,
+      field,
+    },
+  );
+}
+
+/** A freshly parsed, validated object becomes a doc state in place (no copy: 100k documents load noticeably faster). */
 function asDocState(v: Record<string, unknown>): DocState {
-  for (const key of INTERNAL_FIELDS) if (Object.hasOwn(v, key)) delete v[key];
   v._deleted = false;
   return v as DocState;
 }

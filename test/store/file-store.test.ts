@@ -36,7 +36,7 @@ describe('file stores: files on disk', () => {
       path,
       JSON.stringify([
         { id: 'z', n: 1 },
-        { id: 'a', n: 2, _meta: { lwt: 1 }, _rev: '1-x' },
+        { id: 'a', n: 2 },
       ]),
     );
     const s = await fx.open({ path, watch: false });
