@@ -2,7 +2,7 @@
  * `p2psync verify` end to end: real processes, real WebRTC on loopback, a real signaling server.
  */
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { e2eFixture, putDocs, startPeer, waitAfter, waitConverged, writeDocsFile } from '../helpers/e2e.js';
 import { runCli, type CliEvent, type CliResult } from '../helpers/spawn.js';
@@ -146,6 +146,42 @@ describe('p2psync verify', () => {
       code: 'E_TIMEOUT',
       message: expect.stringMatching(/nothing to compare: 1 verifiable replica/),
     });
+  });
+
+  it('with a topic secret: verify with the secret compares the replicas; without it or with another it finds no peer', async () => {
+    const dir = await temp.make();
+    const fileA = join(dir, 'a.ndjson');
+    const fileB = join(dir, 'b.ndjson');
+    const secret = join(dir, 'secret');
+    const wrong = join(dir, 'wrong');
+    await writeFile(secret, 'verify-e2e-secret-0123456789\n');
+    await writeFile(wrong, 'another-secret-9876543210\n');
+    await writeDocsFile(fileA, docs(40));
+    await writeDocsFile(fileB, docs(40));
+    const sig = await signals.start();
+    const [a, b] = await Promise.all([
+      startPeer({ store: fileA, signal: sig.url, topic: TOPIC, extra: ['--secret-file', secret] }),
+      startPeer({ store: fileB, signal: sig.url, topic: TOPIC, extra: ['--secret-file', secret] }),
+    ]);
+    await Promise.all([a.waitFor('synced', 20_000), b.waitFor('synced', 20_000)]);
+
+    const r = await verify(sig.url, ['--json', '--secret-file', secret]);
+    expect(r.code, r.stderr).toBe(0);
+    const result = events(r).find((e) => e.event === 'verified')!;
+    expect(result).toMatchObject({ equal: true, complete: true, differing: [] });
+    expect((result.replicas as Array<{ documents: number }>).map((x) => x.documents)).toEqual([40, 40]);
+
+    // The same topic without the secret, or with another one, is another room: the two joins are not there.
+    for (const extra of [[], ['--secret-file', wrong]]) {
+      const lost = await verify(sig.url, ['--json', ...extra], 4);
+      expect(lost.code, lost.stderr).toBe(3);
+      expect(events(lost).find((e) => e.event === 'error')).toMatchObject({
+        code: 'E_TIMEOUT',
+        message: expect.stringMatching(/no peer in topic/),
+      });
+      expect(events(lost).filter((e) => e.event === 'verify-peer')).toEqual([]);
+    }
+    await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
   });
 
   it('exits 3 when no peer is in the topic, or the signaling server cannot be reached', async () => {
