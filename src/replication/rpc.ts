@@ -1,3 +1,4 @@
+import { parseJsonObject } from '../core/json.js';
 import { debuglog } from 'node:util';
 import type { PeerLink } from '../core/link.js';
 import { P2PSyncError } from '../core/errors.js';
@@ -329,16 +330,9 @@ export class Rpc {
 }
 
 function parseObject(text: string): Record<string, unknown> | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    debug('replication: dropped a frame that is not JSON (%d chars)', text.length);
-    return undefined;
-  }
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
+  const o = parseJsonObject(text);
+  if (o === undefined) debug('replication: dropped a frame that is not a JSON object (%d chars)', text.length);
+  return o;
 }
 
 function remoteError(method: string, error: unknown): P2PSyncError {

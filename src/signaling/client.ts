@@ -1,3 +1,4 @@
+import { parseJsonObject } from '../core/json.js';
 import { debuglog } from 'node:util';
 import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import { P2PSyncError } from '../core/errors.js';
@@ -401,14 +402,8 @@ function parseFrame(data: RawData): Record<string, unknown> | undefined {
   if (Buffer.isBuffer(data)) text = data.toString('utf8');
   else if (Array.isArray(data)) text = Buffer.concat(data).toString('utf8');
   else text = Buffer.from(data).toString('utf8');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const record = value as Record<string, unknown>;
+  const record = parseJsonObject(text);
+  if (record === undefined) return undefined;
   return typeof record.type === 'string' ? record : undefined;
 }
 

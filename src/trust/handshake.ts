@@ -1,3 +1,4 @@
+import { parseJsonObject } from '../core/json.js';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /*
@@ -125,14 +126,8 @@ function frame(body: { hello?: string; proof?: string }): string {
 /** The hello/proof of a handshake frame, or undefined for anything else (never throws). */
 function parseFrame(text: string): { hello?: unknown; proof?: unknown } | undefined {
   if (typeof text !== 'string' || text.length > MAX_HANDSHAKE_FRAME_CHARS) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const o = value as Record<string, unknown>;
+  const o = parseJsonObject(text);
+  if (o === undefined) return undefined;
   if (o[TRUST_FRAME_TAG] !== TRUST_VERSION) return undefined;
   return { hello: o['hello'], proof: o['proof'] };
 }
