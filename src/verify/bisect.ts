@@ -93,9 +93,11 @@ export async function bisect(
   settle(ALL, rootAnswers);
   const equal = found.length === 0 && pending.length === 0;
 
-  // Stop once `limit` ids are known and no range left could hold a smaller one.
+  // Stop once more than `limit` ids are known (so the list is known to be incomplete) and no range left could hold
+  // one of the first `limit`. With exactly `limit` found, the ranges left must still be asked: a part cut at another
+  // replica's bound may turn out equal, and only then is the list complete.
   const done = (): boolean => {
-    if (found.length < o.limit) return false;
+    if (found.length <= o.limit) return false;
     found.sort((a, b) => compareIds(a.id, b.id));
     const last = found[o.limit - 1]!.id;
     return pending.every(([from]) => from !== null && compareIds(from, last) > 0);

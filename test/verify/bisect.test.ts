@@ -87,6 +87,37 @@ describe('bisect', () => {
     );
   });
 
+  it('reports complete when exactly `limit` ids differ and the parts left turn out equal (shrunk from the property)', async () => {
+    const replicas: Docs[] = [
+      new Map([
+        ['doc-0', 0],
+        ['e', 0],
+      ]),
+      new Map([
+        ['e', 0],
+        [' ', 7],
+        ['!', 7],
+        ['"', 7],
+        ['doc-1', 7],
+      ]),
+    ];
+    const r = await bisect(
+      replicas.map((d) => source(d)),
+      { limit: 5, leaves: 1, split: 2, batch: 1 },
+    );
+    expect(r.differing.map((d) => d.id)).toEqual([' ', '!', '"', 'doc-0', 'doc-1']);
+    expect(r.complete).toBe(true);
+  });
+
+  it('reports incomplete when one more id differs than the limit', async () => {
+    const a: Docs = new Map(Array.from({ length: 100 }, (_, i) => [`d${String(i).padStart(3, '0')}`, i]));
+    const b = new Map(a);
+    for (const id of ['d010', 'd020', 'd030', 'd090']) b.set(id, -1);
+    const r = await bisect([source(a), source(b)], { limit: 3, leaves: 2, split: 2, batch: 1 });
+    expect(r.differing.map((d) => d.id)).toEqual(['d010', 'd020', 'd030']);
+    expect(r.complete).toBe(false);
+  });
+
   it('asks one request per source when replicas are equal', async () => {
     const docs: Docs = new Map(Array.from({ length: 1000 }, (_, i) => [`d${i}`, i]));
     const counter = { queries: 0 };
