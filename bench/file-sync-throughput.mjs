@@ -86,7 +86,14 @@ if (!isMainThread) {
   parentPort.on('message', async (m) => {
     if (m.port) {
       link = new PortLink(m.port, 'fork');
-      rep = replicate({ store, link, topic: TOPIC, conflict: masterWins(), batchSize: DEFAULT_BATCH_SIZE });
+      rep = replicate({
+        store,
+        meta: store,
+        link,
+        topic: TOPIC,
+        conflict: masterWins(),
+        batchSize: DEFAULT_BATCH_SIZE,
+      });
     } else if (m === 'close') {
       await rep?.close();
       link?.close();
@@ -156,10 +163,10 @@ async function runOnce(format, values, runIndex) {
     forkLink = new PortLink(port1, 'master');
   } else {
     links = createMemoryLinkPair();
-    masterRep = replicate({ ...options, store: master, link: links[0] });
+    masterRep = replicate({ ...options, store: master, meta: master, link: links[0] });
     forkLink = links[1];
   }
-  const forkRep = replicate({ ...options, store: fork, link: forkLink });
+  const forkRep = replicate({ ...options, store: fork, meta: fork, link: forkLink });
   await whenForkHas(forkRep, N);
   const tPulled = performance.now();
   await fork.flush();

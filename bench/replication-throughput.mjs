@@ -93,8 +93,8 @@ async function run() {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const options = { topic: 'bench-topic', conflict: masterWins(), batchSize };
-  const ra = replicate({ ...options, store: a, link: la });
-  const rb = replicate({ ...options, store: b, link: lb });
+  const ra = replicate({ ...options, store: a, meta: a, link: la });
+  const rb = replicate({ ...options, store: b, meta: b, link: lb });
   await whenSynced([ra, rb], N);
   await Promise.all([a.flush(), b.flush()]);
   const ms = performance.now() - t0;

@@ -2,7 +2,7 @@
 export * from './core/types.js';
 export * from './core/errors.js';
 export * from './core/events.js';
-export type { Store } from './core/store.js';
+export type { PeerStateStore, Store } from './core/store.js';
 export type { PeerLink } from './core/link.js';
 export {
   startSignalServer,

@@ -6,7 +6,7 @@ import { debuglog } from 'node:util';
 import { P2PSyncError, toP2PSyncError } from './core/errors.js';
 import type { EmitEvent } from './core/events.js';
 import type { PeerLink } from './core/link.js';
-import type { Store } from './core/store.js';
+import type { PeerStateStore, Store } from './core/store.js';
 import {
   checkKeepLimit,
   DEFAULT_KEEP_CONFLICTS,
@@ -211,7 +211,7 @@ class Session {
 
   constructor(
     private readonly o: JoinOptions,
-    private readonly store: Store,
+    private readonly store: Store & PeerStateStore,
     private readonly conflictName: string,
     private readonly networks: Network[],
     private readonly replications: Map<PeerLink, PeerReplication>,
@@ -280,6 +280,7 @@ class Session {
     const { o } = this;
     const rep = replicate({
       store: this.store,
+      meta: this.store,
       link,
       topic,
       ...(o.collection ? { collection: o.collection } : {}),

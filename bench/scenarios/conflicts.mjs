@@ -36,6 +36,7 @@ function connect(m, a, b, strategy, keepers) {
   const [la, lb] = m.createMemoryLinkPair('peer-a', 'peer-b');
   const opts = (store, link, keeper) => ({
     store,
+    meta: store,
     link,
     topic: 'bench-conflicts',
     conflict: strategy,

@@ -11,8 +11,9 @@ import type {
 } from './types.js';
 
 /**
- * The one storage contract replication depends on. Implementations: memory, JSON file (lowdb), NDJSON file.
- * Every implementation passes the contract suite in test/store/contract.ts.
+ * The one document storage contract replication depends on. Implementations: memory, JSON file (lowdb), NDJSON file,
+ * and the encryption wrapper around any of them. Every implementation passes the contract suite in
+ * test/store/contract.ts. Forks keep their per-pair state apart, in a `PeerStateStore`.
  *
  * Ordering: every committed document gets a last-write time `lwt` (ms, 2 decimals) strictly greater than any
  * earlier one of this replica, so `(lwt, id)` is a total order over the feed and a checkpoint is a resume point.
@@ -47,22 +48,9 @@ export interface Store {
    */
   bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]>;
 
-  /** Fork-side replication state for one pair (docs/PROTOCOL.md §4.1); undefined if none was saved. */
-  getPeerState(key: string): Promise<PeerState | undefined>;
-  /** Merges an update into the pair's state; persisted with the next flush. */
-  setPeerState(key: string, update: PeerStateUpdate): Promise<void>;
-  /** Optional: the keys of every saved peer state (what a rekey re-encrypts). */
-  peerStateKeys?(): Promise<string[]>;
   /**
-   * Optional: the pair's state object itself rather than a copy (created empty when missing), so that a fork keeps
-   * one map of assumed states, not two. Whoever changes `assumed` in place reports the changed ids right after with
-   * `setPeerState(key, {assumed: {ids, states: <this map>}})`, which is what persists them.
-   */
-  livePeerState?(key: string): PeerState;
-
-  /**
-   * The durability barrier (docs/STORES.md, "Durability"): resolves once every write and peer-state change made
-   * before the call survives a crash of this process or of the machine (for a file store: fsynced in its journal;
+   * The durability barrier (docs/STORES.md, "Durability"): resolves once every write (and, for a store that is also the
+   * `PeerStateStore`, every peer-state change) made before the call survives a crash of this process or of the machine (for a file store: fsynced in its journal;
    * the user's file may follow later). Replication awaits it before acknowledging a `masterWrite`. Rejects while the
    * store cannot write (E_IO: disk full, I/O error, read-only); the writes stay in memory and are retried.
    */
@@ -80,4 +68,26 @@ export interface Store {
    * recorded with them, so replication re-fetches them next time).
    */
   close(): Promise<void>;
+}
+
+/**
+ * Where a fork keeps its state for each (collection, topic, master token) pair (docs/PROTOCOL.md §4.1): checkpoints
+ * and assumed master states. Apart from `Store` as RxDB keeps its meta instance apart from the documents. The file
+ * and memory stores (and the encryption wrapper) implement both interfaces on one object, because a file store's
+ * journal records a batch of documents and the checkpoint that follows it together (docs/STORES.md, "Durability");
+ * its `durable()` and `flush()` cover peer states too.
+ */
+export interface PeerStateStore {
+  /** Fork-side replication state for one pair (docs/PROTOCOL.md §4.1); undefined if none was saved. */
+  getPeerState(key: string): Promise<PeerState | undefined>;
+  /** Merges an update into the pair's state; persisted with the next flush. */
+  setPeerState(key: string, update: PeerStateUpdate): Promise<void>;
+  /** Optional: the keys of every saved peer state (what a rekey re-encrypts). */
+  peerStateKeys?(): Promise<string[]>;
+  /**
+   * Optional: the pair's state object itself rather than a copy (created empty when missing), so that a fork keeps
+   * one map of assumed states, not two. Whoever changes `assumed` in place reports the changed ids right after with
+   * `setPeerState(key, {assumed: {ids, states: <this map>}})`, which is what persists them.
+   */
+  livePeerState?(key: string): PeerState;
 }

@@ -2,7 +2,7 @@ import { map, share, type Observable, type Subscription } from 'rxjs';
 import { docEquals, docKey, normaliseDocument } from '../core/doc.js';
 import { isNormalised } from '../store/indexed-store.js';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
-import type { Store } from '../core/store.js';
+import type { PeerStateStore, Store } from '../core/store.js';
 import type {
   AssumedChanges,
   CasWrite,
@@ -40,7 +40,7 @@ interface Version {
  *
  * Plaintext found in an encrypted field (someone edited the file) reads as itself and is encrypted straight away.
  */
-export class EncryptedStore implements Store {
+export class EncryptedStore implements Store, PeerStateStore {
   readonly changes$: Observable<StoreChange>;
   /** The latest version seen of each document, by id. */
   private readonly versions = new Map<string, Version>();
@@ -49,7 +49,7 @@ export class EncryptedStore implements Store {
   private closed = false;
 
   constructor(
-    private readonly inner: Store,
+    private readonly inner: Store & PeerStateStore,
     private readonly docs: DocCipher,
     /** A value that does not decrypt arrived by an outside edit: reported, and the document is not passed on. */
     private readonly onError: (err: P2PSyncError) => void = () => undefined,

@@ -1,5 +1,5 @@
 import { P2PSyncError } from '../core/errors.js';
-import type { Store } from '../core/store.js';
+import type { PeerStateStore, Store } from '../core/store.js';
 import type { DocState } from '../core/types.js';
 import type { DocCodec } from '../store/crud.js';
 import { keyringPath, openStore, resolveStoreOptions, type FileStoreOptions } from '../store/open.js';
@@ -146,7 +146,7 @@ export class StoreEncryption implements DocCodec {
    * (refused if the store holds documents already). Then every document and peer state is decrypted, and values that
    * are stale (plaintext written into an encrypted field, or under an old data key) are encrypted anew.
    */
-  async wrap(inner: Store, onError?: (err: P2PSyncError) => void): Promise<EncryptedStore> {
+  async wrap(inner: Store & PeerStateStore, onError?: (err: P2PSyncError) => void): Promise<EncryptedStore> {
     if (!this.keyring) {
       if ((await inner.changesSince(null, 1)).documents.length > 0) throw this.notEmpty();
       this.keyring = await createKeyring(this.keyringFile, this.fields, this.secret);

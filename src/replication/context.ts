@@ -1,6 +1,6 @@
 import type { EmitEvent } from '../core/events.js';
 import type { PeerLink } from '../core/link.js';
-import type { Store } from '../core/store.js';
+import type { PeerStateStore, Store } from '../core/store.js';
 import type { ConflictKeeper } from '../core/conflicts.js';
 import type { ConflictStrategy } from './conflict.js';
 import type { ReplicationLimits } from './limits.js';
@@ -33,6 +33,8 @@ export interface ReplicationStats {
 /** What the master and fork halves of one link share. Implemented by the link's PeerReplication. */
 export interface LinkContext {
   readonly store: Store;
+  /** Where the fork keeps its per-pair state. */
+  readonly meta: PeerStateStore;
   readonly link: PeerLink;
   readonly rpc: Rpc;
   readonly direction: Direction;

@@ -1,4 +1,4 @@
-import type { Store } from '../core/store.js';
+import type { PeerStateStore } from '../core/store.js';
 import type { Checkpoint, DocState, Json, PeerStateUpdate } from '../core/types.js';
 
 /**
@@ -15,7 +15,7 @@ export class ForkState {
 
   private constructor(
     readonly key: string,
-    private readonly store: Store,
+    private readonly store: PeerStateStore,
     public down: Json,
     public up: Checkpoint | null,
     readonly assumed: Map<string, DocState>,
@@ -27,7 +27,7 @@ export class ForkState {
   }
 
   /** The saved state; its assumed states are the store's own map where the store offers it (`livePeerState`). */
-  static async load(store: Store, key: string): Promise<ForkState> {
+  static async load(store: PeerStateStore, key: string): Promise<ForkState> {
     const saved = store.livePeerState?.(key) ?? (await store.getPeerState(key));
     return new ForkState(key, store, saved?.down ?? null, saved?.up ?? null, saved?.assumed ?? new Map());
   }

@@ -34,7 +34,7 @@ export class Fork {
   /** Loads the pair's saved state and starts. Errors are reported, not thrown. */
   async start(): Promise<void> {
     try {
-      this.state = await this.ctx.track(ForkState.load(this.ctx.store, this.key));
+      this.state = await this.ctx.track(ForkState.load(this.ctx.meta, this.key));
     } catch (err) {
       this.ctx.fail(err, 'load replication state');
       return;

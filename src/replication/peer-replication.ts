@@ -3,7 +3,7 @@ import type { Subscription } from 'rxjs';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import type { PeerLink } from '../core/link.js';
-import type { Store } from '../core/store.js';
+import type { PeerStateStore, Store } from '../core/store.js';
 import type { StoreChange } from '../core/types.js';
 import type { FrameSizes } from './chunking.js';
 import type { ConflictKeeper } from '../core/conflicts.js';
@@ -39,6 +39,11 @@ const MAX_TOKEN_LENGTH = 1024;
 
 export interface ReplicationOptions {
   store: Store;
+  /**
+   * Where this side, as fork, keeps its checkpoints and assumed states per pair (RxDB's meta instance). Often the
+   * store itself: a file store journals both together.
+   */
+  meta: PeerStateStore;
   link: PeerLink;
   /** The topic (room); part of the fork's replication identifier. */
   topic: string;
@@ -103,6 +108,7 @@ export function replicate(options: ReplicationOptions): PeerReplication {
 
 class LinkReplication implements PeerReplication, LinkContext {
   readonly store: Store;
+  readonly meta: PeerStateStore;
   readonly link: PeerLink;
   readonly rpc: Rpc;
   readonly direction: Direction;
@@ -146,6 +152,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     validateOptions(options);
     this.options = options;
     this.store = options.store;
+    this.meta = options.meta;
     this.link = options.link;
     this.direction = options.direction ?? 'both';
     this.conflict = options.conflict;
@@ -416,7 +423,7 @@ function validateOptions(o: ReplicationOptions): void {
   const bad = (option: string, message: string): never => {
     throw new P2PSyncError('E_BAD_OPTION', message, { option });
   };
-  if (!o.store || !o.link) bad('store', 'replicate() needs a store and a link');
+  if (!o.store || !o.meta || !o.link) bad('store', 'replicate() needs a store, a meta store and a link');
   if (typeof o.topic !== 'string' || o.topic.length === 0) bad('topic', 'the topic must be a non-empty string');
   if (!Number.isSafeInteger(o.batchSize) || o.batchSize < 1)
     bad('batch-size', `the batch size must be a whole number of at least 1, got ${o.batchSize}`);

@@ -1,20 +1,19 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import { randomToken } from '../core/random.js';
-import type { DocState, Json, WriteOrigin } from '../core/types.js';
+import type { DocState, WriteOrigin } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
-import { fingerprintOf, removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
-import { diffFile, type FileDiff } from './diff.js';
+import { removeDeadTemps, sameFingerprint, statOrUndefined } from './fs-util.js';
 import { IndexedStore, type PeerStateChange } from './indexed-store.js';
 import { FileLock, isAlive } from './lock.js';
 import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
-import { UserFile, type StoreFormat, type UserContent } from './user-file.js';
+import { UserFile, type StoreFormat } from './user-file.js';
 import { FileWatcher } from './watcher.js';
 import { FileWriter, type FileStoreStats, type WritePlan } from './file-writer.js';
 import { WriteAhead } from './write-ahead.js';
 import { latest, ownUnrecordedSave } from './recovery.js';
+import { OutsideEdits } from './outside-edits.js';
 
 const debug = debuglog('p2psync');
 
@@ -41,9 +40,6 @@ const FLUSH_COST_FACTOR = 4;
 const MAX_FLUSH_DELAY_MS = 2_000;
 const PURGE_EVERY_MS = 3_600_000;
 const FLUSH_RETRY_MS = 2_000;
-/** A file written in place less than this long ago may still be half written: wait (at most SETTLE_TRIES times). */
-const SETTLE_MS = 50;
-const SETTLE_TRIES = 5;
 /** Errors of a disk that refuses writes: reported as `error` events, retried while running. */
 const DISK_ERRORS = new Set(['ENOSPC', 'EIO', 'EROFS', 'EDQUOT', 'EFBIG']);
 /** Purposes written into the owner lock (see `FileStore.open`). */
@@ -72,9 +68,8 @@ export class FileStore extends IndexedStore {
   private readonly writeLock: FileLock;
   private readonly writer: FileWriter;
   private readonly wal: WriteAhead;
-  /** A collection file's other members, as last read (written back unchanged). */
-  private root: Record<string, Json> | undefined;
-  private problem: { fingerprint: FileVersion | undefined; error: P2PSyncError } | undefined;
+  /** Reconciliation with edits made to the file by anyone else. */
+  private readonly edits: OutsideEdits;
   private watcher: FileWatcher | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushFailure: string | undefined;
@@ -107,6 +102,16 @@ export class FileStore extends IndexedStore {
       stats,
       primaryKey: config.primaryKey,
       compactMinBytes: config.compactMinBytes,
+    });
+    this.edits = new OutsideEdits({
+      path: config.path,
+      format: config.format,
+      file,
+      writer: this.writer,
+      index,
+      stats,
+      onEvent: config.onEvent,
+      commit: (entries, origin) => this.commit(entries, origin),
     });
   }
 
@@ -212,13 +217,13 @@ export class FileStore extends IndexedStore {
         const known = new Map<string, DocState>();
         for (const id of content.docs.keys()) known.set(id, saved.docs.get(id)!.doc);
         this.writer.adoptFile(known, raw.version);
-        this.root = content.root;
+        this.edits.root = content.root;
       } else {
         // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
         const before = new Map<string, DocState>();
         for (const e of saved.docs.values()) if (!e.doc._deleted) before.set(e.id, e.doc);
         ownUnrecordedSave(before, content.docs, saved.unsavedStates);
-        const counts = this.ingest(content, raw.version, before);
+        const counts = this.edits.ingest(content, raw.version, before);
         if (counts.created + counts.updated + counts.deleted > 0)
           this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
       }
@@ -231,13 +236,13 @@ export class FileStore extends IndexedStore {
         collection: c.collection ?? null,
         created: new Date().toISOString(),
       };
-      this.ingest(content, raw.version, new Map());
+      this.edits.ingest(content, raw.version, new Map());
     }
     this.purgeExpired(Date.now());
     if (!saved || saved.torn) this.writer.requireSnapshot();
     else await this.sidecar.attach(saved.bytes, saved.records);
     this.wal.start(saved?.seq ?? 0);
-    await this.writer.execute(await this.writer.plan(this.root));
+    await this.writer.execute(await this.writer.plan(this.edits.root));
   }
 
   /**
@@ -311,8 +316,8 @@ export class FileStore extends IndexedStore {
     let plan: WritePlan;
     try {
       // Never replace the file over an edit we have not seen: look first, ingest, then write.
-      await this.recheck();
-      plan = await this.writer.plan(this.root);
+      await this.edits.recheck();
+      plan = await this.writer.plan(this.edits.root);
     } catch (err) {
       await this.writeLock.release();
       throw err;
@@ -389,7 +394,7 @@ export class FileStore extends IndexedStore {
    */
   private flushFailed(err: unknown): void {
     debug('flush of %s failed: %s', this.path, (err as Error).message);
-    if (this.problem || this.closed || this.released) return;
+    if (this.edits.problem || this.closed || this.released) return;
     const e = toP2PSyncError(err, 'E_IO');
     // A disk that refuses writes is an error (documents may be in memory only); a lock held too long is a warning.
     const kind = DISK_ERRORS.has(String(e.details.errno)) ? 'error' : 'warning';
@@ -437,7 +442,7 @@ export class FileStore extends IndexedStore {
       .idle()
       .then(() => statOrUndefined(this.path))
       .then((s) => {
-        if (s && !this.problem && sameFingerprint(s, this.writer.knownVersion)) return;
+        if (s && !this.edits.problem && sameFingerprint(s, this.writer.knownVersion)) return;
         return this.exclusive(() => this.liveCheck(inPlace));
       })
       .catch((err: unknown) => debug('check of %s failed: %s', this.path, (err as Error).message));
@@ -451,122 +456,10 @@ export class FileStore extends IndexedStore {
     this.watcher?.cancelPending();
     if (this.closed || this.released) return;
     try {
-      await this.recheck(inPlace);
+      await this.edits.recheck(inPlace);
     } catch {
       return; // reported by recheck
     }
     if (this.writer.pending) this.scheduleFlush();
   }
-
-  /**
-   * Compares the file with what p2psync last knew and ingests any difference. Throws (after reporting it once
-   * through `onEvent`) while the file is missing or invalid: nothing may be written over it then. `inPlace`: the
-   * file may have been written in place, so its writer may not be done yet (a file replaced by rename is complete).
-   */
-  private async recheck(inPlace = true): Promise<void> {
-    for (let tries = 0; ; tries++) {
-      const known = this.writer.knownVersion;
-      const s = await statOrUndefined(this.path);
-      const fp = s && fingerprintOf(s);
-      if (fp && !this.problem && sameFingerprint(fp, known)) return;
-      if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
-      // NDJSON lines appended to the version we know can be taken in alone (see `ingestAppended`).
-      const raw = fp
-        ? await this.file.readText(this.format === 'ndjson' && !this.problem ? known : undefined)
-        : undefined;
-      if (!raw) {
-        return this.report(
-          undefined,
-          new P2PSyncError(
-            'E_IO',
-            `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`,
-            { file: this.path },
-          ),
-          'warning',
-        );
-      }
-      if (raw.version.hash === known?.hash) {
-        this.writer.knownVersion = raw.version;
-        this.problem = undefined;
-        return;
-      }
-      let counts = raw.appended !== undefined ? this.ingestAppended(raw.appended, raw.version) : undefined;
-      if (!counts) {
-        // A file written in place a moment ago may be half written (`>` truncates first): let it settle.
-        if (inPlace && tries < SETTLE_TRIES && Date.now() - raw.version.mtimeMs < SETTLE_MS) {
-          await delay(SETTLE_MS);
-          continue;
-        }
-        let content: UserContent;
-        try {
-          content = this.file.parse(raw.text, false);
-        } catch (err) {
-          return this.report(raw.version, toP2PSyncError(err), 'error');
-        }
-        if (this.problem) debug('%s is valid again', this.path);
-        this.problem = undefined;
-        counts = this.ingest(content, raw.version, this.writer.knownDocs());
-      }
-      if (counts.created + counts.updated + counts.deleted > 0) {
-        this.stats.outsideEdits++;
-        this.config.onEvent?.({ event: 'outside-edit', store: this.path, ...counts });
-      }
-      return;
-    }
-  }
-
-  private report(fingerprint: FileVersion | undefined, error: P2PSyncError, kind: 'error' | 'warning'): never {
-    const details = error.details;
-    if (!this.problem || this.problem.error.message !== error.message) {
-      this.config.onEvent?.({ event: kind, code: error.code, message: error.message, details });
-    }
-    this.problem = { fingerprint, error };
-    throw error;
-  }
-
-  /**
-   * Turns the difference between the file's content and `before` (what the file held before) into one batch of
-   * creates, updates and deletes with fresh lwts, and makes the content the new `known`.
-   */
-  private ingest(content: UserContent, version: FileVersion, before: Map<string, DocState>): EditCounts {
-    const d = diffFile(content.docs, before, (id) => this.index.get(id)?.doc);
-    this.root = content.root;
-    return this.adopt(d, d.next, version);
-  }
-
-  /**
-   * NDJSON lines appended to the file as p2psync knew it: only they are parsed. Complete lines are complete
-   * documents whatever the writer does next, so they need no settling time, and a big file costs no more than the
-   * lines. Returns undefined when the lines need the whole file's view (one does not parse, or repeats a key the
-   * file holds), and the caller reads the whole file.
-   */
-  private ingestAppended(text: string, version: FileVersion): EditCounts | undefined {
-    let added: Map<string, DocState>;
-    try {
-      added = this.file.parse(text, false).docs;
-    } catch {
-      return undefined;
-    }
-    const known = this.writer.knownDocs();
-    for (const id of added.keys()) if (known.has(id)) return undefined;
-    const d = diffFile(added, new Map(), (id) => this.index.get(id)?.doc);
-    for (const [id, doc] of d.next) known.set(id, doc);
-    return this.adopt(d, known, version);
-  }
-
-  /** Commits a diff's batch and makes `next` (in file order) what the file is known to hold at `version`. */
-  private adopt(d: FileDiff, next: Map<string, DocState>, version: FileVersion): EditCounts {
-    if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
-    // Pending writes the file now shows anyway need no rewrite, only recording (those it changed were superseded
-    // by the batch).
-    this.writer.settled(d.settled);
-    this.writer.adoptFile(next, version);
-    return { created: d.created, updated: d.updated, deleted: d.deleted };
-  }
-}
-
-interface EditCounts {
-  created: number;
-  updated: number;
-  deleted: number;
 }

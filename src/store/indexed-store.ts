@@ -1,7 +1,7 @@
 import { Subject, type Observable } from 'rxjs';
 import { docEquals, docKey, compareIds, normaliseDocument } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
-import type { Store } from '../core/store.js';
+import type { PeerStateStore, Store } from '../core/store.js';
 import type {
   AssumedChanges,
   CasWrite,
@@ -41,7 +41,7 @@ export interface PeerStateChange {
  *
  * All mutations run one at a time (`exclusive`), so a batch is atomic with respect to readers and other writers.
  */
-export abstract class IndexedStore implements Store {
+export abstract class IndexedStore implements Store, PeerStateStore {
   protected readonly index = new DocIndex();
   protected readonly peerStates = new Map<string, PeerState>();
   private readonly subject = new Subject<StoreChange>();

@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 import { P2PSyncError } from '../core/errors.js';
 import type { SyncEvent } from '../core/events.js';
-import type { Store } from '../core/store.js';
+import type { PeerStateStore, Store } from '../core/store.js';
 import { FileStore, type FileStoreConfig, type FileStoreStats } from './file-store.js';
 import { statOrUndefined } from './fs-util.js';
 import { sidecarPath } from './sidecar.js';
@@ -51,12 +51,16 @@ export interface FileStoreOptions {
   encrypted?: boolean;
 }
 
-/** A store over the user's file. `stats` counts file rewrites, sidecar appends and compactions. */
-export type OpenedStore = Store & {
-  readonly path: string;
-  readonly format: StoreFormat;
-  readonly stats: Readonly<FileStoreStats>;
-};
+/**
+ * A store over the user's file, which also keeps the peer states (in its sidecar). `stats` counts file rewrites,
+ * sidecar appends and compactions.
+ */
+export type OpenedStore = Store &
+  PeerStateStore & {
+    readonly path: string;
+    readonly format: StoreFormat;
+    readonly stats: Readonly<FileStoreStats>;
+  };
 
 export const DEFAULT_TOMBSTONE_TTL_MS = 30 * 24 * 3_600_000;
 

@@ -121,6 +121,7 @@ export async function runSchedule(
     const rep = (i: number, link: PeerLink): PeerReplication =>
       replicate({
         store: peers[i]!.store,
+        meta: peers[i]!.store,
         link,
         topic: 'property',
         conflict: strategy(),

@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Store } from '../../src/core/store.js';
+import type { PeerStateStore, Store } from '../../src/core/store.js';
 import { StoreEncryption, type EncryptionOptions } from '../../src/crypt/store-encryption.js';
 import type { FileStoreOptions } from '../../src/store/open.js';
 import type { StoreHarness } from '../store/contract.js';
@@ -13,7 +13,10 @@ export const CONTRACT_FIELDS = ['n', 'v', 'title', 'nested'];
 export const keyText = (text: string): EncryptionOptions['key'] => ({ text, name: 'TEST_KEY' });
 
 /** Opens an encrypted file store the way `join` does. */
-export async function openEncrypted(options: FileStoreOptions, encryption: EncryptionOptions): Promise<Store> {
+export async function openEncrypted(
+  options: FileStoreOptions,
+  encryption: EncryptionOptions,
+): Promise<Store & PeerStateStore> {
   const e = await StoreEncryption.prepare(options, encryption);
   if (!e) throw new Error('not encrypted');
   return e.open(options);

@@ -1,7 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/core/store.js';
+import type { PeerStateStore, Store } from '../../src/core/store.js';
 import { rekey } from '../../src/crypt/rekey.js';
 import { keyIdOf } from '../../src/crypt/value.js';
 import { doc, insert } from '../store/contract.js';
@@ -15,7 +15,7 @@ describe('rekey', () => {
   let oldKey: string;
   let newKey: string;
   const open: Store[] = [];
-  const openWith = async (keyFile: string): Promise<Store> => {
+  const openWith = async (keyFile: string): Promise<Store & PeerStateStore> => {
     const s = await openEncrypted({ path, watch: false }, { key: { file: keyFile } });
     open.push(s);
     return s;

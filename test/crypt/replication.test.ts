@@ -2,7 +2,7 @@
 // store operations and frames taking random numbers of event-loop turns. Both sides must converge in plaintext while
 // each inner store holds only its own ciphertext.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/core/store.js';
+import type { PeerStateStore, Store } from '../../src/core/store.js';
 import { DocCipher } from '../../src/crypt/doc-cipher.js';
 import { EncryptedStore } from '../../src/crypt/encrypted-store.js';
 import { newDataKey, ValueCipher } from '../../src/crypt/value.js';
@@ -18,7 +18,7 @@ afterEach(async () => {
   for (const p of pairs.splice(0)) await p.close();
 });
 
-function encrypted(inner: Store): EncryptedStore {
+function encrypted(inner: Store & PeerStateStore): EncryptedStore {
   const key = newDataKey();
   return new EncryptedStore(inner, new DocCipher('id', ['v'], new ValueCipher([key], key)));
 }

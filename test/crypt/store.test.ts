@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/core/store.js';
+import type { PeerStateStore, Store } from '../../src/core/store.js';
 import type { DocState } from '../../src/core/types.js';
 import { VALUE_PREFIX } from '../../src/crypt/value.js';
 import { openStore, type FileStoreOptions } from '../../src/store/open.js';
@@ -17,14 +17,14 @@ describe('encrypted file store', () => {
   let dir: string;
   let path: string;
   const open: Store[] = [];
-  const track = async (s: Promise<Store>): Promise<Store> => {
+  const track = async (s: Promise<Store & PeerStateStore>): Promise<Store & PeerStateStore> => {
     const store = await s;
     open.push(store);
     return store;
   };
-  const create = (fields = ['secret', 'note']): Promise<Store> =>
+  const create = (fields = ['secret', 'note']): Promise<Store & PeerStateStore> =>
     track(openEncrypted({ path, watch: false }, { fields, key: KEY }));
-  const reopen = (options: Partial<FileStoreOptions> = {}): Promise<Store> =>
+  const reopen = (options: Partial<FileStoreOptions> = {}): Promise<Store & PeerStateStore> =>
     track(openEncrypted({ path, watch: false, ...options }, { key: KEY }));
 
   beforeEach(async () => {

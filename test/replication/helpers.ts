@@ -2,7 +2,7 @@ import type { Observable } from 'rxjs';
 import type { PeerLink } from '../../src/core/link.js';
 import type { SyncEvent } from '../../src/core/events.js';
 import type { DocState } from '../../src/core/types.js';
-import type { Store } from '../../src/core/store.js';
+import type { PeerStateStore, Store } from '../../src/core/store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { createMemoryLinkPair, type MemoryLink, type Pace } from '../../src/transport/memory-link.js';
 import { canonicalJson, masterWins, type ConflictStrategy } from '../../src/replication/conflict.js';
@@ -69,10 +69,11 @@ export interface Pair {
 
 export type SideOptions = Partial<Omit<ReplicationOptions, 'store' | 'link'>>;
 
-export function side(s: Store, link: PeerLink, options: SideOptions = {}): Side {
+export function side(s: Store & PeerStateStore, link: PeerLink, options: SideOptions = {}): Side {
   const events: SyncEvent[] = [];
   const rep = replicate({
     store: s,
+    meta: s,
     link,
     topic: 'topic-one',
     conflict: masterWins(),
@@ -86,8 +87,8 @@ export function side(s: Store, link: PeerLink, options: SideOptions = {}): Side 
 
 /** Replicates two stores over a fresh in-memory link pair. */
 export function connect(
-  storeA: Store,
-  storeB: Store,
+  storeA: Store & PeerStateStore,
+  storeB: Store & PeerStateStore,
   a: SideOptions = {},
   b: SideOptions = a,
   linkPair: [PeerLink, PeerLink] = createMemoryLinkPair('peer-a', 'peer-b'),

@@ -106,7 +106,14 @@ describe('lifecycle', () => {
   it('rejects ready when the link closes before the handshake, and closes idempotently', async () => {
     const [linkA, linkB] = createMemoryLinkPair();
     const s = store();
-    const rep = replicate({ store: s, link: linkA, topic: 'topic-one', conflict: masterWins(), batchSize: 10 });
+    const rep = replicate({
+      store: s,
+      meta: s,
+      link: linkA,
+      topic: 'topic-one',
+      conflict: masterWins(),
+      batchSize: 10,
+    });
     linkB.close(); // the remote goes away before answering the token request
     await expect(rep.ready).rejects.toMatchObject({ code: 'E_PEER' });
     expect(rep.isIdle()).toBe(false);
@@ -148,7 +155,8 @@ describe('lifecycle', () => {
 
   it('validates options up front', () => {
     const [link] = createMemoryLinkPair();
-    const base = { store: store(), link, topic: 't', conflict: masterWins(), batchSize: 10 };
+    const s = store();
+    const base = { store: s, meta: s, link, topic: 't', conflict: masterWins(), batchSize: 10 };
     expect(() => replicate({ ...base, batchSize: 0 })).toThrow(/batch size/);
     expect(() => replicate({ ...base, batchSize: 1.5 })).toThrow(/batch size/);
     expect(() => replicate({ ...base, topic: '' })).toThrow(/topic/);

@@ -1,13 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Subscription } from 'rxjs';
 import { P2PSyncError } from '../../src/core/errors.js';
-import type { Store } from '../../src/core/store.js';
+import type { PeerStateStore, Store } from '../../src/core/store.js';
 import type { Checkpoint, DocState, StoreChange } from '../../src/core/types.js';
 
 /** How the contract suite gets stores from one implementation. */
 export interface StoreHarness {
   /** Opens the store: a fresh one on the first call, the same one again on later calls if `persistent`. */
-  open(options?: { storageToken?: string }): Promise<Store>;
+  open(options?: { storageToken?: string }): Promise<Store & PeerStateStore>;
   /** Survives close + open (file stores); the persistence tests only run when true. */
   persistent: boolean;
   /** Closes whatever is still open and removes temp files. */
@@ -45,7 +45,7 @@ function before(a: Checkpoint, b: Checkpoint): boolean {
 export function runStoreContract(name: string, makeHarness: () => Promise<StoreHarness> | StoreHarness): void {
   describe(`Store contract: ${name}`, () => {
     let h: StoreHarness;
-    let store: Store;
+    let store: Store & PeerStateStore;
     const subs: Subscription[] = [];
 
     beforeEach(async () => {

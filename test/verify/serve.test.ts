@@ -19,6 +19,7 @@ function replicaAndObserver(s = store('rrrrrrrrrr'), id = 'replica') {
   const events: SyncEvent[] = [];
   const rep = replicate({
     store: s,
+    meta: s,
     link: replicaEnd,
     topic: 'topic-1',
     conflict: masterWins(),
@@ -124,6 +125,7 @@ describe('a replica and an observer', () => {
     const events: SyncEvent[] = [];
     const rep = replicate({
       store: s,
+      meta: s,
       link: replicaEnd,
       topic: 'topic-1',
       conflict: masterWins(),
