@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { idsWithKeptVersions } from '../conflicts/index.js';
 import { P2PSyncError, exitCodeFor } from '../core/errors.js';
+import type { EmitEvent } from '../core/events.js';
 import {
   getDocuments,
   listDocuments,
@@ -11,6 +12,7 @@ import {
 } from '../store/crud.js';
 import type { CliContext } from './context.js';
 import { addStoreOptions, storeOptionsFrom, type StoreFlags } from './store-options.js';
+import { renderJoinEvent } from './join-render.js';
 import { Output } from './output.js';
 
 const COMMON_HELP = `
@@ -34,6 +36,16 @@ const SHOWN_IDS = 5;
 export function listIds(ids: readonly string[]): string {
   const shown = ids.slice(0, SHOWN_IDS).join(', ');
   return ids.length > SHOWN_IDS ? `${shown} and ${ids.length - SHOWN_IDS} more` : shown;
+}
+
+/**
+ * What opening the store for a write says as `join` would say it: a torn sidecar tail it recovered
+ * (W_SIDECAR_TORN), a collection it is about to create (W_NEW_COLLECTION).
+ */
+function storeWarnings(out: Output): EmitEvent {
+  return (e) => {
+    if (e.event === 'warning') out.event(e, renderJoinEvent(e, out.color));
+  };
 }
 
 function printDocs(out: Output, docs: UserDoc[]): void {
@@ -115,7 +127,10 @@ Examples:
           docs.length > 0 ? { args: docs } : { args: [], stdin: await readStdin() },
           flags.key,
         );
-        const r = await putDocuments(await storeOptionsFrom(flags, ctx.env), parsed);
+        const r = await putDocuments(
+          { ...(await storeOptionsFrom(flags, ctx.env)), onEvent: storeWarnings(out) },
+          parsed,
+        );
         const ids = [...r.created, ...r.updated, ...r.unchanged];
         const parts = [
           r.created.length > 0 ? `created ${listIds(r.created)}` : '',
@@ -143,7 +158,10 @@ Examples:
     )
     .action(async (ids: string[], flags: StoreFlags & { force: boolean }) => {
       await run(ctx, flags.json, async (out) => {
-        const r = await removeDocuments(await storeOptionsFrom(flags, ctx.env), ids);
+        const r = await removeDocuments(
+          { ...(await storeOptionsFrom(flags, ctx.env)), onEvent: storeWarnings(out) },
+          ids,
+        );
         const conflicts = await idsWithKeptVersions(await storeOptionsFrom(flags, ctx.env), r.removed);
         out.event(
           { event: 'written', ids: r.removed, conflicts },

@@ -18,7 +18,10 @@ import { reservedField, reservedFieldError, UserFile } from './user-file.js';
  * owns it, edit the user's file alone under the short write lock: re-read, change, replace atomically. The owner
  * takes the same lock for its own rewrites and ingests the edit as an outside edit, so neither side loses an update.
  */
-export type CrudOptions = Pick<FileStoreOptions, 'path' | 'format' | 'primaryKey' | 'collection' | 'lockTimeoutMs'> & {
+export type CrudOptions = Pick<
+  FileStoreOptions,
+  'path' | 'format' | 'primaryKey' | 'collection' | 'lockTimeoutMs' | 'onEvent'
+> & {
   /** An encrypted store's codec (src/crypt); without it an encrypted store is refused (E_KEY_REQUIRED). */
   codec?: DocCodec | undefined;
 };

@@ -48,6 +48,35 @@ describe('p2psync ls / get / put / rm', () => {
     expect(await readFile(store + '.p2psync', 'utf8')).toMatch(/"id":"a","t":1,"_deleted":true/);
   });
 
+  it('put and rm say when opening the store recovered a torn sidecar tail (W_SIDECAR_TORN), as join does', async () => {
+    const store = join(dir, 'notes.ndjson');
+    expect((await runCli(['put', '--store', store, '{"id":"a"}', '{"id":"b"}'])).code).toBe(0);
+    /** Cuts the sidecar's last record in half, as a crash mid-append would. */
+    const tear = async (): Promise<void> => {
+      const text = await readFile(store + '.p2psync', 'utf8');
+      const last = text.slice(text.lastIndexOf('\n', text.length - 2) + 1);
+      await writeFile(store + '.p2psync', text.slice(0, text.length - 1 - (last.length >> 1)));
+    };
+    await tear();
+    const put = await runCli(['put', '--store', store, '{"id":"c"}']);
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stderr).toMatch(
+      /^p2psync: warning: .*dropped an incomplete last record \(\d+ bytes\).* \[W_SIDECAR_TORN\]$/m,
+    );
+    expect(put.stderr).toMatch(/put 1 document \(created c\)/);
+    await tear();
+    const removed = await runCli(['rm', '--store', store, '--json', 'a']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(events(removed)).toMatchObject([
+      { event: 'warning', code: 'W_SIDECAR_TORN', details: { file: store + '.p2psync', records: 1 } },
+      { event: 'written', ids: ['a'] },
+    ]);
+    // Repaired by that open: the next write is quiet.
+    const again = await runCli(['put', '--store', store, '--json', '{"id":"d"}']);
+    expect(events(again).map((e) => e.event)).toEqual(['written']);
+    expect((await runCli(['ls', '--store', store])).stdout).toBe('{"id":"b"}\n{"id":"c"}\n{"id":"d"}\n');
+  });
+
   it('reads NDJSON or a JSON array on stdin and takes its options from env vars', async () => {
     const store = join(dir, 'db.json');
     await writeFile(store, JSON.stringify({ meta: { v: 1 }, users: [{ email: 'old@x.org' }] }));

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -165,10 +165,24 @@ describe('file stores: files on disk', () => {
     const s = await fx.open({ path, watch: false, flushDelayMs: 60_000 });
     await insert(s, [doc('first')]);
     await eventually(async () => (await readFile(path, 'utf8')).includes('first'));
-    await insert(s, [doc('second')]);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(await readFile(path, 'utf8')).not.toContain('second');
-    await s.flush();
+    const writes = s.stats.fileWrites;
+    // From here the clock is stepped: with watching off, the spacing timer is the store's only timer. It is still
+    // pending 50 s on (the rewrite is scheduled, not dropped), and once the gap ends the same write arrives with no
+    // flush() asked: so its absence before is the spacing, not a slow disk.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      await insert(s, [doc('second')]);
+      await s.durable();
+      await vi.advanceTimersByTimeAsync(50_000);
+      expect(vi.getTimerCount()).toBe(1);
+      expect(s.stats.fileWrites).toBe(writes);
+      expect(await readFile(path, 'utf8')).not.toContain('second');
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+    await eventually(() => s.stats.fileWrites > writes);
     expect(await readFile(path, 'utf8')).toBe('{"id":"a"}\n{"id":"first"}\n{"id":"second"}\n');
   });
 
