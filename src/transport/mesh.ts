@@ -84,7 +84,7 @@ export interface Mesh {
   /**
    * What happens to connection attempts (for logs, metrics and tests); completes when `close()` resolves. The
    * mesh starts its first attempts after the current task, so a subscriber attached right after `createMesh` sees
-   * every event.
+   * every event. Subscribers must not throw (rxjs rethrows asynchronously).
    */
   readonly events$: Observable<MeshEvent>;
   /** The currently open links. */
@@ -531,10 +531,6 @@ class WebRTCMesh implements Mesh {
   }
 
   private event(event: MeshEvent): void {
-    try {
-      this.events.next(event);
-    } catch (err) {
-      this.debug(`mesh: an events$ subscriber threw: ${String(err)}`);
-    }
+    this.events.next(event);
   }
 }
