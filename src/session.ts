@@ -180,8 +180,8 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
         maxPeers: o.maxPeers,
         gate: trust.gate,
         certificatePemFile: identity.pemFile,
-        onEvent: (e) => diagnosis.meshEvent(topic, e),
       });
+      mesh.events$.subscribe((e) => diagnosis.meshEvent(topic, e));
       networks.push({ topic, signaling, mesh });
     }
     result = await new Session(o, store, conflict.name, networks, replications, identity, kept, diagnosis).run(

@@ -90,20 +90,19 @@ async function runSignal(flags: SignalFlags, ctx: CliContext): Promise<number> {
   const stopper = installSignalHandlers();
   try {
     const options = signalOptions(flags, ctx.env);
+    const server = await startSignalServer(options);
     // Redis state changes are operational news: print them as events (they carry no credentials).
-    options.onEvent = (e) => {
-      const url = String(e.url);
-      if (e.type === 'redis-up')
-        out.event({ event: 'redis-up', url }, `p2psync signal: Redis ${url} connected; rooms are shared`);
-      else if (e.type === 'redis-down') {
-        const message = String(e.message);
+    server.events$.subscribe((e) => {
+      if (e.event === 'redis-up')
+        out.event({ event: 'redis-up', url: e.url }, `p2psync signal: Redis ${e.url} connected; rooms are shared`);
+      else if (e.event === 'redis-down') {
+        const { url, message } = e;
         out.event(
           { event: 'redis-down', url, message },
           `p2psync signal: Redis ${url} unreachable (${message}); serving local rooms only, retrying`,
         );
       }
-    };
-    const server = await startSignalServer(options);
+    });
     const auth = options.token !== undefined;
     const tls = options.tls !== undefined;
     out.event(

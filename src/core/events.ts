@@ -94,5 +94,20 @@ export type SyncEvent =
 
 export type SyncEventName = SyncEvent['event'];
 
+/*
+ * One listener style across the code base:
+ * - `onX(handler)` registers a listener and returns an `Unsubscribe` that removes it (calling it twice is harmless);
+ * - a component or core function that reports events receives an `emit` sink (`EventSink<E>`), never `onEvent`;
+ * - every event union is tagged by `event`, as the CLI's JSON lines are (SyncEvent, MeshEvent, SignalServerEvent);
+ * - a long-lived object whose events begin after it is created exposes them as rxjs Observables, as RxDB does:
+ *   `events$` (and `error$` for failures), completed when the object closes.
+ */
+
+/** Removes the listener an `onX(handler)` call registered. Idempotent. */
+export type Unsubscribe = () => void;
+
+/** Where a component reports its events (passed in as `emit`). Must not throw. */
+export type EventSink<E> = (event: E) => void;
+
 /** Where core functions report what they do; the CLI renders it as NDJSON or human text. */
-export type EmitEvent = (event: SyncEvent) => void;
+export type EmitEvent = EventSink<SyncEvent>;

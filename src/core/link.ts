@@ -1,3 +1,5 @@
+import type { Unsubscribe } from './events.js';
+
 /**
  * The peer-link contract replication depends on: one reliable, ordered, message-oriented channel to one remote
  * peer. Implementations: WebRTC data channel (simple-peer over node-datachannel) and in-memory pairs.
@@ -21,12 +23,18 @@ export interface PeerLink {
   send(frame: string): void;
   /** Bytes queued locally and not yet handed to the network: the sender's back-pressure signal. */
   bufferedAmount(): number;
-  /** Registers the frame handler (frames arriving before it is set are queued). */
-  onFrame(handler: (frame: string) => void): void;
-  /** Called once when the link closes, for whatever reason. */
-  onClose(handler: (reason?: Error) => void): void;
-  /** Called when `bufferedAmount()` falls below the low-water mark after having been above it. */
-  onDrain(handler: () => void): void;
+  /**
+   * Sets the frame handler, replacing any earlier one (frames arriving while none is set are queued). The returned
+   * function removes the handler if it is still the current one.
+   */
+  onFrame(handler: (frame: string) => void): Unsubscribe;
+  /** Called once when the link closes, for whatever reason. Returns a function that removes the handler. */
+  onClose(handler: (reason?: Error) => void): Unsubscribe;
+  /**
+   * Called when `bufferedAmount()` falls below the low-water mark after having been above it. Returns a function
+   * that removes the handler.
+   */
+  onDrain(handler: () => void): Unsubscribe;
   /** Closes the link. Idempotent. */
   close(): void;
   /** The network path the link uses, where the transport knows it (WebRTC: ICE's selected candidate pair). */

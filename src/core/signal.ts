@@ -1,3 +1,5 @@
+import type { Unsubscribe } from './events.js';
+
 /**
  * The contract between a signaling client and the WebRTC mesh (docs/PROTOCOL.md §1.5). The mesh only needs to know who
  * it is, who else is in the topic, and how to exchange opaque simple-peer signals with them.
@@ -37,18 +39,18 @@ export interface SignalChannel {
    * Called on every `joined` with the full member list minus own id (possibly unchanged or empty).
    * Returns a function that removes the handler.
    */
-  onPeers(handler: (peerIds: string[]) => void): () => void;
+  onPeers(handler: (peerIds: string[]) => void): Unsubscribe;
   /**
    * Called for each `signal` addressed to the current own peer id (others are dropped by the channel).
    * Returns a function that removes the handler.
    */
-  onSignal(handler: (message: SignalMessage) => void): () => void;
+  onSignal(handler: (message: SignalMessage) => void): Unsubscribe;
   /**
    * Called on every change of connection state: `{connected: true, peerId}` after `init`,
    * `{connected: false}` when the socket is lost (the channel then reconnects by itself, with a new id).
    * Returns a function that removes the handler.
    */
-  onStatus(handler: (status: SignalStatus) => void): () => void;
+  onStatus(handler: (status: SignalStatus) => void): Unsubscribe;
   /**
    * Sends a simple-peer signal to `to` in the current room, tagged with `connectionId` (omitted on the wire
    * when undefined: only when answering an old client whose offer carried none). Silently dropped while

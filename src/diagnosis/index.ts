@@ -80,9 +80,9 @@ export class ConnectionDiagnosis {
 
   /** Mesh events of one topic. */
   meshEvent(topic: string, e: MeshEvent): void {
-    if (e.type === 'attempt') this.signaled.add(`${topic}\0${e.remotePeerId}`);
-    if (e.type === 'connected') this.connected.add(`${topic}\0${e.remotePeerId}`);
-    if (e.type === 'failed' && e.ice) void this.warn(topic, e.remotePeerId, e.reason, e.ice);
+    if (e.event === 'attempt') this.signaled.add(`${topic}\0${e.remotePeerId}`);
+    if (e.event === 'connected') this.connected.add(`${topic}\0${e.remotePeerId}`);
+    if (e.event === 'failed' && e.ice) void this.warn(topic, e.remotePeerId, e.reason, e.ice);
   }
 
   counts(handshaken: number, waitPeers: number): PeerCounts {

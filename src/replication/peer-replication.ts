@@ -1,7 +1,7 @@
 import { debuglog } from 'node:util';
 import type { Subscription } from 'rxjs';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
-import type { EmitEvent } from '../core/events.js';
+import type { EmitEvent, Unsubscribe } from '../core/events.js';
 import type { PeerLink } from '../core/link.js';
 import type { PeerStateStore, Store } from '../core/store.js';
 import type { StoreChange } from '../core/types.js';
@@ -96,8 +96,8 @@ export interface PeerReplication {
    */
   isIdle(): boolean;
   readonly stats: Readonly<ReplicationStats>;
-  /** Called on every change of `isIdle()`, and on close. */
-  onStateChange(handler: () => void): void;
+  /** Called on every change of `isIdle()`, and on close. Returns a function that removes the handler. */
+  onStateChange(handler: () => void): Unsubscribe;
   /** Stops (the link itself stays open: it belongs to the caller), waits for in-flight store writes. Idempotent. */
   close(): Promise<void>;
 }
@@ -136,7 +136,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   private fork: Fork | undefined;
   private readonly subscription: Subscription;
   private readonly work = new Set<Promise<unknown>>();
-  private readonly handlers: Array<() => void> = [];
+  private readonly handlers = new Set<() => void>();
   private readonly options: ReplicationOptions;
   private settleReady!: (err?: Error) => void;
   private lastIdle = false;
@@ -210,8 +210,9 @@ class LinkReplication implements PeerReplication, LinkContext {
     return this.role === 'master' ? this.master.inSync : (this.fork?.inSync ?? false);
   }
 
-  onStateChange(handler: () => void): void {
-    this.handlers.push(handler);
+  onStateChange(handler: () => void): Unsubscribe {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
   }
 
   /** Internal state for debugging and tests; the shape may change at any time. */
@@ -246,7 +247,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     if (idle === this.lastIdle) return;
     this.lastIdle = idle;
     if (idle) this.progress.flush();
-    for (const h of this.handlers) h();
+    for (const h of [...this.handlers]) h();
   }
 
   track<T>(work: Promise<T>): Promise<T> {
@@ -329,7 +330,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     this.settleReady(
       new P2PSyncError('E_PEER', `peer ${this.link.remotePeerId} is an observer and holds no documents`),
     );
-    for (const h of this.handlers) h();
+    for (const h of [...this.handlers]) h();
   }
 
   private decide(peerToken: string): void {
@@ -415,7 +416,7 @@ class LinkReplication implements PeerReplication, LinkContext {
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
     this.progress.flush();
     this.lastIdle = false;
-    for (const h of this.handlers) h();
+    for (const h of [...this.handlers]) h();
   }
 }
 

@@ -2,6 +2,7 @@ import { parseJsonObject } from '../core/json.js';
 import { debuglog } from 'node:util';
 import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import { P2PSyncError } from '../core/errors.js';
+import type { Unsubscribe } from '../core/events.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -126,15 +127,15 @@ class WsSignalingClient implements SignalingClient {
     return this.roomPeers;
   }
 
-  onPeers(handler: (peerIds: string[]) => void): () => void {
+  onPeers(handler: (peerIds: string[]) => void): Unsubscribe {
     return subscribe(this.peerHandlers, handler);
   }
 
-  onSignal(handler: (message: SignalMessage) => void): () => void {
+  onSignal(handler: (message: SignalMessage) => void): Unsubscribe {
     return subscribe(this.signalHandlers, handler);
   }
 
-  onStatus(handler: (status: SignalStatus) => void): () => void {
+  onStatus(handler: (status: SignalStatus) => void): Unsubscribe {
     return subscribe(this.statusHandlers, handler);
   }
 
@@ -391,7 +392,7 @@ class WsSignalingClient implements SignalingClient {
   }
 }
 
-function subscribe<T>(handlers: Set<T>, handler: T): () => void {
+function subscribe<T>(handlers: Set<T>, handler: T): Unsubscribe {
   handlers.add(handler);
   return () => void handlers.delete(handler);
 }

@@ -15,6 +15,8 @@
  */
 import { Redis } from 'ioredis';
 import { P2PSyncError } from '../core/errors.js';
+import type { EventSink } from '../core/events.js';
+import type { SignalServerEvent } from './server-hub.js';
 import { createPeerId } from './server-protocol.js';
 import {
   decodeRelay,
@@ -65,7 +67,7 @@ export interface ClusterCounters {
   errors: number;
 }
 
-export type ClusterEventSink = (e: { type: string; [k: string]: unknown }) => void;
+export type ClusterEventSink = EventSink<Extract<SignalServerEvent, { event: `redis-${string}` }>>;
 
 export const DEFAULT_MEMBER_TTL_MS = 15_000;
 const DEFAULT_PREFIX = 'p2psync:';
@@ -334,7 +336,7 @@ export class RedisBackplane {
   private failed(err: Error, connection = true): void {
     this.counters.errors += 1;
     this.lastError = (err.message || String(err)).slice(0, 300);
-    if (!connection) this.emit({ type: 'redis-error', message: this.lastError });
+    if (!connection) this.emit({ event: 'redis-error', message: this.lastError });
   }
 
   private stateChanged(): void {
@@ -345,8 +347,8 @@ export class RedisBackplane {
     this.downSince = up ? undefined : Date.now();
     this.emit(
       up
-        ? { type: 'redis-up', url: this.url }
-        : { type: 'redis-down', url: this.url, message: this.lastError ?? 'connection closed' },
+        ? { event: 'redis-up', url: this.url }
+        : { event: 'redis-down', url: this.url, message: this.lastError ?? 'connection closed' },
     );
     // Back from an outage (or a restart that emptied Redis): rewrite our rooms and catch up on missed events.
     if (up) void this.refresh();

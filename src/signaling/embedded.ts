@@ -1,7 +1,7 @@
 import { connect as tcpConnect, isIPv4, isIPv6 } from 'node:net';
 import { debuglog } from 'node:util';
 import { P2PSyncError } from '../core/errors.js';
-import type { EmitEvent } from '../core/events.js';
+import type { EmitEvent, Unsubscribe } from '../core/events.js';
 import type { SignalMessage, SignalStatus } from '../core/signal.js';
 import { createSignalingClient, type SignalingClient, type SignalingClientOptions } from './client.js';
 import { DEFAULT_SIGNAL_PORT, startSignalServer, type SignalLimits, type SignalServer } from './server.js';
@@ -141,13 +141,13 @@ class EmbeddedSignaling implements DefaultSignaling {
   get peers(): readonly string[] {
     return this.client.peers;
   }
-  onPeers(handler: (peerIds: string[]) => void): () => void {
+  onPeers(handler: (peerIds: string[]) => void): Unsubscribe {
     return this.client.onPeers(handler);
   }
-  onSignal(handler: (message: SignalMessage) => void): () => void {
+  onSignal(handler: (message: SignalMessage) => void): Unsubscribe {
     return this.client.onSignal(handler);
   }
-  onStatus(handler: (status: SignalStatus) => void): () => void {
+  onStatus(handler: (status: SignalStatus) => void): Unsubscribe {
     return this.client.onStatus(handler);
   }
   sendSignal(to: string, data: unknown, connectionId: string): void {

@@ -138,7 +138,7 @@ function refuse(
   headers?: Record<string, string>,
 ): void {
   ctx.metrics.refuse(reason);
-  ctx.emit({ type: 'upgrade-refused', reason, status, remoteAddress: req.socket.remoteAddress ?? '' });
+  ctx.emit({ event: 'upgrade-refused', reason, status, remoteAddress: req.socket.remoteAddress ?? '' });
   refuseUpgrade(socket, status, headers);
 }
 

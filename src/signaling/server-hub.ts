@@ -1,7 +1,8 @@
 import { WebSocket, type RawData } from 'ws';
+import type { EventSink } from '../core/events.js';
 import type { RedisBackplane } from './cluster.js';
 import { TokenBucket, type SignalLimits } from './server-limits.js';
-import type { DisconnectKind, SignalGauges, SignalMetrics } from './server-metrics.js';
+import type { DisconnectKind, SignalGauges, SignalMetrics, UpgradeRefusal } from './server-metrics.js';
 import {
   SIGNAL_CLOSE_CODES,
   createPeerId,
@@ -12,9 +13,24 @@ import {
   type FrameRejectReason,
 } from './server-protocol.js';
 
-/** A diagnostic event (see `SignalServerOptions.onEvent`). */
-export type SignalServerEvent = { type: string; [k: string]: unknown };
-export type SignalEventSink = (e: SignalServerEvent) => void;
+/** A diagnostic event of the signaling server (`SignalServer.events$`), tagged by `event` like every p2psync event. */
+export type SignalServerEvent =
+  | { event: 'connection'; peerId: string; remoteAddress: string }
+  | { event: 'join'; peerId: string; room: string; members: number }
+  /** A frame broke the protocol or a limit: `code` is the close code sent, `detail` ws's message. */
+  | { event: 'violation'; peerId: string; reason: FrameRejectReason; code?: number; detail?: string }
+  /** A frame was not relayed (the peer stays connected). */
+  | { event: 'dropped'; peerId: string; reason: FrameRejectReason }
+  | { event: 'disconnect'; peerId: string; reason: DisconnectKind; detail: string }
+  | { event: 'upgrade-refused'; reason: UpgradeRefusal; status: number; remoteAddress: string; detail?: string }
+  | { event: 'redis-up'; url: string }
+  | { event: 'redis-down'; url: string; message: string }
+  /** A Redis command failed (connection errors are reported by `redis-down`). */
+  | { event: 'redis-error'; message: string }
+  | { event: 'error'; peerId?: string; message: string }
+  /** The last event: `close()` finished. */
+  | { event: 'closed' };
+export type SignalEventSink = EventSink<SignalServerEvent>;
 
 /**
  * Bytes that may wait in one socket's send buffer. A client that stops reading while others signal it
@@ -131,7 +147,7 @@ export class SignalHub {
         this.onMessage(peer, data);
       } catch (err) {
         // A bug here must cost one socket, not the process that serves everyone else.
-        this.emit({ type: 'error', peerId: id, message: err instanceof Error ? err.message : String(err) });
+        this.emit({ event: 'error', peerId: id, message: err instanceof Error ? err.message : String(err) });
         this.remove(peer, 'error', 'internal error');
         socket.close(SIGNAL_CLOSE_CODES.internalError, 'internal error');
       }
@@ -143,7 +159,7 @@ export class SignalHub {
       const reason = frameErrorReason(err.code);
       if (reason) {
         this.metrics.reject(reason);
-        this.emit({ type: 'violation', peerId: id, reason, detail: err.message });
+        this.emit({ event: 'violation', peerId: id, reason, detail: err.message });
       }
       this.remove(peer, reason ? 'violation' : 'error', err.message);
     });
@@ -152,7 +168,7 @@ export class SignalHub {
       this.sockets.delete(socket);
       if (this.sockets.size === 0) this.notifyDrained();
     });
-    this.emit({ type: 'connection', peerId: id, remoteAddress });
+    this.emit({ event: 'connection', peerId: id, remoteAddress });
     this.send(peer, initFrame(id));
   }
 
@@ -262,7 +278,7 @@ export class SignalHub {
     const at = Date.now();
     peer.rooms.set(room, at);
     this.cluster?.joined(room, peer.id, at, members.size === 1);
-    this.emit({ type: 'join', peerId: peer.id, room, members: members.size });
+    this.emit({ event: 'join', peerId: peer.id, room, members: members.size });
     this.broadcastMembers(room, members);
   }
 
@@ -301,12 +317,12 @@ export class SignalHub {
 
   private dropped(peer: Peer, reason: FrameRejectReason): void {
     this.metrics.reject(reason);
-    this.emit({ type: 'dropped', peerId: peer.id, reason });
+    this.emit({ event: 'dropped', peerId: peer.id, reason });
   }
 
   private violation(peer: Peer, reason: FrameRejectReason, code: number, closeReason: string): void {
     this.metrics.reject(reason);
-    this.emit({ type: 'violation', peerId: peer.id, reason, code });
+    this.emit({ event: 'violation', peerId: peer.id, reason, code });
     this.remove(peer, 'violation', closeReason);
     peer.socket.close(code, closeReason);
   }
@@ -325,7 +341,7 @@ export class SignalHub {
       else if (!this.shuttingDown) this.broadcastMembers(room, members);
     }
     this.metrics.disconnected(kind);
-    this.emit({ type: 'disconnect', peerId: peer.id, reason: kind, detail });
+    this.emit({ event: 'disconnect', peerId: peer.id, reason: kind, detail });
   }
 
   private broadcastMembers(room: string, members: Set<Peer>): void {

@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
+import { Subject, type Observable } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { P2PSyncError } from '../core/errors.js';
 import { RedisBackplane, validateClusterOptions, type ClusterOptions } from './cluster.js';
@@ -49,11 +50,6 @@ export interface SignalServerOptions {
    * connect to different nodes. Redis down: the node keeps serving its local rooms and /healthz answers 503.
    */
   redis?: ClusterOptions;
-  /**
-   * Diagnostics: `connection`, `join`, `violation`, `dropped`, `disconnect`, `upgrade-refused`, `error`.
-   * Called synchronously; exceptions thrown by it are ignored.
-   */
-  onEvent?: (e: SignalServerEvent) => void;
 }
 
 export interface SignalServer {
@@ -63,6 +59,13 @@ export interface SignalServer {
   readonly port: number;
   /** `ws://host:port/` or `wss://host:port/`, without any token. */
   readonly url: string;
+  /**
+   * Diagnostics (`connection`, `join`, `violation`, `dropped`, `disconnect`, `upgrade-refused`, `redis-up`,
+   * `redis-down`, `redis-error`, `error`), ending with `closed` and completion when `close()` finishes. Events of
+   * the start (Redis connecting) are held for one turn of the event loop, so a subscriber attached right after
+   * `await startSignalServer()` sees them. Subscribers must not throw (rxjs rethrows asynchronously).
+   */
+  readonly events$: Observable<SignalServerEvent>;
   /**
    * Stops listening, closes every WebSocket with 1001, waits up to `timeoutMs` (default 5000) for clients to
    * finish the closing handshake, then drops the rest. Idempotent: every call returns the same promise.
@@ -165,15 +168,17 @@ function delay(ms: number): Promise<void> {
 export async function startSignalServer(options: SignalServerOptions = {}): Promise<SignalServer> {
   const { port: askedPort, host } = validate(options);
   const limits = resolveLimits(options.limits);
-  const onEvent = options.onEvent;
+  const events = new Subject<SignalServerEvent>();
+  let held: SignalServerEvent[] | undefined = [];
   const emit: SignalEventSink = (e) => {
-    debug('signal server: %s %j', e.type, e);
-    if (!onEvent) return;
-    try {
-      onEvent(e);
-    } catch (err) {
-      debug('signal server: onEvent threw: %s', err instanceof Error ? err.message : String(err));
-    }
+    debug('signal server: %s %j', e.event, e);
+    if (held) held.push(e);
+    else events.next(e);
+  };
+  const release = (): void => {
+    const early = held ?? [];
+    held = undefined;
+    for (const e of early) events.next(e);
   };
   const server = createBaseServer(options.tls);
   const metrics = new SignalMetrics();
@@ -205,7 +210,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   wss.on('wsClientError', (err, socket, req) => {
     metrics.refuse('bad_handshake');
     emit({
-      type: 'upgrade-refused',
+      event: 'upgrade-refused',
       reason: 'bad_handshake',
       status: 400,
       detail: err.message,
@@ -234,7 +239,7 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
     throw err;
   }
   startedAt = performance.now();
-  server.on('error', (err) => emit({ type: 'error', message: err.message }));
+  server.on('error', (err) => emit({ event: 'error', message: err.message }));
 
   const heartbeat = setInterval(
     () => hub.heartbeat(),
@@ -260,15 +265,19 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
     await stopped;
     wss.close();
     await clusterClosed;
-    emit({ type: 'closed' });
+    emit({ event: 'closed' });
+    release();
+    events.complete();
   };
 
   let closed: Promise<void> | undefined;
   const url = formatUrl(options.tls !== undefined, host, port);
+  setImmediate(release);
   return {
     host,
     port,
     url,
+    events$: events.asObservable(),
     close(opts?: { timeoutMs?: number }): Promise<void> {
       closed ??= shutdown(Math.max(0, opts?.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS));
       return closed;

@@ -1,3 +1,4 @@
+import type { Unsubscribe } from '../core/events.js';
 import { MAX_FRAME_BYTES, type PeerLink } from '../core/link.js';
 
 /**
@@ -28,8 +29,8 @@ export class MemoryLink implements PeerLink {
   private held = false;
   private frameHandler: ((frame: string) => void) | undefined;
   private readonly early: string[] = [];
-  private readonly closeHandlers: Array<(reason?: Error) => void> = [];
-  private readonly drainHandlers: Array<() => void> = [];
+  private readonly closeHandlers = new Set<(reason?: Error) => void>();
+  private readonly drainHandlers = new Set<() => void>();
   private isOpen = true;
 
   constructor(
@@ -53,17 +54,22 @@ export class MemoryLink implements PeerLink {
     return this.buffered;
   }
 
-  onFrame(handler: (frame: string) => void): void {
+  onFrame(handler: (frame: string) => void): Unsubscribe {
     this.frameHandler = handler;
     for (const f of this.early.splice(0)) handler(f);
+    return () => {
+      if (this.frameHandler === handler) this.frameHandler = undefined;
+    };
   }
 
-  onClose(handler: (reason?: Error) => void): void {
-    this.closeHandlers.push(handler);
+  onClose(handler: (reason?: Error) => void): Unsubscribe {
+    this.closeHandlers.add(handler);
+    return () => this.closeHandlers.delete(handler);
   }
 
-  onDrain(handler: () => void): void {
-    this.drainHandlers.push(handler);
+  onDrain(handler: () => void): Unsubscribe {
+    this.drainHandlers.add(handler);
+    return () => this.drainHandlers.delete(handler);
   }
 
   close(): void {
@@ -99,7 +105,7 @@ export class MemoryLink implements PeerLink {
     const n = this.pace ? Math.min(this.outbox.length, this.pace(this.outbox)) : Math.min(1, this.outbox.length);
     const frames = this.outbox.splice(0, n);
     for (const f of frames) this.buffered -= f.length;
-    if (n > 0 && this.buffered === 0) for (const h of this.drainHandlers) h();
+    if (n > 0 && this.buffered === 0) for (const h of [...this.drainHandlers]) h();
     for (const f of frames) this.peer.deliver(f);
     if (this.pace) this.schedule();
   }
@@ -113,7 +119,8 @@ export class MemoryLink implements PeerLink {
   private shutdown(reason?: Error): void {
     if (!this.isOpen) return;
     this.isOpen = false;
-    for (const h of this.closeHandlers) h(reason);
+    for (const h of [...this.closeHandlers]) h(reason);
+    this.closeHandlers.clear();
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Unsubscribe } from '../core/events.js';
 import { P2PSyncError } from '../core/errors.js';
 import { randomToken } from '../core/random.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
@@ -104,17 +105,17 @@ export class MemorySignalClient implements SignalChannel {
     });
   }
 
-  onPeers(handler: (peerIds: string[]) => void): () => void {
+  onPeers(handler: (peerIds: string[]) => void): Unsubscribe {
     this.peerHandlers.add(handler);
     return () => this.peerHandlers.delete(handler);
   }
 
-  onSignal(handler: (message: SignalMessage) => void): () => void {
+  onSignal(handler: (message: SignalMessage) => void): Unsubscribe {
     this.signalHandlers.add(handler);
     return () => this.signalHandlers.delete(handler);
   }
 
-  onStatus(handler: (status: SignalStatus) => void): () => void {
+  onStatus(handler: (status: SignalStatus) => void): Unsubscribe {
     this.statusHandlers.add(handler);
     return () => this.statusHandlers.delete(handler);
   }

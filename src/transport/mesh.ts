@@ -1,6 +1,8 @@
 import { debuglog } from 'node:util';
 import SimplePeer from 'simple-peer';
+import { Subject, type Observable } from 'rxjs';
 import { P2PSyncError } from '../core/errors.js';
+import type { Unsubscribe } from '../core/events.js';
 import type { LinkGate, PeerLink } from '../core/link.js';
 import type { PeerConnection } from 'node-datachannel';
 import { randomToken } from '../core/random.js';
@@ -49,18 +51,16 @@ export interface MeshOptions {
    * offers from others are declined once the bound is reached. Undefined: a full mesh.
    */
   maxPeers?: number | undefined;
-  /** Observes connection attempts (for logs, metrics and tests). */
-  onEvent?: (event: MeshEvent) => void;
   /** Debug log sink; default util.debuglog('p2psync'). */
   debug?: (message: string) => void;
 }
 
 /** What happens to connection attempts, for observers. `ms` counts from the attempt's start. */
 export type MeshEvent =
-  | { type: 'attempt'; remotePeerId: string; connectionId: string | undefined; initiator: boolean }
-  | { type: 'connected'; remotePeerId: string; connectionId: string | undefined; initiator: boolean; ms: number }
+  | { event: 'attempt'; remotePeerId: string; connectionId: string | undefined; initiator: boolean }
+  | { event: 'connected'; remotePeerId: string; connectionId: string | undefined; initiator: boolean; ms: number }
   | {
-      type: 'failed';
+      event: 'failed';
       remotePeerId: string;
       connectionId: string | undefined;
       initiator: boolean;
@@ -68,11 +68,11 @@ export type MeshEvent =
       /** Set when the attempt failed (timeout, ICE or DTLS error), not when we ended it (room left, closing). */
       ice?: IceOutcome;
     }
-  | { type: 'disconnected'; remotePeerId: string; connectionId: string | undefined; reason: string }
-  | { type: 'retry'; remotePeerId: string; delayMs: number }
-  | { type: 'early-candidates'; remotePeerId: string; connectionId: string | undefined; count: number }
-  | { type: 'signal-dropped'; remotePeerId: string; reason: string }
-  | { type: 'rejected'; remotePeerId: string; connectionId: string | undefined; reason: string };
+  | { event: 'disconnected'; remotePeerId: string; connectionId: string | undefined; reason: string }
+  | { event: 'retry'; remotePeerId: string; delayMs: number }
+  | { event: 'early-candidates'; remotePeerId: string; connectionId: string | undefined; count: number }
+  | { event: 'signal-dropped'; remotePeerId: string; reason: string }
+  | { event: 'rejected'; remotePeerId: string; connectionId: string | undefined; reason: string };
 
 /** A full mesh of WebRTC links with every peer of a signaling room. */
 export interface Mesh {
@@ -80,7 +80,13 @@ export interface Mesh {
    * Registers a handler called once for each link when it connects. Links connected before the handler was
    * registered are not replayed (see `links()`). Returns a function that removes the handler.
    */
-  onLink(handler: (link: PeerLink) => void): () => void;
+  onLink(handler: (link: PeerLink) => void): Unsubscribe;
+  /**
+   * What happens to connection attempts (for logs, metrics and tests); completes when `close()` resolves. The
+   * mesh starts its first attempts after the current task, so a subscriber attached right after `createMesh` sees
+   * every event. Subscribers must not throw (rxjs rethrows asynchronously).
+   */
+  readonly events$: Observable<MeshEvent>;
   /** The currently open links. */
   links(): PeerLink[];
   /** Destroys every link and attempt and stops listening to signaling; resolves once all peers closed. */
@@ -132,7 +138,8 @@ class WebRTCMesh implements Mesh {
   private readonly connectTimeoutMs: number;
   private readonly backoffOptions: BackoffOptions;
   private readonly debug: (message: string) => void;
-  private readonly onEvent: ((event: MeshEvent) => void) | undefined;
+  private readonly events = new Subject<MeshEvent>();
+  readonly events$ = this.events.asObservable();
   private readonly attempts = new Map<string, Attempt>();
   private readonly retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly backoff = new Map<string, number>();
@@ -159,7 +166,6 @@ class WebRTCMesh implements Mesh {
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.debug = options.debug ?? ((m) => defaultDebug('%s', m));
-    this.onEvent = options.onEvent;
     this.gate = options.gate;
     this.certificatePemFile = options.certificatePemFile;
     this.maxPeers = options.maxPeers;
@@ -170,10 +176,13 @@ class WebRTCMesh implements Mesh {
       this.signal.onSignal((m) => this.handleSignal(m)),
       this.signal.onStatus((s) => this.handleStatus(s)),
     ];
-    if (this.signal.peerId !== undefined) this.handlePeers([...this.signal.peers]);
+    // Deferred, so that whoever created the mesh subscribes to `events$` before the first attempt.
+    queueMicrotask(() => {
+      if (this.signal.peerId !== undefined) this.handlePeers([...this.signal.peers]);
+    });
   }
 
-  onLink(handler: (link: PeerLink) => void): () => void {
+  onLink(handler: (link: PeerLink) => void): Unsubscribe {
     this.linkHandlers.add(handler);
     return () => this.linkHandlers.delete(handler);
   }
@@ -203,6 +212,7 @@ class WebRTCMesh implements Mesh {
     });
     await Promise.all(closed);
     this.release?.();
+    this.events.complete();
   }
 
   private handlePeers(ids: string[]): void {
@@ -321,7 +331,7 @@ class WebRTCMesh implements Mesh {
     this.deliver(attempt, data);
     const early = this.early.take(remote, connectionId);
     if (early.length > 0) {
-      this.event({ type: 'early-candidates', remotePeerId: remote, connectionId, count: early.length });
+      this.event({ event: 'early-candidates', remotePeerId: remote, connectionId, count: early.length });
     }
     for (const candidate of early) this.deliver(attempt, candidate);
   }
@@ -389,7 +399,7 @@ class WebRTCMesh implements Mesh {
       this.fail(attempt, `connect timeout after ${this.connectTimeoutMs} ms (${describePeerState(attempt.peer)})`);
     }, this.connectTimeoutMs);
     this.debug(`mesh: ${initiator ? 'offering to' : 'answering'} ${remote} (${connectionId ?? 'no connectionId'})`);
-    this.event({ type: 'attempt', remotePeerId: remote, connectionId, initiator });
+    this.event({ event: 'attempt', remotePeerId: remote, connectionId, initiator });
     return attempt;
   }
 
@@ -429,7 +439,7 @@ class WebRTCMesh implements Mesh {
     const ms = Math.round(performance.now() - attempt.startedAt);
     this.debug(`mesh: connected to ${attempt.remote} in ${ms} ms`);
     const { remote, connectionId, initiator } = attempt;
-    this.event({ type: 'connected', remotePeerId: remote, connectionId, initiator, ms });
+    this.event({ event: 'connected', remotePeerId: remote, connectionId, initiator, ms });
     // A new neighbour link may push an older link to a non-neighbour over the bound.
     const own = this.signal.peerId;
     if (this.maxPeers !== undefined && own !== undefined) this.applyBound(own, this.maxPeers);
@@ -449,7 +459,7 @@ class WebRTCMesh implements Mesh {
     if (attempt.ending !== undefined) return; // we closed it ourselves (mesh closed, replaced) mid-handshake
     const { remote, connectionId } = attempt;
     this.debug(`mesh: rejected ${remote}: ${reason}`);
-    this.event({ type: 'rejected', remotePeerId: remote, connectionId, reason });
+    this.event({ event: 'rejected', remotePeerId: remote, connectionId, reason });
     if (!attempt.initiator) {
       const delay = nextBackoff(this.backoff.get(remote), this.backoffOptions);
       this.backoff.set(remote, delay);
@@ -485,9 +495,9 @@ class WebRTCMesh implements Mesh {
     this.debug(`mesh: ${wasConnected ? 'link to' : 'attempt with'} ${remote} ended: ${reason}`);
     this.event(
       wasConnected
-        ? { type: 'disconnected', remotePeerId: remote, connectionId, reason }
+        ? { event: 'disconnected', remotePeerId: remote, connectionId, reason }
         : {
-            type: 'failed',
+            event: 'failed',
             remotePeerId: remote,
             connectionId,
             initiator,
@@ -507,7 +517,7 @@ class WebRTCMesh implements Mesh {
     if (this.closed || this.retryTimers.has(remote)) return;
     const delayMs = nextBackoff(this.backoff.get(remote), this.backoffOptions);
     this.backoff.set(remote, delayMs);
-    this.event({ type: 'retry', remotePeerId: remote, delayMs });
+    this.event({ event: 'retry', remotePeerId: remote, delayMs });
     const timer = setTimeout(() => {
       this.retryTimers.delete(remote);
       this.maybeConnect(remote);
@@ -517,15 +527,10 @@ class WebRTCMesh implements Mesh {
 
   private dropped(remote: string, reason: string): void {
     this.debug(`mesh: dropped a signal from ${remote}: ${reason}`);
-    this.event({ type: 'signal-dropped', remotePeerId: remote, reason });
+    this.event({ event: 'signal-dropped', remotePeerId: remote, reason });
   }
 
   private event(event: MeshEvent): void {
-    if (!this.onEvent) return;
-    try {
-      this.onEvent(event);
-    } catch (err) {
-      this.debug(`mesh: onEvent handler threw: ${String(err)}`);
-    }
+    this.events.next(event);
   }
 }

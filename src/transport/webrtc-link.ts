@@ -1,5 +1,6 @@
 import type SimplePeer from 'simple-peer';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
+import type { Unsubscribe } from '../core/events.js';
 import type { LinkPath, PeerLink } from '../core/link.js';
 import { selectedPathOf } from './ice-report.js';
 import { channelOf, clearPeerTimers, maxMessageSizeOf, type ChannelInternals } from './peer-internals.js';
@@ -22,8 +23,8 @@ export class WebRTCLink implements PeerLink {
   readonly maxMessageSize: number;
   private frameHandler: ((frame: string) => void) | undefined;
   private readonly early: string[] = [];
-  private readonly closeHandlers: Array<(reason?: Error) => void> = [];
-  private readonly drainHandlers: Array<() => void> = [];
+  private readonly closeHandlers = new Set<(reason?: Error) => void>();
+  private readonly drainHandlers = new Set<() => void>();
   private readonly channel: ChannelInternals | undefined;
   private readonly onLow = (): void => {
     // The native event crosses threads and can arrive after later sends refilled the buffer; a stale one is
@@ -76,20 +77,25 @@ export class WebRTCLink implements PeerLink {
     }
   }
 
-  onFrame(handler: (frame: string) => void): void {
+  onFrame(handler: (frame: string) => void): Unsubscribe {
     this.frameHandler = handler;
     for (const frame of this.early.splice(0)) {
       if (this.frameHandler !== handler) break;
       handler(frame);
     }
+    return () => {
+      if (this.frameHandler === handler) this.frameHandler = undefined;
+    };
   }
 
-  onClose(handler: (reason?: Error) => void): void {
-    this.closeHandlers.push(handler);
+  onClose(handler: (reason?: Error) => void): Unsubscribe {
+    this.closeHandlers.add(handler);
+    return () => this.closeHandlers.delete(handler);
   }
 
-  onDrain(handler: () => void): void {
-    this.drainHandlers.push(handler);
+  onDrain(handler: () => void): Unsubscribe {
+    this.drainHandlers.add(handler);
+    return () => this.drainHandlers.delete(handler);
   }
 
   path(): LinkPath | undefined {
@@ -125,6 +131,8 @@ export class WebRTCLink implements PeerLink {
     this.isOpen = false;
     this.channel?.removeEventListener('bufferedamountlow', this.onLow);
     clearPeerTimers(this.peer);
-    for (const h of this.closeHandlers.splice(0)) h(reason);
+    const handlers = [...this.closeHandlers];
+    this.closeHandlers.clear();
+    for (const h of handlers) h(reason);
   }
 }

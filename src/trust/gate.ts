@@ -1,3 +1,4 @@
+import type { Unsubscribe } from '../core/events.js';
 import { LinkRejected, type LinkCredentials, type LinkGate, type PeerLink } from '../core/link.js';
 import { TrustHandshake } from './handshake.js';
 
@@ -60,11 +61,14 @@ function handshake(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      offClose();
       if (error === undefined) resolve(trusted);
       else reject(new LinkRejected(error));
     };
     const timer = setTimeout(() => settle(`trust handshake timed out after ${timeoutMs} ms`), timeoutMs);
-    link.onClose((reason) => settle(`link closed during the trust handshake${reason ? `: ${reason.message}` : ''}`));
+    const offClose = link.onClose((reason) =>
+      settle(`link closed during the trust handshake${reason ? `: ${reason.message}` : ''}`),
+    );
     link.onFrame((frame) => {
       if (hs.status === 'done') return trusted.deliver(frame);
       if (settled) return; // failed or timed out: read nothing more
@@ -99,22 +103,25 @@ class TrustedLink implements PeerLink {
   bufferedAmount(): number {
     return this.inner.bufferedAmount();
   }
-  onClose(handler: (reason?: Error) => void): void {
-    this.inner.onClose(handler);
+  onClose(handler: (reason?: Error) => void): Unsubscribe {
+    return this.inner.onClose(handler);
   }
-  onDrain(handler: () => void): void {
-    this.inner.onDrain(handler);
+  onDrain(handler: () => void): Unsubscribe {
+    return this.inner.onDrain(handler);
   }
   close(): void {
     this.inner.close();
   }
 
-  onFrame(handler: (frame: string) => void): void {
+  onFrame(handler: (frame: string) => void): Unsubscribe {
     this.handler = handler;
     for (const frame of this.early.splice(0)) {
       if (this.handler !== handler) break;
       handler(frame);
     }
+    return () => {
+      if (this.handler === handler) this.handler = undefined;
+    };
   }
 
   deliver(frame: string): void {

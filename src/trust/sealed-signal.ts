@@ -1,3 +1,4 @@
+import type { Unsubscribe } from '../core/events.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
 import { open, seal, signalAad } from './seal.js';
 
@@ -34,15 +35,15 @@ export class SealedSignalChannel implements SignalChannel {
     return this.inner.peers;
   }
 
-  onPeers(handler: (peerIds: string[]) => void): () => void {
+  onPeers(handler: (peerIds: string[]) => void): Unsubscribe {
     return this.inner.onPeers(handler);
   }
 
-  onStatus(handler: (status: SignalStatus) => void): () => void {
+  onStatus(handler: (status: SignalStatus) => void): Unsubscribe {
     return this.inner.onStatus(handler);
   }
 
-  onSignal(handler: (message: SignalMessage) => void): () => void {
+  onSignal(handler: (message: SignalMessage) => void): Unsubscribe {
     this.handlers.add(handler);
     this.unsubscribe ??= this.inner.onSignal((m) => this.receive(m));
     return () => {

@@ -74,7 +74,7 @@ describe('ConnectionDiagnosis', () => {
       peersConnected: 0,
     });
     const failed = {
-      type: 'failed',
+      event: 'failed',
       remotePeerId: 'p1',
       connectionId: 'c',
       initiator: true,
@@ -98,13 +98,13 @@ describe('ConnectionDiagnosis', () => {
     expect((events[0] as { message: string }).message).toMatch(/401 Unauthorized/);
     // an attempt we ended ourselves (no ICE outcome) is not a failure to report
     d.meshEvent('topic-a', {
-      type: 'failed',
+      event: 'failed',
       remotePeerId: 'p1',
       connectionId: 'c',
       initiator: true,
       reason: 'mesh closed',
     });
-    d.meshEvent('topic-a', { type: 'connected', remotePeerId: 'p1', connectionId: 'd', initiator: true, ms: 5 });
+    d.meshEvent('topic-a', { event: 'connected', remotePeerId: 'p1', connectionId: 'd', initiator: true, ms: 5 });
     await new Promise((r) => setImmediate(r));
     expect(events).toHaveLength(2);
     const t = d.timeout(5000, 0, 1);

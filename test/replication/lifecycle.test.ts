@@ -142,9 +142,12 @@ describe('lifecycle', () => {
     const p = connect(store(MASTER_TOKEN), store(FORK_TOKEN));
     cleanups.push(() => p.close());
     let changes = 0;
+    let detached = 0;
+    p.b.rep.onStateChange(() => detached++)();
     p.b.rep.onStateChange(() => changes++);
     await converged([p.a.rep, p.b.rep], [p.a.store, p.b.store]);
     expect(changes).toBeGreaterThan(0);
+    expect(detached).toBe(0);
     expect([p.a.rep.role, p.b.rep.role, p.a.rep.peerToken, p.b.rep.peerToken]).toEqual([
       'master',
       'fork',

@@ -3,7 +3,12 @@ import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { WebSocket, type ClientOptions } from 'ws';
 import { expect } from 'vitest';
-import { startSignalServer, type SignalServer, type SignalServerOptions } from '../../src/signaling/server.js';
+import {
+  startSignalServer,
+  type SignalServer,
+  type SignalServerEvent,
+  type SignalServerOptions,
+} from '../../src/signaling/server.js';
 
 /** Generous: the machine has 2 cores shared with other test runs. */
 export const EVENT_TIMEOUT_MS = 10_000;
@@ -220,16 +225,16 @@ export function httpUrl(server: SignalServer, path: string): string {
   return server.url.replace(/^ws/, 'http').replace(/\/$/, '') + path;
 }
 
-/** Collects a server's `onEvent` diagnostics and waits for one. */
+/** Collects a server's `events$` diagnostics and waits for one. */
 export class EventLog {
-  readonly events: Array<{ type: string; [k: string]: unknown }> = [];
-  private waiters: Array<{ pred: (e: { type: string; [k: string]: unknown }) => boolean; resolve: () => void }> = [];
-  readonly sink = (e: { type: string; [k: string]: unknown }): void => {
+  readonly events: SignalServerEvent[] = [];
+  private waiters: Array<{ pred: (e: SignalServerEvent) => boolean; resolve: () => void }> = [];
+  readonly sink = (e: SignalServerEvent): void => {
     this.events.push(e);
     this.waiters = this.waiters.filter((w) => (w.pred(e) ? (w.resolve(), false) : true));
   };
 
-  waitFor(pred: (e: { type: string; [k: string]: unknown }) => boolean, timeoutMs = EVENT_TIMEOUT_MS): Promise<void> {
+  waitFor(pred: (e: SignalServerEvent) => boolean, timeoutMs = EVENT_TIMEOUT_MS): Promise<void> {
     if (this.events.some(pred)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(

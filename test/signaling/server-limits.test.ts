@@ -72,7 +72,8 @@ describe('signaling server limits', () => {
 
   it('max connections: upgrades beyond it get 503 until a socket closes', async () => {
     const log = new EventLog();
-    const s = await h.server({ limits: { maxConnections: 2 }, onEvent: log.sink });
+    const s = await h.server({ limits: { maxConnections: 2 } });
+    s.events$.subscribe(log.sink);
     const a = await h.client(s.url);
     const id = await a.init();
     await h.client(s.url);
@@ -80,7 +81,7 @@ describe('signaling server limits', () => {
     // HTTP endpoints still answer while the WebSocket limit is reached.
     expect((await httpGet(httpUrl(s, '/healthz'))).status).toBe(200);
     a.ws.close();
-    await log.waitFor((e) => e.type === 'disconnect' && e.peerId === id);
+    await log.waitFor((e) => e.event === 'disconnect' && e.peerId === id);
     expect(await upgradeStatus(s.url)).toBe(101);
     const m = await metricsOf(httpUrl(s, '/metrics'));
     expect(metric(m, 'p2psync_signal_upgrades_refused_total{reason="max_connections"}')).toBe(1);
@@ -104,7 +105,8 @@ describe('signaling server limits', () => {
 
   it('heartbeat: a socket that stops answering pings is dropped and its room told', async () => {
     const events: SignalServerEvent[] = [];
-    const s = await h.server({ limits: { heartbeatIntervalMs: 200 }, onEvent: (e) => events.push(e) });
+    const s = await h.server({ limits: { heartbeatIntervalMs: 200 } });
+    s.events$.subscribe((e) => events.push(e));
     const alive = await h.member(s.url, 'heart-room');
     const deaf = await h.client(s.url, { autoPong: false });
     await deaf.init();
@@ -114,7 +116,7 @@ describe('signaling server limits', () => {
     await alive.joined([alive.peerId]);
     expect((await deaf.closedWithin()).code).toBe(1006);
     expect(events).toContainEqual(
-      expect.objectContaining({ type: 'disconnect', peerId: deaf.peerId, reason: 'heartbeat' }),
+      expect.objectContaining({ event: 'disconnect', peerId: deaf.peerId, reason: 'heartbeat' }),
     );
     expect(alive.ws.readyState).toBe(alive.ws.OPEN);
     const m = await metricsOf(httpUrl(s, '/metrics'));
@@ -123,7 +125,8 @@ describe('signaling server limits', () => {
 
   it('slow consumer: a client that stops reading is dropped instead of growing the send buffer', async () => {
     const log = new EventLog();
-    const s = await h.server({ limits: { maxFramesPerSecond: 100_000 }, onEvent: log.sink });
+    const s = await h.server({ limits: { maxFramesPerSecond: 100_000 } });
+    s.events$.subscribe(log.sink);
     const sender = await h.member(s.url, 'slow-room');
     const reader = await h.member(s.url, 'slow-room');
     await sender.joined([sender.peerId, reader.peerId]);
@@ -137,7 +140,7 @@ describe('signaling server limits', () => {
     });
     let dropped = false;
     const drop = log
-      .waitFor((e) => e.type === 'disconnect' && e.peerId === reader.peerId && e.reason === 'slow_consumer', 60_000)
+      .waitFor((e) => e.event === 'disconnect' && e.peerId === reader.peerId && e.reason === 'slow_consumer', 60_000)
       .then(() => (dropped = true));
     // Kernel socket buffers absorb a few MB first; keep sending until the server gives up on the reader.
     for (let i = 0; i < 3_000 && !dropped; i++) {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { SIGNAL_CLOSE_CODES } from '../../src/signaling/server.js';
+import { SIGNAL_CLOSE_CODES, type SignalServerEvent } from '../../src/signaling/server.js';
 import { createPeerId, isValidRoom, parseClientFrame } from '../../src/signaling/server-protocol.js';
 import { TokenBucket, resolveLimits, DEFAULT_SIGNAL_LIMITS } from '../../src/signaling/server-limits.js';
 import { tokenMatches } from '../../src/signaling/server-http.js';
@@ -18,6 +18,18 @@ describe('signaling protocol (RxDB 17 compatible)', () => {
     expect(idb).toMatch(/^[a-z]{16}$/);
     expect(ida).not.toBe(idb);
     expect(a.received[0]).toEqual({ type: 'init', yourPeerId: ida });
+  });
+
+  it('reports connection, join and disconnect on events$, then closed, and completes it on close', async () => {
+    const s = await h.server();
+    const seen: Array<SignalServerEvent['event']> = [];
+    let completed = false;
+    s.events$.subscribe({ next: (e) => void seen.push(e.event), complete: () => (completed = true) });
+    await h.member(s.url, 'events-room');
+    expect(seen).toEqual(['connection', 'join']);
+    await s.close();
+    expect(seen).toEqual(['connection', 'join', 'disconnect', 'closed']);
+    expect(completed).toBe(true);
   });
 
   it('sends the full member list, receiver included, in join order, to every member on join and leave', async () => {

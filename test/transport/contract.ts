@@ -126,5 +126,24 @@ export function runLinkContract(name: string, setup: () => Promise<LinkPair>): v
       expect(a.bufferedAmount()).toBeLessThan(backlog);
       expect((await all).length).toBe(count);
     });
+
+    it('the functions onFrame, onClose and onDrain return detach their handlers', async () => {
+      const { a, b } = await open();
+      const detached: string[] = [];
+      b.onFrame(() => detached.push('frame'))();
+      a.onDrain(() => detached.push('drain'))();
+      b.onClose(() => detached.push('close'))();
+      // the frames arrive with no handler set, so they wait for the next one
+      a.send('one');
+      await pair!.arrived('b', 1);
+      expect(await collect(b, 1)).toEqual(['one']);
+      const drained = new Promise<void>((resolve) => a.onDrain(resolve));
+      for (let i = 0; i < 20; i++) a.send('x'.repeat(200_000));
+      await drained;
+      const bClosed = closed(b);
+      a.close();
+      await bClosed;
+      expect(detached).toEqual([]);
+    });
   });
 }

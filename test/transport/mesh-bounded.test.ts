@@ -51,7 +51,9 @@ describe('mesh with --max-peers', () => {
     // The greedy peer is a ring member too: its two ring neighbours keep their links to it, the others decline.
     await world.until('bounded peers settled on exactly their neighbours', () => settled(world, bounded, max));
     await world.until('some offer declined', () =>
-      bounded.some((p) => p.events.some((e) => e.type === 'signal-dropped' && e.reason === 'declined: at --max-peers')),
+      bounded.some((p) =>
+        p.events.some((e) => e.event === 'signal-dropped' && e.reason === 'declined: at --max-peers'),
+      ),
     );
     const keepGreedy = bounded
       .filter((p) => expected(world, p, max).includes(greedy.client.peerId!))

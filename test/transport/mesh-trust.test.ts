@@ -14,8 +14,8 @@ import { MeshWorld, type TestPeer } from './mesh-world.js';
  */
 
 const FAST_BACKOFF = { initialMs: 100, maxMs: 2_000, factor: 2 };
-const ofType = <T extends MeshEvent['type']>(peer: TestPeer, type: T): Array<Extract<MeshEvent, { type: T }>> =>
-  peer.events.filter((e): e is Extract<MeshEvent, { type: T }> => e.type === type);
+const ofType = <T extends MeshEvent['event']>(peer: TestPeer, event: T): Array<Extract<MeshEvent, { event: T }>> =>
+  peer.events.filter((e): e is Extract<MeshEvent, { event: T }> => e.event === event);
 
 let dir: string;
 let idA: DeviceIdentity;

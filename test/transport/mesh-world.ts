@@ -43,11 +43,10 @@ export class MeshWorld {
       ice: LOOPBACK,
       connectTimeoutMs: TEST_CONNECT_TIMEOUT_MS,
       ...options,
-      onEvent: (e) => {
-        events.push(e);
-        options.onEvent?.(e);
-        this.notify();
-      },
+    });
+    mesh.events$.subscribe((e) => {
+      events.push(e);
+      this.notify();
     });
     mesh.onLink((link) => {
       announced.push(link);

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { PeerLink } from '../../src/core/link.js';
 import { createMesh, type MeshEvent } from '../../src/transport/mesh.js';
 import { WebRTCRuntime } from '../../src/transport/wrtc.js';
 import { LOOPBACK } from './helpers.js';
@@ -10,8 +11,8 @@ const others = (world: MeshWorld, peer: TestPeer): string[] =>
     .filter((p) => p !== peer && p.client.peerId)
     .map((p) => p.client.peerId!)
     .sort();
-const ofType = <T extends MeshEvent['type']>(peer: TestPeer, type: T): Array<Extract<MeshEvent, { type: T }>> =>
-  peer.events.filter((e): e is Extract<MeshEvent, { type: T }> => e.type === type);
+const ofType = <T extends MeshEvent['event']>(peer: TestPeer, event: T): Array<Extract<MeshEvent, { event: T }>> =>
+  peer.events.filter((e): e is Extract<MeshEvent, { event: T }> => e.event === event);
 
 /** Sends one frame from every peer over each of its links and waits until every one arrived. */
 async function exchange(world: MeshWorld, tag: string): Promise<void> {
@@ -76,6 +77,35 @@ describe('WebRTC full mesh on a memory signaling hub', () => {
       lateClient.disconnect();
       await lateMesh.close();
     }
+  });
+
+  it('shows its first attempt to an events$ subscriber attached after createMesh, and completes events$ on close', async () => {
+    world = new MeshWorld();
+    world.add(['bbbbbbbbbbbb']);
+    const lateClient = world.hub.createClient(['aaaaaaaaaaaa']);
+    lateClient.onPeers(() => world.notify());
+    lateClient.connect();
+    await world.until('a to see b', () => lateClient.peers.length === 1);
+    // a is the initiator: its first offer starts from the room the channel knows when the mesh is created
+    const lateMesh = createMesh({ signal: lateClient, ice: LOOPBACK });
+    const seen: Array<MeshEvent['event']> = [];
+    let completed = false;
+    lateMesh.events$.subscribe({ next: (e) => void seen.push(e.event), complete: () => (completed = true) });
+    const detached: PeerLink[] = [];
+    lateMesh.onLink((link) => detached.push(link))();
+    const linked: PeerLink[] = [];
+    lateMesh.onLink((link) => (linked.push(link), world.notify()));
+    try {
+      await world.until('a linked to b', () => linked.length === 1);
+      expect(seen[0]).toBe('attempt');
+      expect(seen).toContain('connected');
+      expect(detached).toEqual([]);
+      expect(completed).toBe(false);
+    } finally {
+      lateClient.disconnect();
+      await lateMesh.close();
+    }
+    expect(completed).toBe(true);
   });
 
   it('keeps connected links through a signaling outage and converges after it, replacing restarted pairs', async () => {
