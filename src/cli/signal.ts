@@ -91,6 +91,7 @@ async function runSignal(flags: SignalFlags, ctx: CliContext): Promise<number> {
   try {
     const options = signalOptions(flags, ctx.env);
     // Redis state changes are operational news: print them as events (they carry no credentials).
+    options.peerEvents = false;
     options.onEvent = (e) => {
       const url = String(e.url);
       if (e.type === 'redis-up')

@@ -120,21 +120,38 @@ export const PEER_ID_LENGTH = 16;
 export function createPeerId(length = PEER_ID_LENGTH): string {
   let id = '';
   while (id.length < length) {
-    for (const byte of randomBytes(length * 2)) {
-      // 234 = 9 * 26: bytes at or above it would favour the first letters.
-      if (byte >= 234) continue;
-      id += String.fromCharCode(97 + (byte % 26));
-      if (id.length === length) break;
-    }
+    const byte = randomByte();
+    // 234 = 9 * 26: bytes at or above it would favour the first letters.
+    if (byte >= 234) continue;
+    id += String.fromCharCode(97 + (byte % 26));
   }
   return id;
 }
 
-/** `joined` as RxDB sends it: the full member list in join order, the receiver included, no room name. */
-export function joinedFrame(memberIds: readonly string[]): string {
-  return JSON.stringify({ type: 'joined', otherPeerIds: memberIds });
+/**
+ * CSPRNG bytes drawn from a pool refilled 4 KiB at a time: one `randomBytes` call per socket was a syscall and
+ * an allocation on every connection of a busy server (ws pools its masking keys the same way). The pool holds
+ * no secret beyond the ids it becomes, and every byte is used once.
+ */
+const RANDOM_POOL_BYTES = 4096;
+let randomPool = Buffer.alloc(0);
+let randomPoolAt = 0;
+function randomByte(): number {
+  if (randomPoolAt >= randomPool.length) {
+    randomPool = randomBytes(RANDOM_POOL_BYTES);
+    randomPoolAt = 0;
+  }
+  return randomPool[randomPoolAt++]!;
 }
 
-export function initFrame(peerId: string): string {
-  return JSON.stringify({ type: 'init', yourPeerId: peerId });
+/**
+ * `joined` as RxDB sends it: the full member list in join order, the receiver included, no room name. Encoded
+ * once as UTF-8 for the whole broadcast (ws would otherwise encode the same string again for every member).
+ */
+export function joinedFrame(memberIds: readonly string[]): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'joined', otherPeerIds: memberIds }));
+}
+
+export function initFrame(peerId: string): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'init', yourPeerId: peerId }));
 }

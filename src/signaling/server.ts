@@ -54,6 +54,12 @@ export interface SignalServerOptions {
    * Called synchronously; exceptions thrown by it are ignored.
    */
   onEvent?: (e: SignalServerEvent) => void;
+  /**
+   * Whether `onEvent` also gets the per-socket events (`connection`, `join`, `disconnect`, `dropped`); default
+   * true. A listener that only wants operational news (Redis state, errors) sets false, so a busy node builds no
+   * event per join. `NODE_DEBUG=p2psync` logs them either way.
+   */
+  peerEvents?: boolean;
 }
 
 export interface SignalServer {
@@ -166,8 +172,10 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   const { port: askedPort, host } = validate(options);
   const limits = resolveLimits(options.limits);
   const onEvent = options.onEvent;
+  // Read once: calling a disabled debuglog still costs a call with rest arguments per event.
+  const tracing = debug.enabled;
   const emit: SignalEventSink = (e) => {
-    debug('signal server: %s %j', e.type, e);
+    if (tracing) debug('signal server: %s %j', e.type, e);
     if (!onEvent) return;
     try {
       onEvent(e);
@@ -177,7 +185,8 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   };
   const server = createBaseServer(options.tls);
   const metrics = new SignalMetrics();
-  const hub = new SignalHub(limits, metrics, emit);
+  const peerEvents = tracing || (onEvent !== undefined && options.peerEvents !== false);
+  const hub = new SignalHub(limits, metrics, emit, undefined, peerEvents);
   const cluster = options.redis ? new RedisBackplane(options.redis, emit) : undefined;
   if (cluster) hub.useCluster(cluster);
   // permessage-deflate stays off: it costs memory per socket and invites decompression bombs, and
