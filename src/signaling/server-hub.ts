@@ -1,9 +1,11 @@
 import { WebSocket, type RawData } from 'ws';
+import { claimedPeerId, isClaimKey } from './claim.js';
 import type { RedisBackplane } from './cluster.js';
 import { TokenBucket, type SignalLimits } from './server-limits.js';
 import type { DisconnectKind, SignalGauges, SignalMetrics } from './server-metrics.js';
 import {
   SIGNAL_CLOSE_CODES,
+  claimedFrame,
   createPeerId,
   initFrame,
   isValidRoom,
@@ -30,7 +32,9 @@ const TEXT_FRAME = { binary: false } as const;
 export const HEARTBEAT_SLICES = 10;
 
 interface Peer {
-  readonly id: string;
+  /** Assigned at connection; replaced once by a `claim` (before any join). */
+  id: string;
+  claimed: boolean;
   readonly socket: WebSocket;
   /** Rooms joined, with the join time (ms since the epoch: comparable across signaling nodes). */
   readonly rooms: Map<string, number>;
@@ -134,6 +138,7 @@ export class SignalHub {
       lastActivity: now,
       alive: true,
       pinged: false,
+      claimed: false,
       gone: false,
     };
     this.peers.set(id, peer);
@@ -144,7 +149,7 @@ export class SignalHub {
         this.onMessage(peer, data, isBinary);
       } catch (err) {
         // A bug here must cost one socket, not the process that serves everyone else.
-        this.emit({ type: 'error', peerId: id, message: err instanceof Error ? err.message : String(err) });
+        this.emit({ type: 'error', peerId: peer.id, message: err instanceof Error ? err.message : String(err) });
         this.remove(peer, 'error', 'internal error');
         socket.close(SIGNAL_CLOSE_CODES.internalError, 'internal error');
       }
@@ -156,7 +161,7 @@ export class SignalHub {
       const reason = frameErrorReason(err.code);
       if (reason) {
         this.metrics.reject(reason);
-        this.emit({ type: 'violation', peerId: id, reason, detail: err.message });
+        this.emit({ type: 'violation', peerId: peer.id, reason, detail: err.message });
       }
       this.remove(peer, reason ? 'violation' : 'error', err.message);
     });
@@ -261,9 +266,32 @@ export class SignalHub {
       case 'signal':
         // A text frame is relayed as the bytes received (ws has checked their UTF-8), saving an encode per relay.
         return this.relay(peer, msg.senderPeerId, msg.receiverPeerId, isBinary || !Buffer.isBuffer(data) ? text : data);
+      case 'claim':
+        return this.claim(peer, msg.key);
       case 'ping':
         return;
     }
+  }
+
+  /**
+   * Gives the socket the peer id its client's key derives (docs/PROTOCOL.md §1.8), so a client keeps one id on
+   * every node and across reconnects. Only before the first join, and once. A socket still holding that id (the
+   * same client's previous connection, half-open or not yet noticed as closed) is closed with 4008.
+   */
+  private claim(peer: Peer, key: unknown): void {
+    if (!isClaimKey(key) || peer.claimed || peer.rooms.size > 0)
+      return this.violation(peer, 'invalid_message', SIGNAL_CLOSE_CODES.invalidMessage, 'invalid claim');
+    peer.claimed = true;
+    const id = claimedPeerId(key);
+    const previous = this.peers.get(id);
+    if (previous && previous !== peer) {
+      this.remove(previous, 'replaced', 'peer id claimed by a newer connection');
+      previous.socket.close(SIGNAL_CLOSE_CODES.replaced, 'peer id claimed by a newer connection');
+    }
+    this.peers.delete(peer.id);
+    peer.id = id;
+    this.peers.set(id, peer);
+    this.send(peer, claimedFrame(id));
   }
 
   private join(peer: Peer, room: unknown): void {
@@ -356,10 +384,13 @@ export class SignalHub {
     for (const member of [...members]) this.send(member, frame);
   }
 
-  /** Local and remote members merged in join order. */
+  /**
+   * Local and remote members merged in join order. A remote entry for a local member's id is the same client's
+   * membership on the node it left (kept until that node notices or its keys expire): the local one wins.
+   */
   private clusterMembers(room: string, members: Set<Peer>): string[] {
     const all: Array<[string, number]> = [...members].map((m) => [m.id, m.rooms.get(room) ?? 0]);
-    for (const [id, member] of this.cluster!.view.entries(room)) all.push([id, member.at]);
+    for (const [id, member] of this.cluster!.view.entries(room)) if (!this.peers.has(id)) all.push([id, member.at]);
     return all.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1)).map(([id]) => id);
   }
 

@@ -25,6 +25,8 @@ export const SIGNAL_CLOSE_CODES = {
   roomFull: 4006,
   /** No message for the idle timeout (120 s by default). */
   idleTimeout: 4007,
+  /** A newer connection claimed this socket's peer id (the same client, reconnected: docs/PROTOCOL.md §1.8). */
+  replaced: 4008,
 } as const;
 
 /** Why a frame was rejected or dropped; the label values of `p2psync_signal_frames_rejected_total`. */
@@ -65,6 +67,7 @@ export const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
 export type ClientMessage =
   | { type: 'join'; room: unknown }
   | { type: 'signal'; senderPeerId: unknown; receiverPeerId: unknown; raw: string }
+  | { type: 'claim'; key: unknown }
   | { type: 'ping' };
 
 export type ParseResult =
@@ -100,6 +103,8 @@ export function parseClientFrame(text: string): ParseResult {
       };
     case 'ping':
       return { ok: true, message: { type } };
+    case 'claim':
+      return { ok: true, message: { type, key: msg.key } };
     default:
       return { ok: false, reason: 'unknown_type', detail: 'unknown message type' };
   }
@@ -152,6 +157,12 @@ export function joinedFrame(memberIds: readonly string[]): Buffer {
   return Buffer.from(JSON.stringify({ type: 'joined', otherPeerIds: memberIds }));
 }
 
+/** `init`, plus `claim: true`: this server takes `claim` frames (docs/PROTOCOL.md §1.8; RxDB clients ignore it). */
 export function initFrame(peerId: string): Buffer {
-  return Buffer.from(JSON.stringify({ type: 'init', yourPeerId: peerId }));
+  return Buffer.from(JSON.stringify({ type: 'init', yourPeerId: peerId, claim: true }));
+}
+
+/** The answer to a `claim`: the socket's peer id from now on. */
+export function claimedFrame(peerId: string): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'claimed', yourPeerId: peerId }));
 }

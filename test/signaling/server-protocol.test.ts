@@ -17,7 +17,7 @@ describe('signaling protocol (RxDB 17 compatible)', () => {
     expect(ida).toMatch(/^[a-z]{16}$/);
     expect(idb).toMatch(/^[a-z]{16}$/);
     expect(ida).not.toBe(idb);
-    expect(a.received[0]).toEqual({ type: 'init', yourPeerId: ida });
+    expect(a.received[0]).toEqual({ type: 'init', yourPeerId: ida, claim: true });
   });
 
   it('sends the full member list, receiver included, in join order, to every member on join and leave', async () => {
