@@ -11,7 +11,7 @@ export const SIGNAL_CLOSE_CODES = {
   internalError: 1011,
   /** Not JSON, not a JSON object, or no string `type`. */
   invalidMessage: 4000,
-  /** A `type` other than join, signal, ping. */
+  /** A `type` other than join, signal, ping, claim. */
   unknownType: 4001,
   /** `join` with a room that is not a string of 6-99 UTF-16 code units. */
   invalidRoom: 4002,
