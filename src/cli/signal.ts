@@ -90,7 +90,8 @@ async function runSignal(flags: SignalFlags, ctx: CliContext): Promise<number> {
   const stopper = installSignalHandlers();
   try {
     const options = signalOptions(flags, ctx.env);
-    const server = await startSignalServer(options);
+    // Only Redis news is printed: per-socket events are not even built.
+    const server = await startSignalServer({ ...options, peerEvents: false });
     // Redis state changes are operational news: print them as events (they carry no credentials).
     server.events$.subscribe((e) => {
       if (e.event === 'redis-up')

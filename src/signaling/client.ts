@@ -3,6 +3,7 @@ import { debuglog } from 'node:util';
 import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import { P2PSyncError } from '../core/errors.js';
 import type { Unsubscribe } from '../core/events.js';
+import { claimedPeerId, createClaimKey } from './claim.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -73,6 +74,14 @@ class WsSignalingClient implements SignalingClient {
 
   private socket: WebSocket | undefined;
   private ownId: string | undefined;
+  /**
+   * Kept for the client's lifetime: on servers that take claims, the peer id is derived from it, so this peer
+   * keeps one id across reconnects and failover and its open links survive a move (docs/PROTOCOL.md §1.8).
+   */
+  private readonly claimKey = createClaimKey();
+  private readonly claimId = claimedPeerId(this.claimKey);
+  /** The current socket sent its `claim` and waits for `claimed`. */
+  private claiming = false;
   private roomPeers: string[] = [];
   private delay: number;
   private attempt = 0;
@@ -251,6 +260,8 @@ class WsSignalingClient implements SignalingClient {
     switch (msg.type) {
       case 'init':
         return this.onInit(msg);
+      case 'claimed':
+        return this.onClaimed(msg);
       case 'joined':
         return this.onJoined(msg);
       case 'signal':
@@ -263,7 +274,27 @@ class WsSignalingClient implements SignalingClient {
   private onInit(msg: Record<string, unknown>): void {
     const id = msg.yourPeerId;
     // One id per socket: a second `init` would silently re-address us, so it is ignored.
-    if (this.ownId || typeof id !== 'string' || id.length === 0 || id.length > 200) return;
+    if (this.ownId || this.claiming || typeof id !== 'string' || id.length === 0 || id.length > 200) return;
+    if (msg.claim === true) {
+      // The server takes claims: ask for our stable id first; the join waits for the answer.
+      this.claiming = true;
+      this.send({ type: 'claim', key: this.claimKey });
+      return;
+    }
+    this.connected(id);
+  }
+
+  private onClaimed(msg: Record<string, unknown>): void {
+    if (!this.claiming || this.ownId) return;
+    this.claiming = false;
+    // A server that answers with another id is not following §1.8; use what it says, as with `init`.
+    const id = msg.yourPeerId;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 200) return;
+    if (id !== this.claimId) debug('signaling server answered a claim with another id');
+    this.connected(id);
+  }
+
+  private connected(id: string): void {
     clearTimeout(this.connectTimer);
     this.ownId = id;
     this.everConnected = true;
@@ -306,6 +337,7 @@ class WsSignalingClient implements SignalingClient {
     clearInterval(this.pingTimer);
     const wasConnected = this.ownId !== undefined;
     this.ownId = undefined;
+    this.claiming = false;
     this.roomPeers = [];
     const reason =
       wasConnected || !this.lastFailure ? describeClose(code, this.scrub(reasonText)) : this.lastFailure.reason;

@@ -309,8 +309,13 @@ export class RedisBackplane {
     asked.forEach(([i, node], k) => {
       const hash = read[k]?.[1];
       if (typeof hash !== 'object' || hash === null) return;
-      for (const [peerId, at] of Object.entries(hash as Record<string, string>))
-        snapshots[i]!.set(peerId, { node, at: Number(at) || 0 });
+      for (const [peerId, at] of Object.entries(hash as Record<string, string>)) {
+        // A peer that moved nodes (same claimed id) is listed by its old node until that node's keys expire:
+        // the newer membership is the live one.
+        const member = { node, at: Number(at) || 0 };
+        const seen = snapshots[i]!.get(peerId);
+        if (!seen || seen.at < member.at) snapshots[i]!.set(peerId, member);
+      }
     });
     rooms.forEach((room, i) => {
       // A room emptied locally meanwhile is not ours any more; one with fresh events is newer than this read.

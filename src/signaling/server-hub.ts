@@ -1,10 +1,12 @@
 import { WebSocket, type RawData } from 'ws';
 import type { EventSink } from '../core/events.js';
+import { claimedPeerId, isClaimKey } from './claim.js';
 import type { RedisBackplane } from './cluster.js';
 import { TokenBucket, type SignalLimits } from './server-limits.js';
 import type { DisconnectKind, SignalGauges, SignalMetrics, UpgradeRefusal } from './server-metrics.js';
 import {
   SIGNAL_CLOSE_CODES,
+  claimedFrame,
   createPeerId,
   initFrame,
   isValidRoom,
@@ -31,6 +33,8 @@ export type SignalServerEvent =
   /** The last event: `close()` finished. */
   | { event: 'closed' };
 export type SignalEventSink = EventSink<SignalServerEvent>;
+/** A frame on its way out: text, or text already encoded as UTF-8 (sent as a text frame all the same). */
+type OutFrame = string | Buffer;
 
 /**
  * Bytes that may wait in one socket's send buffer. A client that stops reading while others signal it
@@ -38,11 +42,15 @@ export type SignalEventSink = EventSink<SignalServerEvent>;
  */
 const MIN_MAX_BUFFERED_BYTES = 1024 * 1024;
 const MAX_BUFFERED_FRAMES = 16;
+/** Buffers go out as text frames too: every frame of the protocol is JSON text. */
+const TEXT_FRAME = { binary: false } as const;
 /** Heartbeat slices per interval (see `heartbeat`). */
 export const HEARTBEAT_SLICES = 10;
 
 interface Peer {
-  readonly id: string;
+  /** Assigned at connection; replaced once by a `claim` (before any join). */
+  id: string;
+  claimed: boolean;
   readonly socket: WebSocket;
   /** Rooms joined, with the join time (ms since the epoch: comparable across signaling nodes). */
   readonly rooms: Map<string, number>;
@@ -50,8 +58,10 @@ interface Peer {
   lastActivity: number;
   /** Which heartbeat slice pings this socket (sockets are spread over the slices round robin). */
   readonly slot: number;
-  /** Answered the last heartbeat ping. */
+  /** Answered the last heartbeat ping, or sent a frame since the last heartbeat. */
   alive: boolean;
+  /** The last heartbeat pinged it (an active socket is not pinged: its frames prove it is there). */
+  pinged: boolean;
   /** Removed from the hub (closing or closed); no more frames are read from or sent to it. */
   gone: boolean;
 }
@@ -92,6 +102,11 @@ export class SignalHub {
     private readonly metrics: SignalMetrics,
     private readonly emit: SignalEventSink,
     private readonly now: () => number = () => performance.now(),
+    /**
+     * Whether per-socket events (`connection`, `join`, `disconnect`, `dropped`) are wanted. A busy node handles
+     * thousands of joins a second; building an event for each that nobody reads is measurable.
+     */
+    private readonly peerEvents: () => boolean = () => true,
   ) {
     this.maxBufferedBytes = Math.max(MIN_MAX_BUFFERED_BYTES, MAX_BUFFERED_FRAMES * limits.maxFrameBytes);
   }
@@ -107,7 +122,7 @@ export class SignalHub {
         const members = this.rooms.get(room);
         if (members && !this.shuttingDown) this.broadcastMembers(room, members);
       },
-      deliver: (receiverId, raw) => {
+      deliver: (receiverId, raw: string) => {
         const receiver = this.peers.get(receiverId);
         return receiver !== undefined && this.send(receiver, raw);
       },
@@ -125,7 +140,8 @@ export class SignalHub {
     return { sockets: this.peers.size, rooms: this.rooms.size, peers: memberships, uptimeSeconds };
   }
 
-  attach(socket: WebSocket, remoteAddress: string): void {
+  /** `remoteAddress` is read only when a `connection` event is emitted (it costs a getpeername call). */
+  attach(socket: WebSocket, remoteAddress: () => string): void {
     let id = createPeerId();
     while (this.peers.has(id)) id = createPeerId();
     const now = this.now();
@@ -137,17 +153,19 @@ export class SignalHub {
       bucket: new TokenBucket(this.limits.maxFramesPerSecond, now),
       lastActivity: now,
       alive: true,
+      pinged: false,
+      claimed: false,
       gone: false,
     };
     this.peers.set(id, peer);
     this.sockets.add(socket);
     this.metrics.connectionsTotal += 1;
-    socket.on('message', (data) => {
+    socket.on('message', (data, isBinary) => {
       try {
-        this.onMessage(peer, data);
+        this.onMessage(peer, data, isBinary);
       } catch (err) {
         // A bug here must cost one socket, not the process that serves everyone else.
-        this.emit({ event: 'error', peerId: id, message: err instanceof Error ? err.message : String(err) });
+        this.emit({ event: 'error', peerId: peer.id, message: err instanceof Error ? err.message : String(err) });
         this.remove(peer, 'error', 'internal error');
         socket.close(SIGNAL_CLOSE_CODES.internalError, 'internal error');
       }
@@ -159,7 +177,7 @@ export class SignalHub {
       const reason = frameErrorReason(err.code);
       if (reason) {
         this.metrics.reject(reason);
-        this.emit({ event: 'violation', peerId: id, reason, detail: err.message });
+        this.emit({ event: 'violation', peerId: peer.id, reason, detail: err.message });
       }
       this.remove(peer, reason ? 'violation' : 'error', err.message);
     });
@@ -168,26 +186,33 @@ export class SignalHub {
       this.sockets.delete(socket);
       if (this.sockets.size === 0) this.notifyDrained();
     });
-    this.emit({ event: 'connection', peerId: id, remoteAddress });
+    if (this.peerEvents()) this.emit({ event: 'connection', peerId: id, remoteAddress: remoteAddress() });
     this.send(peer, initFrame(id));
   }
 
   /**
    * One heartbeat slice: of the sockets in the next slice, drop those that did not answer their previous ping
-   * and ping the rest. Called HEARTBEAT_SLICES times per heartbeat interval, so every socket is pinged once per
-   * interval but the pings of 10k sockets do not all leave (and stall relays) in the same tick.
+   * and ping the quiet rest. Called HEARTBEAT_SLICES times per heartbeat interval, so every socket is checked
+   * once per interval but the pings of 10k sockets do not all leave (and stall relays) in the same tick. A
+   * socket that sent a frame within the last interval is not pinged (its frames prove it is there; a ping and
+   * its pong per socket per interval are a syscall each, on the path of every relay); once it falls quiet, it
+   * is pinged at its next check and dropped at the one after, so a dead socket still goes within two intervals
+   * of its last frame.
    */
   heartbeat(): void {
     const slot = this.beat++ % HEARTBEAT_SLICES;
+    const quietSince = this.now() - this.limits.heartbeatIntervalMs;
     for (const peer of [...this.peers.values()]) {
       if (peer.slot !== slot) continue;
-      if (!peer.alive) {
+      if (!peer.alive && peer.pinged) {
         this.remove(peer, 'heartbeat', 'no pong');
         peer.socket.terminate();
         continue;
       }
+      const active = peer.alive && peer.lastActivity > quietSince;
       peer.alive = false;
-      if (peer.socket.readyState === WebSocket.OPEN) {
+      peer.pinged = !active;
+      if (!active && peer.socket.readyState === WebSocket.OPEN) {
         try {
           peer.socket.ping();
         } catch {
@@ -232,17 +257,19 @@ export class SignalHub {
     for (const w of waiters) w();
   }
 
-  private onMessage(peer: Peer, data: RawData): void {
+  private onMessage(peer: Peer, data: RawData, isBinary: boolean): void {
     if (peer.gone) return;
     const now = this.now();
     // Like RxDB, any message counts as activity for the idle timeout, even one that is then rejected.
     peer.lastActivity = now;
+    peer.alive = true;
     this.metrics.framesReceived += 1;
     if (!peer.bucket.take(now))
       return this.violation(peer, 'rate_limited', SIGNAL_CLOSE_CODES.rateLimited, 'rate limit exceeded');
     // RxDB's server accepts binary frames holding JSON, so we do too (invalid UTF-8 in them becomes U+FFFD);
     // ws has already validated text frames' UTF-8. Relayed frames always go out as text.
-    const parsed = parseClientFrame(rawToText(data));
+    const text = rawToText(data);
+    const parsed = parseClientFrame(text);
     if (!parsed.ok) {
       const code =
         parsed.reason === 'unknown_type' ? SIGNAL_CLOSE_CODES.unknownType : SIGNAL_CLOSE_CODES.invalidMessage;
@@ -253,10 +280,34 @@ export class SignalHub {
       case 'join':
         return this.join(peer, msg.room);
       case 'signal':
-        return this.relay(peer, msg.senderPeerId, msg.receiverPeerId, msg.raw);
+        // A text frame is relayed as the bytes received (ws has checked their UTF-8), saving an encode per relay.
+        return this.relay(peer, msg.senderPeerId, msg.receiverPeerId, isBinary || !Buffer.isBuffer(data) ? text : data);
+      case 'claim':
+        return this.claim(peer, msg.key);
       case 'ping':
         return;
     }
+  }
+
+  /**
+   * Gives the socket the peer id its client's key derives (docs/PROTOCOL.md §1.8), so a client keeps one id on
+   * every node and across reconnects. Only before the first join, and once. A socket still holding that id (the
+   * same client's previous connection, half-open or not yet noticed as closed) is closed with 4008.
+   */
+  private claim(peer: Peer, key: unknown): void {
+    if (!isClaimKey(key) || peer.claimed || peer.rooms.size > 0)
+      return this.violation(peer, 'invalid_message', SIGNAL_CLOSE_CODES.invalidMessage, 'invalid claim');
+    peer.claimed = true;
+    const id = claimedPeerId(key);
+    const previous = this.peers.get(id);
+    if (previous && previous !== peer) {
+      this.remove(previous, 'replaced', 'peer id claimed by a newer connection');
+      previous.socket.close(SIGNAL_CLOSE_CODES.replaced, 'peer id claimed by a newer connection');
+    }
+    this.peers.delete(peer.id);
+    peer.id = id;
+    this.peers.set(id, peer);
+    this.send(peer, claimedFrame(id));
   }
 
   private join(peer: Peer, room: unknown): void {
@@ -278,16 +329,16 @@ export class SignalHub {
     const at = Date.now();
     peer.rooms.set(room, at);
     this.cluster?.joined(room, peer.id, at, members.size === 1);
-    this.emit({ event: 'join', peerId: peer.id, room, members: members.size });
+    if (this.peerEvents()) this.emit({ event: 'join', peerId: peer.id, room, members: members.size });
     this.broadcastMembers(room, members);
   }
 
-  private relay(peer: Peer, senderPeerId: unknown, receiverPeerId: unknown, raw: string): void {
+  private relay(peer: Peer, senderPeerId: unknown, receiverPeerId: unknown, raw: OutFrame): void {
     if (senderPeerId !== peer.id)
       return this.violation(peer, 'spoofed_sender', SIGNAL_CLOSE_CODES.spoofedSender, 'spoofed sender');
     const receiver = typeof receiverPeerId === 'string' ? this.peers.get(receiverPeerId) : undefined;
     if (!receiver && this.cluster && typeof receiverPeerId === 'string')
-      return this.relayRemote(peer, receiverPeerId, raw);
+      return this.relayRemote(peer, receiverPeerId, typeof raw === 'string' ? raw : raw.toString('utf8'));
     // Unknown receivers are dropped silently, as RxDB does: the receiver may just have left.
     if (!receiver) return this.dropped(peer, 'unknown_receiver');
     // RxDB relays to any known id; we only relay between members of a shared room, so knowing an id is not
@@ -317,7 +368,7 @@ export class SignalHub {
 
   private dropped(peer: Peer, reason: FrameRejectReason): void {
     this.metrics.reject(reason);
-    this.emit({ event: 'dropped', peerId: peer.id, reason });
+    if (this.peerEvents()) this.emit({ event: 'dropped', peerId: peer.id, reason });
   }
 
   private violation(peer: Peer, reason: FrameRejectReason, code: number, closeReason: string): void {
@@ -341,7 +392,7 @@ export class SignalHub {
       else if (!this.shuttingDown) this.broadcastMembers(room, members);
     }
     this.metrics.disconnected(kind);
-    this.emit({ event: 'disconnect', peerId: peer.id, reason: kind, detail });
+    if (this.peerEvents()) this.emit({ event: 'disconnect', peerId: peer.id, reason: kind, detail });
   }
 
   private broadcastMembers(room: string, members: Set<Peer>): void {
@@ -349,10 +400,13 @@ export class SignalHub {
     for (const member of [...members]) this.send(member, frame);
   }
 
-  /** Local and remote members merged in join order. */
+  /**
+   * Local and remote members merged in join order. A remote entry for a local member's id is the same client's
+   * membership on the node it left (kept until that node notices or its keys expire): the local one wins.
+   */
   private clusterMembers(room: string, members: Set<Peer>): string[] {
     const all: Array<[string, number]> = [...members].map((m) => [m.id, m.rooms.get(room) ?? 0]);
-    for (const [id, member] of this.cluster!.view.entries(room)) all.push([id, member.at]);
+    for (const [id, member] of this.cluster!.view.entries(room)) if (!this.peers.has(id)) all.push([id, member.at]);
     return all.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1)).map(([id]) => id);
   }
 
@@ -368,7 +422,7 @@ export class SignalHub {
   }
 
   /** Sends a text frame if the socket is open and keeping up; false if it was not sent. */
-  private send(peer: Peer, text: string): boolean {
+  private send(peer: Peer, text: OutFrame): boolean {
     if (peer.gone || peer.socket.readyState !== WebSocket.OPEN) return false;
     if (this.isSlow(peer)) {
       // Dropped after the current loop: removing a member mid-broadcast would send the newer member list
@@ -376,7 +430,7 @@ export class SignalHub {
       queueMicrotask(() => this.dropSlow(peer));
       return false;
     }
-    peer.socket.send(text);
+    peer.socket.send(text, TEXT_FRAME);
     this.metrics.framesSent += 1;
     return true;
   }

@@ -11,9 +11,11 @@ export const UPGRADE_REFUSALS: readonly UpgradeRefusal[] = [
 ];
 
 /** Why a socket went away; label values of `p2psync_signal_disconnects_total`. */
-export type DisconnectKind = 'client' | 'violation' | 'idle' | 'heartbeat' | 'slow_consumer' | 'shutdown' | 'error';
+export type DisconnectKind =
+  'client' | 'violation' | 'idle' | 'heartbeat' | 'slow_consumer' | 'shutdown' | 'error' | 'replaced';
 export const DISCONNECT_KINDS: readonly DisconnectKind[] = [
   'client',
+  'replaced',
   'violation',
   'idle',
   'heartbeat',

@@ -11,7 +11,7 @@ export const SIGNAL_CLOSE_CODES = {
   internalError: 1011,
   /** Not JSON, not a JSON object, or no string `type`. */
   invalidMessage: 4000,
-  /** A `type` other than join, signal, ping. */
+  /** A `type` other than join, signal, ping, claim. */
   unknownType: 4001,
   /** `join` with a room that is not a string of 6-99 UTF-16 code units. */
   invalidRoom: 4002,
@@ -25,6 +25,8 @@ export const SIGNAL_CLOSE_CODES = {
   roomFull: 4006,
   /** No message for the idle timeout (120 s by default). */
   idleTimeout: 4007,
+  /** A newer connection claimed this socket's peer id (the same client, reconnected: docs/PROTOCOL.md §1.8). */
+  replaced: 4008,
 } as const;
 
 /** Why a frame was rejected or dropped; the label values of `p2psync_signal_frames_rejected_total`. */
@@ -65,6 +67,7 @@ export const FRAME_REJECT_REASONS: readonly FrameRejectReason[] = [
 export type ClientMessage =
   | { type: 'join'; room: unknown }
   | { type: 'signal'; senderPeerId: unknown; receiverPeerId: unknown; raw: string }
+  | { type: 'claim'; key: unknown }
   | { type: 'ping' };
 
 export type ParseResult =
@@ -100,6 +103,8 @@ export function parseClientFrame(text: string): ParseResult {
       };
     case 'ping':
       return { ok: true, message: { type } };
+    case 'claim':
+      return { ok: true, message: { type, key: msg.key } };
     default:
       return { ok: false, reason: 'unknown_type', detail: 'unknown message type' };
   }
@@ -120,21 +125,44 @@ export const PEER_ID_LENGTH = 16;
 export function createPeerId(length = PEER_ID_LENGTH): string {
   let id = '';
   while (id.length < length) {
-    for (const byte of randomBytes(length * 2)) {
-      // 234 = 9 * 26: bytes at or above it would favour the first letters.
-      if (byte >= 234) continue;
-      id += String.fromCharCode(97 + (byte % 26));
-      if (id.length === length) break;
-    }
+    const byte = randomByte();
+    // 234 = 9 * 26: bytes at or above it would favour the first letters.
+    if (byte >= 234) continue;
+    id += String.fromCharCode(97 + (byte % 26));
   }
   return id;
 }
 
-/** `joined` as RxDB sends it: the full member list in join order, the receiver included, no room name. */
-export function joinedFrame(memberIds: readonly string[]): string {
-  return JSON.stringify({ type: 'joined', otherPeerIds: memberIds });
+/**
+ * CSPRNG bytes drawn from a pool refilled 4 KiB at a time: one `randomBytes` call per socket was a syscall and
+ * an allocation on every connection of a busy server (ws pools its masking keys the same way). The pool holds
+ * no secret beyond the ids it becomes, and every byte is used once.
+ */
+const RANDOM_POOL_BYTES = 4096;
+let randomPool = Buffer.alloc(0);
+let randomPoolAt = 0;
+function randomByte(): number {
+  if (randomPoolAt >= randomPool.length) {
+    randomPool = randomBytes(RANDOM_POOL_BYTES);
+    randomPoolAt = 0;
+  }
+  return randomPool[randomPoolAt++]!;
 }
 
-export function initFrame(peerId: string): string {
-  return JSON.stringify({ type: 'init', yourPeerId: peerId });
+/**
+ * `joined` as RxDB sends it: the full member list in join order, the receiver included, no room name. Encoded
+ * once as UTF-8 for the whole broadcast (ws would otherwise encode the same string again for every member).
+ */
+export function joinedFrame(memberIds: readonly string[]): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'joined', otherPeerIds: memberIds }));
+}
+
+/** `init`, plus `claim: true`: this server takes `claim` frames (docs/PROTOCOL.md §1.8; RxDB clients ignore it). */
+export function initFrame(peerId: string): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'init', yourPeerId: peerId, claim: true }));
+}
+
+/** The answer to a `claim`: the socket's peer id from now on. */
+export function claimedFrame(peerId: string): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'claimed', yourPeerId: peerId }));
 }

@@ -50,6 +50,12 @@ export interface SignalServerOptions {
    * connect to different nodes. Redis down: the node keeps serving its local rooms and /healthz answers 503.
    */
   redis?: ClusterOptions;
+  /**
+   * Whether `events$` also carries the per-socket events (`connection`, `join`, `disconnect`, `dropped`); default
+   * true. A subscriber that only wants operational news (Redis state, errors) sets false, so a busy node builds no
+   * event per join. They are not built either while nobody subscribes. `NODE_DEBUG=p2psync` logs them either way.
+   */
+  peerEvents?: boolean;
 }
 
 export interface SignalServer {
@@ -170,8 +176,10 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   const limits = resolveLimits(options.limits);
   const events = new Subject<SignalServerEvent>();
   let held: SignalServerEvent[] | undefined = [];
+  // Read once: calling a disabled debuglog still costs a call with rest arguments per event.
+  const tracing = debug.enabled;
   const emit: SignalEventSink = (e) => {
-    debug('signal server: %s %j', e.event, e);
+    if (tracing) debug('signal server: %s %j', e.event, e);
     if (held) held.push(e);
     else events.next(e);
   };
@@ -182,7 +190,9 @@ export async function startSignalServer(options: SignalServerOptions = {}): Prom
   };
   const server = createBaseServer(options.tls);
   const metrics = new SignalMetrics();
-  const hub = new SignalHub(limits, metrics, emit);
+  const wantPeerEvents = options.peerEvents !== false;
+  const peerEvents = (): boolean => tracing || (wantPeerEvents && (held !== undefined || events.observed));
+  const hub = new SignalHub(limits, metrics, emit, undefined, peerEvents);
   const cluster = options.redis ? new RedisBackplane(options.redis, emit) : undefined;
   if (cluster) hub.useCluster(cluster);
   // permessage-deflate stays off: it costs memory per socket and invites decompression bombs, and

@@ -12,7 +12,8 @@ import type { BackoffOptions, PeerSignal } from './mesh-rules.js';
 import { clearPeerTimers, describePeerState } from './peer-internals.js';
 import { WebRTCLink } from './webrtc-link.js';
 import { CandidateTally, type IceOutcome } from './ice-report.js';
-import { chooseNeighbours, linksToDrop, MIN_MAX_PEERS } from './neighbours.js';
+import { MIN_MAX_PEERS } from './neighbours.js';
+import { admit, DECLINE_SIGNAL, isDecline, Overlay } from './bound.js';
 import { rtcConfig, validateIceConfig, type IceConfig } from './ice.js';
 import { createNativePeerConnection, fingerprintsOf, wrtc, type WebRTCRuntime } from './wrtc.js';
 
@@ -47,8 +48,8 @@ export interface MeshOptions {
   /** PEM file with the device certificate and key every connection presents in DTLS; default: one per connection. */
   certificatePemFile?: string | undefined;
   /**
-   * At most this many links (`join --max-peers`): neighbours are chosen by `chooseNeighbours` (ring + chords),
-   * offers from others are declined once the bound is reached. Undefined: a full mesh.
+   * At most this many links and attempts (`join --max-peers`): neighbours are chosen by `chooseNeighbours` (ring +
+   * chords), kept with hysteresis, and offers beyond the bound are declined (`bound.ts`). Undefined: a full mesh.
    */
   maxPeers?: number | undefined;
   /** Debug log sink; default util.debuglog('p2psync'). */
@@ -72,7 +73,9 @@ export type MeshEvent =
   | { event: 'retry'; remotePeerId: string; delayMs: number }
   | { event: 'early-candidates'; remotePeerId: string; connectionId: string | undefined; count: number }
   | { event: 'signal-dropped'; remotePeerId: string; reason: string }
-  | { event: 'rejected'; remotePeerId: string; connectionId: string | undefined; reason: string };
+  | { event: 'rejected'; remotePeerId: string; connectionId: string | undefined; reason: string }
+  /** We declined an offer at --max-peers (sent the remote a decline, docs/PROTOCOL.md §1.9). */
+  | { event: 'declined'; remotePeerId: string; connectionId: string | undefined };
 
 /** A full mesh of WebRTC links with every peer of a signaling room. */
 export interface Mesh {
@@ -153,8 +156,10 @@ class WebRTCMesh implements Mesh {
   private readonly release: (() => void) | undefined;
   private room = new Set<string>();
   private readonly maxPeers: number | undefined;
-  /** With maxPeers: the members of `room` this peer links to. */
-  private neighbours = new Set<string>();
+  /** With maxPeers: this peer's view of the overlay for the current room. */
+  private overlay: Overlay | undefined;
+  /** Remotes that declined us, left out of the ideal set until their timer ends (then tried again). */
+  private readonly declinedBy = new Map<string, ReturnType<typeof setTimeout>>();
   /** Own peer id the current room and attempts belong to. */
   private signalingId: string | undefined;
   private closed = false;
@@ -205,6 +210,8 @@ class WebRTCMesh implements Mesh {
     for (const off of this.unsubscribe) off();
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
+    for (const timer of this.declinedBy.values()) clearTimeout(timer);
+    this.declinedBy.clear();
     this.early.clear();
     const closed = [...this.attempts.values()].map((a) => {
       this.end(a, 'mesh closed');
@@ -231,33 +238,50 @@ class WebRTCMesh implements Mesh {
       this.backoff.delete(remote);
     }
     for (const remote of this.rejectedUntil.keys()) if (!this.room.has(remote)) this.rejectedUntil.delete(remote);
-    if (this.maxPeers !== undefined) this.applyBound(own, this.maxPeers);
-    for (const remote of this.room) this.maybeConnect(remote);
+    for (const [remote, timer] of this.declinedBy) {
+      if (this.room.has(remote)) continue;
+      clearTimeout(timer);
+      this.declinedBy.delete(remote);
+    }
+    this.connectWanted(own);
   }
 
-  /** Recomputes the neighbours and closes links beyond the bound (to non-neighbours only). */
-  private applyBound(own: string, maxPeers: number): void {
-    this.neighbours = chooseNeighbours(own, this.room, maxPeers);
-    const live = [...this.attempts.values()].filter((a) => a.state !== 'ended' && a.ending === undefined);
-    const drop = new Set(
-      linksToDrop(
-        live.map((a) => a.remote),
-        this.neighbours,
-        maxPeers,
-      ),
-    );
-    for (const a of live) if (drop.has(a.remote)) this.end(a, `over --max-peers ${maxPeers}`);
+  /** Recomputes the overlay (with maxPeers) and starts the attempts this side initiates: ring links first. */
+  private connectWanted(own: string): void {
+    const overlay =
+      this.maxPeers === undefined
+        ? undefined
+        : new Overlay(own, this.room, this.maxPeers, new Set(this.declinedBy.keys()));
+    this.overlay = overlay;
+    const order = overlay ? [...overlay.ring, ...overlay.ideal, ...this.room] : this.room;
+    for (const remote of new Set(order)) this.maybeConnect(remote);
   }
 
-  /** Whether a link to `remote` is wanted: always in a full mesh, for neighbours under --max-peers. */
+  /** Whether a link to `remote` is wanted: always in a full mesh, for ideal neighbours under --max-peers. */
   private wanted(remote: string): boolean {
-    return this.maxPeers === undefined || this.neighbours.has(remote);
+    return this.overlay === undefined || (this.overlay.ideal.has(remote) && !this.declinedBy.has(remote));
   }
 
-  private liveCount(): number {
-    let n = 0;
-    for (const a of this.attempts.values()) if (a.state !== 'ended' && a.ending === undefined) n++;
-    return n;
+  /** Remotes with a live link or attempt, oldest first. */
+  private liveRemotes(): string[] {
+    const out: string[] = [];
+    for (const a of this.attempts.values()) if (a.state !== 'ended' && a.ending === undefined) out.push(a.remote);
+    return out;
+  }
+
+  /**
+   * Under --max-peers: whether a link to `remote` may start now, ending a worse one to make room if needed
+   * (`bound.ts`). The bound counts attempts too, so racing offers and joins never take a peer above it.
+   */
+  private makeRoom(remote: string): boolean {
+    if (!this.overlay) return true;
+    const decision = admit(this.overlay, this.liveRemotes(), remote);
+    if (decision.action === 'decline') return false;
+    if (decision.action === 'replace') {
+      const victim = this.attempts.get(decision.victim);
+      if (victim) this.end(victim, `replaced by a better neighbour (--max-peers ${this.overlay.maxPeers})`);
+    }
+    return true;
   }
 
   private handleStatus(_status: SignalStatus): void {
@@ -282,6 +306,8 @@ class WebRTCMesh implements Mesh {
    */
   private forgetSignalingSession(): void {
     this.room = new Set();
+    for (const timer of this.declinedBy.values()) clearTimeout(timer);
+    this.declinedBy.clear();
     for (const a of this.attempts.values()) if (a.state === 'connecting') this.end(a, 'signaling lost');
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
@@ -295,6 +321,7 @@ class WebRTCMesh implements Mesh {
     const own = this.signal.peerId;
     if (this.closed || own === undefined) return;
     const remote = message.from;
+    if (typeof remote === 'string' && isDecline(message.data)) return this.onDecline(remote, message.connectionId);
     const data = parseSignal(message.data);
     if (typeof remote !== 'string' || remote === own || !data) return this.dropped(String(remote), 'invalid signal');
     const raw = message.connectionId;
@@ -319,10 +346,13 @@ class WebRTCMesh implements Mesh {
     if (data.type !== 'offer') return this.dropped(remote, `outdated ${data.type}`);
     if ((this.rejectedUntil.get(remote) ?? 0) > performance.now())
       return this.dropped(remote, 'offer from a rejected peer, backing off');
-    // Politely: no answer at all, so the remote's attempt times out and it backs off; a p2psync remote with the
-    // same member list never offers to a non-neighbour in the first place.
-    if (!this.wanted(remote) && !current && this.liveCount() >= this.maxPeers!)
+    // At the bound with nothing worse to give up: say so at once, so the remote stops this attempt, backs off and
+    // tries another neighbour, instead of waiting out its connect timeout.
+    if (!(current && current.state !== 'ended' && current.ending === undefined) && !this.makeRoom(remote)) {
+      this.signal.sendSignal(remote, DECLINE_SIGNAL, connectionId ?? '');
+      this.event({ event: 'declined', remotePeerId: remote, connectionId });
       return this.dropped(remote, 'declined: at --max-peers');
+    }
     // A new offer replaces whatever we had with that remote, even a connected link: the remote restarted the
     // pair (it noticed a failure we did not, or its signaling id changed roles).
     if (current) this.end(current, 'replaced by a new offer');
@@ -341,7 +371,38 @@ class WebRTCMesh implements Mesh {
     if (this.closed || own === undefined || !this.room.has(remote)) return;
     if (this.attempts.has(remote) || this.retryTimers.has(remote) || !isInitiator(own, remote) || !this.wanted(remote))
       return;
+    if (!this.makeRoom(remote)) return; // at the bound with better links; a later member list may change that
     if (!this.start(remote, true, randomToken(CONNECTION_ID_LENGTH))) this.scheduleRetry(remote);
+  }
+
+  /**
+   * The remote declined our offer (at its --max-peers). The attempt ends now, without its connect timeout; the
+   * retry backs off, doubling per decline. Under our own bound the remote also leaves our ideal set for that
+   * long, so the next best member takes its place.
+   */
+  private onDecline(remote: string, connectionId: string | undefined): void {
+    const attempt = this.attempts.get(remote);
+    if (!attempt || !attempt.initiator || attempt.state !== 'connecting' || attempt.ending !== undefined)
+      return this.dropped(remote, 'decline without an attempt');
+    if ((connectionId ?? '') !== (attempt.connectionId ?? '')) return this.dropped(remote, 'outdated decline');
+    attempt.error ??= new P2PSyncError('E_PEER', 'declined by the remote (at its --max-peers)');
+    const own = this.signal.peerId;
+    if (this.maxPeers !== undefined && own !== undefined) {
+      const delayMs = nextBackoff(this.backoff.get(remote), this.backoffOptions);
+      this.backoff.set(remote, delayMs);
+      this.event({ event: 'retry', remotePeerId: remote, delayMs });
+      clearTimeout(this.declinedBy.get(remote));
+      this.declinedBy.set(
+        remote,
+        setTimeout(() => {
+          this.declinedBy.delete(remote);
+          const id = this.signal.peerId;
+          if (!this.closed && id !== undefined) this.connectWanted(id);
+        }, delayMs),
+      );
+    }
+    this.end(attempt, 'declined by the remote (at its --max-peers)');
+    if (own !== undefined && this.maxPeers !== undefined) this.connectWanted(own);
   }
 
   private start(remote: string, initiator: boolean, connectionId: string | undefined): Attempt | undefined {
@@ -440,9 +501,6 @@ class WebRTCMesh implements Mesh {
     this.debug(`mesh: connected to ${attempt.remote} in ${ms} ms`);
     const { remote, connectionId, initiator } = attempt;
     this.event({ event: 'connected', remotePeerId: remote, connectionId, initiator, ms });
-    // A new neighbour link may push an older link to a non-neighbour over the bound.
-    const own = this.signal.peerId;
-    if (this.maxPeers !== undefined && own !== undefined) this.applyBound(own, this.maxPeers);
     if (!link.open || attempt.ending !== undefined) return;
     for (const handler of [...this.linkHandlers]) {
       if (!link.open) break;
@@ -511,6 +569,8 @@ class WebRTCMesh implements Mesh {
     if (!this.closed && own !== undefined && this.room.has(remote) && isInitiator(own, remote) && this.wanted(remote)) {
       this.scheduleRetry(remote);
     }
+    // A slot came free under --max-peers: a neighbour skipped at the bound may fit now.
+    if (!this.closed && own !== undefined && this.overlay) this.connectWanted(own);
   }
 
   private scheduleRetry(remote: string): void {

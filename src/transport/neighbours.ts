@@ -66,17 +66,3 @@ export function chooseNeighbours(own: string, members: Iterable<string>, maxPeer
   }
   return out;
 }
-
-/**
- * Links to close so that at most `maxPeers` remain: only links to non-neighbours, newest last in `current`
- * dropped first. Links to non-neighbours are kept while under the bound, so a membership change that moves
- * the ring does not tear down links that still fit.
- */
-export function linksToDrop(current: readonly string[], neighbours: ReadonlySet<string>, maxPeers: number): string[] {
-  const excess = current.length - maxPeers;
-  if (excess <= 0) return [];
-  return current
-    .filter((id) => !neighbours.has(id))
-    .reverse()
-    .slice(0, excess);
-}

@@ -34,6 +34,11 @@ describe('signaling client failover between several URLs', () => {
     expect(c.url).toBe(`${s2.url}?token=***`);
     const connected = events.filter((e) => e.event === 'signaling-connected').map((e) => (e as { url: string }).url);
     expect(connected).toEqual([s1.url, `${s2.url}?token=***`]);
+    // The same peer id on both servers (a claim, docs/PROTOCOL.md §1.8), so peers keep their links to it.
+    const ids = events.filter((e) => e.event === 'signaling-connected').map((e) => (e as { peerId: string }).peerId);
+    expect(ids).toHaveLength(2);
+    expect(ids[1]).toBe(ids[0]);
+    expect(other.peers).toContain(ids[0]);
     expect(JSON.stringify(events)).not.toContain('hidden-secret');
   });
 

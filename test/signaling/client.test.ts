@@ -89,7 +89,7 @@ describe('signaling client against the p2psync server', () => {
     expect(() => a.c.sendSignal('nobodyhere00', offer, 'x')).not.toThrow();
   });
 
-  it('reconnects with doubling backoff after a server restart on the same port, with a new peer id', async () => {
+  it('reconnects with doubling backoff after a server restart on the same port, with the same (claimed) peer id', async () => {
     const port = await freePort();
     let s = await startSignalServer({ port, host: '127.0.0.1' });
     cleanup.add(() => s.close({ timeoutMs: 500 }));
@@ -110,9 +110,11 @@ describe('signaling client against the p2psync server', () => {
     expect(waits.slice(0, 4)).toEqual([40, 80, 160, 160]);
     expect(log.events.find((e) => e.event === 'signaling-disconnected' && /ECONNREFUSED/.test(e.reason))).toBeDefined();
 
+    const restartedAt = log.events.length;
     s = await startSignalServer({ port, host: '127.0.0.1' });
-    const second = await log.waitFor('signaling-connected', (e) => e.peerId !== first);
-    expect(c.peerId).toBe(second.peerId);
+    const second = await log.waitFor('signaling-connected', () => true, restartedAt);
+    expect(second.peerId).toBe(first);
+    expect(c.peerId).toBe(first);
 
     // Backoff went back to the start on open.
     const before = log.count('signaling-disconnected');
@@ -171,7 +173,8 @@ describe('signaling client against the p2psync server', () => {
     await log.waitFor('signaling-disconnected', (e) => /401/.test(e.reason), refusedAt);
     await s.close({ timeoutMs: 500 });
     s = await startSignalServer({ port, host: '127.0.0.1', token: 'token-one' });
-    const again = await log.waitFor('signaling-connected', (e) => e.peerId !== first);
+    const again = await log.waitFor('signaling-connected', () => true, refusedAt);
+    expect(again.peerId).toBe(first);
     expect(again.url).toContain('token=***');
     // One error event per streak of refusals, not one per retry.
     expect(log.count('error')).toBe(1);

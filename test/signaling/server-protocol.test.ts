@@ -17,7 +17,7 @@ describe('signaling protocol (RxDB 17 compatible)', () => {
     expect(ida).toMatch(/^[a-z]{16}$/);
     expect(idb).toMatch(/^[a-z]{16}$/);
     expect(ida).not.toBe(idb);
-    expect(a.received[0]).toEqual({ type: 'init', yourPeerId: ida });
+    expect(a.received[0]).toEqual({ type: 'init', yourPeerId: ida, claim: true });
   });
 
   it('reports connection, join and disconnect on events$, then closed, and completes it on close', async () => {
