@@ -93,7 +93,10 @@ describe('mesh with the trust layer', () => {
       'three rejections and retries at the initiator',
       () => ofType(a, 'rejected').length >= 3 && ofType(a, 'retry').length >= 3,
     );
-    expect(ofType(a, 'rejected')[0]!.reason).toMatch(/proof does not verify/);
+    // Whichever side checks the other's proof first rejects it and closes; the other may then see only the close.
+    const reasons = [...ofType(a, 'rejected'), ...ofType(b, 'rejected')].map((e) => e.reason);
+    expect(reasons.some((r) => /proof does not verify/.test(r))).toBe(true);
+    for (const r of reasons) expect(r).toMatch(/proof does not verify|^link closed during the trust handshake$/);
     expect(ofType(b, 'rejected').length).toBeGreaterThan(0);
     expect(a.announced).toEqual([]);
     expect(b.announced).toEqual([]);
