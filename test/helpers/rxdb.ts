@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { TestProcess, type CliEvent } from './spawn.js';
 
 /** The stock RxDB 17 peer fixture (plain ESM so Node 20 runs it directly). */
 export const RXDB_PEER = fileURLToPath(new URL('../fixtures/rxdb-peer.mjs', import.meta.url));
@@ -8,90 +8,17 @@ export const RXDB_PEER = fileURLToPath(new URL('../fixtures/rxdb-peer.mjs', impo
 export const RXDB_SIGNAL_SERVER = fileURLToPath(new URL('../fixtures/rxdb-signal-server.mjs', import.meta.url));
 
 /** One parsed NDJSON line from a fixture's stdout. */
-export type FixtureEvent = Record<string, unknown> & { event: string };
+export type FixtureEvent = CliEvent;
 
 /** A document as the RxDB peer reports it: user fields only, no `_meta`/`_rev`/`_deleted`/`_attachments`. */
 export type PlainDoc = Record<string, unknown> & { id: string };
 
-/**
- * A long-running fixture process in its own process group whose stdout is parsed as NDJSON events and whose
- * stdin takes NDJSON commands. Every instance is tracked so `stopAllRxdbProcesses()` can clean up in afterEach.
- */
-export class FixtureProcess {
-  readonly child: ChildProcess;
-  readonly events: FixtureEvent[] = [];
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private waiters: Array<{ pred: (e: FixtureEvent) => boolean; resolve: (e: FixtureEvent) => void }> = [];
+/** A fixture process (see `TestProcess`) whose stdin takes NDJSON commands. */
+export class FixtureProcess extends TestProcess {
   private nextRef = 1;
-  private static running = new Set<FixtureProcess>();
 
-  constructor(
-    script: string,
-    args: string[],
-    readonly label = script,
-  ) {
-    this.child = spawn(process.execPath, [script, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      // Own process group: stop() signals the group, so nothing the fixture spawned outlives the test.
-      detached: true,
-      env: { ...process.env, NO_COLOR: '1' },
-    });
-    FixtureProcess.running.add(this);
-    let buf = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim()) this.push(parseLine(line));
-      }
-    });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    // A peer that exits early closes its stdin; ignore EPIPE from late commands, the exit is reported elsewhere.
-    this.child.stdin!.on('error', () => {});
-    this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
-        FixtureProcess.running.delete(this);
-        resolve({ code, signal });
-      });
-    });
-  }
-
-  private push(ev: FixtureEvent): void {
-    this.events.push(ev);
-    this.waiters = this.waiters.filter((w) => (w.pred(ev) ? (w.resolve(ev), false) : true));
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /**
-   * Resolves with the first event (already seen, or future) matching `pred` (or with that `event` name);
-   * rejects after `timeoutMs` or when the process exits first, quoting the events seen and stderr.
-   */
-  waitFor(pred: ((e: FixtureEvent) => boolean) | string, timeoutMs = 15_000, fromIndex = 0): Promise<FixtureEvent> {
-    const p = typeof pred === 'string' ? (e: FixtureEvent) => e.event === pred : pred;
-    const seen = this.events.slice(fromIndex).find(p);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const fail = (why: string): void => {
-        this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        clearTimeout(timer);
-        reject(new Error(`${this.label}: ${why}; events: ${this.summary()}\nstderr: ${this.stderr.slice(-2000)}`));
-      };
-      const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms waiting for an event`), timeoutMs);
-      const done = (e: FixtureEvent): void => {
-        clearTimeout(timer);
-        resolve(e);
-      };
-      this.waiters.push({ pred: p, resolve: done });
-      void this.exited.then(() => {
-        if (this.waiters.some((w) => w.resolve === done)) fail('process exited while waiting for an event');
-      });
-    });
+  constructor(script: string, args: string[], label = script) {
+    super(process.execPath, [script, ...args], { env: { ...process.env, NO_COLOR: '1' }, label });
   }
 
   /** Writes one NDJSON command. */
@@ -110,46 +37,12 @@ export class FixtureProcess {
     return reply;
   }
 
-  /** Sends a signal to the whole process group. */
-  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (!this.running || this.child.pid === undefined) return;
-    try {
-      process.kill(-this.child.pid, signal);
-    } catch {
-      /* already gone */
-    }
-  }
-
-  /** SIGTERM (clean shutdown), then SIGKILL after `graceMs`; resolves with the exit status. Idempotent. */
-  async stop(graceMs = 8_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    this.kill('SIGTERM');
-    const timer = setTimeout(() => this.kill('SIGKILL'), graceMs);
-    const r = await this.exited;
-    clearTimeout(timer);
-    return r;
-  }
-
-  private summary(): string {
+  protected override summary(): string {
     return this.events
       .slice(-30)
       .map((e) => (e.event === 'count' || e.event === 'error' ? JSON.stringify(e) : e.event))
       .join(', ');
   }
-
-  /** Stops every fixture process still running (for afterEach). */
-  static async stopAll(graceMs = 5_000): Promise<void> {
-    await Promise.all([...FixtureProcess.running].map((p) => p.stop(graceMs)));
-  }
-}
-
-function parseLine(line: string): FixtureEvent {
-  try {
-    const v: unknown = JSON.parse(line);
-    if (v && typeof v === 'object' && typeof (v as { event?: unknown }).event === 'string') return v as FixtureEvent;
-  } catch {
-    /* fall through */
-  }
-  return { event: '__non_json__', line };
 }
 
 /** Options of one stock RxDB peer; see test/fixtures/rxdb-peer.mjs. */
@@ -253,7 +146,7 @@ export async function startRxdbPeer(opts: RxdbPeerOptions): Promise<RxdbPeer> {
     const ready = await peer.waitFor('ready', opts.readyTimeoutMs ?? 15_000);
     peer.storageToken = String(ready.storageToken);
   } catch (err) {
-    await peer.stop(1_000);
+    await peer.stop('SIGTERM', 1_000);
     throw err;
   }
   return peer;
@@ -276,7 +169,7 @@ export async function startRxdbSignalServer(timeoutMs = 15_000): Promise<RxdbSig
     const port = Number(ev.port);
     return { port, url: `ws://127.0.0.1:${port}`, proc, stop: () => proc.stop() };
   } catch (err) {
-    await proc.stop(1_000);
+    await proc.stop('SIGTERM', 1_000);
     throw err;
   }
 }

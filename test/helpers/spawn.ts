@@ -58,28 +58,42 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult
   });
 }
 
+/** One line of a child's stdout: its JSON object when it has an `event` name, else `{event: '__non_json__', line}`. */
 export type CliEvent = Record<string, unknown> & { event: string };
 
+export interface ChildOptions {
+  cwd?: string | undefined;
+  /** The child's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** Written to stdin, which is then closed; without it stdin stays open (see `TestProcess.send`). */
+  input?: string | undefined;
+  /** Names the process in error messages. */
+  label?: string;
+}
+
 /**
- * A long-running `p2psync` process (own process group) whose `--json` stdout is parsed into events.
- * Call `stop()` or `kill()` in afterEach; `killAll()` ends every process still running.
+ * The one long-running child process of the tests: the binary (`CliProcess`), the RxDB fixtures and the store
+ * writer. It runs in its own process group (so nothing it spawned outlives a stop), its stdout lines are parsed
+ * into `events`, and `waitFor` waits for an event, never for time. Stop every instance in afterEach (`killAll`).
  */
-export class CliProcess {
+export class TestProcess {
   readonly child: ChildProcess;
   readonly events: CliEvent[] = [];
   stderr = '';
-  private waiters: Array<{ pred: (e: CliEvent) => boolean; resolve: (e: CliEvent) => void }> = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private static running = new Set<CliProcess>();
+  readonly label: string;
+  private waiters: Array<{ pred: (e: CliEvent) => boolean; resolve: (e: CliEvent) => void }> = [];
+  private static running = new Set<TestProcess>();
 
-  constructor(args: string[], opts: RunOptions = {}) {
-    this.child = spawn(...command(args, opts), {
+  constructor(command: string, args: string[], opts: ChildOptions = {}) {
+    this.label = opts.label ?? command;
+    this.child = spawn(command, args, {
       cwd: opts.cwd,
-      env: childEnv(opts.env),
+      env: opts.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
-    CliProcess.running.add(this);
+    TestProcess.running.add(this);
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       buf += d;
@@ -87,70 +101,67 @@ export class CliProcess {
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (!line.trim()) continue;
-        let ev: CliEvent;
-        try {
-          ev = JSON.parse(line) as CliEvent;
-        } catch {
-          ev = { event: '__non_json__', line };
-        }
-        this.events.push(ev);
-        this.waiters = this.waiters.filter((w) => (w.pred(ev) ? (w.resolve(ev), false) : true));
+        if (line.trim()) this.push(parseLine(line));
       }
     });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    // A process that exits early closes its stdin; ignore EPIPE from late writes, the exit is reported elsewhere.
+    this.child.stdin!.on('error', () => {});
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
-        CliProcess.running.delete(this);
+        TestProcess.running.delete(this);
         resolve({ code, signal });
       });
     });
     if (opts.input !== undefined) this.child.stdin!.end(opts.input);
   }
 
-  /** Resolves with the first event (already seen or future) matching `pred`; rejects after `timeoutMs`. */
-  waitFor(pred: ((e: CliEvent) => boolean) | string, timeoutMs = 15_000): Promise<CliEvent> {
+  private push(ev: CliEvent): void {
+    this.events.push(ev);
+    this.waiters = this.waiters.filter((w) => (w.pred(ev) ? (w.resolve(ev), false) : true));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /**
+   * Resolves with the first event (already seen from `fromIndex` on, or future) matching `pred` (or with that `event`
+   * name); rejects after `timeoutMs` or when the process exits first, quoting the events seen and stderr.
+   */
+  waitFor(pred: ((e: CliEvent) => boolean) | string, timeoutMs = 15_000, fromIndex = 0): Promise<CliEvent> {
     const p = typeof pred === 'string' ? (e: CliEvent) => e.event === pred : pred;
-    const seen = this.events.find(p);
+    const seen = this.events.slice(fromIndex).find(p);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const fail = (why: string): void => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(
-          new Error(
-            `timed out after ${timeoutMs} ms waiting for an event; got: ${this.events.map((e) => e.event).join(', ')}\nstderr: ${this.stderr.slice(-2000)}`,
-          ),
-        );
-      }, timeoutMs);
+        clearTimeout(timer);
+        reject(new Error(`${this.label}: ${why}; got: ${this.summary()}\nstderr: ${this.stderr.slice(-2000)}`));
+      };
+      const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms waiting for an event`), timeoutMs);
       const done = (e: CliEvent): void => {
         clearTimeout(timer);
         resolve(e);
       };
       this.waiters.push({ pred: p, resolve: done });
       void this.exited.then(() => {
-        if (this.waiters.some((w) => w.resolve === done)) {
-          clearTimeout(timer);
-          reject(
-            new Error(
-              `process exited while waiting for an event; got: ${this.events.map((e) => e.event).join(', ')}\nstderr: ${this.stderr.slice(-2000)}`,
-            ),
-          );
-        }
+        if (this.waiters.some((w) => w.resolve === done)) fail('process exited while waiting for an event');
       });
     });
   }
 
   /** Sends a signal to the whole process group. */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (!this.running || this.child.pid === undefined) return;
     try {
-      process.kill(-this.child.pid!, signal);
+      process.kill(-this.child.pid, signal);
     } catch {
       /* already gone */
     }
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit status. */
+  /** `signal` (a clean shutdown), then SIGKILL after `graceMs`; resolves with the exit status. Idempotent. */
   async stop(
     signal: NodeJS.Signals = 'SIGTERM',
     graceMs = 8_000,
@@ -162,7 +173,37 @@ export class CliProcess {
     return r;
   }
 
+  protected summary(): string {
+    return this.events
+      .slice(-30)
+      .map((e) => (e.event === '__non_json__' ? String(e.line) : e.event))
+      .join(', ');
+  }
+
+  /** Kills every process of this class (and its subclasses) still running, at once. */
   static async killAll(): Promise<void> {
-    await Promise.all([...CliProcess.running].map((p) => p.stop('SIGKILL', 0)));
+    await Promise.all([...TestProcess.running].filter((p) => p instanceof this).map((p) => p.stop('SIGKILL', 0)));
+  }
+
+  /** Stops every process of this class still running: SIGTERM, then SIGKILL after `graceMs`. */
+  static async stopAll(graceMs = 5_000): Promise<void> {
+    await Promise.all([...TestProcess.running].filter((p) => p instanceof this).map((p) => p.stop('SIGTERM', graceMs)));
+  }
+}
+
+function parseLine(line: string): CliEvent {
+  try {
+    const v: unknown = JSON.parse(line);
+    if (v && typeof v === 'object' && typeof (v as { event?: unknown }).event === 'string') return v as CliEvent;
+  } catch {
+    /* fall through */
+  }
+  return { event: '__non_json__', line };
+}
+
+/** A long-running `p2psync` process whose `--json` stdout is parsed into events. */
+export class CliProcess extends TestProcess {
+  constructor(args: string[], opts: RunOptions = {}) {
+    super(...command(args, opts), { cwd: opts.cwd, env: childEnv(opts.env), input: opts.input, label: 'p2psync' });
   }
 }

@@ -8,6 +8,7 @@ import { createMemoryLinkPair, type MemoryLink, type Pace } from '../../src/tran
 import { canonicalJson, masterWins, type ConflictStrategy } from '../../src/replication/conflict.js';
 import { isMaster } from '../../src/replication/master-rule.js';
 import { replicate, type PeerReplication, type ReplicationOptions } from '../../src/replication/peer-replication.js';
+import { doc } from '../helpers/doc.js';
 
 /** Two tokens where `MASTER_TOKEN` is master of `FORK_TOKEN` (docs/PROTOCOL.md §2.3 test vector). */
 export const MASTER_TOKEN = 'aaaaaaaaaa';
@@ -18,9 +19,8 @@ export function store(token?: string): MemoryStore {
   return new MemoryStore(token ? { storageToken: token } : {});
 }
 
-export function doc(id: string, fields: Record<string, unknown> = {}, deleted = false): DocState {
-  return { id, ...fields, _deleted: deleted } as DocState;
-}
+/** Re-exported for the tests that import it from here. */
+export { doc };
 
 export async function put(s: Store, ...docs: DocState[]): Promise<void> {
   const current = await s.get(docs.map((d) => d.id as string));

@@ -3,6 +3,7 @@ import type { Subscription } from 'rxjs';
 import { P2PSyncError } from '../../src/core/errors.js';
 import type { PeerStateStore, Store } from '../../src/core/store.js';
 import type { Checkpoint, DocState, StoreChange } from '../../src/core/types.js';
+import { doc } from '../helpers/doc.js';
 
 /** How the contract suite gets stores from one implementation. */
 export interface StoreHarness {
@@ -14,8 +15,8 @@ export interface StoreHarness {
   cleanup(): Promise<void>;
 }
 
-export const doc = (id: string, fields: Record<string, unknown> = {}, deleted = false): DocState =>
-  ({ id, ...fields, _deleted: deleted }) as DocState;
+/** Re-exported for the tests that import it from here. */
+export { doc };
 
 export async function insert(
   store: Store,
