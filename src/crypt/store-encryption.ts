@@ -152,7 +152,8 @@ export class StoreEncryption implements DocCodec {
       this.keyring = await createKeyring(this.keyringFile, this.fields, this.secret);
       this.docs = new DocCipher(this.location.primaryKey, this.fields, this.keyring.cipher);
     } else await this.refresh();
-    const store = new EncryptedStore(inner, this.docs!, onError);
+    const store = new EncryptedStore(inner, this.docs!);
+    if (onError) store.error$.subscribe(onError);
     try {
       await store.reencryptAll();
     } catch (err) {
