@@ -33,7 +33,7 @@ export interface FileStoreConfig {
   flushDelayMs: number;
   lockTimeoutMs: number;
   compactMinBytes: number;
-  onEvent: EmitEvent | undefined;
+  emit: EmitEvent | undefined;
 }
 
 /** A rewrite of a big file is not repeated more often than every few times its own duration (caps the CPU spent). */
@@ -188,7 +188,7 @@ export class FileStore extends IndexedStore {
     }
     const content = this.file.parse(raw.text, true);
     if (content.collectionMissing) {
-      c.onEvent?.({
+      c.emit?.({
         event: 'warning',
         code: 'W_NEW_COLLECTION',
         message: `${c.path} has no "${c.collection}" member; it is added (with the other members kept) at the first write`,
@@ -220,7 +220,7 @@ export class FileStore extends IndexedStore {
         ownUnrecordedSave(before, content.docs, saved.unsavedStates);
         const counts = this.ingest(content, raw.version, before);
         if (counts.created + counts.updated + counts.deleted > 0)
-          this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
+          this.config.emit?.({ event: 'outside-edit', store: c.path, ...counts });
       }
     } else {
       this.writer.header = {
@@ -247,7 +247,7 @@ export class FileStore extends IndexedStore {
    */
   private reportTornSidecar(dropped: { line: number; bytes: number }): void {
     const file = this.sidecar.path;
-    this.config.onEvent?.({
+    this.config.emit?.({
       event: 'warning',
       code: 'W_SIDECAR_TORN',
       message: `${file}:${dropped.line}: dropped an incomplete last record (${dropped.bytes} bytes) of the sidecar, cut short by a crash or a truncated copy; the writes it held are fetched again from peers or read again from your file`,
@@ -396,7 +396,7 @@ export class FileStore extends IndexedStore {
     if (this.flushFailure !== e.message) {
       const unwritten = this.wal.notDurable();
       const held = unwritten > 0 ? ` (${unwritten} document${unwritten === 1 ? '' : 's'} in memory only)` : '';
-      this.config.onEvent?.({
+      this.config.emit?.({
         event: kind,
         code: e.code,
         message: `cannot save ${this.path} yet${held}: ${e.message}; retrying`,
@@ -460,7 +460,7 @@ export class FileStore extends IndexedStore {
 
   /**
    * Compares the file with what p2psync last knew and ingests any difference. Throws (after reporting it once
-   * through `onEvent`) while the file is missing or invalid: nothing may be written over it then. `inPlace`: the
+   * through `emit`) while the file is missing or invalid: nothing may be written over it then. `inPlace`: the
    * file may have been written in place, so its writer may not be done yet (a file replaced by rename is complete).
    */
   private async recheck(inPlace = true): Promise<void> {
@@ -509,7 +509,7 @@ export class FileStore extends IndexedStore {
       }
       if (counts.created + counts.updated + counts.deleted > 0) {
         this.stats.outsideEdits++;
-        this.config.onEvent?.({ event: 'outside-edit', store: this.path, ...counts });
+        this.config.emit?.({ event: 'outside-edit', store: this.path, ...counts });
       }
       return;
     }
@@ -518,7 +518,7 @@ export class FileStore extends IndexedStore {
   private report(fingerprint: FileVersion | undefined, error: P2PSyncError, kind: 'error' | 'warning'): never {
     const details = error.details;
     if (!this.problem || this.problem.error.message !== error.message) {
-      this.config.onEvent?.({ event: kind, code: error.code, message: error.message, details });
+      this.config.emit?.({ event: kind, code: error.code, message: error.message, details });
     }
     this.problem = { fingerprint, error };
     throw error;
