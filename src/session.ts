@@ -136,7 +136,7 @@ export async function runJoin(o: JoinOptions): Promise<JoinResult> {
     storageToken: o.storageToken,
     lockTimeoutMs: o.lockTimeoutMs,
     watch: true,
-    onEvent: o.emit,
+    emit: o.emit,
   };
   const encryption = await StoreEncryption.prepare(storeOptions, o.encryption ?? {});
   const store = encryption ? await encryption.open(storeOptions) : await openStore(storeOptions);

@@ -127,10 +127,7 @@ Examples:
           docs.length > 0 ? { args: docs } : { args: [], stdin: await readStdin() },
           flags.key,
         );
-        const r = await putDocuments(
-          { ...(await storeOptionsFrom(flags, ctx.env)), onEvent: storeWarnings(out) },
-          parsed,
-        );
+        const r = await putDocuments({ ...(await storeOptionsFrom(flags, ctx.env)), emit: storeWarnings(out) }, parsed);
         const ids = [...r.created, ...r.updated, ...r.unchanged];
         const parts = [
           r.created.length > 0 ? `created ${listIds(r.created)}` : '',
@@ -158,10 +155,7 @@ Examples:
     )
     .action(async (ids: string[], flags: StoreFlags & { force: boolean }) => {
       await run(ctx, flags.json, async (out) => {
-        const r = await removeDocuments(
-          { ...(await storeOptionsFrom(flags, ctx.env)), onEvent: storeWarnings(out) },
-          ids,
-        );
+        const r = await removeDocuments({ ...(await storeOptionsFrom(flags, ctx.env)), emit: storeWarnings(out) }, ids);
         const conflicts = await idsWithKeptVersions(await storeOptionsFrom(flags, ctx.env), r.removed);
         out.event(
           { event: 'written', ids: r.removed, conflicts },

@@ -51,7 +51,7 @@ Examples:
           iceServers: ice.iceServers,
           bindAddress: ice.iceBind,
           timeoutMs: flags.timeout * 1000,
-          onCheck: (c) => out.event({ event: 'check', ...c }, render(c, out)),
+          emit: (c) => out.event({ event: 'check', ...c }, render(c, out)),
         });
         const failed = checks.filter((c) => !c.ok).length;
         ctx.exitCode = failed === 0 ? ExitCode.ok : ExitCode.failure;

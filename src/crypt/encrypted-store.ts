@@ -1,4 +1,4 @@
-import { map, share, type Observable, type Subscription } from 'rxjs';
+import { map, share, Subject, type Observable, type Subscription } from 'rxjs';
 import { docEquals, docKey, normaliseDocument } from '../core/doc.js';
 import { isNormalised } from '../store/indexed-store.js';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
@@ -42,6 +42,12 @@ interface Version {
  */
 export class EncryptedStore implements Store, PeerStateStore {
   readonly changes$: Observable<StoreChange>;
+  private readonly errors = new Subject<P2PSyncError>();
+  /**
+   * A value that does not decrypt arrived by an outside edit (the document is not passed on), or re-encrypting
+   * plaintext found in an encrypted field failed. Completes when the store closes.
+   */
+  readonly error$: Observable<P2PSyncError> = this.errors.asObservable();
   /** The latest version seen of each document, by id. */
   private readonly versions = new Map<string, Version>();
   private readonly subscription: Subscription;
@@ -51,8 +57,6 @@ export class EncryptedStore implements Store, PeerStateStore {
   constructor(
     private readonly inner: Store & PeerStateStore,
     private readonly docs: DocCipher,
-    /** A value that does not decrypt arrived by an outside edit: reported, and the document is not passed on. */
-    private readonly onError: (err: P2PSyncError) => void = () => undefined,
   ) {
     this.changes$ = inner.changes$.pipe(
       map((c) => ({ ...c, documents: this.plainList(c.documents) })),
@@ -62,7 +66,7 @@ export class EncryptedStore implements Store, PeerStateStore {
     this.subscription = inner.changes$.subscribe((c) => {
       if (c.origin.kind !== 'outside') return;
       const stale = c.documents.filter((d) => this.docs.isStale(d));
-      if (stale.length > 0) void this.reencrypt(stale).catch((err: unknown) => this.onError(toP2PSyncError(err)));
+      if (stale.length > 0) void this.reencrypt(stale).catch((err: unknown) => this.errors.next(toP2PSyncError(err)));
     });
   }
 
@@ -139,8 +143,12 @@ export class EncryptedStore implements Store, PeerStateStore {
   async close(): Promise<void> {
     this.closed = true;
     this.subscription.unsubscribe();
-    await this.tail;
-    await this.inner.close();
+    try {
+      await this.tail;
+      await this.inner.close();
+    } finally {
+      this.errors.complete();
+    }
   }
 
   /**
@@ -242,7 +250,7 @@ export class EncryptedStore implements Store, PeerStateStore {
       try {
         out.push(this.plain(d));
       } catch (err) {
-        this.onError(toP2PSyncError(err));
+        this.errors.next(toP2PSyncError(err));
       }
     }
     return out;

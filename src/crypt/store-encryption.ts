@@ -109,11 +109,11 @@ export class StoreEncryption implements DocCodec {
   /**
    * Opens the file store and wraps it. Before the file store is opened (which may write: it takes in edits made while
    * p2psync was not running), every encrypted value of the user's file is decrypted, so a tampered value is refused
-   * with E_DECRYPT and nothing is written. `options.onEvent` also gets an `error` event for a value that does not
+   * with E_DECRYPT and nothing is written. `options.emit` also gets an `error` event for a value that does not
    * decrypt arriving by an outside edit, and a `warning` if a rekey was interrupted.
    */
   async open(options: FileStoreOptions): Promise<EncryptedStore> {
-    const emit = options.onEvent;
+    const emit = options.emit;
     await this.beforeOpen();
     const inner = await openStore({ ...options, encrypted: true });
     try {
@@ -152,7 +152,8 @@ export class StoreEncryption implements DocCodec {
       this.keyring = await createKeyring(this.keyringFile, this.fields, this.secret);
       this.docs = new DocCipher(this.location.primaryKey, this.fields, this.keyring.cipher);
     } else await this.refresh();
-    const store = new EncryptedStore(inner, this.docs!, onError);
+    const store = new EncryptedStore(inner, this.docs!);
+    if (onError) store.error$.subscribe(onError);
     try {
       await store.reencryptAll();
     } catch (err) {

@@ -10,6 +10,7 @@ import { Attr, encodeRequest, mappedAddress, Method, newTransactionId, type Tran
 import { allocateTurn } from './turn-probe.js';
 import type { DoctorCheck } from './types.js';
 import { StunSocket } from './udp.js';
+import type { EventSink } from '../core/events.js';
 
 export type { DoctorCheck } from './types.js';
 
@@ -20,8 +21,8 @@ export interface DoctorOptions {
   bindAddress?: string | undefined;
   /** Per check; default 5 s. */
   timeoutMs?: number | undefined;
-  /** Called with each verdict as soon as it is known. */
-  onCheck?: (check: DoctorCheck) => void;
+  /** Gets each verdict as soon as it is known. */
+  emit?: EventSink<DoctorCheck>;
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
@@ -33,7 +34,7 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
   const report = (c: DoctorCheck): void => {
     checks.push(c);
-    o.onCheck?.(c);
+    o.emit?.(c);
   };
   report(checkLocal(o.bindAddress));
   if (o.signal) report(await checkSignaling(o.signal, timeoutMs));

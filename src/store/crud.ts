@@ -20,7 +20,7 @@ import { reservedField, reservedFieldError, UserFile } from './user-file.js';
  */
 export type CrudOptions = Pick<
   FileStoreOptions,
-  'path' | 'format' | 'primaryKey' | 'collection' | 'lockTimeoutMs' | 'onEvent'
+  'path' | 'format' | 'primaryKey' | 'collection' | 'lockTimeoutMs' | 'emit'
 > & {
   /** An encrypted store's codec (src/crypt); without it an encrypted store is refused (E_KEY_REQUIRED). */
   codec?: DocCodec | undefined;

@@ -32,7 +32,7 @@ export interface FileStoreConfig {
   flushDelayMs: number;
   lockTimeoutMs: number;
   compactMinBytes: number;
-  onEvent: EmitEvent | undefined;
+  emit: EmitEvent | undefined;
 }
 
 /** A rewrite of a big file is not repeated more often than every few times its own duration (caps the CPU spent). */
@@ -110,7 +110,7 @@ export class FileStore extends IndexedStore {
       writer: this.writer,
       index,
       stats,
-      onEvent: config.onEvent,
+      emit: config.emit,
       commit: (entries, origin) => this.commit(entries, origin),
     });
   }
@@ -193,7 +193,7 @@ export class FileStore extends IndexedStore {
     }
     const content = this.file.parse(raw.text, true);
     if (content.collectionMissing) {
-      c.onEvent?.({
+      c.emit?.({
         event: 'warning',
         code: 'W_NEW_COLLECTION',
         message: `${c.path} has no "${c.collection}" member; it is added (with the other members kept) at the first write`,
@@ -225,7 +225,7 @@ export class FileStore extends IndexedStore {
         ownUnrecordedSave(before, content.docs, saved.unsavedStates);
         const counts = this.edits.ingest(content, raw.version, before);
         if (counts.created + counts.updated + counts.deleted > 0)
-          this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
+          this.config.emit?.({ event: 'outside-edit', store: c.path, ...counts });
       }
     } else {
       this.writer.header = {
@@ -252,7 +252,7 @@ export class FileStore extends IndexedStore {
    */
   private reportTornSidecar(dropped: { line: number; bytes: number }): void {
     const file = this.sidecar.path;
-    this.config.onEvent?.({
+    this.config.emit?.({
       event: 'warning',
       code: 'W_SIDECAR_TORN',
       message: `${file}:${dropped.line}: dropped an incomplete last record (${dropped.bytes} bytes) of the sidecar, cut short by a crash or a truncated copy; the writes it held are fetched again from peers or read again from your file`,
@@ -401,7 +401,7 @@ export class FileStore extends IndexedStore {
     if (this.flushFailure !== e.message) {
       const unwritten = this.wal.notDurable();
       const held = unwritten > 0 ? ` (${unwritten} document${unwritten === 1 ? '' : 's'} in memory only)` : '';
-      this.config.onEvent?.({
+      this.config.emit?.({
         event: kind,
         code: e.code,
         message: `cannot save ${this.path} yet${held}: ${e.message}; retrying`,

@@ -1,6 +1,6 @@
 import { extname } from 'node:path';
 import { P2PSyncError } from '../core/errors.js';
-import type { SyncEvent } from '../core/events.js';
+import type { EmitEvent } from '../core/events.js';
 import type { PeerStateStore, Store } from '../core/store.js';
 import { FileStore, type FileStoreConfig, type FileStoreStats } from './file-store.js';
 import { statOrUndefined } from './fs-util.js';
@@ -43,7 +43,7 @@ export interface FileStoreOptions {
   /** The sidecar journal is compacted once it exceeds this many bytes and most of its records are superseded (default 1 MiB). */
   compactMinBytes?: number;
   /** `outside-edit` events, and `error` / `warning` events for a broken or missing file during a live session. */
-  onEvent?: (e: SyncEvent) => void;
+  emit?: EmitEvent;
   /**
    * Set by the encryption layer (`src/crypt`), which checked the key and encrypts documents before they reach this
    * store. Without it, a store that has a keyring (it is encrypted) is refused with E_KEY_REQUIRED.
@@ -124,7 +124,7 @@ export function resolveStoreOptions(options: FileStoreOptions): FileStoreConfig 
     flushDelayMs: positive('flushDelayMs', options.flushDelayMs, 20),
     lockTimeoutMs: positive('lockTimeoutMs', options.lockTimeoutMs, 10_000),
     compactMinBytes: positive('compactMinBytes', options.compactMinBytes, 1 << 20),
-    onEvent: options.onEvent,
+    emit: options.emit,
   };
 }
 

@@ -23,7 +23,7 @@ export interface OutsideEditsOptions {
   writer: FileWriter;
   index: DocIndex;
   stats: FileStoreStats;
-  onEvent: EmitEvent | undefined;
+  emit: EmitEvent | undefined;
   /** Commits a batch to the store (its index, journal and `changes$`). */
   commit(entries: IndexEntry[], origin: WriteOrigin): void;
 }
@@ -44,7 +44,7 @@ export class OutsideEdits {
   private readonly writer: FileWriter;
   private readonly index: DocIndex;
   private readonly stats: FileStoreStats;
-  private readonly onEvent: EmitEvent | undefined;
+  private readonly emit: EmitEvent | undefined;
   private readonly commit: (entries: IndexEntry[], origin: WriteOrigin) => void;
 
   constructor(o: OutsideEditsOptions) {
@@ -54,12 +54,12 @@ export class OutsideEdits {
     this.writer = o.writer;
     this.index = o.index;
     this.stats = o.stats;
-    this.onEvent = o.onEvent;
+    this.emit = o.emit;
     this.commit = o.commit;
   }
   /**
    * Compares the file with what p2psync last knew and ingests any difference. Throws (after reporting it once
-   * through `onEvent`) while the file is missing or invalid: nothing may be written over it then. `inPlace`: the
+   * through `emit`) while the file is missing or invalid: nothing may be written over it then. `inPlace`: the
    * file may have been written in place, so its writer may not be done yet (a file replaced by rename is complete).
    */
   async recheck(inPlace = true): Promise<void> {
@@ -108,7 +108,7 @@ export class OutsideEdits {
       }
       if (counts.created + counts.updated + counts.deleted > 0) {
         this.stats.outsideEdits++;
-        this.onEvent?.({ event: 'outside-edit', store: this.path, ...counts });
+        this.emit?.({ event: 'outside-edit', store: this.path, ...counts });
       }
       return;
     }
@@ -117,7 +117,7 @@ export class OutsideEdits {
   private report(fingerprint: FileVersion | undefined, error: P2PSyncError, kind: 'error' | 'warning'): never {
     const details = error.details;
     if (!this.problem || this.problem.error.message !== error.message) {
-      this.onEvent?.({ event: kind, code: error.code, message: error.message, details });
+      this.emit?.({ event: kind, code: error.code, message: error.message, details });
     }
     this.problem = { fingerprint, error };
     throw error;

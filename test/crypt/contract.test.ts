@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DocCipher } from '../../src/crypt/doc-cipher.js';
 import { EncryptedStore } from '../../src/crypt/encrypted-store.js';
-import { newDataKey, ValueCipher } from '../../src/crypt/value.js';
+import { newDataKey, VALUE_PREFIX, ValueCipher } from '../../src/crypt/value.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { runStoreContract } from '../store/contract.js';
 import { CONTRACT_FIELDS, encryptedFileHarness } from './harness.js';
@@ -88,5 +88,31 @@ describe('EncryptedStore compare-and-set against a change that lands between its
     expect((await store.get(['a', 'b'])).get('a')).toEqual({ id: 'a', v: 'outside', _deleted: false });
     expect((await store.get(['b'])).get('b')).toEqual({ id: 'b', v: 1, _deleted: false });
     await store.close();
+  });
+});
+
+describe('EncryptedStore.error$', () => {
+  it('reports a value that does not decrypt, arriving by an outside edit, and completes when the store closes', async () => {
+    const key = newDataKey();
+    const inner = new MemoryStore();
+    const store = new EncryptedStore(inner, new DocCipher('id', ['v'], new ValueCipher([key], key)));
+    const errors: string[] = [];
+    let completed = false;
+    store.error$.subscribe({ next: (e) => void errors.push(e.code), complete: () => (completed = true) });
+    const seen: string[] = [];
+    store.changes$.subscribe((c) => seen.push(...c.documents.map((d) => String(d.id))));
+    const bad = { id: 'bad', v: `${VALUE_PREFIX}${'A'.repeat(58)}`, _deleted: false };
+    await inner.bulkWrite([{ document: bad, expected: null }], { kind: 'outside' });
+    await inner.bulkWrite([{ document: { id: 'good', v: 'plain', _deleted: false }, expected: null }], {
+      kind: 'outside',
+    });
+    // the changes arrive in order: once the good one is seen, the bad one was handled
+    await vi.waitFor(() => expect(seen).toEqual(['good']));
+    // (reported twice today: once by the change feed, once by the re-encryption of stale values)
+    expect(errors.length).toBeGreaterThan(0);
+    expect(new Set(errors)).toEqual(new Set(['E_DECRYPT']));
+    expect(completed).toBe(false);
+    await store.close();
+    expect(completed).toBe(true);
   });
 });

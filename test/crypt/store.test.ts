@@ -132,7 +132,7 @@ describe('encrypted file store', () => {
     await s1.close();
 
     const log = new EventLog();
-    const live = await reopen({ watch: true, onEvent: log.push });
+    const live = await reopen({ watch: true, emit: log.push });
     const now = JSON.parse(await readFile(path, 'utf8')) as Array<Record<string, unknown>>;
     now.push({ id: 'live', secret: 'pasted while running' });
     await writeFile(path, JSON.stringify(now, null, 2) + '\n');
@@ -146,9 +146,7 @@ describe('encrypted file store', () => {
 
   it('reports a tampered value that arrives by an outside edit while running, and does not pass it on', async () => {
     const log = new EventLog();
-    const store = await track(
-      openEncrypted({ path, watch: true, onEvent: log.push }, { fields: ['secret'], key: KEY }),
-    );
+    const store = await track(openEncrypted({ path, watch: true, emit: log.push }, { fields: ['secret'], key: KEY }));
     const seen: DocState[] = [];
     store.changes$.subscribe((c) => seen.push(...c.documents));
     await insert(store, [doc('a', { secret: 'A' })]);

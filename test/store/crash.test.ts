@@ -64,7 +64,7 @@ describe('crash safety: SIGKILL a writer at random moments', () => {
         // The store reopens (no E_SIDECAR, stale locks broken) and needs at most the last batch re-ingested; the
         // open writes the journal's newer records into the file.
         const events: SyncEvent[] = [];
-        const store = await openStore({ path, watch: false, onEvent: (e) => events.push(e) });
+        const store = await openStore({ path, watch: false, emit: (e) => events.push(e) });
         const inFile = userDocs(await readFile(path, 'utf8'), format);
         token ??= store.storageToken;
         expect(store.storageToken).toBe(token);

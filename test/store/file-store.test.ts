@@ -106,14 +106,14 @@ describe('file stores: files on disk', () => {
     await s.close();
     await writeFile(path, JSON.stringify([{ id: 'new' }, { id: 'change', v: 2 }, { id: 'keep', v: 1 }]));
     const events: SyncEvent[] = [];
-    s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
+    s = await fx.open({ path, watch: false, emit: (e) => events.push(e) });
     expect(events).toEqual([{ event: 'outside-edit', store: path, created: 1, updated: 1, deleted: 1 }]);
     const after = await s.changesSince(before.checkpoint, 10);
     expect(after.documents).toEqual([doc('change', { v: 2 }), doc('drop', { v: 1 }, true), doc('new')]);
     await s.close();
     // Recorded: the next open finds nothing new.
     events.length = 0;
-    s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
+    s = await fx.open({ path, watch: false, emit: (e) => events.push(e) });
     expect(events).toEqual([]);
   });
 
@@ -138,7 +138,7 @@ describe('file stores: files on disk', () => {
     await s.close();
     await rm(path);
     const events: SyncEvent[] = [];
-    s = await fx.open({ path, watch: false, collection: 'notes', onEvent: (e) => events.push(e) });
+    s = await fx.open({ path, watch: false, collection: 'notes', emit: (e) => events.push(e) });
     expect(events).toEqual([]);
     expect(await s.changesSince(null, 10)).toEqual(feed);
     expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ notes: [{ id: 'a', v: 1 }] });

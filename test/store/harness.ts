@@ -60,7 +60,7 @@ export class StoreFixture {
   }
 }
 
-/** Collects store events (`onEvent`) and lets a test wait for one. */
+/** Collects store events (`emit`) and lets a test wait for one. */
 export class EventLog {
   readonly events: SyncEvent[] = [];
   private waiters: Array<{ pred: (e: SyncEvent) => boolean; resolve: (e: SyncEvent) => void }> = [];

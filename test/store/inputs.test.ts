@@ -59,7 +59,7 @@ describe('store inputs', () => {
     it('is noticed in an outside edit while the store is open: an error event, and the file is left alone', async () => {
       const path = fx.file('a.ndjson');
       const events: Array<{ event: string; code?: string }> = [];
-      const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e as never) });
+      const s = await fx.open({ path, watch: false, emit: (e) => events.push(e as never) });
       await s.bulkWrite([{ document: { id: 'a', _deleted: false }, expected: null }], { kind: 'local' });
       await s.flush();
       const bytes = Buffer.concat([
@@ -238,7 +238,7 @@ describe('store inputs', () => {
       await writeFile(path + '.p2psync', sidecar.subarray(0, cut));
       const lastLine = sidecar.subarray(0, cut).toString('utf8').split('\n');
       const events: Array<Record<string, unknown>> = [];
-      s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e as never) });
+      s = await fx.open({ path, watch: false, emit: (e) => events.push(e as never) });
       expect(events.filter((e) => e.event === 'warning')).toEqual([
         {
           event: 'warning',
@@ -258,7 +258,7 @@ describe('store inputs', () => {
       await s.close();
       // Repaired by that open: the next one is quiet.
       events.length = 0;
-      await fx.open({ path, watch: false, onEvent: (e) => events.push(e as never) });
+      await fx.open({ path, watch: false, emit: (e) => events.push(e as never) });
       expect(events.filter((e) => e.event === 'warning')).toEqual([]);
     });
 
@@ -292,7 +292,7 @@ describe('store inputs', () => {
       const original = '{\n  "users": [\n    {\n      "id": "u1"\n    }\n  ]\n}\n';
       await writeFile(path, original);
       const events: Array<Record<string, unknown>> = [];
-      const s = await fx.open({ path, collection: 'posts', watch: false, onEvent: (e) => events.push(e as never) });
+      const s = await fx.open({ path, collection: 'posts', watch: false, emit: (e) => events.push(e as never) });
       expect(events).toEqual([
         {
           event: 'warning',
@@ -307,12 +307,12 @@ describe('store inputs', () => {
       expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ users: [{ id: 'u1' }], posts: [{ id: 'p1' }] });
       // Once it exists, nothing more is said; nor for a file p2psync creates itself.
       events.length = 0;
-      await fx.open({ path, collection: 'posts', watch: false, onEvent: (e) => events.push(e as never) });
+      await fx.open({ path, collection: 'posts', watch: false, emit: (e) => events.push(e as never) });
       await fx.open({
         path: fx.file('new.json'),
         collection: 'posts',
         watch: false,
-        onEvent: (e) => events.push(e as never),
+        emit: (e) => events.push(e as never),
       });
       expect(events).toEqual([]);
     });

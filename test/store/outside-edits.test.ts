@@ -23,7 +23,7 @@ describe('outside edits while a store is open', () => {
   async function live(name: string, initial: string, options: Partial<FileStoreOptions> = {}) {
     const path = fx.file(name);
     await writeFile(path, initial);
-    const store = await fx.open({ path, pollIntervalMs: 200, onEvent: log.push, ...options });
+    const store = await fx.open({ path, pollIntervalMs: 200, emit: log.push, ...options });
     const changes: StoreChange[] = [];
     store.changes$.subscribe((c) => changes.push(c));
     return { path, store, changes };

@@ -121,7 +121,7 @@ describe('file stores: writes that overlap, incremental rewrites and peer-state 
     it(`tells an outside edit apart from the documents it appended (${format})`, async () => {
       const path = fx.file(`e.${format}`);
       const events: SyncEvent[] = [];
-      const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
+      const s = await fx.open({ path, watch: false, emit: (e) => events.push(e) });
       for (let round = 0; round < 3; round++) {
         await s.bulkWrite(
           Array.from({ length: 20 }, (_, i) => ({ document: doc(`r${round}-${i}`, { round }), expected: null })),

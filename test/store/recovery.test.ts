@@ -67,7 +67,7 @@ describe('file store recovery from the journal', () => {
     );
     expect(await readFile(path, 'utf8')).toBe(before);
     const events: SyncEvent[] = [];
-    const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
+    const s = await fx.open({ path, watch: false, emit: (e) => events.push(e) });
     expect(events).toEqual([]);
     const got = await s.get(['a', 'b', 'c', 'd']);
     expect(got.get('a')).toEqual(doc('a', { v: 1 }, true));
@@ -81,7 +81,7 @@ describe('file store recovery from the journal', () => {
     const page = await s.changesSince({ id: 'a', lwt: lwt + 2 }, 10);
     expect(page.documents.map((d) => d.id)).toEqual(['e']);
     await s.close();
-    const again = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
+    const again = await fx.open({ path, watch: false, emit: (e) => events.push(e) });
     expect((await again.all()).map((d) => d.id)).toEqual(['b', 'c', 'd', 'e']);
     expect(events).toEqual([]);
   });
@@ -124,7 +124,7 @@ describe('file store recovery from the journal', () => {
     });
     await appendRecords(path, good + '\n' + torn.slice(0, torn.length - 7));
     const events: SyncEvent[] = [];
-    const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
+    const s = await fx.open({ path, watch: false, emit: (e) => events.push(e) });
     // Said, and nothing else (no outside edits): issue 11 wants a torn tail reported.
     expect(events).toEqual([
       expect.objectContaining({
@@ -168,7 +168,7 @@ describe('file store recovery from the journal', () => {
       [doc('b', { v: 2 }), doc('c', { v: 1 })].map(({ _deleted, ...d }) => JSON.stringify(d)).join('\n') + '\n',
     );
     const events: SyncEvent[] = [];
-    const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
+    const s = await fx.open({ path, watch: false, emit: (e) => events.push(e) });
     expect(events).toEqual([]);
     const got = await s.get(['a', 'b', 'c']);
     expect(got.get('a')!._deleted).toBe(true);
@@ -194,7 +194,7 @@ describe('file store recovery from the journal', () => {
         .join('\n') + '\n',
     );
     const events: SyncEvent[] = [];
-    const s = await fx.open({ path, watch: false, onEvent: (e) => events.push(e) });
+    const s = await fx.open({ path, watch: false, emit: (e) => events.push(e) });
     expect(events).toEqual([{ event: 'outside-edit', store: path, created: 0, updated: 1, deleted: 1 }]);
     const got = await s.get(['a', 'b', 'c']);
     expect(got.get('a')!._deleted).toBe(true);
