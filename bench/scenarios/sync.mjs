@@ -86,7 +86,7 @@ function countLines(file) {
  * {kind: 'rxdb', batch} or {kind: 'p2psync', format, batch}; direction 'pull' makes the fresh side the fork (it
  * pulls), 'push' makes the seeded side the fork (it pushes). Roles are forced through the storage tokens.
  */
-async function pairOnce(ctx, spec, signal) {
+export async function pairOnce(ctx, spec, signal) {
   const { n } = spec;
   const dir = mkdtempSync(join(ctx.tmp, 'pair-'));
   const [seededToken, freshToken] = tokenPair(spec.direction === 'push' ? false : true);
