@@ -6,7 +6,7 @@
 // Writes bench/results/durability.json; docs/BENCHMARKS.md shows it ("Durability cost"), re-rendered at the end.
 import { parseArgs } from 'node:util';
 import { execFileSync, execSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,6 +31,8 @@ Options:
   --latency-writes N  writes per latency row (default 200)
   --latency-docs N    documents in sync during the latency rows (default 10000)
   --only-sync         skip latency;  --only-latency  skip the initial sync
+  --fsync             add the fsync share: one 100k run per store, direction and side with the fresh peer under
+                      strace -f -w -c (needs strace); --only-fsync runs that part alone, keeping the rest of the file
   --no-write          print the results only
   -h, --help
 `;
@@ -51,6 +53,8 @@ function options(argv) {
       'latency-docs': { type: 'string', default: '10000' },
       'only-sync': { type: 'boolean', default: false },
       'only-latency': { type: 'boolean', default: false },
+      fsync: { type: 'boolean', default: false },
+      'only-fsync': { type: 'boolean', default: false },
       'no-write': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -69,10 +73,11 @@ function options(argv) {
     after: v.after,
     sizes,
     runs: Math.max(1, num('runs')),
-    latencyRounds: v['only-sync'] ? 0 : num('latency-rounds'),
+    latencyRounds: v['only-sync'] || v['only-fsync'] ? 0 : num('latency-rounds'),
     latencyWrites: num('latency-writes'),
     latencyDocs: num('latency-docs'),
-    sync: !v['only-latency'],
+    sync: !v['only-latency'] && !v['only-fsync'],
+    fsync: v.fsync || v['only-fsync'],
     write: !v['no-write'],
   };
 }
@@ -166,6 +171,61 @@ async function measureSync(ctx, variants, signals, rows) {
   }
 }
 
+/**
+ * Where the time goes: one 100k run per store, direction and side with the fresh peer under `strace -f -w -c` (wall
+ * time inside fsync / fdatasync, summed over threads: libuv runs them on its pool). strace slows the traced
+ * process a little, so the share is of the traced run's own transfer time.
+ */
+async function measureFsync(ctx, variants, signals, rows) {
+  const n = FSYNC_N;
+  for (const format of ['ndjson', 'json']) {
+    for (const direction of ['pull', 'push']) {
+      const row = { n, format, direction };
+      await interleaved(variants, 0, async (v) => {
+        ctx.log(`fsync share ${format} ${direction} n=${n} ${v.name} (load ${load1()})`);
+        const out = join(ctx.tmp, `strace-${v.name}-${format}-${direction}.txt`);
+        const wrap = ['strace', '-f', '-w', '-c', '--seccomp-bpf', '-e', 'trace=fsync,fdatasync', '-o', out];
+        const side = { kind: 'p2psync', format, root: v.root };
+        const res = await attempt(() =>
+          pairOnce(ctx, { pair: 'p2p-p2p', n, direction, seeded: side, fresh: side, wrapFresh: wrap }, signals[v.name]),
+        );
+        row[v.name] = res.error
+          ? { error: res.error }
+          : { transferMs: round(res.transferMs, 1), ...fsyncSummary(out), load: load1() };
+      });
+      for (const v of ['before', 'after']) {
+        const r = row[v];
+        if (r.transferMs && r.fsyncSeconds !== undefined) r.share = round((r.fsyncSeconds * 1000) / r.transferMs, 3);
+      }
+      ctx.log(`fsync share ${format} ${direction}: ${JSON.stringify(row)}`);
+      rows.push(row);
+      ctx.save();
+    }
+  }
+}
+
+const FSYNC_N = 100_000;
+
+/** Calls and wall seconds of fsync + fdatasync from an `strace -c` summary (undefined fields if it is missing). */
+function fsyncSummary(file) {
+  let text;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return {};
+  }
+  let calls = 0;
+  let seconds = 0;
+  for (const line of text.split('\n')) {
+    const m = /^\s*[\d.]+\s+([\d.]+)\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)\s*$/.exec(line);
+    if (m) {
+      seconds += Number(m[1]);
+      calls += Number(m[2]);
+    }
+  }
+  return { fsyncCalls: calls, fsyncSeconds: round(seconds, 3) };
+}
+
 const LATENCY_SPECS = [
   { format: 'ndjson', direction: 'pull', label: 'NDJSON append, A is master' },
   { format: 'ndjson', direction: 'push', label: 'NDJSON append, A is fork' },
@@ -240,6 +300,16 @@ export async function main(argv) {
     loadavg: { start: loadavg().map((x) => round(x, 2)) },
   };
   const file = join(RESULTS_DIR, 'durability.json');
+  const fsyncOnly = !opts.sync && opts.latencyRounds === 0;
+  if (fsyncOnly && existsSync(file)) {
+    // The fsync part alone adds to the last full run (same builds), with its own date and load.
+    const previous = JSON.parse(readFileSync(file, 'utf8'));
+    const same = previous.variants?.map((v) => v.sha).join() === results.variants.map((v) => v.sha).join();
+    if (!same) throw new Error(`${file} compares other builds; run the whole benchmark`);
+    results.fsyncRun = { date: results.date, loadavg: results.loadavg };
+    for (const k of ['date', 'machine', 'config', 'loadavg', 'seconds', 'sync', 'latency'])
+      if (previous[k] !== undefined) results[k] = previous[k];
+  }
   const tmp = mkdtempSync(join(tmpdir(), 'p2psync-bench-durability-'));
   const ctx = {
     ...opts,
@@ -257,12 +327,17 @@ export async function main(argv) {
     for (const v of variants) signals[v.name] = await startSignal('p2psync', v.root);
     if (opts.sync) await measureSync(ctx, variants, signals, (results.sync = []));
     if (opts.latencyRounds > 0) await measureLatency(ctx, variants, signals, (results.latency = []));
+    if (opts.fsync) await measureFsync(ctx, variants, signals, (results.fsync = []));
   } finally {
     await stopAll();
     rmSync(tmp, { recursive: true, force: true });
   }
-  results.loadavg.end = loadavg().map((x) => round(x, 2));
-  results.seconds = Math.round((performance.now() - started) / 1000);
+  const end = loadavg().map((x) => round(x, 2));
+  if (results.fsyncRun) results.fsyncRun.loadavg.end = end;
+  else {
+    results.loadavg.end = end;
+    results.seconds = Math.round((performance.now() - started) / 1000);
+  }
   if (opts.write) {
     // Formatted as the repository's prettier check wants it (short arrays on one line).
     const { format } = await import('prettier');

@@ -117,7 +117,8 @@ export class RxdbPeer extends Peer {
 
 /**
  * A p2psync peer: `p2psync join --json` on a store file. Options: signal, topic, store, token, batch, once,
- * waitPeers, timeout (s), label, extra (more arguments), root (another build of p2psync: a checkout with dist/). Counts come from the documented events (`synced.documents`, `pulled.total`).
+ * waitPeers, timeout (s), label, extra (more arguments), root (another build of p2psync: a checkout with dist/),
+ * wrap (a command to run it under, see Proc). Counts come from the documented events (`synced.documents`, `pulled.total`).
  */
 export class P2pPeer extends Peer {
   constructor(o) {
@@ -142,7 +143,10 @@ export class P2pPeer extends Peer {
     const label = o.label ?? 'p2psync join';
     const root = o.root ?? ROOT;
     const bin = o.root ? join(o.root, 'bin/p2psync.js') : BIN;
-    super(new Proc(label, bin, args, { cwd: root, nodeArgs: profileArgs(o.profileDir, label) }), 'p2psync');
+    super(
+      new Proc(label, bin, args, { cwd: root, nodeArgs: profileArgs(o.profileDir, label), wrap: o.wrap }),
+      'p2psync',
+    );
     this.store = o.store;
   }
   ready(timeoutMs = 60_000) {

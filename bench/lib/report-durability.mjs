@@ -96,9 +96,38 @@ export function renderDurabilitySection() {
     }
     out.push('');
   }
+  const fsync = r.fsync ?? [];
+  if (fsync.length) {
+    const when = r.fsyncRun
+      ? `${r.fsyncRun.date.slice(0, 16).replace('T', ' ')} UTC, load average ${r.fsyncRun.loadavg.start.join(' / ')} at the start`
+      : 'the same run';
+    out.push(
+      '### Where the time goes: fsync',
+      '',
+      `One ${int(fsync[0].n)}-document run per store, direction and build, the fresh peer under \`strace -f -w -c\``,
+      `(\`--fsync\`; ${when}): fsync + fdatasync calls over the peer's life (start, transfer, shutdown), the wall time`,
+      'spent inside them summed over threads (libuv runs them on its pool, so they overlap the main thread), and that',
+      "time as a share of the traced run's transfer time. strace and the load slow every run here: compare the columns.",
+      '',
+      '| store | who moves the data | before fsyncs | after fsyncs | before s in fsync | after s in fsync | before transfer s | after transfer s | before share | after share |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    const pct = (v) => (typeof v === 'number' ? `${Math.round(v * 100)} %` : '—');
+    const cell = (v, f) => (v?.error ? 'failed' : f(v));
+    for (const row of fsync) {
+      const who = row.direction === 'pull' ? 'fresh side pulls' : 'seeded side pushes';
+      out.push(
+        `| ${row.format.toUpperCase()} | ${who} | ${cell(row.before, (v) => int(v.fsyncCalls))} | ${cell(row.after, (v) => int(v.fsyncCalls))} | ` +
+          `${cell(row.before, (v) => v.fsyncSeconds?.toFixed(2) ?? '—')} | ${cell(row.after, (v) => v.fsyncSeconds?.toFixed(2) ?? '—')} | ` +
+          `${cell(row.before, (v) => secs(v.transferMs))} | ${cell(row.after, (v) => secs(v.transferMs))} | ${cell(row.before, (v) => pct(v.share))} | ${cell(row.after, (v) => pct(v.share))} |`,
+      );
+    }
+    out.push('');
+  }
   out.push(
     'Reproduce: `npm run bench:durability` (about 25 minutes on 2 cores; `-- --sizes 10000,100000` skips the million,',
-    '`-- --before REV --after REV` compares any two commits, each built once into a temporary directory).',
+    '`-- --before REV --after REV` compares any two commits, each built once into a temporary directory;',
+    '`-- --only-fsync` adds the fsync table to the last run).',
     '',
   );
   return out.join('\n');
