@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { machineInfo } from './lib/machine.mjs';
 import { ROOT, RESULTS_DIR } from './lib/paths.mjs';
 import { startSignal, tokenPair } from './lib/peers.mjs';
-import { stopAll, killAllSync } from './lib/proc.mjs';
+import { stopAll, killChildrenOnExit } from './lib/proc.mjs';
 import { attempt } from './lib/repeat.mjs';
 import { median, round } from './lib/stats.mjs';
 import { pairOnce } from './scenarios/sync.mjs';
@@ -351,15 +351,7 @@ export async function main(argv) {
   return 0;
 }
 
-process.on('SIGINT', () => {
-  killAllSync();
-  process.exit(130);
-});
-process.on('SIGTERM', () => {
-  killAllSync();
-  process.exit(143);
-});
-process.on('exit', killAllSync);
+killChildrenOnExit();
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

@@ -188,3 +188,16 @@ export async function runToEnd(label, script, args, opts = {}) {
   clearTimeout(timer);
   return { ...st, stdout, stderr: p.stderr, events: p.events, peakRss: p.peakRss, ms: performance.now() - p.startedAt };
 }
+
+/** Takes every child process down on Ctrl-C, SIGTERM and any exit: they run in process groups of their own. */
+export function killChildrenOnExit() {
+  process.on('SIGINT', () => {
+    killAllSync();
+    process.exit(130);
+  });
+  process.on('SIGTERM', () => {
+    killAllSync();
+    process.exit(143);
+  });
+  process.on('exit', killAllSync);
+}
