@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { machineInfo } from './lib/machine.mjs';
 import { ROOT, RESULTS_DIR } from './lib/paths.mjs';
-import { startSignal, tokenPair } from './lib/peers.mjs';
+import { startSignal } from './lib/peers.mjs';
 import { stopAll, killChildrenOnExit } from './lib/proc.mjs';
 import { attempt } from './lib/repeat.mjs';
 import { median, round } from './lib/stats.mjs';
@@ -39,6 +39,8 @@ Options:
 
 /** Above this size a row runs once per side, in the pull direction only (a 1M run takes minutes on 2 cores). */
 const HEAVY = 100_000;
+/** Documents of the fsync runs (`--fsync`): the size of issue 10's target. */
+const FSYNC_N = 100_000;
 
 function options(argv) {
   const { values: v } = parseArgs({
@@ -120,8 +122,8 @@ function buildOf(rev, log) {
 const load1 = () => Math.round(loadavg()[0] * 10) / 10;
 
 /** Runs `fn(variant)` for both variants, in alternating order from round to round (drift hits both sides alike). */
-async function interleaved(variants, round, fn) {
-  const order = round % 2 === 0 ? variants : [...variants].reverse();
+async function interleaved(variants, r, fn) {
+  const order = r % 2 === 0 ? variants : [...variants].reverse();
   const out = {};
   for (const v of order) out[v.name] = await fn(v);
   return out;
@@ -203,8 +205,6 @@ async function measureFsync(ctx, variants, signals, rows) {
     }
   }
 }
-
-const FSYNC_N = 100_000;
 
 /** Calls and wall seconds of fsync + fdatasync from an `strace -c` summary (undefined fields if it is missing). */
 function fsyncSummary(file) {

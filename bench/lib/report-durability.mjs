@@ -84,7 +84,7 @@ export function renderDurabilitySection() {
       '### Live latency',
       '',
       `${int(latency[0].docs)} documents in sync, then sequential writes on A, each timed until it is in B's file (as in`,
-      `"Live latency" above); ${r.config.latencyRounds} interleaved rows per side, medians of the rows' percentiles.`,
+      `"Live latency" above); ${r.config.latencyRounds} interleaved rows per side, the nearest-rank median of the rows' percentiles (of two: the lower).`,
       '',
       '| write, roles | before p50 ms | after p50 ms | p50 ratio | before p99 ms | after p99 ms | p99 ratio | rows ok |',
       '|---|---:|---:|---:|---:|---:|---:|---|',

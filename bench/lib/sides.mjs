@@ -19,9 +19,9 @@ export async function seedStore(path, format, prefix, count, storageToken, root)
 
 /**
  * Starts one side. `side`: {kind: 'rxdb', batch} or {kind: 'p2psync', format, batch, root?} (`root`: another
- * build of p2psync, see bench/durability.mjs). `o`: {dir, name, token,
- * topic, signal, seed?, prefix?, expect?, changes?, store?, tag?, wrap?} (`tag` ends up in labels and profile names). A p2psync side's store file is `o.store` or
- * `<dir>/<name>.<format>`; with `seed` it is written and ingested before the peer starts.
+ * build of p2psync, see bench/durability.mjs). `o`: {dir, name, token, topic, signal, seed?, prefix?, expect?,
+ * changes?, store?, tag?, wrap?} (`tag` ends up in labels and profile names; `wrap`: see Proc). A p2psync side's
+ * store file is `o.store` or `<dir>/<name>.<format>`; with `seed` it is written and ingested before the peer starts.
  */
 export async function startSide(ctx, side, o) {
   if (side.kind === 'rxdb') {

@@ -83,9 +83,9 @@ function countLines(file) {
 
 /**
  * One transfer between a seeded side and a fresh side. `spec`: {seeded, fresh, direction, n}, where each side is
- * {kind: 'rxdb', batch} or {kind: 'p2psync', format, batch}; `wrapFresh` runs the fresh side under a command (see
- * Proc); direction 'pull' makes the fresh side the fork (it
+ * {kind: 'rxdb', batch} or {kind: 'p2psync', format, batch}; direction 'pull' makes the fresh side the fork (it
  * pulls), 'push' makes the seeded side the fork (it pushes). Roles are forced through the storage tokens.
+ * `spec.wrapFresh` runs the fresh side under a command (see Proc).
  */
 export async function pairOnce(ctx, spec, signal) {
   const { n } = spec;
