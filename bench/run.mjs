@@ -9,7 +9,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { stopAll, killAllSync } from './lib/proc.mjs';
+import { stopAll, killChildrenOnExit } from './lib/proc.mjs';
 import { machineInfo } from './lib/machine.mjs';
 import { cliHas } from './lib/peers.mjs';
 import { ROOT, RESULTS_DIR, BENCHMARKS_MD } from './lib/paths.mjs';
@@ -270,15 +270,7 @@ export async function main(argv) {
 }
 
 // Child processes run in their own process groups: take them down on Ctrl-C and on any exit.
-process.on('SIGINT', () => {
-  killAllSync();
-  process.exit(130);
-});
-process.on('SIGTERM', () => {
-  killAllSync();
-  process.exit(143);
-});
-process.on('exit', killAllSync);
+killChildrenOnExit();
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href;
 if (isEntry) {

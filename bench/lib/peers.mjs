@@ -7,6 +7,7 @@
 //   proc.peakRss   peak RSS in bytes (VmHWM)
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { Proc } from './proc.mjs';
 import { BIN, RXDB_PEER, RXDB_SIGNAL, ROOT } from './paths.mjs';
 
@@ -45,13 +46,16 @@ export function cliHas(command, flags = []) {
 }
 
 /**
- * Starts a signaling server on an ephemeral loopback port: p2psync's own when `kind` is 'p2psync', RxDB's
- * `startSignalingServerSimplePeer` otherwise. Resolves with {url, proc}.
+ * Starts a signaling server on an ephemeral loopback port: p2psync's own when `kind` is 'p2psync' (from the build in
+ * `root`, default this checkout), RxDB's `startSignalingServerSimplePeer` otherwise. Resolves with {url, proc}.
  */
-export async function startSignal(kind) {
+export async function startSignal(kind, root) {
+  const bin = root ? join(root, 'bin/p2psync.js') : BIN;
   const proc =
     kind === 'p2psync'
-      ? new Proc('p2psync signal', BIN, ['signal', '--port', '0', '--host', '127.0.0.1', '--json'], { cwd: ROOT })
+      ? new Proc('p2psync signal', bin, ['signal', '--port', '0', '--host', '127.0.0.1', '--json'], {
+          cwd: root ?? ROOT,
+        })
       : new Proc('rxdb signal', RXDB_SIGNAL, ['--port', '0'], { cwd: ROOT });
   const ev = await proc.waitFor('listening', 30_000);
   return { kind, url: `ws://127.0.0.1:${ev.port}`, proc };
@@ -113,7 +117,8 @@ export class RxdbPeer extends Peer {
 
 /**
  * A p2psync peer: `p2psync join --json` on a store file. Options: signal, topic, store, token, batch, once,
- * waitPeers, timeout (s), label, extra (more arguments). Counts come from the documented events (`synced.documents`, `pulled.total`).
+ * waitPeers, timeout (s), label, extra (more arguments), root (another build of p2psync: a checkout with dist/),
+ * wrap (a command to run it under, see Proc). Counts come from the documented events (`synced.documents`, `pulled.total`).
  */
 export class P2pPeer extends Peer {
   constructor(o) {
@@ -136,7 +141,12 @@ export class P2pPeer extends Peer {
     if (o.timeout) args.push('--timeout', String(o.timeout));
     if (o.extra) args.push(...o.extra);
     const label = o.label ?? 'p2psync join';
-    super(new Proc(label, BIN, args, { cwd: ROOT, nodeArgs: profileArgs(o.profileDir, label) }), 'p2psync');
+    const root = o.root ?? ROOT;
+    const bin = o.root ? join(o.root, 'bin/p2psync.js') : BIN;
+    super(
+      new Proc(label, bin, args, { cwd: root, nodeArgs: profileArgs(o.profileDir, label), wrap: o.wrap }),
+      'p2psync',
+    );
     this.store = o.store;
   }
   ready(timeoutMs = 60_000) {

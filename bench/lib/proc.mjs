@@ -26,7 +26,8 @@ export function readPeakRss(pid) {
  * runner's `performance.now()` when the line arrived, so timings from different processes share one clock.
  */
 export class Proc {
-  constructor(label, script, args, { cwd, env, nodeArgs = [] } = {}) {
+  /** `wrap`: a command the process runs under (e.g. `['strace', '-c', ...]`), which then runs `node`. */
+  constructor(label, script, args, { cwd, env, nodeArgs = [], wrap = [] } = {}) {
     this.label = label;
     this.events = [];
     this.stderr = '';
@@ -34,7 +35,8 @@ export class Proc {
     this.waiters = [];
     this.lineListeners = [];
     this.startedAt = performance.now();
-    this.child = spawn(process.execPath, [...nodeArgs, script, ...args], {
+    const argv = [...wrap, process.execPath, ...nodeArgs, script, ...args];
+    this.child = spawn(argv[0], argv.slice(1), {
       cwd,
       env: { ...process.env, NO_COLOR: '1', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -185,4 +187,17 @@ export async function runToEnd(label, script, args, opts = {}) {
   const st = await p.exited;
   clearTimeout(timer);
   return { ...st, stdout, stderr: p.stderr, events: p.events, peakRss: p.peakRss, ms: performance.now() - p.startedAt };
+}
+
+/** Takes every child process down on Ctrl-C, SIGTERM and any exit: they run in process groups of their own. */
+export function killChildrenOnExit() {
+  process.on('SIGINT', () => {
+    killAllSync();
+    process.exit(130);
+  });
+  process.on('SIGTERM', () => {
+    killAllSync();
+    process.exit(143);
+  });
+  process.on('exit', killAllSync);
 }

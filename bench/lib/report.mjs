@@ -1,7 +1,6 @@
 // docs/BENCHMARKS.md from the results object (the same object as bench/results/latest.json).
 import { renderSignalSection } from './report-signal.mjs';
-import { existsSync, readFileSync } from 'node:fs';
-import { benchPath } from './paths.mjs';
+import { renderDurabilitySection } from './report-durability.mjs';
 import { round } from './stats.mjs';
 import { mb, secs, int, ms } from './format.mjs';
 import { renderStore } from '../scenarios/store.mjs';
@@ -300,9 +299,8 @@ export function renderReport(results) {
   if (signal) parts.push(signal);
   const profiles = renderProfiles(results);
   if (profiles) parts.push(profiles);
-  // Hand-written before/after measurements (e.g. the durability cost), kept across regenerations.
-  const extra = benchPath('results/durability.md');
-  if (existsSync(extra)) parts.push(readFileSync(extra, 'utf8').trimEnd(), '');
+  const durability = renderDurabilitySection();
+  if (durability) parts.push(durability);
   parts.push(
     '## Reproduce',
     '',
@@ -313,6 +311,7 @@ export function renderReport(results) {
     'npm run bench -- --full          # the whole matrix at 100k too (much longer: RxDB is quadratic)',
     'npm run bench -- --big           # adds 1,000,000 documents (raw and p2psync pulls)',
     'npm run bench:store              # the store benchmark alone',
+    'npm run bench:durability         # durability before/after (builds the last commit without it)',
     'npm run bench -- --only encryption --sizes 100000 --runs 5   # encryption at rest alone',
     'npm run bench -- --only p2psync --profile   # with CPU profiles',
     'npm run bench -- --render         # rewrite this file from bench/results/latest.json',

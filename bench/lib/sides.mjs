@@ -1,21 +1,27 @@
 // Starting one side of a replicating pair, whatever its kind, with or without seeded documents.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { writeDocsFile } from './docs.mjs';
 import { RxdbPeer, P2pPeer } from './peers.mjs';
 
-/** Writes `count` documents into a new store file and ingests it once, as a first `p2psync join` would. */
-export async function seedStore(path, format, prefix, count, storageToken) {
+/**
+ * Writes `count` documents into a new store file and ingests it once, as a first `p2psync join` would, with the
+ * build in `root` (default this checkout: a sidecar is only read by the build that wrote it).
+ */
+export async function seedStore(path, format, prefix, count, storageToken, root) {
   await writeDocsFile(path, format, prefix, count);
-  const { openStore } = await import('../../dist/store/open.js');
+  const open = root ? pathToFileURL(join(root, 'dist/store/open.js')).href : '../../dist/store/open.js';
+  const { openStore } = await import(open);
   const s = await openStore({ path, format, storageToken, watch: false });
   await s.close();
 }
 
 /**
- * Starts one side. `side`: {kind: 'rxdb', batch} or {kind: 'p2psync', format, batch}. `o`: {dir, name, token,
- * topic, signal, seed?, prefix?, expect?, changes?, store?, tag?} (`tag` ends up in labels and profile names). A p2psync side's store file is `o.store` or
- * `<dir>/<name>.<format>`; with `seed` it is written and ingested before the peer starts.
+ * Starts one side. `side`: {kind: 'rxdb', batch} or {kind: 'p2psync', format, batch, root?} (`root`: another
+ * build of p2psync, see bench/durability.mjs). `o`: {dir, name, token, topic, signal, seed?, prefix?, expect?,
+ * changes?, store?, tag?, wrap?} (`tag` ends up in labels and profile names; `wrap`: see Proc). A p2psync side's
+ * store file is `o.store` or `<dir>/<name>.<format>`; with `seed` it is written and ingested before the peer starts.
  */
 export async function startSide(ctx, side, o) {
   if (side.kind === 'rxdb') {
@@ -32,7 +38,7 @@ export async function startSide(ctx, side, o) {
     });
   }
   const store = o.store ?? join(o.dir, `${o.name}.${side.format}`);
-  if (o.seed) await seedStore(store, side.format, o.prefix ?? 'doc', o.seed, o.token);
+  if (o.seed) await seedStore(store, side.format, o.prefix ?? 'doc', o.seed, o.token, side.root);
   return new P2pPeer({
     label: `p2psync ${side.format} ${o.name}${o.tag ? ` ${o.tag}` : ''}`,
     signal: o.signal.url,
@@ -40,6 +46,8 @@ export async function startSide(ctx, side, o) {
     store,
     token: o.token,
     batch: side.batch,
+    root: side.root,
+    wrap: o.wrap,
     profileDir: ctx.profileDir,
   });
 }

@@ -55,7 +55,7 @@ export async function runLatency(ctx) {
   return { rows, docs: ctx.latencyDocs, writes: ctx.latencyWrites, budgetMs: WRITES_BUDGET_MS };
 }
 
-async function latencyRow(ctx, spec, signal) {
+export async function latencyRow(ctx, spec, signal) {
   const n = ctx.latencyDocs;
   const dir = mkdtempSync(join(ctx.tmp, 'latency-'));
   // 'pull': A (the writer) is master and streams its change to the fork B; 'push': A is the fork and pushes.

@@ -85,8 +85,9 @@ function countLines(file) {
  * One transfer between a seeded side and a fresh side. `spec`: {seeded, fresh, direction, n}, where each side is
  * {kind: 'rxdb', batch} or {kind: 'p2psync', format, batch}; direction 'pull' makes the fresh side the fork (it
  * pulls), 'push' makes the seeded side the fork (it pushes). Roles are forced through the storage tokens.
+ * `spec.wrapFresh` runs the fresh side under a command (see Proc).
  */
-async function pairOnce(ctx, spec, signal) {
+export async function pairOnce(ctx, spec, signal) {
   const { n } = spec;
   const dir = mkdtempSync(join(ctx.tmp, 'pair-'));
   const [seededToken, freshToken] = tokenPair(spec.direction === 'push' ? false : true);
@@ -116,6 +117,7 @@ async function pairOnce(ctx, spec, signal) {
       signal,
       expect: n,
       tag,
+      wrap: spec.wrapFresh,
     });
     procs.push(fresh);
     const reachedAt = await fresh.reached(n, transferTimeout(n));

@@ -415,6 +415,9 @@ class LinkReplication implements PeerReplication, LinkContext {
     );
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
     this.progress.flush();
+    // Exact per-link counts (the `pulled` / `pushed` events are coalesced): the crash tests count re-sent documents
+    // from the surviving peer's lines (NODE_DEBUG=p2psync). The line format is relied on there.
+    debug('replication: closed link to %s: %j', this.link.remotePeerId, this.stats);
     this.lastIdle = false;
     for (const h of [...this.handlers]) h();
   }
