@@ -112,6 +112,7 @@ async function partA() {
         relayP99Ms: pick(runs[kind], 'relayP99Ms'),
         rssMiB: pick(runs[kind], 'rssMiB'),
         joinCpuSeconds: pick(runs[kind], 'joinCpuSeconds'),
+        cpuMicrosPerJoin: pick(runs[kind], 'cpuMicrosPerJoin'),
         runs: runs[kind],
       };
     }
