@@ -44,6 +44,23 @@ export function renderSignalSection() {
     }
     out.push('');
   }
+  if (r.aWarm) {
+    out.push(
+      '**Warm servers** (`npm run bench:signal -- --only a --sizes 1000 --warmup 1000`): each server first takes 1,000',
+      'untimed joins, so the measured ones do not run in the first second of its life, as they do above.',
+      '',
+      '| sockets | p2psync joins/s | RxDB joins/s | ratio | p2psync relay p50 / p99 ms | RxDB relay p50 / p99 ms | p2psync CPU µs/join | RxDB CPU µs/join | CPU ratio |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const row of r.aWarm) {
+      const p = row.p2psync;
+      const x = row.rxdb;
+      out.push(
+        `| ${num(row.sockets)} | ${num(p.joinsPerSecond)} | ${num(x.joinsPerSecond)} | ${ratio(p.joinsPerSecond, x.joinsPerSecond)} | ${num(p.relayP50Ms, 2)} / ${num(p.relayP99Ms, 2)} | ${num(x.relayP50Ms, 2)} / ${num(x.relayP99Ms, 2)} | ${num(p.cpuMicrosPerJoin)} | ${num(x.cpuMicrosPerJoin)} | ${ratio(p.cpuMicrosPerJoin, x.cpuMicrosPerJoin)} |`,
+      );
+    }
+    out.push('');
+  }
   if (r.b) {
     out.push(
       '### Two nodes through Redis against one node',
