@@ -1,17 +1,25 @@
 // WebSocket load for signaling servers (bench/signal.mjs): many raw clients in this process, speaking RxDB's
 // signaling protocol (init, join, joined, signal), against any server that speaks it.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { percentile, round } from './lib/stats.mjs';
 
-const TICKS_PER_SECOND = 100; // Linux USER_HZ
-
-/** CPU seconds (user + system) a process has used so far, from /proc. */
+/**
+ * CPU seconds a process has used so far, all its threads: the scheduler's nanosecond counters
+ * (/proc/PID/task/TID/schedstat), since /proc/PID/stat counts in 10 ms ticks, too coarse for a join phase of a
+ * second or two.
+ */
 export function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return ns / 1e9;
 }
 
 /** Current resident set size in bytes. */
@@ -140,7 +148,8 @@ export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], 
     roomSize,
     connectMs: round(connectMs),
     joinsPerSecond: round((sockets / joinMs) * 1000),
-    joinCpuSeconds: joinCpu.map((s) => round(s, 2)),
+    joinCpuSeconds: joinCpu.map((s) => round(s, 3)),
+    cpuMicrosPerJoin: joinCpu.map((s) => round((s / sockets) * 1e6)),
     rssMiB: rss.map((b) => round((b ?? 0) / 1048576, 1)),
     relayP50Ms: round(percentile(latencies, 50), 3),
     relayP99Ms: round(percentile(latencies, 99), 3),

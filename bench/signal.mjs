@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench:signal`: the signaling tier (issue 15), measured in one run on this machine.
 //   a  one signaling process at 1k / 5k / 10k sockets: join rate, relay latency, RSS, CPU; p2psync (every limit
-//      on, --max-connections raised to fit) against RxDB 17's own signaling server, alternating, same client
+//      on, --max-connections raised to fit) against RxDB 17's own signaling server, alternating, same client;
+//      --warmup N gives each server N untimed joins first (--sizes 1000 --warmup 1000: a warm server at 1k)
 //   b  relay latency through Redis (peers on two nodes) against one node
 //   c  convergence time of one write across 10 / 25 / 50 peers, --max-peers 4 against the full mesh
 // Writes bench/results/signal.json; docs/BENCHMARKS.md shows it (re-rendered at the end).
@@ -23,6 +24,8 @@ const { values: args } = parseArgs({
     sizes: { type: 'string', default: '1000,5000,10000' },
     runs: { type: 'string', default: '2' },
     peers: { type: 'string', default: '10,25,50' },
+    // Joins each server takes, untimed, before the measured load (0: measure a server that just started).
+    warmup: { type: 'string', default: '0' },
   },
 });
 const parts = new Set(args.only.split(','));
@@ -89,7 +92,16 @@ async function partA() {
     for (let r = 0; r < RUNS; r++) {
       for (const kind of r % 2 === 0 ? ['p2psync', 'rxdb'] : ['rxdb', 'p2psync']) {
         // Every p2psync limit stays on at its default, except connections, raised to hold the load.
-        const server = await startServer(kind, ['--max-connections', String(sockets + 100)]);
+        const server = await startServer(kind, ['--max-connections', String(sockets + Number(args.warmup) + 100)]);
+        if (Number(args.warmup) > 0) {
+          const warm = await signalLoad({
+            urls: [server.url],
+            sockets: Number(args.warmup),
+            roomSize: 10,
+            samples: 100,
+          });
+          await closeAll(warm.clients);
+        }
         const res = await signalLoad({
           urls: [server.url],
           sockets,
@@ -112,6 +124,7 @@ async function partA() {
         relayP99Ms: pick(runs[kind], 'relayP99Ms'),
         rssMiB: pick(runs[kind], 'rssMiB'),
         joinCpuSeconds: pick(runs[kind], 'joinCpuSeconds'),
+        cpuMicrosPerJoin: pick(runs[kind], 'cpuMicrosPerJoin'),
         runs: runs[kind],
       };
     }
@@ -164,7 +177,8 @@ const save = () => {
   console.error(`wrote ${file}`);
 };
 try {
-  if (parts.has('a')) ((results.a = await partA()), save());
+  // A warm run is kept apart (`aWarm`), so it never replaces the default table.
+  if (parts.has('a')) ((results[Number(args.warmup) > 0 ? 'aWarm' : 'a'] = await partA()), save());
   if (parts.has('b')) ((results.b = await partB()), save());
   if (parts.has('c')) ((results.c = await runConvergence(args.peers.split(',').map(Number))), save());
 } finally {

@@ -123,6 +123,33 @@ describe('signaling server limits', () => {
     expect(metric(m, 'p2psync_signal_disconnects_total{reason="heartbeat"}')).toBe(1);
   });
 
+  it('peerEvents: false leaves per-socket events out of onEvent, violations stay', async () => {
+    const events: SignalServerEvent[] = [];
+    const s = await h.server({ peerEvents: false, onEvent: (e) => events.push(e) });
+    const a = await h.member(s.url, 'quiet-events');
+    a.send('not json');
+    await a.closedWithin();
+    expect(events.map((e) => e.type)).toEqual(['violation']);
+  });
+
+  it('heartbeat: a socket that keeps sending frames is not pinged, a quiet one is', async () => {
+    const s = await h.server({ limits: { heartbeatIntervalMs: 200 } });
+    const chatty = await h.member(s.url, 'heart-room');
+    const quiet = await h.member(s.url, 'heart-room');
+    const pings = { chatty: 0, quiet: 0 };
+    chatty.ws.on('ping', () => pings.chatty++);
+    const twoPings = new Promise<void>((resolve) => quiet.ws.on('ping', () => ++pings.quiet === 2 && resolve()));
+    const talk = setInterval(() => chatty.send({ type: 'ping' }), 40);
+    try {
+      // Two pings of the quiet socket span a whole interval: every slot, the chatty socket's included, was checked.
+      await twoPings;
+    } finally {
+      clearInterval(talk);
+    }
+    expect(pings.chatty).toBe(0);
+    expect(chatty.ws.readyState).toBe(chatty.ws.OPEN);
+  });
+
   it('slow consumer: a client that stops reading is dropped instead of growing the send buffer', async () => {
     const log = new EventLog();
     const s = await h.server({ limits: { maxFramesPerSecond: 100_000 } });
