@@ -123,13 +123,14 @@ describe('signaling server limits', () => {
     expect(metric(m, 'p2psync_signal_disconnects_total{reason="heartbeat"}')).toBe(1);
   });
 
-  it('peerEvents: false leaves per-socket events out of onEvent, violations stay', async () => {
+  it('peerEvents: false leaves per-socket events out of events$, violations stay', async () => {
     const events: SignalServerEvent[] = [];
-    const s = await h.server({ peerEvents: false, onEvent: (e) => events.push(e) });
+    const s = await h.server({ peerEvents: false });
+    s.events$.subscribe((e) => events.push(e));
     const a = await h.member(s.url, 'quiet-events');
     a.send('not json');
     await a.closedWithin();
-    expect(events.map((e) => e.type)).toEqual(['violation']);
+    expect(events.map((e) => e.event)).toEqual(['violation']);
   });
 
   it('heartbeat: a socket that keeps sending frames is not pinged, a quiet one is', async () => {
