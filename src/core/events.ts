@@ -106,6 +106,12 @@ export type SyncEventName = SyncEvent['event'];
 /** Removes the listener an `onX(handler)` call registered. Idempotent. */
 export type Unsubscribe = () => void;
 
+/** Adds `handler` to `handlers` and returns the function that removes it: the body of most `onX` methods. */
+export function addListener<H>(handlers: Set<H>, handler: H): Unsubscribe {
+  handlers.add(handler);
+  return () => void handlers.delete(handler);
+}
+
 /** Where a component reports its events (passed in as `emit`). Must not throw. */
 export type EventSink<E> = (event: E) => void;
 
