@@ -101,6 +101,8 @@ export type SyncEventName = SyncEvent['event'];
  * - every event union is tagged by `event`, as the CLI's JSON lines are (SyncEvent, MeshEvent, SignalServerEvent);
  * - a long-lived object whose events begin after it is created exposes them as rxjs Observables, as RxDB does:
  *   `events$` (and `error$` for failures), completed when the object closes.
+ * Callbacks a collaborator is built with and must answer (the RPC layer's `handlers`, a watcher's check, the trust
+ * gate's `onRejected`) are hooks, one per instance, not listeners: they register nothing and return nothing.
  */
 
 /** Removes the listener an `onX(handler)` call registered. Idempotent. */
