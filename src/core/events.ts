@@ -101,10 +101,18 @@ export type SyncEventName = SyncEvent['event'];
  * - every event union is tagged by `event`, as the CLI's JSON lines are (SyncEvent, MeshEvent, SignalServerEvent);
  * - a long-lived object whose events begin after it is created exposes them as rxjs Observables, as RxDB does:
  *   `events$` (and `error$` for failures), completed when the object closes.
+ * Callbacks a collaborator is built with and must answer (the RPC layer's `handlers`, a watcher's check, the trust
+ * gate's `onRejected`) are hooks, one per instance, not listeners: they register nothing and return nothing.
  */
 
 /** Removes the listener an `onX(handler)` call registered. Idempotent. */
 export type Unsubscribe = () => void;
+
+/** Adds `handler` to `handlers` and returns the function that removes it: the body of most `onX` methods. */
+export function addListener<H>(handlers: Set<H>, handler: H): Unsubscribe {
+  handlers.add(handler);
+  return () => void handlers.delete(handler);
+}
 
 /** Where a component reports its events (passed in as `emit`). Must not throw. */
 export type EventSink<E> = (event: E) => void;

@@ -1,7 +1,7 @@
 import { debuglog } from 'node:util';
 import type { Subscription } from 'rxjs';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
-import type { EmitEvent, Unsubscribe } from '../core/events.js';
+import { addListener, type EmitEvent, type Unsubscribe } from '../core/events.js';
 import type { PeerLink } from '../core/link.js';
 import type { PeerStateStore, Store } from '../core/store.js';
 import type { StoreChange } from '../core/types.js';
@@ -211,8 +211,7 @@ class LinkReplication implements PeerReplication, LinkContext {
   }
 
   onStateChange(handler: () => void): Unsubscribe {
-    this.handlers.add(handler);
-    return () => this.handlers.delete(handler);
+    return addListener(this.handlers, handler);
   }
 
   /** Internal state for debugging and tests; the shape may change at any time. */

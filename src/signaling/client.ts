@@ -2,7 +2,7 @@ import { parseJsonObject } from '../core/json.js';
 import { debuglog } from 'node:util';
 import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import { P2PSyncError } from '../core/errors.js';
-import type { Unsubscribe } from '../core/events.js';
+import { addListener, type Unsubscribe } from '../core/events.js';
 import { claimedPeerId, createClaimKey } from './claim.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
 import {
@@ -137,15 +137,15 @@ class WsSignalingClient implements SignalingClient {
   }
 
   onPeers(handler: (peerIds: string[]) => void): Unsubscribe {
-    return subscribe(this.peerHandlers, handler);
+    return addListener(this.peerHandlers, handler);
   }
 
   onSignal(handler: (message: SignalMessage) => void): Unsubscribe {
-    return subscribe(this.signalHandlers, handler);
+    return addListener(this.signalHandlers, handler);
   }
 
   onStatus(handler: (status: SignalStatus) => void): Unsubscribe {
-    return subscribe(this.statusHandlers, handler);
+    return addListener(this.statusHandlers, handler);
   }
 
   sendSignal(to: string, data: unknown, connectionId: string): void {
@@ -422,11 +422,6 @@ class WsSignalingClient implements SignalingClient {
     for (const secret of this.secrets) out = out.split(secret).join('***');
     return out;
   }
-}
-
-function subscribe<T>(handlers: Set<T>, handler: T): Unsubscribe {
-  handlers.add(handler);
-  return () => void handlers.delete(handler);
 }
 
 /** A JSON object with a string `type`, or undefined for anything else (never throws). */

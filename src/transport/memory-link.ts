@@ -1,4 +1,4 @@
-import type { Unsubscribe } from '../core/events.js';
+import { addListener, type Unsubscribe } from '../core/events.js';
 import { MAX_FRAME_BYTES, type PeerLink } from '../core/link.js';
 
 /**
@@ -63,13 +63,11 @@ export class MemoryLink implements PeerLink {
   }
 
   onClose(handler: (reason?: Error) => void): Unsubscribe {
-    this.closeHandlers.add(handler);
-    return () => this.closeHandlers.delete(handler);
+    return addListener(this.closeHandlers, handler);
   }
 
   onDrain(handler: () => void): Unsubscribe {
-    this.drainHandlers.add(handler);
-    return () => this.drainHandlers.delete(handler);
+    return addListener(this.drainHandlers, handler);
   }
 
   close(): void {

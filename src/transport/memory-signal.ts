@@ -1,4 +1,4 @@
-import type { Unsubscribe } from '../core/events.js';
+import { addListener, type Unsubscribe } from '../core/events.js';
 import { P2PSyncError } from '../core/errors.js';
 import { randomToken } from '../core/random.js';
 import type { SignalChannel, SignalMessage, SignalStatus } from '../core/signal.js';
@@ -106,18 +106,15 @@ export class MemorySignalClient implements SignalChannel {
   }
 
   onPeers(handler: (peerIds: string[]) => void): Unsubscribe {
-    this.peerHandlers.add(handler);
-    return () => this.peerHandlers.delete(handler);
+    return addListener(this.peerHandlers, handler);
   }
 
   onSignal(handler: (message: SignalMessage) => void): Unsubscribe {
-    this.signalHandlers.add(handler);
-    return () => this.signalHandlers.delete(handler);
+    return addListener(this.signalHandlers, handler);
   }
 
   onStatus(handler: (status: SignalStatus) => void): Unsubscribe {
-    this.statusHandlers.add(handler);
-    return () => this.statusHandlers.delete(handler);
+    return addListener(this.statusHandlers, handler);
   }
 
   sendSignal(to: string, data: unknown, connectionId?: string): void {

@@ -2,7 +2,7 @@ import { debuglog } from 'node:util';
 import SimplePeer from 'simple-peer';
 import { Subject, type Observable } from 'rxjs';
 import { P2PSyncError } from '../core/errors.js';
-import type { Unsubscribe } from '../core/events.js';
+import { addListener, type Unsubscribe } from '../core/events.js';
 import type { LinkGate, PeerLink } from '../core/link.js';
 import type { PeerConnection } from 'node-datachannel';
 import { randomToken } from '../core/random.js';
@@ -188,8 +188,7 @@ class WebRTCMesh implements Mesh {
   }
 
   onLink(handler: (link: PeerLink) => void): Unsubscribe {
-    this.linkHandlers.add(handler);
-    return () => this.linkHandlers.delete(handler);
+    return addListener(this.linkHandlers, handler);
   }
 
   links(): PeerLink[] {

@@ -1,6 +1,6 @@
 import type SimplePeer from 'simple-peer';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
-import type { Unsubscribe } from '../core/events.js';
+import { addListener, type Unsubscribe } from '../core/events.js';
 import type { LinkPath, PeerLink } from '../core/link.js';
 import { selectedPathOf } from './ice-report.js';
 import { channelOf, clearPeerTimers, maxMessageSizeOf, type ChannelInternals } from './peer-internals.js';
@@ -89,13 +89,11 @@ export class WebRTCLink implements PeerLink {
   }
 
   onClose(handler: (reason?: Error) => void): Unsubscribe {
-    this.closeHandlers.add(handler);
-    return () => this.closeHandlers.delete(handler);
+    return addListener(this.closeHandlers, handler);
   }
 
   onDrain(handler: () => void): Unsubscribe {
-    this.drainHandlers.add(handler);
-    return () => this.drainHandlers.delete(handler);
+    return addListener(this.drainHandlers, handler);
   }
 
   path(): LinkPath | undefined {
