@@ -184,6 +184,7 @@ export class FileWriter {
     const { file, stats } = this.host;
     if (plan.file) {
       const started = performance.now();
+      const cpu = process.cpuUsage();
       this.pacer.started(started);
       const f = plan.file;
       let version: FileVersion;
@@ -197,7 +198,7 @@ export class FileWriter {
             (await file.writeDocs([...this.knownDocs().values(), ...added], f.root));
         }
       } catch (err) {
-        this.pacer.ended(performance.now());
+        this.pacer.ended(performance.now(), cpuMs(cpu));
         this.unplan(plan);
         throw err;
       }
@@ -206,7 +207,7 @@ export class FileWriter {
       this.layoutAligned = true;
       this.knownVersion = version;
       stats.fileWrites++;
-      this.pacer.ended(performance.now());
+      this.pacer.ended(performance.now(), cpuMs(cpu));
     }
     const version = this.knownVersion;
     if (plan.snapshot) {
@@ -260,7 +261,7 @@ const FLUSH_BURST_MS = 250;
 /**
  * Paces the rewrites of the user's file by their cost, as a token bucket of rewriting time: while no rewrite runs,
  * credit grows by a `FLUSH_COST_FACTOR`-th of the time that passes (up to `FLUSH_BURST_MS`), and each rewrite spends
- * what it took. A change finds credit after a quiet spell, or between live changes of a small file, and is written
+ * the CPU time it took. A change finds credit after a quiet spell, or between live changes of a small file, and is written
  * at once; a sync that commits page after page runs the credit out and gets one rewrite per `FLUSH_COST_FACTOR + 1`
  * times its duration, which keeps rewriting to a fifth of the time or less. (Spacing each rewrite by a few times the
  * last one, and by at least 20 ms, made a live change that came soon after another wait for most of that spacing.)
@@ -286,11 +287,16 @@ export class FlushPacer {
     this.writing = true;
   }
 
-  /** The rewrite ended at `now` (whether it worked or not: it cost the time). */
-  ended(now: number): void {
+  /**
+   * The rewrite ended at `now` (whether it worked or not: it cost the time). It costs the CPU time the process used
+   * meanwhile (`cpuMs`), at most the time it took: on a busy machine a rewrite waits for a core, which slows it down
+   * without costing anything more, and must not delay the next live change.
+   */
+  ended(now: number, cpuMs: number): void {
     this.writing = false;
+    const cost = Math.min(now - this.at, cpuMs);
     // Owing more than the longest wait would only delay the rewrite after next.
-    this.credit = Math.max(-MAX_FLUSH_DELAY_MS / FLUSH_COST_FACTOR, this.credit - (now - this.at));
+    this.credit = Math.max(-MAX_FLUSH_DELAY_MS / FLUSH_COST_FACTOR, this.credit - cost);
     this.at = now;
   }
 
@@ -298,4 +304,10 @@ export class FlushPacer {
     if (this.writing) return this.credit;
     return Math.min(FLUSH_BURST_MS, this.credit + (now - this.at) / FLUSH_COST_FACTOR);
   }
+}
+
+/** CPU time the process used since `since` (all threads: the rewrite's copy and fsyncs run in libuv's pool). */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
 }
