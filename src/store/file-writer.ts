@@ -261,10 +261,11 @@ const FLUSH_BURST_MS = 250;
 /**
  * Paces the rewrites of the user's file by their cost, as a token bucket of rewriting time: while no rewrite runs,
  * credit grows by a `FLUSH_COST_FACTOR`-th of the time that passes (up to `FLUSH_BURST_MS`), and each rewrite spends
- * the CPU time it took. A change finds credit after a quiet spell, or between live changes of a small file, and is written
- * at once; a sync that commits page after page runs the credit out and gets one rewrite per `FLUSH_COST_FACTOR + 1`
- * times its duration, which keeps rewriting to a fifth of the time or less. (Spacing each rewrite by a few times the
- * last one, and by at least 20 ms, made a live change that came soon after another wait for most of that spacing.)
+ * the CPU time it took. A change finds credit after a quiet spell, or between live changes of a small file, and is
+ * written at once; a sync that commits page after page runs the credit out and gets one rewrite per
+ * `FLUSH_COST_FACTOR + 1` times its cost, which keeps rewriting to a fifth of the time or less. (Spacing each
+ * rewrite by a few times the last one, and by at least 20 ms, made a live change that came soon after another wait
+ * for most of that spacing.)
  */
 export class FlushPacer {
   /** Milliseconds of rewriting allowed now, as of `at` (negative: owed). */
