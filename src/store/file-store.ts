@@ -35,9 +35,6 @@ export interface FileStoreConfig {
   emit: EmitEvent | undefined;
 }
 
-/** A rewrite of a big file is not repeated more often than every few times its own duration (caps the CPU spent). */
-const FLUSH_COST_FACTOR = 4;
-const MAX_FLUSH_DELAY_MS = 2_000;
 const PURGE_EVERY_MS = 3_600_000;
 const FLUSH_RETRY_MS = 2_000;
 /** Errors of a disk that refuses writes: reported as `error` events, retried while running. */
@@ -364,23 +361,23 @@ export class FileStore extends IndexedStore {
   // ---- persistence ----
 
   /**
-   * Leading edge: after a quiet spell a change is written at once (on the next turn of the event loop, so that
-   * one burst is one write). Rewrites that follow each other are spaced by `flushDelayMs`, or by a few times what
-   * the last one took (up to 2 s), which bounds the share of time spent rewriting a big file during a sync.
+   * Leading edge: a change after a quiet spell is written at once (on the next turn of the event loop, so that one
+   * burst is one write); rewrites that follow each other are paced by their cost (`FlushPacer`), which bounds the
+   * share of time spent rewriting a big file during a sync.
    */
   private scheduleFlush(): void {
     if (this.flushTimer || this.closed || this.released) return;
-    const gap = Math.max(
-      this.config.flushDelayMs,
-      Math.min(MAX_FLUSH_DELAY_MS, FLUSH_COST_FACTOR * this.writer.lastWriteMs),
-    );
-    const since = this.writer.busy ? 0 : performance.now() - this.writer.lastWriteEnd;
-    this.flushIn(Math.max(0, gap - since));
+    this.flushIn(this.writer.pacer.delay(performance.now(), this.writer.busy, this.config.flushDelayMs));
   }
 
   private flushIn(ms: number): void {
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
+      // The rewrite in flight decides how long the next one waits: ask the pacer again once it is done.
+      if (this.writer.busy) {
+        void this.writer.idle().then(() => this.scheduleFlush());
+        return;
+      }
       this.flush().then(
         () => (this.flushFailure = undefined),
         (err: unknown) => this.flushFailed(err),

@@ -56,9 +56,8 @@ export class FileWriter {
   /** The user file's version as p2psync last read or wrote it, and the last one the sidecar recorded. */
   knownVersion: FileVersion | undefined;
   recordedVersion: FileVersion | undefined;
-  /** How long the last rewrite of the user's file took, and when it ended (the flush timer spaces rewrites by them). */
-  lastWriteMs = 0;
-  lastWriteEnd = -Infinity;
+  /** When the next rewrite of the user's file may start (the store's flush timer asks). */
+  readonly pacer = new FlushPacer();
   /**
    * What the user's file holds as p2psync last read or wrote it, by id in file order. Undefined after an append:
    * the file's layout says the same then (`knownDocs` rebuilds the map when it is needed: for a full rewrite or an
@@ -185,6 +184,8 @@ export class FileWriter {
     const { file, stats } = this.host;
     if (plan.file) {
       const started = performance.now();
+      const cpu = process.cpuUsage();
+      this.pacer.started(started);
       const f = plan.file;
       let version: FileVersion;
       try {
@@ -197,6 +198,7 @@ export class FileWriter {
             (await file.writeDocs([...this.knownDocs().values(), ...added], f.root));
         }
       } catch (err) {
+        this.pacer.ended(performance.now(), cpuMs(cpu));
         this.unplan(plan);
         throw err;
       }
@@ -205,8 +207,7 @@ export class FileWriter {
       this.layoutAligned = true;
       this.knownVersion = version;
       stats.fileWrites++;
-      this.lastWriteEnd = performance.now();
-      this.lastWriteMs = this.lastWriteEnd - started;
+      this.pacer.ended(performance.now(), cpuMs(cpu));
     }
     const version = this.knownVersion;
     if (plan.snapshot) {
@@ -245,4 +246,69 @@ export class FileWriter {
 export function sameVersion(a: FileVersion | undefined, b: FileVersion | undefined): boolean {
   if (!a || !b) return a === b;
   return a.hash === b.hash && sameFingerprint(a, b);
+}
+
+/** A rewrite is not repeated more often than every few times its own duration: caps the share of CPU it takes. */
+const FLUSH_COST_FACTOR = 4;
+/** Longest wait for the next rewrite, however long the last one took. */
+const MAX_FLUSH_DELAY_MS = 2_000;
+/**
+ * Rewriting time a quiet store may spend at once before the cost factor spaces rewrites: enough for a live change
+ * after another (each one written at once) without letting a stream of small changes rewrite a big file back to back.
+ */
+const FLUSH_BURST_MS = 250;
+
+/**
+ * Paces the rewrites of the user's file by their cost, as a token bucket of rewriting time: while no rewrite runs,
+ * credit grows by a `FLUSH_COST_FACTOR`-th of the time that passes (up to `FLUSH_BURST_MS`), and each rewrite spends
+ * the CPU time it took. A change finds credit after a quiet spell, or between live changes of a small file, and is
+ * written at once; a sync that commits page after page runs the credit out and gets one rewrite per
+ * `FLUSH_COST_FACTOR + 1` times its cost, which keeps rewriting to a fifth of the time or less. (Spacing each
+ * rewrite by a few times the last one, and by at least 20 ms, made a live change that came soon after another wait
+ * for most of that spacing.)
+ */
+export class FlushPacer {
+  /** Milliseconds of rewriting allowed now, as of `at` (negative: owed). */
+  private credit = FLUSH_BURST_MS;
+  private at = 0;
+  private writing = false;
+
+  /**
+   * How long to wait before the next rewrite, at `now`: 0 while there is credit, else until there is again. While a
+   * rewrite is in flight, `busyMs` (the store then waits for it to end and asks again).
+   */
+  delay(now: number, busy: boolean, busyMs: number): number {
+    if (busy) return busyMs;
+    return Math.min(MAX_FLUSH_DELAY_MS, Math.max(0, -this.creditAt(now) * FLUSH_COST_FACTOR));
+  }
+
+  started(now: number): void {
+    this.credit = this.creditAt(now);
+    this.at = now;
+    this.writing = true;
+  }
+
+  /**
+   * The rewrite ended at `now` (whether it worked or not: it cost the time). It costs the CPU time the process used
+   * meanwhile (`cpuMs`), at most the time it took: on a busy machine a rewrite waits for a core, which slows it down
+   * without costing anything more, and must not delay the next live change.
+   */
+  ended(now: number, cpuMs: number): void {
+    this.writing = false;
+    const cost = Math.min(now - this.at, cpuMs);
+    // Owing more than the longest wait would only delay the rewrite after next.
+    this.credit = Math.max(-MAX_FLUSH_DELAY_MS / FLUSH_COST_FACTOR, this.credit - cost);
+    this.at = now;
+  }
+
+  private creditAt(now: number): number {
+    if (this.writing) return this.credit;
+    return Math.min(FLUSH_BURST_MS, this.credit + (now - this.at) / FLUSH_COST_FACTOR);
+  }
+}
+
+/** CPU time the process used since `since` (all threads: the rewrite's copy and fsyncs run in libuv's pool). */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
 }

@@ -28,11 +28,11 @@ export interface FileStoreOptions {
   fsWatch?: boolean;
   /** Period of the fallback check for outside edits, in ms (default 1000). */
   pollIntervalMs?: number;
-  /** Quiet time after a change notification before the file is read, in ms (default 10; a file written in place is also given 50 ms since its last modification, unless only whole NDJSON lines were appended). */
+  /** The first change notification after a quiet spell is checked at once; later ones within this many ms are checked together at its end (default 10; a file written in place is also given 50 ms since its last modification, unless only whole NDJSON lines were appended). */
   debounceMs?: number;
   /** How long tombstones (deleted documents) are kept, in ms (default 30 days). */
   tombstoneTtlMs?: number;
-  /** Least time between two rewrites of the file, in ms (default 20; grows with the cost of a rewrite). A change after a quiet spell is written at once. */
+  /** How often a rewrite waiting for the one in flight looks again, in ms (default 20). Rewrites are paced by their CPU cost (see `FlushPacer`); a change after a quiet spell is written at once. */
   flushDelayMs?: number;
   /**
    * How long to wait for another process's lock on the store, in ms (default 10000): its write lock, or its

@@ -39,20 +39,48 @@ describe('FileWatcher', () => {
     expect(calls).toEqual([true, false]);
   });
 
-  it('coalesces a burst of notifications into one check that remembers any in-place write', async () => {
+  it('checks the first change of a quiet spell at once, without waiting for the throttle time', async () => {
     const path = fx.file('a.ndjson');
     await writeFile(path, '');
-    const calls = watch(path, { debounceMs: 200 });
+    // An hour of throttle: only a leading-edge check can arrive while the test waits.
+    const calls = watch(path, { debounceMs: 3_600_000 });
     await appendFile(path, '{"id":"a"}\n');
-    await writeFile(path + '.tmp', '{"id":"b"}\n');
-    await rename(path + '.tmp', path);
     await eventually(() => calls.length === 1);
-    // Barrier: a later replacement by rename must be the next check (false); a second check of the burst would
-    // have come before it (its timer was older) and shown as another `true`.
-    await writeFile(path + '.tmp', '{"id":"c"}\n');
-    await rename(path + '.tmp', path);
-    await eventually(() => calls.length >= 2);
-    expect(calls).toEqual([true, false]);
+    expect(calls).toEqual([true]);
+  });
+
+  it('coalesces the notifications that follow a check into one check that remembers any in-place write', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'] });
+    try {
+      const calls = watch(fx.file('a.ndjson'), { fsWatch: false, debounceMs: 100 });
+      watcher!.notify(false);
+      watcher!.notify(false);
+      expect(watcher!.pending).toBe(true);
+      vi.advanceTimersByTime(1);
+      expect(calls).toEqual([false]);
+      watcher!.notify(true);
+      watcher!.notify(false);
+      watcher!.notify(false);
+      vi.advanceTimersByTime(50);
+      expect(calls).toEqual([false]);
+      expect(watcher!.pending).toBe(true);
+      vi.advanceTimersByTime(50);
+      expect(calls).toEqual([false, true]);
+      // The trailing check opened a window of its own, which ends quietly.
+      vi.advanceTimersByTime(1_000);
+      expect(calls).toEqual([false, true]);
+      expect(watcher!.pending).toBe(false);
+      watcher!.notify(false);
+      vi.advanceTimersByTime(1);
+      expect(calls).toEqual([false, true, false]);
+      // A check the owner makes itself cancels the one pending.
+      watcher!.notify(true);
+      watcher!.cancelPending();
+      vi.advanceTimersByTime(1_000);
+      expect(calls).toEqual([false, true, false]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('checks periodically without fs.watch, and stops checking once stopped', async () => {
