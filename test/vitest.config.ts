@@ -11,8 +11,8 @@ const PROCESS_TESTS = [
 
 export default defineConfig({
   test: {
-    // forks suit the native WebRTC addon and signal handling; files run one at a time because end-to-end files
-    // spawn several processes each and the machine has 2 cores.
+    // forks suit the native WebRTC addon and signal handling; process-test files run one at a time because they
+    // spawn several processes each and the machine has 2 cores (the unit project overrides this below).
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 30_000,
@@ -23,11 +23,20 @@ export default defineConfig({
     outputFile: process.env.P2PSYNC_VITEST_JSON ? { json: process.env.P2PSYNC_VITEST_JSON } : undefined,
     // `npm run test:fast` runs the `unit` project alone; `npm test` runs both. test/system/ has its own config.
     projects: [
+      // Unit files run in-process (a few spawn a small helper) and share nothing: two at a time use both cores.
+      // They run first (group 0); the process tests then run one file at a time (group 1).
       {
         extends: true,
-        test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: ['test/system/**', ...PROCESS_TESTS] },
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/system/**', ...PROCESS_TESTS],
+          fileParallelism: true,
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
       },
-      { extends: true, test: { name: 'e2e', include: PROCESS_TESTS } },
+      { extends: true, test: { name: 'e2e', include: PROCESS_TESTS, sequence: { groupOrder: 1 } } },
     ],
   },
 });

@@ -49,10 +49,11 @@ export interface Store {
   bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]>;
 
   /**
-   * The durability barrier (docs/STORES.md, "Durability"): resolves once every write (and, for a store that is also the
-   * `PeerStateStore`, every peer-state change) made before the call survives a crash of this process or of the machine (for a file store: fsynced in its journal;
-   * the user's file may follow later). Replication awaits it before acknowledging a `masterWrite`. Rejects while the
-   * store cannot write (E_IO: disk full, I/O error, read-only); the writes stay in memory and are retried.
+   * The durability barrier (docs/STORES.md, "Durability"): resolves once every write (and, for a store that is also
+   * the `PeerStateStore`, every peer-state change) made before the call survives a crash of this process or of the
+   * machine (for a file store: fsynced in its journal; the user's file may follow later). Replication awaits it
+   * before acknowledging a `masterWrite`. Rejects while the store cannot write (E_IO: disk full, I/O error,
+   * read-only); the writes stay in memory and are retried.
    */
   durable(): Promise<void>;
 

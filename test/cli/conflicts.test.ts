@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKeptVersions, keptPath } from '../../src/conflicts/index.js';
 import type { KeptVersion } from '../../src/core/conflicts.js';
-import { runCli, type CliResult } from '../helpers/spawn.js';
+import { runCli, runCliMany, type CliResult } from '../helpers/spawn.js';
 
 const events = (r: CliResult): Array<Record<string, unknown>> =>
   r.stdout
@@ -110,18 +110,24 @@ describe('p2psync conflicts ls / show / resolve', () => {
     expect(events(put)).toMatchObject([{ event: 'written', ids: ['n3', 'n1'], conflicts: ['n1'] }]);
   });
 
-  it.each([
-    [['show', 'nope'], /no kept versions of "nope"/, 'E_NO_CONFLICT'],
-    [['resolve', 'nope', '--use', '1'], /no kept versions of "nope"/, 'E_NO_CONFLICT'],
-    [['resolve', 'n1', '--use', '3'], /has no kept version 3; it has 2/, 'E_NO_CONFLICT'],
-    [['resolve', 'n1'], /exactly one of --use N and --keep-current/, 'E_USAGE'],
-    [['resolve', 'n1', '--use', '1', '--keep-current'], /exactly one of/, 'E_USAGE'],
-  ])('conflicts %j: exit 2 with a message, nothing written', async (args, message, code) => {
+  it('refused conflicts commands exit 2 with a message and write nothing', async () => {
+    const cases: Array<[string[], RegExp, string]> = [
+      [['show', 'nope'], /no kept versions of "nope"/, 'E_NO_CONFLICT'],
+      [['resolve', 'nope', '--use', '1'], /no kept versions of "nope"/, 'E_NO_CONFLICT'],
+      [['resolve', 'n1', '--use', '3'], /has no kept version 3; it has 2/, 'E_NO_CONFLICT'],
+      [['resolve', 'n1'], /exactly one of --use N and --keep-current/, 'E_USAGE'],
+      [['resolve', 'n1', '--use', '1', '--keep-current'], /exactly one of/, 'E_USAGE'],
+    ];
     const before = await readFile(store, 'utf8');
-    const r = await runCli(['conflicts', args[0]!, '--store', store, ...args.slice(1), '--json']);
-    expect(r.code).toBe(2);
-    expect(events(r)).toMatchObject([{ event: 'error', code }]);
-    expect(String(events(r)[0]!.message)).toMatch(message);
+    const results = await runCliMany(
+      cases.map(([args]) => [['conflicts', args[0]!, '--store', store, ...args.slice(1), '--json']] as const),
+    );
+    cases.forEach(([args, message, code], i) => {
+      const r = results[i]!;
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(events(r), args.join(' ')).toMatchObject([{ event: 'error', code }]);
+      expect(String(events(r)[0]!.message)).toMatch(message);
+    });
     expect(await readFile(store, 'utf8')).toBe(before);
     expect((await runCli(['conflicts', 'ls', '--store', store])).stdout.split('\n').filter(Boolean)).toHaveLength(2);
   });

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, type CliResult } from '../helpers/spawn.js';
+import { runCli, runCliMany, type CliResult } from '../helpers/spawn.js';
 
 const events = (r: CliResult): Array<Record<string, unknown>> =>
   r.stdout
@@ -74,7 +74,7 @@ describe('p2psync ls / get / put / rm', () => {
     // Repaired by that open: the next write is quiet.
     const again = await runCli(['put', '--store', store, '--json', '{"id":"d"}']);
     expect(events(again).map((e) => e.event)).toEqual(['written']);
-    expect((await runCli(['ls', '--store', store])).stdout).toBe('{"id":"b"}\n{"id":"c"}\n{"id":"d"}\n');
+    expect(await readFile(store, 'utf8')).toBe('{"id":"b"}\n{"id":"c"}\n{"id":"d"}\n');
   });
 
   it('reads NDJSON or a JSON array on stdin and takes its options from env vars', async () => {
@@ -105,11 +105,11 @@ describe('p2psync ls / get / put / rm', () => {
     const bad = join(dir, 'bad.ndjson');
     const content = '{"id":"a"}\n{"id":"a"}\n';
     await writeFile(bad, content);
-    for (const args of [
-      ['ls', '--store', bad, '--json'],
-      ['put', '--store', bad, '--json', '{"id":"b"}'],
-    ]) {
-      const r = await runCli(args);
+    const badRuns = await runCliMany([
+      [['ls', '--store', bad, '--json']],
+      [['put', '--store', bad, '--json', '{"id":"b"}']],
+    ]);
+    for (const r of badRuns) {
       expect(r.code).toBe(2);
       expect(events(r)).toMatchObject([
         { event: 'error', code: 'E_DUPLICATE_KEY', details: { file: bad, line: 2, key: 'a', firstLine: 1 } },
@@ -126,21 +126,25 @@ describe('p2psync ls / get / put / rm', () => {
       [['ls', '--store', join(dir, 'x.yaml'), '--json'], 'E_BAD_FORMAT'],
       [['ls', '--store', join(dir, 'x.ndjson'), '--collection', 'c', '--json'], 'E_BAD_OPTION'],
     ];
-    for (const [args, code] of cases) {
-      const r = await runCli(args);
+    const [unparsable, noStore, ...results] = await runCliMany([
+      [['put', '--store', good], { input: '{"id":"a"}\n{"id":\n' }],
+      [['ls']], // --store is required
+      ...cases.map(([args]) => [args] as const),
+    ]);
+    cases.forEach(([args, code], i) => {
+      const r = results[i]!;
       expect(r.code, args.join(' ')).toBe(2);
       expect(events(r)[0], args.join(' ')).toMatchObject({ event: 'error', code });
-    }
+    });
     expect(existsSync(good)).toBe(false);
-    const unparsable = await runCli(['put', '--store', good], { input: '{"id":"a"}\n{"id":\n' });
-    expect(unparsable.code).toBe(2);
-    expect(unparsable.stderr).toMatch(/<stdin>:2:7: invalid JSON.*\[E_PARSE\]/);
-    expect((await runCli(['ls'])).code).toBe(2); // --store is required
+    expect(unparsable!.code).toBe(2);
+    expect(unparsable!.stderr).toMatch(/<stdin>:2:7: invalid JSON.*\[E_PARSE\]/);
+    expect(noStore!.code).toBe(2);
   });
 
   it('shows help with examples for each command', async () => {
-    for (const cmd of ['ls', 'get', 'put', 'rm']) {
-      const r = await runCli([cmd, '--help']);
+    const commands = ['ls', 'get', 'put', 'rm'];
+    for (const r of await runCliMany(commands.map((cmd) => [[cmd, '--help']] as const))) {
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/--store <file>[^]*?env:\s+P2PSYNC_STORE/);
       expect(r.stdout).toMatch(/Examples:\n\s+\$ p2psync /);

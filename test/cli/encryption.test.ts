@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runCli, type CliResult } from '../helpers/spawn.js';
+import { runCli, runCliMany, type CliResult } from '../helpers/spawn.js';
 import { filesContaining, snapshotDir } from '../crypt/harness.js';
 
 const lines = (r: CliResult): Array<Record<string, unknown>> =>
@@ -80,11 +80,12 @@ describe('CRUD commands on an encrypted store', () => {
       [['join', '--topic', 'no-key-topic', '--store', store, '--key-file', join(dir, 'wrong.key')], 'E_WRONG_KEY'],
       [['rekey', '--store', store, '--key-file', join(dir, 'wrong.key'), '--new-key-file', key], 'E_WRONG_KEY'],
     ];
-    for (const [args, code] of cases) {
-      const r = await runCli([...args, '--json']);
+    const results = await runCliMany(cases.map(([args]) => [[...args, '--json']] as const));
+    cases.forEach(([args, code], i) => {
+      const r = results[i]!;
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(lines(r)[0]).toMatchObject({ event: 'error', code });
-    }
+    });
     expect(await snapshotDir(dir)).toEqual(before);
   });
 
@@ -111,15 +112,19 @@ describe('CRUD commands on an encrypted store', () => {
     [a.ssn, b.ssn] = [b.ssn!, a.ssn!]; // swapped between documents
     await writeFile(store, `${JSON.stringify(a)}\n${JSON.stringify(b)}\n`);
     const before = await snapshotDir(dir);
-    for (const args of [['ls'], ['get', 'b'], ['put', '{"id":"c"}'], ['rm', 'b']]) {
-      const r = await runCli([args[0]!, '--store', store, '--key-file', key, '--json', ...args.slice(1)]);
+    const commands = [['ls'], ['get', 'b'], ['put', '{"id":"c"}'], ['rm', 'b']];
+    const results = await runCliMany(
+      commands.map((args) => [[args[0]!, '--store', store, '--key-file', key, '--json', ...args.slice(1)]] as const),
+    );
+    commands.forEach((args, i) => {
+      const r = results[i]!;
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(lines(r).at(-1)).toMatchObject({
         event: 'error',
         code: 'E_DECRYPT',
         details: { id: 'a', field: 'ssn', file: store },
       });
-    }
+    });
     expect(await snapshotDir(dir)).toEqual(before);
   });
 });

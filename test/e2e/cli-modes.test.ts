@@ -11,7 +11,7 @@ import {
   writeDocsFile,
   e2eFixture,
 } from '../helpers/e2e.js';
-import { runCli, type CliEvent } from '../helpers/spawn.js';
+import { runCli, runCliMany, type CliEvent } from '../helpers/spawn.js';
 
 const { temp, signals } = e2eFixture();
 
@@ -199,16 +199,11 @@ describe('join signals and flags', () => {
       [['--topic', 'long-enough', '--timeout', '5'], /--timeout only applies with --once/],
       [['--topic', 'long-enough', '--once', '--wait-peers', '-1'], /--wait-peers.*'-1' is invalid/],
     ];
-    // Two at a time: each is a Node start-up, and the machine has two cores.
-    for (let i = 0; i < cases.length; i += 2) {
-      const batch = cases.slice(i, i + 2);
-      const results = await Promise.all(batch.map(([args]) => runCli([...base, ...args], { timeoutMs: 30_000 })));
-      results.forEach((r, j) => {
-        const [args, message] = batch[j]!;
-        expect({ args, code: r.code }).toEqual({ args, code: 2 });
-        expect(r.stderr).toMatch(message);
-      });
-    }
+    const results = await runCliMany(cases.map(([args]) => [[...base, ...args], { timeoutMs: 30_000 }] as const));
+    cases.forEach(([args, message], i) => {
+      expect({ args, code: results[i]!.code }).toEqual({ args, code: 2 });
+      expect(results[i]!.stderr).toMatch(message);
+    });
     expect(existsSync(store)).toBe(false);
     expect(existsSync(`${store}.p2psync`)).toBe(false);
   });

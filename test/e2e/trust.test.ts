@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describe, expect, it } from 'vitest';
 import { e2eFixture, readDocs, startPeer, waitConverged, writeDocsFile } from '../helpers/e2e.js';
-import { runCli } from '../helpers/spawn.js';
+import { runCli, runCliMany } from '../helpers/spawn.js';
 
 /*
  * Issue 13 end to end, with real processes: a secret topic through a relay that records every frame, peers with a
@@ -217,15 +217,20 @@ describe('peers you trust (topic secret, device ids)', () => {
       [['--allow-peers', join(dir, 'empty')], 'E_ALLOWLIST'],
       [['--allow-peers', join(dir, 'malformed')], 'E_ALLOWLIST'],
     ];
-    for (const [extra, code, env] of cases) {
-      // an unreachable signaling URL: had anything been opened, the run would not end at once with exit 2
-      const r = await runCli(
-        ['join', '--topic', TOPIC, '--store', store, '--signal', 'ws://127.0.0.1:9', '--json', ...extra],
-        { env },
-      );
-      expect({ extra, code: r.code }).toEqual({ extra, code: 2 });
-      expect(r.stdout).toContain(`"code":"${code}"`);
-    }
+    // an unreachable signaling URL: had anything been opened, the run would not end at once with exit 2
+    const results = await runCliMany(
+      cases.map(
+        ([extra, , env]) =>
+          [
+            ['join', '--topic', TOPIC, '--store', store, '--signal', 'ws://127.0.0.1:9', '--json', ...extra],
+            { env },
+          ] as const,
+      ),
+    );
+    cases.forEach(([extra, code], i) => {
+      expect({ extra, code: results[i]!.code }).toEqual({ extra, code: 2 });
+      expect(results[i]!.stdout).toContain(`"code":"${code}"`);
+    });
     await expect(stat(store)).rejects.toThrow(/ENOENT/);
     await expect(stat(`${store}.p2psync.identity.pem`)).rejects.toThrow(/ENOENT/);
   });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { e2eFixture, putDocs, startPeer, waitAfter, waitConverged, writeDocsFile } from '../helpers/e2e.js';
-import { runCli, type CliEvent, type CliResult } from '../helpers/spawn.js';
+import { runCli, runCliMany, type CliEvent, type CliResult } from '../helpers/spawn.js';
 import { startRxdbPeer, stopAllRxdbProcesses } from '../helpers/rxdb.js';
 
 const { temp, signals } = e2eFixture(() => stopAllRxdbProcesses());
@@ -206,8 +206,12 @@ describe('p2psync verify', () => {
     const missing = await verify('ws://127.0.0.1:9', ['--json', '--store', join(dir, 'nope.json')], 2);
     expect(missing.code).toBe(2);
     expect(events(missing).find((e) => e.event === 'error')).toMatchObject({ code: 'E_BAD_OPTION' });
-    expect((await runCli(['verify', '--topic', 'short'])).code).toBe(2);
-    expect((await runCli(['verify', '--topic', TOPIC, '--limit', '0'])).code).toBe(2);
-    expect((await runCli(['verify', '--topic', TOPIC, '--ice-server', 'http://x'])).code).toBe(2);
+    const flags = [
+      ['--topic', 'short'],
+      ['--topic', TOPIC, '--limit', '0'],
+      ['--topic', TOPIC, '--ice-server', 'http://x'],
+    ];
+    const results = await runCliMany(flags.map((f) => [['verify', ...f]] as const));
+    flags.forEach((f, i) => expect({ f, code: results[i]!.code }).toEqual({ f, code: 2 }));
   });
 });

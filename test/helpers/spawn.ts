@@ -58,6 +58,28 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult
   });
 }
 
+/**
+ * Runs independent `p2psync` invocations a few at a time, results in input order. A spawn is mostly CPU (starting
+ * Node and loading the CLI), so three at once keep two cores busy; use it for cases that cannot affect each other,
+ * such as refused flags that must exit before any side effect.
+ */
+export async function runCliMany(
+  runs: ReadonlyArray<readonly [readonly string[], RunOptions?]>,
+  concurrency = 3,
+): Promise<CliResult[]> {
+  const results: CliResult[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < runs.length) {
+      const i = next++;
+      const [args, opts] = runs[i]!;
+      results[i] = await runCli([...args], opts);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, runs.length) }, worker));
+  return results;
+}
+
 /** One line of a child's stdout: its JSON object when it has an `event` name, else `{event: '__non_json__', line}`. */
 export type CliEvent = Record<string, unknown> & { event: string };
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CliProcess, runCli, type CliEvent } from '../helpers/spawn.js';
+import { CliProcess, runCli, runCliMany, type CliEvent } from '../helpers/spawn.js';
 import { Harness, TLS_CERT, TLS_CERT_PATH, TLS_KEY_PATH, httpGet, upgradeStatus } from './server-helpers.js';
 
 const h = new Harness();
@@ -71,38 +71,42 @@ describe('p2psync signal (CLI)', () => {
   });
 
   it('exits 2 on bad flags', async () => {
-    for (const args of [
+    const cases = [
       ['--port', 'abc'],
       ['--port', '70000'],
       ['--max-peers-per-room', '0'],
       ['--max-frame-bytes', '-5'],
       ['--bogus'],
       ['--token', 'x'],
-    ]) {
-      const r = await runCli(['signal', ...args]);
-      expect({ args, code: r.code }).toEqual({ args, code: 2 });
-    }
-    const half = await runCli(['signal', '--port', '0', '--tls-cert', TLS_CERT_PATH, '--json']);
-    expect(half.code).toBe(2);
-    expect(half.stdout).toMatch(/"code":"E_USAGE"/);
+    ];
+    const [half, ...results] = await runCliMany([
+      [['signal', '--port', '0', '--tls-cert', TLS_CERT_PATH, '--json']],
+      ...cases.map((args) => [['signal', ...args]] as const),
+    ]);
+    cases.forEach((args, i) => expect({ args, code: results[i]!.code }).toEqual({ args, code: 2 }));
+    expect(half!.code).toBe(2);
+    expect(half!.stdout).toMatch(/"code":"E_USAGE"/);
   });
 
   it('exits 2 when a TLS or token file is unreadable or empty', async () => {
     const missing = join(dir, 'missing.pem');
-    const tls = await runCli(['signal', '--port', '0', '--tls-cert', missing, '--tls-key', TLS_KEY_PATH, '--json']);
-    expect(tls.code).toBe(2);
-    expect(JSON.parse(tls.stdout)).toMatchObject({ event: 'error', code: 'E_TLS_FILE', details: { file: missing } });
     const garbage = join(dir, 'garbage.pem');
     writeFileSync(garbage, 'not pem');
-    const bad = await runCli(['signal', '--port', '0', '--tls-cert', garbage, '--tls-key', TLS_KEY_PATH, '--json']);
-    expect(bad.code).toBe(2);
-    expect(JSON.parse(bad.stdout)).toMatchObject({ event: 'error', code: 'E_TLS_FILE' });
-    const token = await runCli(['signal', '--port', '0', '--token-file', join(dir, 'nope')]);
-    expect(token.code).toBe(2);
-    expect(token.stderr).toMatch(/token file.*\[E_TOKEN_FILE\]/);
     const empty = join(dir, 'empty-token');
     writeFileSync(empty, '\n');
-    expect((await runCli(['signal', '--port', '0', '--token-file', empty])).code).toBe(2);
+    const [tls, bad, token, emptyToken] = await runCliMany([
+      [['signal', '--port', '0', '--tls-cert', missing, '--tls-key', TLS_KEY_PATH, '--json']],
+      [['signal', '--port', '0', '--tls-cert', garbage, '--tls-key', TLS_KEY_PATH, '--json']],
+      [['signal', '--port', '0', '--token-file', join(dir, 'nope')]],
+      [['signal', '--port', '0', '--token-file', empty]],
+    ]);
+    expect(tls!.code).toBe(2);
+    expect(JSON.parse(tls!.stdout)).toMatchObject({ event: 'error', code: 'E_TLS_FILE', details: { file: missing } });
+    expect(bad!.code).toBe(2);
+    expect(JSON.parse(bad!.stdout)).toMatchObject({ event: 'error', code: 'E_TLS_FILE' });
+    expect(token!.code).toBe(2);
+    expect(token!.stderr).toMatch(/token file.*\[E_TOKEN_FILE\]/);
+    expect(emptyToken!.code).toBe(2);
   });
 
   it('requires the token from --token-file, trimmed of its trailing newline', async () => {
