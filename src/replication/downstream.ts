@@ -24,6 +24,13 @@ interface Batch {
 /** Pages a fork keeps asked for ahead of the one it applies, from masters that serve `PAGE_AHEAD`. */
 const PAGES_AHEAD = 3;
 
+/**
+ * Pages a pull loop may have applied before the oldest of them is durable (docs/STORES.md, "Durability"): a fork
+ * killed mid-pull is re-sent at most these pages (plus the one being applied), however slow its disk. The next page
+ * is applied while the last one is fsynced, so a working disk rarely makes the loop wait.
+ */
+const PAGES_NOT_DURABLE = 2;
+
 /** What the downstream needs from the upstream to never lose a master state it skipped (see `Upstream.recheck`). */
 export interface PushWatch {
   /** True while any push is sent and not fully handled. */
@@ -162,6 +169,9 @@ export class Downstream {
 
   private async pullLoop(): Promise<void> {
     let checkpoint = this.state.down;
+    // Barriers of the pages applied last, oldest first. A failing journal (disk full) rejects them: the loop then
+    // goes on holding pages in memory as before, and the store reports the writes it owes (honest shutdown).
+    const notDurable: Array<Promise<void>> = [];
     restart: for (;;) {
       const ahead = this.ctx.peerP2PSyncVersion >= 2 ? PAGES_AHEAD : 0;
       const queue: Array<Promise<Batch>> = [];
@@ -186,7 +196,9 @@ export class Downstream {
         if (page.total === 0) break restart;
         const merged = mergeCheckpoints(checkpoint, page.checkpoint);
         if (more) while (queue.length < Math.max(1, ahead)) ask(merged);
+        if (notDurable.length >= PAGES_NOT_DURABLE) await notDurable.shift();
         await this.apply(page.documents, merged);
+        notDurable.push(this.ctx.store.durable().catch(() => undefined));
         checkpoint = merged;
         if (!more) break restart;
       }
