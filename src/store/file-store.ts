@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { debuglog } from 'node:util';
+import { docEquals } from '../core/doc.js';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import { randomToken } from '../core/random.js';
@@ -163,8 +164,14 @@ export class FileStore extends IndexedStore {
   private async load(): Promise<void> {
     const c = this.config;
     await removeDeadTemps(c.path, isAlive);
-    let raw = await this.file.readText();
-    const saved = await Sidecar.load(this.sidecar.path, c.primaryKey);
+    let { content, version } = await this.readContent();
+    // The journal's states that equal the file's documents are kept as the file's objects: one copy of every
+    // document in memory rather than two while the store opens (docs/STORES.md, "Memory").
+    const share = (id: string, doc: DocState): DocState | undefined => {
+      const mine = content?.docs.get(id);
+      return mine && docEquals(mine, doc) ? mine : undefined;
+    };
+    const saved = await Sidecar.load(this.sidecar.path, c.primaryKey, content && share);
     if (saved?.dropped) this.reportTornSidecar(saved.dropped);
     const h = saved?.header;
     if (h && (h.key !== c.primaryKey || (h.collection ?? undefined) !== c.collection)) {
@@ -179,14 +186,14 @@ export class FileStore extends IndexedStore {
         },
       );
     }
-    if (!raw) {
+    if (!content || !version) {
       // A deleted file is recreated from the sidecar, which holds every document's last content: removing the
       // file must not turn into deleting every document on every peer.
       const live = saved ? [...latest(saved).values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
       const text = live.length > 0 ? this.file.serialise(live).toString('utf8') : this.file.emptyText();
-      raw = { text, version: await this.file.writeText(text) };
+      version = await this.file.writeText(text);
+      content = this.file.parse(text, true);
     }
-    const content = this.file.parse(raw.text, true);
     if (content.collectionMissing) {
       c.onEvent?.({
         event: 'warning',
@@ -207,18 +214,18 @@ export class FileStore extends IndexedStore {
         debug('%s: %d documents from the journal are not in the file yet', c.path, unsaved.length);
       for (const [k, s] of saved.peers) this.peerStates.set(k, s);
       this.writer.recordedVersion = saved.file;
-      if (saved.file?.hash === raw.version.hash) {
+      if (saved.file?.hash === version.hash) {
         // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
         const known = new Map<string, DocState>();
         for (const id of content.docs.keys()) known.set(id, saved.docs.get(id)!.doc);
-        this.writer.adoptFile(known, raw.version);
+        this.writer.adoptFile(known, version);
         this.root = content.root;
       } else {
         // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
         const before = new Map<string, DocState>();
         for (const e of saved.docs.values()) if (!e.doc._deleted) before.set(e.id, e.doc);
         ownUnrecordedSave(before, content.docs, saved.unsavedStates);
-        const counts = this.ingest(content, raw.version, before);
+        const counts = this.ingest(content, version, before);
         if (counts.created + counts.updated + counts.deleted > 0)
           this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
       }
@@ -231,13 +238,22 @@ export class FileStore extends IndexedStore {
         collection: c.collection ?? null,
         created: new Date().toISOString(),
       };
-      this.ingest(content, raw.version, new Map());
+      this.ingest(content, version, new Map());
     }
     this.purgeExpired(Date.now());
     if (!saved || saved.torn) this.writer.requireSnapshot();
     else await this.sidecar.attach(saved.bytes, saved.records);
     this.wal.start(saved?.seq ?? 0);
     await this.writer.execute(await this.writer.plan(this.root));
+  }
+
+  /**
+   * The user's file parsed, if it exists. Its text (and the bytes it was decoded from) are dropped on return, before
+   * the journal is replayed: for a big store each is as large as the file.
+   */
+  private async readContent(): Promise<{ content?: UserContent; version?: FileVersion }> {
+    const raw = await this.file.readText();
+    return raw ? { content: this.file.parse(raw.text, true), version: raw.version } : {};
   }
 
   /**
