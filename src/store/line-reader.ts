@@ -48,8 +48,7 @@ export async function fileLines(path: string, what: string): Promise<AsyncGenera
         let start = 0;
         for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
           const piece = chunk.subarray(start, nl);
-          const text =
-            carry.length === 0 ? piece.toString('utf8') : Buffer.concat([...carry, piece]).toString('utf8');
+          const text = carry.length === 0 ? piece.toString('utf8') : Buffer.concat([...carry, piece]).toString('utf8');
           carry = [];
           start = nl + 1;
           yield { text, line: ++line, last: false, bytes: position + start };
