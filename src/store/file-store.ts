@@ -248,12 +248,11 @@ export class FileStore extends IndexedStore {
   }
 
   /**
-   * The user's file parsed, if it exists. Its text (and the bytes it was decoded from) are dropped on return, before
-   * the journal is replayed: for a big store each is as large as the file.
+   * The user's file parsed, if it exists. Its text (if it was read whole) is dropped on return, before the journal is
+   * replayed: for a big store it is as large as the file.
    */
   private async readContent(): Promise<{ content?: UserContent; version?: FileVersion }> {
-    const raw = await this.file.readText();
-    return raw ? { content: this.file.parse(raw.text, true), version: raw.version } : {};
+    return (await this.file.readParsed(true)) ?? {};
   }
 
   /**
