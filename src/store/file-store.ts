@@ -216,8 +216,12 @@ export class FileStore extends IndexedStore {
       this.writer.recordedVersion = saved.file;
       if (saved.file?.hash === version.hash) {
         // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
-        const known = new Map<string, DocState>();
-        for (const id of content.docs.keys()) known.set(id, saved.docs.get(id)!.doc);
+        // The file's own map becomes `known` (no second map of a million entries): with the journal's states.
+        const known = content.docs;
+        for (const [id, doc] of known) {
+          const recorded = saved.docs.get(id)!.doc;
+          if (recorded !== doc) known.set(id, recorded);
+        }
         this.writer.adoptFile(known, version);
         this.root = content.root;
       } else {
@@ -229,6 +233,8 @@ export class FileStore extends IndexedStore {
         if (counts.created + counts.updated + counts.deleted > 0)
           this.config.onEvent?.({ event: 'outside-edit', store: c.path, ...counts });
       }
+      // The index has every entry now; the journal's map of them would only hold memory until the open ends.
+      saved.docs.clear();
     } else {
       this.writer.header = {
         p2psync: 'sidecar',

@@ -428,7 +428,9 @@ function docEntries(
     const id = doc?.[pk];
     if (typeof id !== 'string' || typeof lwt !== 'number') return undefined;
     doc!._deleted = doc!._deleted === true;
-    out.push({ id, doc: share?.(id, doc!) ?? doc!, lwt });
+    const shared = share?.(id, doc!);
+    // A shared state brings its own id string: the entry keeps that one rather than a second copy.
+    out.push(shared ? { id: shared[pk] as string, doc: shared, lwt } : { id, doc: doc!, lwt });
   }
   return out;
 }
