@@ -1,4 +1,3 @@
-import type { Hash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ioError } from './fs-util.js';
@@ -21,8 +20,8 @@ export interface FileLine {
 }
 
 export interface LineOptions {
-  /** Sees every byte read, in order. */
-  hash?: Hash;
+  /** Sees every byte read, in order (a hash, say). */
+  hash?: { update(bytes: Buffer): unknown };
   /** Check each line for valid UTF-8 (`FileLine.utf8`). */
   checkUtf8?: boolean;
 }

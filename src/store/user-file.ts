@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { docKey } from '../core/doc.js';
@@ -26,6 +27,7 @@ import {
   type VersionedText,
 } from './fs-util.js';
 import { lineColumn, scanJson } from './json-locate.js';
+import { jsonArrayElements } from './json-elements.js';
 import { handleLines } from './line-reader.js';
 
 export type StoreFormat = 'json' | 'ndjson';
@@ -85,12 +87,12 @@ export class UserFile {
 
   /**
    * Reads and parses the file (undefined if it does not exist). An NDJSON file is parsed a line at a time while it
-   * is read, so that its text is never held whole next to its documents (for a big store, as much memory again as
-   * the file). Anything unusual (a line that does not parse or validate, a change while it was read) sends it down
-   * the whole-text path, whose errors say exactly where.
+   * is read, a JSON array an element at a time, so that its text is never held whole next to its documents (for a
+   * big store, as much memory again as the file). Anything unusual (an element that does not parse or validate, a
+   * collection file, a change while it was read) sends it down the whole-text path, whose errors say exactly where.
    */
   async readParsed(blankIsEmpty: boolean): Promise<{ content: UserContent; version: FileVersion } | undefined> {
-    const streamed = this.options.format === 'ndjson' ? await this.streamNdjson() : undefined;
+    const streamed = this.options.collection === undefined ? await this.streamDocs() : undefined;
     if (streamed) {
       this.lastVersion = streamed.version;
       return streamed;
@@ -227,8 +229,8 @@ export class UserFile {
     }
   }
 
-  private streamNdjson(): Promise<{ content: UserContent; version: FileVersion } | undefined> {
-    return streamNdjsonFile(this.options.path, this.options.primaryKey);
+  private streamDocs(): Promise<{ content: UserContent; version: FileVersion } | undefined> {
+    return streamDocsFile(this.options.path, this.options.format, this.options.primaryKey);
   }
 
   private frameFor(root: Record<string, Json> | undefined): FileFrame {
@@ -388,8 +390,9 @@ export class UserFile {
 }
 
 /** See `UserFile.readParsed`: undefined when the file has to be read whole. */
-async function streamNdjsonFile(
+async function streamDocsFile(
   path: string,
+  format: StoreFormat,
   primaryKey: string,
 ): Promise<{ content: UserContent; version: FileVersion } | undefined> {
   let handle: FileHandle;
@@ -400,32 +403,46 @@ async function streamNdjsonFile(
   }
   try {
     const before = fingerprintOf(await handle.stat());
-    const hash = createHash('sha1');
-    const docs = new Map<string, DocState>();
+    const sha1 = createHash('sha1');
     let size = 0;
-    for await (const { text, utf8, line, bytes } of handleLines(handle, path, 'read', { hash, checkUtf8: true })) {
-      size = bytes;
-      let t = line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-      if (t.endsWith('\r')) t = t.slice(0, -1);
-      if (t.trim() === '') continue;
-      if (!utf8) return undefined;
+    const hash = {
+      update(bytes: Buffer): void {
+        size += bytes.length;
+        sha1.update(bytes);
+      },
+    };
+    const docs = new Map<string, DocState>();
+    const take = (text: string): boolean => {
       let v: unknown;
       try {
-        v = JSON.parse(t);
+        v = JSON.parse(text);
       } catch {
-        return undefined;
+        return false;
       }
-      if (!isPlainObject(v)) return undefined;
+      if (!isPlainObject(v)) return false;
       const id = docKey(v, primaryKey);
-      if (id === undefined || reservedField(v) !== undefined || docs.has(id)) return undefined;
+      if (id === undefined || reservedField(v) !== undefined || docs.has(id)) return false;
       docs.set(id, asDocState(v));
+      return true;
+    };
+    if (format === 'ndjson') {
+      for await (const { text, utf8, line } of handleLines(handle, path, 'read', { hash, checkUtf8: true })) {
+        let t = line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+        if (t.endsWith('\r')) t = t.slice(0, -1);
+        if (t.trim() === '') continue;
+        if (!utf8 || !take(t)) return undefined;
+      }
+    } else {
+      for await (const bytes of jsonArrayElements(handle, path, hash)) {
+        if (!isUtf8(bytes) || !take(bytes.toString('utf8'))) return undefined;
+      }
     }
     const after = fingerprintOf(await handle.stat());
     // An in-place writer was busy meanwhile: the whole-text path reads again.
     if (!sameFingerprint(before, after) || size !== after.size) return undefined;
-    return { content: { docs }, version: { ...after, hash: hash.digest('hex') } };
+    return { content: { docs }, version: { ...after, hash: sha1.digest('hex') } };
   } catch {
-    return undefined;
+    return undefined; // NotAnArray, an I/O error: the whole-text path reads it or reports what is wrong
   } finally {
     await handle.close().catch(() => undefined);
   }
