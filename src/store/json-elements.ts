@@ -46,6 +46,8 @@ export async function* jsonArrayElements(
     if (position === 0 && n >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) i = 3;
     position += n;
     let from = i; // start of the current element's bytes within this chunk
+    let nextQuote = -1;
+    let nextBackslash = -1;
     for (; i < n; i++) {
       const c = chunk[i]!;
       if (inString) {
@@ -53,11 +55,11 @@ export async function* jsonArrayElements(
         else if (c === BACKSLASH) escaped = true;
         else if (c === QUOTE) inString = false;
         else {
-          // Jump to the next quote or backslash: most of a document's bytes are string content.
-          const q = chunk.indexOf(QUOTE, i);
-          const b = chunk.indexOf(BACKSLASH, i);
-          const next = q === -1 ? b : b === -1 ? q : Math.min(q, b);
-          i = (next === -1 ? n : next) - 1;
+          // Jump to the next quote or backslash: most of a document's bytes are string content. Their positions
+          // are remembered until passed, so a chunk without backslashes is not searched to its end every time.
+          if (nextQuote < i) nextQuote = indexOr(chunk, QUOTE, i, n);
+          if (nextBackslash < i) nextBackslash = indexOr(chunk, BACKSLASH, i, n);
+          i = Math.min(nextQuote, nextBackslash) - 1;
         }
         continue;
       }
@@ -108,6 +110,12 @@ export async function* jsonArrayElements(
 function element(carry: Buffer[], chunk: Buffer, from: number, to: number): Buffer {
   const tail = chunk.subarray(from, to);
   return carry.length === 0 ? tail : Buffer.concat([...carry, tail]);
+}
+
+/** The position of `byte` in `chunk` from `from` on, or `n` (the chunk's end) if there is none. */
+function indexOr(chunk: Buffer, byte: number, from: number, n: number): number {
+  const at = chunk.indexOf(byte, from);
+  return at === -1 ? n : at;
 }
 
 function isSpace(c: number): boolean {
