@@ -69,7 +69,7 @@ function renderSync(results) {
     const raw = rows.find((r) => r.pair === 'raw' && r.n === n)?.median.docsPerSec;
     out.push(`### ${int(n)} documents`, '');
     out.push(
-      '| pair | who moves the data | batch | docs/s | transfer s | wall s | connect s | x RxDB | of raw bound | peak RSS seeded / fresh MB | runs ok |',
+      '| pair | who moves the data | batch | docs/s | transfer s | wall s | connect s | x RxDB | of raw bound | peak RSS seeded / fresh MB (bound) | runs ok |',
     );
     out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
     for (const r of rows.filter((x) => x.n === n)) {
@@ -91,7 +91,7 @@ function renderSync(results) {
         .join(', ');
       out.push(
         `| ${r.label} | ${who} | ${r.batch ?? 'default'} | ${int(m.docsPerSec)} | ${secs(m.transferMs)} | ${secs(m.wallMs)} | ${secs(m.connectMs)} | ${ratio} | ${ofRaw} | ` +
-          `${mb(m.rssSeeded)} / ${mb(m.rssFresh)} | ${r.ok}/${r.planned ?? r.runs.length}${flags ? ` (${flags})` : ''} |`,
+          `${mb(m.rssSeeded)} / ${mb(m.rssFresh)}${rssBound(m.storeBytes)} | ${r.ok}/${r.planned ?? r.runs.length}${flags ? ` (${flags})` : ''} |`,
       );
     }
     out.push('');
@@ -101,6 +101,11 @@ function renderSync(results) {
   );
   if (errors.length) out.push('Failed runs:', '', ...errors.slice(0, 12).map((e) => `- ${e}`), '');
   return out.join('\n');
+}
+
+/** Issue 17's memory target, shown next to the measured peaks: 3x the store's bytes plus 80 MB. */
+function rssBound(storeBytes) {
+  return typeof storeBytes === 'number' ? ` (${mb(3 * storeBytes + 80 * 2 ** 20)})` : '';
 }
 
 /** The best p2psync → p2psync row at size n, or among rows with an RxDB baseline in the same direction. */
@@ -255,7 +260,9 @@ export function renderReport(results) {
     'spawning the fresh process (start-up, signaling and WebRTC connect included). Roles are forced with storage',
     'tokens (docs/PROTOCOL.md §2.3): "fresh side pulls" makes the fresh peer the fork, "seeded side pushes" makes the seeded',
     'peer the fork. **x RxDB** divides by RxDB → RxDB at batch 20 in the same direction; **of raw bound** divides by',
-    'the raw row of the same size. Peak RSS is VmHWM of each process. A seeded p2psync store is written and',
+    'the raw row of the same size. Peak RSS is VmHWM of each process; **(bound)** is the memory target of issue 17,',
+    "3x the store file's bytes + 80 MB. `--sizes 1000000` (or `--big`) adds the million-document pulls, run once",
+    '(bench/store-memory.mjs measures the open alone). A seeded p2psync store is written and',
     'ingested (opened once) before the timed run; RxDB seeds its memory storage before it joins.',
     '',
     "RxDB's memory storage answers each change-feed page with a query that scans the whole collection, so RxDB",

@@ -1,7 +1,7 @@
 // Initial sync (issue 5 items 1, 2 and 6): N documents from a seeded peer to a fresh one, as the raw bound,
 // RxDB to RxDB, p2psync to p2psync and the two mixed pairs, in both directions (the fresh side pulls as fork, or
 // the seeded side pushes as fork), with the peak RSS of every process.
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Proc } from '../lib/proc.mjs';
@@ -136,6 +136,8 @@ export async function pairOnce(ctx, spec, signal) {
     };
     await Promise.all(procs.map((p) => p.stop()));
     result.rss = { seeded: seeded.peakRss, fresh: fresh.peakRss };
+    // The memory target of issue 17 is relative to the store's size: the file of whichever side has one.
+    result.storeBytes = statSync(seeded.store ?? fresh.store, { throwIfNoEntry: false })?.size;
     if (fresh.kind === 'p2psync') result.verified = countDocs(fresh.store) >= n;
     return result;
   } finally {
@@ -266,6 +268,7 @@ export function summariseRow(row) {
     connectMs: median(ok.map((r) => r.connectMs)),
     rssSeeded: median(ok.map((r) => r.rss?.seeded)),
     rssFresh: median(ok.map((r) => r.rss?.fresh)),
+    storeBytes: median(ok.map((r) => r.storeBytes)),
   };
   row.ok = ok.length;
   row.errors = row.runs.filter((r) => r.error).map((r) => r.error);

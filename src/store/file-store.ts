@@ -1,14 +1,15 @@
 import { debuglog } from 'node:util';
+import { docEquals } from '../core/doc.js';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import { randomToken } from '../core/random.js';
 import type { DocState, WriteOrigin } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
-import { removeDeadTemps, sameFingerprint, statOrUndefined } from './fs-util.js';
+import { removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
 import { IndexedStore, type PeerStateChange } from './indexed-store.js';
 import { FileLock, isAlive } from './lock.js';
 import { Sidecar, sidecarPath, writeLockPath } from './sidecar.js';
-import { UserFile, type StoreFormat } from './user-file.js';
+import { UserFile, type StoreFormat, type UserContent } from './user-file.js';
 import { FileWatcher } from './watcher.js';
 import { FileWriter, type FileStoreStats, type WritePlan } from './file-writer.js';
 import { WriteAhead } from './write-ahead.js';
@@ -165,8 +166,14 @@ export class FileStore extends IndexedStore {
   private async load(): Promise<void> {
     const c = this.config;
     await removeDeadTemps(c.path, isAlive);
-    let raw = await this.file.readText();
-    const saved = await Sidecar.load(this.sidecar.path, c.primaryKey);
+    let { content, version } = await this.readContent();
+    // The journal's states that equal the file's documents are kept as the file's objects: one copy of every
+    // document in memory rather than two while the store opens (docs/STORES.md, "Memory").
+    const share = (id: string, doc: DocState): DocState | undefined => {
+      const mine = content?.docs.get(id);
+      return mine && docEquals(mine, doc) ? mine : undefined;
+    };
+    const saved = await Sidecar.load(this.sidecar.path, c.primaryKey, content && share);
     if (saved?.dropped) this.reportTornSidecar(saved.dropped);
     const h = saved?.header;
     if (h && (h.key !== c.primaryKey || (h.collection ?? undefined) !== c.collection)) {
@@ -181,14 +188,14 @@ export class FileStore extends IndexedStore {
         },
       );
     }
-    if (!raw) {
+    if (!content || !version) {
       // A deleted file is recreated from the sidecar, which holds every document's last content: removing the
       // file must not turn into deleting every document on every peer.
       const live = saved ? [...latest(saved).values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
       const text = live.length > 0 ? this.file.serialise(live).toString('utf8') : this.file.emptyText();
-      raw = { text, version: await this.file.writeText(text) };
+      version = await this.file.writeText(text);
+      content = this.file.parse(text, true);
     }
-    const content = this.file.parse(raw.text, true);
     if (content.collectionMissing) {
       c.emit?.({
         event: 'warning',
@@ -209,21 +216,27 @@ export class FileStore extends IndexedStore {
         debug('%s: %d documents from the journal are not in the file yet', c.path, unsaved.length);
       for (const [k, s] of saved.peers) this.peerStates.set(k, s);
       this.writer.recordedVersion = saved.file;
-      if (saved.file?.hash === raw.version.hash) {
+      if (saved.file?.hash === version.hash) {
         // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
-        const known = new Map<string, DocState>();
-        for (const id of content.docs.keys()) known.set(id, saved.docs.get(id)!.doc);
-        this.writer.adoptFile(known, raw.version);
+        // The file's own map becomes `known` (no second map of a million entries): with the journal's states.
+        const known = content.docs;
+        for (const [id, doc] of known) {
+          const recorded = saved.docs.get(id)!.doc;
+          if (recorded !== doc) known.set(id, recorded);
+        }
+        this.writer.adoptFile(known, version);
         this.edits.root = content.root;
       } else {
         // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
         const before = new Map<string, DocState>();
         for (const e of saved.docs.values()) if (!e.doc._deleted) before.set(e.id, e.doc);
         ownUnrecordedSave(before, content.docs, saved.unsavedStates);
-        const counts = this.edits.ingest(content, raw.version, before);
+        const counts = this.edits.ingest(content, version, before);
         if (counts.created + counts.updated + counts.deleted > 0)
           this.config.emit?.({ event: 'outside-edit', store: c.path, ...counts });
       }
+      // The index has every entry now; the journal's map of them would only hold memory until the open ends.
+      saved.docs.clear();
     } else {
       this.writer.header = {
         p2psync: 'sidecar',
@@ -233,13 +246,21 @@ export class FileStore extends IndexedStore {
         collection: c.collection ?? null,
         created: new Date().toISOString(),
       };
-      this.edits.ingest(content, raw.version, new Map());
+      this.edits.ingest(content, version, new Map());
     }
     this.purgeExpired(Date.now());
     if (!saved || saved.torn) this.writer.requireSnapshot();
     else await this.sidecar.attach(saved.bytes, saved.records);
     this.wal.start(saved?.seq ?? 0);
     await this.writer.execute(await this.writer.plan(this.edits.root));
+  }
+
+  /**
+   * The user's file parsed, if it exists. Its text (if it was read whole) is dropped on return, before the journal is
+   * replayed: for a big store it is as large as the file.
+   */
+  private async readContent(): Promise<{ content?: UserContent; version?: FileVersion }> {
+    return (await this.file.readParsed(true)) ?? {};
   }
 
   /**

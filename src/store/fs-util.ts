@@ -238,9 +238,15 @@ function versionedText(path: string, buf: Buffer, fp: Fingerprint, since: FileVe
     hash.update(buf.subarray(cut));
   } else hash.update(buf);
   let text: string | undefined;
+  // Once decoded, the bytes are let go: a big file would otherwise be held twice while it is parsed.
+  let bytes: Buffer | undefined = buf;
   return {
     get text() {
-      return (text ??= decodeUtf8(buf, path));
+      if (text === undefined) {
+        text = decodeUtf8(bytes!, path);
+        bytes = undefined;
+      }
+      return text;
     },
     version: { ...fp, hash: hash.digest('hex') },
     ...(appended !== undefined ? { appended } : {}),

@@ -1,9 +1,10 @@
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { P2PSyncError } from '../core/errors.js';
 import type { Checkpoint, DocState, Json, PeerState } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
 import { ByteBuffer, ChunkWriter, JsonSlices, type PairList } from './bytes.js';
 import { ioError, writeFileAtomicWith, type FileVersion } from './fs-util.js';
+import { fileLines, type FileLine } from './line-reader.js';
 
 /**
  * The sidecar `<file>.p2psync`: an append-only NDJSON journal of everything p2psync knows beyond the user's file.
@@ -162,30 +163,32 @@ export class Sidecar {
     return this.handle !== undefined && !this.broken;
   }
 
-  /** Replays the journal; undefined if there is none. Throws E_SIDECAR if it is damaged beyond a torn tail. */
-  static async load(path: string, primaryKey: string): Promise<SidecarContent | undefined> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw ioError(err, path, 'read the sidecar');
-    }
+  /**
+   * Replays the journal; undefined if there is none. Throws E_SIDECAR if it is damaged beyond a torn tail.
+   * `share(id, doc)` may return an equal state to keep instead of `doc` (the user file's, parsed already), so that a
+   * store does not hold two copies of every document while it opens.
+   */
+  static async load(path: string, primaryKey: string, share?: ShareDoc): Promise<SidecarContent | undefined> {
+    const lines = await fileLines(path, 'read the sidecar');
+    if (!lines) return undefined;
     const damaged = (line: number, why: string): P2PSyncError =>
       new P2PSyncError(
         'E_SIDECAR',
         `${path}:${line}: the sidecar is damaged (${why}); delete it to rebuild it (peers then re-sync in full)`,
         { file: path, line },
       );
-    const lines = text.split('\n');
+    const first = (await lines.next()).value as FileLine;
     let header: SidecarHeader;
     try {
-      header = JSON.parse(lines[0] ?? '') as SidecarHeader;
+      header = JSON.parse(first.text) as SidecarHeader;
     } catch {
+      await lines.return(undefined);
       throw damaged(1, 'unreadable header');
     }
-    if (header?.p2psync !== 'sidecar' || header.v !== 1 || typeof header.token !== 'string')
+    if (header?.p2psync !== 'sidecar' || header.v !== 1 || typeof header.token !== 'string') {
+      await lines.return(undefined);
       throw damaged(1, 'not a p2psync sidecar header');
+    }
     const out: SidecarContent = {
       header,
       docs: new Map(),
@@ -196,39 +199,41 @@ export class Sidecar {
       markers: new Map(),
       file: undefined,
       clock: 0,
-      torn: !text.endsWith('\n'),
-      bytes: Buffer.byteLength(text),
+      torn: first.last ? first.text !== '' : false,
+      bytes: first.bytes,
       records: 0,
     };
     const pk = header.key;
-    if (pk !== primaryKey) return out; // the caller reports the mismatch with the header in hand
-    const last = lines.length - 1;
+    if (pk !== primaryKey) {
+      await lines.return(undefined);
+      return out; // the caller reports the mismatch with the header in hand
+    }
     /** Write-ahead records no file save covers yet, in journal order. */
     let ahead: AheadRecord[] = [];
-    for (let i = 1; i <= last; i++) {
-      const line = lines[i]!;
+    for await (const { text: line, line: lineNo, last, bytes } of lines) {
+      out.bytes = bytes;
+      if (last) out.torn = line !== '';
       if (line === '') continue;
       let rec: BatchRecord | WalRecord;
       try {
         rec = JSON.parse(line) as BatchRecord | WalRecord;
       } catch {
         // Only the last line can be torn by a crash; anything earlier means the file was damaged otherwise.
-        if (i === last) {
-          out.torn = true;
-          out.dropped = { line: i + 1, bytes: Buffer.byteLength(line) };
+        if (last) {
+          out.dropped = { line: lineNo, bytes: Buffer.byteLength(line) };
           break;
         }
-        throw damaged(i + 1, 'unreadable line');
+        throw damaged(lineNo, 'unreadable line');
       }
       if (rec?.t === 'w') {
-        if (typeof rec.s !== 'number') throw damaged(i + 1, 'bad write-ahead record');
-        const entries = docEntries(rec.d, pk);
-        if (!entries) throw damaged(i + 1, 'bad document record');
+        if (typeof rec.s !== 'number') throw damaged(lineNo, 'bad write-ahead record');
+        const entries = docEntries(rec.d, pk, share);
+        if (!entries) throw damaged(lineNo, 'bad document record');
         ahead.push({ s: rec.s, entries, x: rec.x ?? [] });
         if (rec.s > out.seq) out.seq = rec.s;
       } else if (rec?.t === 'b') {
-        const entries = docEntries(rec.d, pk);
-        if (!entries) throw damaged(i + 1, 'bad document record');
+        const entries = docEntries(rec.d, pk, share);
+        if (!entries) throw damaged(lineNo, 'bad document record');
         for (const e of entries) out.docs.set(e.id, e);
         for (const id of rec.x ?? []) out.docs.delete(id);
         if (rec.f) out.file = rec.f;
@@ -238,7 +243,7 @@ export class Sidecar {
           for (const a of ahead) if (a.s <= covered) fold(out.docs, a);
           ahead = ahead.filter((a) => a.s > covered);
         }
-      } else throw damaged(i + 1, 'unknown record');
+      } else throw damaged(lineNo, 'unknown record');
       for (const p of rec.p ?? []) replayPeer(out, p);
       out.records += journalRecords(rec);
       if (typeof rec.c === 'number' && rec.c > out.clock) out.clock = rec.c;
@@ -396,6 +401,9 @@ export class Sidecar {
   }
 }
 
+/** A state equal to `doc` to keep instead of it, if there is one (see `Sidecar.load`). */
+export type ShareDoc = (id: string, doc: DocState) => DocState | undefined;
+
 interface AheadRecord {
   s: number;
   entries: IndexEntry[];
@@ -409,14 +417,20 @@ function fold(docs: Map<string, IndexEntry>, a: AheadRecord): void {
 }
 
 /** The documents of a record's `d`, or undefined if one is malformed. */
-function docEntries(d: Array<[number, DocState]> | undefined, pk: string): IndexEntry[] | undefined {
+function docEntries(
+  d: Array<[number, DocState]> | undefined,
+  pk: string,
+  share: ShareDoc | undefined,
+): IndexEntry[] | undefined {
   const out: IndexEntry[] = [];
   for (const pair of d ?? []) {
     const [lwt, doc] = Array.isArray(pair) ? pair : [];
     const id = doc?.[pk];
     if (typeof id !== 'string' || typeof lwt !== 'number') return undefined;
     doc!._deleted = doc!._deleted === true;
-    out.push({ id, doc: doc!, lwt });
+    const shared = share?.(id, doc!);
+    // A shared state brings its own id string: the entry keeps that one rather than a second copy.
+    out.push(shared ? { id: shared[pk] as string, doc: shared, lwt } : { id, doc: doc!, lwt });
   }
   return out;
 }

@@ -1,5 +1,6 @@
-import type { Hash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
+import { createHash, type Hash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
 import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
@@ -15,7 +16,10 @@ import {
   type LayoutSource,
 } from './file-image.js';
 import {
+  fingerprintOf,
   readVersioned,
+  sameFingerprint,
+  storeTarget,
   writeFileAtomic,
   writeFileAtomicWith,
   type Fingerprint,
@@ -23,6 +27,8 @@ import {
   type VersionedText,
 } from './fs-util.js';
 import { lineColumn, scanJson } from './json-locate.js';
+import { jsonArrayElements } from './json-elements.js';
+import { handleLines } from './line-reader.js';
 
 export type StoreFormat = 'json' | 'ndjson';
 
@@ -77,6 +83,22 @@ export class UserFile {
     const r = await readVersioned(this.options.path, since);
     if (r) this.lastVersion = r.version;
     return r;
+  }
+
+  /**
+   * Reads and parses the file (undefined if it does not exist). An NDJSON file is parsed a line at a time while it
+   * is read, a JSON array an element at a time, so that its text is never held whole next to its documents (for a
+   * big store, as much memory again as the file). Anything unusual (an element that does not parse or validate, a
+   * collection file, a change while it was read) sends it down the whole-text path, whose errors say exactly where.
+   */
+  async readParsed(blankIsEmpty: boolean): Promise<{ content: UserContent; version: FileVersion } | undefined> {
+    const streamed = this.options.collection === undefined ? await this.streamDocs() : undefined;
+    if (streamed) {
+      this.lastVersion = streamed.version;
+      return streamed;
+    }
+    const raw = await this.readText();
+    return raw && { content: this.parse(raw.text, blankIsEmpty), version: raw.version };
   }
 
   async writeText(text: string | Buffer): Promise<FileVersion> {
@@ -205,6 +227,10 @@ export class UserFile {
     } finally {
       if (open) await source?.handle.close().catch(() => undefined);
     }
+  }
+
+  private streamDocs(): Promise<{ content: UserContent; version: FileVersion } | undefined> {
+    return streamDocsFile(this.options.path, this.options.format, this.options.primaryKey);
   }
 
   private frameFor(root: Record<string, Json> | undefined): FileFrame {
@@ -360,6 +386,65 @@ export class UserFile {
       docs.set(id, asDocState(v));
     }
     return docs;
+  }
+}
+
+/** See `UserFile.readParsed`: undefined when the file has to be read whole. */
+async function streamDocsFile(
+  path: string,
+  format: StoreFormat,
+  primaryKey: string,
+): Promise<{ content: UserContent; version: FileVersion } | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(await storeTarget(path), 'r');
+  } catch {
+    return undefined; // the whole-text path finds it missing or reports why it cannot be read
+  }
+  try {
+    const before = fingerprintOf(await handle.stat());
+    const sha1 = createHash('sha1');
+    let size = 0;
+    const hash = {
+      update(bytes: Buffer): void {
+        size += bytes.length;
+        sha1.update(bytes);
+      },
+    };
+    const docs = new Map<string, DocState>();
+    const take = (text: string): boolean => {
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch {
+        return false;
+      }
+      if (!isPlainObject(v)) return false;
+      const id = docKey(v, primaryKey);
+      if (id === undefined || reservedField(v) !== undefined || docs.has(id)) return false;
+      docs.set(id, asDocState(v));
+      return true;
+    };
+    if (format === 'ndjson') {
+      for await (const { text, utf8, line } of handleLines(handle, path, 'read', { hash, checkUtf8: true })) {
+        let t = line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+        if (t.endsWith('\r')) t = t.slice(0, -1);
+        if (t.trim() === '') continue;
+        if (!utf8 || !take(t)) return undefined;
+      }
+    } else {
+      for await (const bytes of jsonArrayElements(handle, path, hash)) {
+        if (!isUtf8(bytes) || !take(bytes.toString('utf8'))) return undefined;
+      }
+    }
+    const after = fingerprintOf(await handle.stat());
+    // An in-place writer was busy meanwhile: the whole-text path reads again.
+    if (!sameFingerprint(before, after) || size !== after.size) return undefined;
+    return { content: { docs }, version: { ...after, hash: sha1.digest('hex') } };
+  } catch {
+    return undefined; // NotAnArray, an I/O error: the whole-text path reads it or reports what is wrong
+  } finally {
+    await handle.close().catch(() => undefined);
   }
 }
 

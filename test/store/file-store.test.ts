@@ -98,6 +98,14 @@ describe('file stores: files on disk', () => {
     expect(await readFile(path, 'utf8')).toBe('{"id":"b","v":1}\n{"id":"a"}\n{"id":"c","text":"line\\nbreak"}\n');
   });
 
+  it('reads an NDJSON file that starts with a byte order mark', async () => {
+    const path = fx.file('a.ndjson');
+    await writeFile(path, '\ufeff{"id":"a"}\n{"id":"b"}\n');
+    const s = await fx.open({ path, watch: false });
+    expect(ids(await s.all())).toEqual(['a', 'b']);
+    await s.close();
+  });
+
   it('ingests edits made while closed (file replaced wholesale) as creates, updates and deletes with new lwts', async () => {
     const path = fx.file('a.json');
     let s = await fx.open({ path, watch: false });
