@@ -343,9 +343,9 @@ class Session {
       }
       if (this.synced) return;
       this.synced = true;
-      void this.store.all().then((docs) => {
+      void this.store.count().then((documents) => {
         if (this.settled || !this.synced) return;
-        this.o.emit({ event: 'synced', peers: reps.length, documents: docs.length });
+        this.o.emit({ event: 'synced', peers: reps.length, documents });
         if (this.o.once) this.finish({ reason: 'synced' });
       });
     });

@@ -32,6 +32,9 @@ export interface Store {
   /** All live documents (no tombstones), in key order. */
   all(): Promise<DocState[]>;
 
+  /** How many live documents there are (what `all()` would return, without building or sorting it). */
+  count(): Promise<number>;
+
   /**
    * Documents changed strictly after `checkpoint` in `(lwt, id)` order, tombstones included: exactly `limit`
    * documents while more remain. The returned checkpoint is that of the last document, or the input when

@@ -89,6 +89,11 @@ export class EncryptedStore implements Store, PeerStateStore {
     return (await this.inner.all()).map((d) => this.plain(d));
   }
 
+  /** Counted without decrypting anything. */
+  count(): Promise<number> {
+    return this.inner.count();
+  }
+
   async changesSince(checkpoint: Checkpoint | null, limit: number): Promise<ChangeBatch> {
     const page = await this.inner.changesSince(checkpoint, limit);
     return { checkpoint: page.checkpoint, documents: page.documents.map((d) => this.plain(d)) };

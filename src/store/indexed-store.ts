@@ -74,6 +74,13 @@ export abstract class IndexedStore implements Store, PeerStateStore {
     return live.sort((a, b) => compareIds(a.id, b.id)).map((e) => e.doc);
   }
 
+  async count(): Promise<number> {
+    await this.beforeRead();
+    let n = 0;
+    for (const e of this.index.entries()) if (!e.doc._deleted) n++;
+    return n;
+  }
+
   async changesSince(checkpoint: Checkpoint | null, limit: number): Promise<ChangeBatch> {
     await this.beforeRead();
     if (checkpoint !== null && !isCheckpoint(checkpoint)) return { checkpoint, documents: [] };

@@ -143,6 +143,7 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       expect(conflicts).toEqual([]);
       expect((await store.get(['a'])).get('a')).toEqual(doc('a', { title: 'x' }, true));
       expect((await store.all()).map((d) => d.id)).toEqual(['b']);
+      expect(await store.count()).toBe(1);
       const f = await feed(store);
       expect(f.docs[f.docs.length - 1]).toEqual(doc('a', { title: 'x' }, true));
       // Re-creating a deleted id is an update of its tombstone.
@@ -155,6 +156,7 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         }),
       ).toEqual([]);
       expect((await store.all()).map((d) => d.id)).toEqual(['a', 'b']);
+      expect(await store.count()).toBe(2);
     });
 
     it('compare-and-set: writes on a match, returns the current state on a conflict, in input order', async () => {
