@@ -4,14 +4,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { SyncEvent } from '../../src/core/events.js';
 import type { DocState } from '../../src/core/types.js';
 import { openStore } from '../../src/store/open.js';
-import { WriterProcess } from './child.js';
-import { StoreFixture } from './harness.js';
+import { WriterProcess } from '../store/child.js';
+import { StoreFixture } from '../store/harness.js';
 
 /**
- * Cycles per case (2 formats x 2 barriers; sized to keep `npm test` within about 6 minutes). Each cycle: start a
- * writer, SIGKILL it at a random moment, reopen and check.
+ * Cycles per case (2 formats x 2 barriers; a soak, so it runs in the system suite). Each cycle: start a writer,
+ * SIGKILL it at a random moment, reopen and check.
  */
-const CYCLES = 12;
+const CYCLES = 20;
 /** The most documents one unacknowledged batch can touch (8 steps x (doc, delete) + counter). */
 const MAX_UNACKED_CHANGES = 8 * 2 + 1;
 
