@@ -344,9 +344,10 @@ export class FileStore extends IndexedStore {
   }
 
   /**
-   * Honest shutdown (docs/STORES.md, "Durability"): when the final save fails and documents are durable nowhere
-   * (the journal could not take them either), the error says how many (`details.unwritten`); they are lost to this
-   * replica, and its checkpoints, recorded after them, make replication fetch them again on the next start.
+   * Honest shutdown (docs/STORES.md, "Durability"): when the final save fails, the error says how many documents are
+   * durable nowhere (`details.unwritten`: the journal could not take them either; they are lost to this replica, and
+   * its checkpoints, recorded after them, make replication fetch them again on the next start) and how many are in
+   * the journal but not in the user's file (`details.unsaved`: the next start writes them there).
    */
   override async close(): Promise<void> {
     try {
@@ -358,13 +359,14 @@ export class FileStore extends IndexedStore {
 
   private withUnwritten(e: P2PSyncError): P2PSyncError {
     const unwritten = this.wal.notDurable();
-    if (unwritten === 0) return e;
-    return new P2PSyncError(
-      e.code,
-      `${unwritten} document${unwritten === 1 ? '' : 's'} could not be written to ${this.path}: ${e.message}`,
-      { ...e.details, unwritten },
-      { cause: e },
-    );
+    const unsaved = this.writer.unsaved;
+    if (unwritten === 0 && unsaved === 0) return e;
+    const docs = (n: number): string => `${n} document${n === 1 ? '' : 's'}`;
+    const what =
+      unwritten > 0
+        ? `${docs(unwritten)} could not be written to ${this.path}`
+        : `${docs(unsaved)} are in the journal but could not be written to ${this.path} (the next start writes them)`;
+    return new P2PSyncError(e.code, `${what}: ${e.message}`, { ...e.details, unwritten, unsaved }, { cause: e });
   }
 
   protected override async release(): Promise<void> {

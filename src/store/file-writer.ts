@@ -86,6 +86,11 @@ export class FileWriter {
     return this.filePending.length > 0 || this.needSnapshot || !sameVersion(this.knownVersion, this.recordedVersion);
   }
 
+  /** Documents the user's file does not hold yet (changed since its last save). */
+  get unsaved(): number {
+    return new Set(this.filePending.map((e) => e.id)).size;
+  }
+
   /** Resolves once no write is in flight (whether it succeeded or not). */
   async idle(): Promise<void> {
     while (this.writing) await this.writing;

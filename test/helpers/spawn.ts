@@ -129,8 +129,9 @@ export class TestProcess {
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     // A process that exits early closes its stdin; ignore EPIPE from late writes, the exit is reported elsewhere.
     this.child.stdin!.on('error', () => {});
+    // 'close', not 'exit': it comes after stdout has ended, so the last events (`closed`) are parsed by then.
     this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
+      this.child.on('close', (code, signal) => {
         TestProcess.running.delete(this);
         resolve({ code, signal });
       });
