@@ -9,6 +9,20 @@ const num = (v, digits = 0) =>
     : '—';
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(a / b).toFixed(2)}x` : '—');
 
+/** Part a's rows, p2psync next to RxDB, and a closing blank line. */
+function oneProcessTable(rows) {
+  const perJoin = (k, sockets) => k.cpuMicrosPerJoin ?? (k.joinCpuSeconds * 1e6) / sockets;
+  return [
+    '| sockets | p2psync joins/s | RxDB joins/s | ratio | p2psync relay p50 / p99 ms | RxDB relay p50 / p99 ms | p2psync RSS MiB | RxDB RSS MiB | p2psync CPU µs/join | RxDB CPU µs/join | CPU ratio |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(({ sockets, p2psync: p, rxdb: x }) => {
+      const [cp, cx] = [perJoin(p, sockets), perJoin(x, sockets)];
+      return `| ${num(sockets)} | ${num(p.joinsPerSecond)} | ${num(x.joinsPerSecond)} | ${ratio(p.joinsPerSecond, x.joinsPerSecond)} | ${num(p.relayP50Ms, 2)} / ${num(p.relayP99Ms, 2)} | ${num(x.relayP50Ms, 2)} / ${num(x.relayP99Ms, 2)} | ${num(p.rssMiB)} | ${num(x.rssMiB)} | ${num(cp)} | ${num(cx)} | ${ratio(cp, cx)} |`;
+    }),
+    '',
+  ];
+}
+
 export function renderSignalSection() {
   const file = join(RESULTS_DIR, 'signal.json');
   if (!existsSync(file)) return undefined;
@@ -31,35 +45,16 @@ export function renderSignalSection() {
       'own cost, which the shared cores disturb less than the rates. p2psync runs with every limit at its default except',
       '`--max-connections`, raised to N+100. Servers alternate; medians of the runs.',
       '',
-      '| sockets | p2psync joins/s | RxDB joins/s | ratio | p2psync relay p50 / p99 ms | RxDB relay p50 / p99 ms | p2psync RSS MiB | RxDB RSS MiB | p2psync CPU µs/join | RxDB CPU µs/join | CPU ratio |',
-      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...oneProcessTable(r.a),
     );
-    for (const row of r.a) {
-      const p = row.p2psync;
-      const x = row.rxdb;
-      const perJoin = (k) => k.cpuMicrosPerJoin ?? (k.joinCpuSeconds * 1e6) / row.sockets;
-      out.push(
-        `| ${num(row.sockets)} | ${num(p.joinsPerSecond)} | ${num(x.joinsPerSecond)} | ${ratio(p.joinsPerSecond, x.joinsPerSecond)} | ${num(p.relayP50Ms, 2)} / ${num(p.relayP99Ms, 2)} | ${num(x.relayP50Ms, 2)} / ${num(x.relayP99Ms, 2)} | ${num(p.rssMiB)} | ${num(x.rssMiB)} | ${num(perJoin(p))} | ${num(perJoin(x))} | ${ratio(perJoin(p), perJoin(x))} |`,
-      );
-    }
-    out.push('');
   }
   if (r.aWarm) {
     out.push(
       '**Warm servers** (`npm run bench:signal -- --only a --sizes 1000 --warmup 1000`): each server first takes 1,000',
       'untimed joins, so the measured ones do not run in the first second of its life, as they do above.',
       '',
-      '| sockets | p2psync joins/s | RxDB joins/s | ratio | p2psync relay p50 / p99 ms | RxDB relay p50 / p99 ms | p2psync CPU µs/join | RxDB CPU µs/join | CPU ratio |',
-      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      ...oneProcessTable(r.aWarm),
     );
-    for (const row of r.aWarm) {
-      const p = row.p2psync;
-      const x = row.rxdb;
-      out.push(
-        `| ${num(row.sockets)} | ${num(p.joinsPerSecond)} | ${num(x.joinsPerSecond)} | ${ratio(p.joinsPerSecond, x.joinsPerSecond)} | ${num(p.relayP50Ms, 2)} / ${num(p.relayP99Ms, 2)} | ${num(x.relayP50Ms, 2)} / ${num(x.relayP99Ms, 2)} | ${num(p.cpuMicrosPerJoin)} | ${num(x.cpuMicrosPerJoin)} | ${ratio(p.cpuMicrosPerJoin, x.cpuMicrosPerJoin)} |`,
-      );
-    }
-    out.push('');
   }
   if (r.b) {
     out.push(

@@ -95,6 +95,17 @@ describe('admission under --max-peers', () => {
     expect(admit(view, ringFull, others[1]!)).toEqual({ action: 'decline' });
   });
 
+  it('a member that declined is left out of the ideal set, and the next best member takes its place', () => {
+    const members = ids(16);
+    const own = members[0]!;
+    const view = new Overlay(own, members, 4);
+    const decliner = [...view.ideal][0]!;
+    const next = new Overlay(own, members, 4, new Set([decliner]));
+    expect(next.ideal.has(decliner)).toBe(false);
+    expect(next.ideal.size).toBe(view.ideal.size);
+    expect([...next.ideal].filter((m) => !view.ideal.has(m)).length).toBeGreaterThan(0);
+  });
+
   it('every member fits the bound: a full mesh, never a decline below it', () => {
     const members = ids(4);
     const view = new Overlay(members[0]!, members, 3);
