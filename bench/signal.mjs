@@ -14,7 +14,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Proc, stopAll, killAllSync } from './lib/proc.mjs';
 import { BIN, RXDB_SIGNAL, RESULTS_DIR, ROOT } from './lib/paths.mjs';
-import { median } from './lib/stats.mjs';
+import { median, round } from './lib/stats.mjs';
 import { signalLoad, closeAll } from './signal-load.mjs';
 import { runConvergence } from './signal-converge.mjs';
 
@@ -26,8 +26,22 @@ const { values: args } = parseArgs({
     peers: { type: 'string', default: '10,25,50' },
     // Joins each server takes, untimed, before the measured load (0: measure a server that just started).
     warmup: { type: 'string', default: '0' },
+    // Print the medians only: bench/results/signal.json and docs/BENCHMARKS.md stay as they are.
+    'no-write': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  console.log(`usage: node bench/signal.mjs [--only a,b,c] [--sizes 1000,5000,10000] [--runs 2] [--peers 10,25,50]
+                              [--warmup N] [--no-write]
+  --only      parts to run: a (one process vs RxDB), b (two nodes through Redis), c (--max-peers convergence)
+  --sizes     socket counts of part a
+  --runs      runs per size and server in part a (servers alternate; medians)
+  --warmup    untimed joins each server takes before the measured ones (part a)
+  --no-write  print the medians as JSON on stdout; leave bench/results and docs/BENCHMARKS.md untouched`);
+  process.exit(0);
+}
+const WRITE = !args['no-write'];
 const parts = new Set(args.only.split(','));
 const RUNS = Number(args.runs);
 
@@ -173,6 +187,7 @@ try {
 }
 /** Saved after every part, so an interrupted run keeps what it measured. */
 const save = () => {
+  if (!WRITE) return;
   writeFileSync(file, JSON.stringify({ ...previous, ...results }, null, 2) + '\n');
   console.error(`wrote ${file}`);
 };
@@ -183,6 +198,21 @@ try {
   if (parts.has('c')) ((results.c = await runConvergence(args.peers.split(',').map(Number))), save());
 } finally {
   await stopAll();
+}
+if (!WRITE) {
+  const brief = (row) => ({
+    sockets: row.sockets,
+    joinsRatio: round(row.p2psync.joinsPerSecond / row.rxdb.joinsPerSecond, 2),
+    cpuRatio: round(row.p2psync.cpuMicrosPerJoin / row.rxdb.cpuMicrosPerJoin, 2),
+    ...Object.fromEntries(['p2psync', 'rxdb'].map((k) => [k, { ...row[k], runs: undefined }])),
+  });
+  console.log(JSON.stringify({ ...results, a: results.a?.map(brief), aWarm: results.aWarm?.map(brief) }, null, 2));
+  console.log(
+    `load average at the end: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' / ')}`,
+  );
+  process.exit(0);
 }
 // docs/BENCHMARKS.md shows this run next to bench/results/latest.json's.
 spawn(process.execPath, [join(ROOT, 'bench/run.mjs'), '--render'], { stdio: 'inherit' });
