@@ -150,5 +150,5 @@ export function handleUpgrade(ctx: HttpContext, req: IncomingMessage, socket: Du
   if (!authorized(ctx, req))
     return refuse(ctx, req, socket, 'unauthorized', 401, { 'WWW-Authenticate': 'Bearer realm="p2psync"' });
   if (ctx.hub.openSockets >= ctx.limits.maxConnections) return refuse(ctx, req, socket, 'max_connections', 503);
-  ctx.wss.handleUpgrade(req, socket, head, (ws) => ctx.hub.attach(ws, () => req.socket.remoteAddress ?? ''));
+  ctx.wss.handleUpgrade(req, socket, head, (ws) => ctx.hub.attach(ws, socket, () => req.socket.remoteAddress ?? ''));
 }

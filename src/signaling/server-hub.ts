@@ -1,7 +1,9 @@
+import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import type { EventSink } from '../core/events.js';
 import { claimedPeerId, isClaimKey } from './claim.js';
 import type { RedisBackplane } from './cluster.js';
+import { textFrame, textFrameOf } from './server-frame.js';
 import { TokenBucket, type SignalLimits } from './server-limits.js';
 import type { DisconnectKind, SignalGauges, SignalMetrics, UpgradeRefusal } from './server-metrics.js';
 import {
@@ -33,8 +35,6 @@ export type SignalServerEvent =
   /** The last event: `close()` finished. */
   | { event: 'closed' };
 export type SignalEventSink = EventSink<SignalServerEvent>;
-/** A frame on its way out: text, or text already encoded as UTF-8 (sent as a text frame all the same). */
-type OutFrame = string | Buffer;
 
 /**
  * Bytes that may wait in one socket's send buffer. A client that stops reading while others signal it
@@ -42,8 +42,6 @@ type OutFrame = string | Buffer;
  */
 const MIN_MAX_BUFFERED_BYTES = 1024 * 1024;
 const MAX_BUFFERED_FRAMES = 16;
-/** Buffers go out as text frames too: every frame of the protocol is JSON text. */
-const TEXT_FRAME = { binary: false } as const;
 /** Heartbeat slices per interval (see `heartbeat`). */
 export const HEARTBEAT_SLICES = 10;
 
@@ -52,6 +50,11 @@ interface Peer {
   id: string;
   claimed: boolean;
   readonly socket: WebSocket;
+  /**
+   * The connection under `socket`. Frames go out on it directly, already framed (server-frame.ts); `ws` still owns
+   * the reading side, control frames and closing.
+   */
+  readonly wire: Duplex;
   /** Rooms joined, with the join time (ms since the epoch: comparable across signaling nodes). */
   readonly rooms: Map<string, number>;
   readonly bucket: TokenBucket;
@@ -124,7 +127,7 @@ export class SignalHub {
       },
       deliver: (receiverId, raw: string) => {
         const receiver = this.peers.get(receiverId);
-        return receiver !== undefined && this.send(receiver, raw);
+        return receiver !== undefined && this.send(receiver, textFrame(raw));
       },
     });
   }
@@ -140,14 +143,18 @@ export class SignalHub {
     return { sockets: this.peers.size, rooms: this.rooms.size, peers: memberships, uptimeSeconds };
   }
 
-  /** `remoteAddress` is read only when a `connection` event is emitted (it costs a getpeername call). */
-  attach(socket: WebSocket, remoteAddress: () => string): void {
+  /**
+   * Takes over an upgraded WebSocket; `wire` is the connection `ws` upgraded (what `handleUpgrade` was given).
+   * `remoteAddress` is read only when a `connection` event is emitted (it costs a getpeername call).
+   */
+  attach(socket: WebSocket, wire: Duplex, remoteAddress: () => string): void {
     let id = createPeerId();
     while (this.peers.has(id)) id = createPeerId();
     const now = this.now();
     const peer: Peer = {
       id,
       socket,
+      wire,
       slot: this.attached++ % HEARTBEAT_SLICES,
       rooms: new Map(),
       bucket: new TokenBucket(this.limits.maxFramesPerSecond, now),
@@ -333,7 +340,7 @@ export class SignalHub {
     this.broadcastMembers(room, members);
   }
 
-  private relay(peer: Peer, senderPeerId: unknown, receiverPeerId: unknown, raw: OutFrame): void {
+  private relay(peer: Peer, senderPeerId: unknown, receiverPeerId: unknown, raw: string | Buffer): void {
     if (senderPeerId !== peer.id)
       return this.violation(peer, 'spoofed_sender', SIGNAL_CLOSE_CODES.spoofedSender, 'spoofed sender');
     const receiver = typeof receiverPeerId === 'string' ? this.peers.get(receiverPeerId) : undefined;
@@ -344,7 +351,8 @@ export class SignalHub {
     // RxDB relays to any known id; we only relay between members of a shared room, so knowing an id is not
     // enough to reach a peer. RxDB clients only ever signal co-members.
     if (!this.shareRoom(peer, receiver)) return this.dropped(peer, 'no_shared_room');
-    if (this.send(receiver, raw)) this.metrics.framesRelayed += 1;
+    if (this.send(receiver, typeof raw === 'string' ? textFrame(raw) : textFrameOf(raw)))
+      this.metrics.framesRelayed += 1;
   }
 
   private shareRoom(a: Peer, b: Peer): boolean {
@@ -411,7 +419,8 @@ export class SignalHub {
   }
 
   private isSlow(peer: Peer): boolean {
-    return peer.socket.bufferedAmount > this.maxBufferedBytes;
+    // What waits in the connection's buffer, ws's own frames included (ws queues nothing itself without deflate).
+    return peer.wire.writableLength > this.maxBufferedBytes;
   }
 
   private dropSlow(peer: Peer): void {
@@ -421,16 +430,16 @@ export class SignalHub {
     peer.socket.terminate();
   }
 
-  /** Sends a text frame if the socket is open and keeping up; false if it was not sent. */
-  private send(peer: Peer, text: OutFrame): boolean {
-    if (peer.gone || peer.socket.readyState !== WebSocket.OPEN) return false;
+  /** Writes a complete text frame (server-frame.ts) if the socket is open and keeping up; false if not sent. */
+  private send(peer: Peer, frame: Buffer): boolean {
+    if (peer.gone || peer.socket.readyState !== WebSocket.OPEN || !peer.wire.writable) return false;
     if (this.isSlow(peer)) {
       // Dropped after the current loop: removing a member mid-broadcast would send the newer member list
       // first and this older one after it, and clients act on the last list they get.
       queueMicrotask(() => this.dropSlow(peer));
       return false;
     }
-    peer.socket.send(text, TEXT_FRAME);
+    peer.wire.write(frame);
     this.metrics.framesSent += 1;
     return true;
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { textFrame } from './server-frame.js';
 
 /**
  * Close codes the server sends on violations and shutdown. RxDB clients ignore codes and just reconnect
@@ -150,19 +151,19 @@ function randomByte(): number {
 }
 
 /**
- * `joined` as RxDB sends it: the full member list in join order, the receiver included, no room name. Encoded
- * once as UTF-8 for the whole broadcast (ws would otherwise encode the same string again for every member).
+ * `joined` as RxDB sends it: the full member list in join order, the receiver included, no room name. One
+ * complete WebSocket frame for the whole broadcast, written unchanged to every member.
  */
 export function joinedFrame(memberIds: readonly string[]): Buffer {
-  return Buffer.from(JSON.stringify({ type: 'joined', otherPeerIds: memberIds }));
+  return textFrame(JSON.stringify({ type: 'joined', otherPeerIds: memberIds }));
 }
 
 /** `init`, plus `claim: true`: this server takes `claim` frames (docs/PROTOCOL.md §1.8; RxDB clients ignore it). */
 export function initFrame(peerId: string): Buffer {
-  return Buffer.from(JSON.stringify({ type: 'init', yourPeerId: peerId, claim: true }));
+  return textFrame(JSON.stringify({ type: 'init', yourPeerId: peerId, claim: true }));
 }
 
 /** The answer to a `claim`: the socket's peer id from now on. */
 export function claimedFrame(peerId: string): Buffer {
-  return Buffer.from(JSON.stringify({ type: 'claimed', yourPeerId: peerId }));
+  return textFrame(JSON.stringify({ type: 'claimed', yourPeerId: peerId }));
 }
