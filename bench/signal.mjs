@@ -98,9 +98,24 @@ async function startRedis() {
 
 const pick = (rs, key) => median(rs.map((r) => (Array.isArray(r[key]) ? r[key][0] : r[key])));
 
+/**
+ * The load generator shares this process across runs, so the first measured run would meet its cold code (JIT,
+ * first allocations) and the server measured first would pay for it. One untimed round against each server
+ * first, so every measured run meets the same warm client.
+ */
+async function warmLoadGenerator(sockets) {
+  for (const kind of ['p2psync', 'rxdb']) {
+    const server = await startServer(kind, ['--max-connections', String(sockets + 100)]);
+    const warm = await signalLoad({ urls: [server.url], sockets, roomSize: 10, samples: 1_000 });
+    await closeAll(warm.clients);
+    await server.proc.stop();
+  }
+}
+
 /** a: one process, p2psync vs RxDB, alternating, `RUNS` runs per size; medians. */
 async function partA() {
   const out = [];
+  await warmLoadGenerator(Math.min(...args.sizes.split(',').map(Number)));
   for (const sockets of args.sizes.split(',').map(Number)) {
     const runs = { p2psync: [], rxdb: [] };
     for (let r = 0; r < RUNS; r++) {

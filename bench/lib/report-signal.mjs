@@ -43,7 +43,9 @@ export function renderSignalSection() {
       'room mates: **relay p50/p99** is the time from send to receipt. **RSS** after all joins; **CPU** is the',
       "server's CPU time (all threads, from the scheduler's counters) during the join phase, per join: the server's",
       'own cost, which the shared cores disturb less than the rates. p2psync runs with every limit at its default except',
-      '`--max-connections`, raised to N+100. Servers alternate; medians of the runs.',
+      '`--max-connections`, raised to N+100. Servers alternate; medians of the runs. Before the first run, one',
+      'untimed round against each server warms the load generator (it runs in the bench process), so the server',
+      'measured first does not pay for its cold start.',
       '',
       ...oneProcessTable(r.a),
     );
