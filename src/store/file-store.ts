@@ -30,7 +30,6 @@ export interface FileStoreConfig {
   pollIntervalMs: number;
   debounceMs: number;
   tombstoneTtlMs: number;
-  flushDelayMs: number;
   lockTimeoutMs: number;
   compactMinBytes: number;
   emit: EmitEvent | undefined;
@@ -70,6 +69,8 @@ export class FileStore extends IndexedStore {
   private readonly edits: OutsideEdits;
   private watcher: FileWatcher | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** A flush waits for the write in flight to end (see `scheduleFlush`). */
+  private flushAfterWrite = false;
   private flushFailure: string | undefined;
   private lastPurge = 0;
   private released = false;
@@ -386,21 +387,27 @@ export class FileStore extends IndexedStore {
   /**
    * Leading edge: a change after a quiet spell is written at once (on the next turn of the event loop, so that one
    * burst is one write); rewrites that follow each other are paced by their cost (`FlushPacer`), which bounds the
-   * share of time spent rewriting a big file during a sync.
+   * share of time spent rewriting a big file during a sync. A change made while a write is in flight waits for that
+   * write to end, then asks the pacer: what it costs decides how long the next one waits.
    */
   private scheduleFlush(): void {
-    if (this.flushTimer || this.closed || this.released) return;
-    this.flushIn(this.writer.pacer.delay(performance.now(), this.writer.busy, this.config.flushDelayMs));
+    if (this.flushTimer || this.flushAfterWrite || this.closed || this.released) return;
+    if (this.writer.busy) {
+      this.flushAfterWrite = true;
+      void this.writer.idle().then(() => {
+        this.flushAfterWrite = false;
+        this.scheduleFlush();
+      });
+      return;
+    }
+    this.flushIn(this.writer.pacer.delay(performance.now()));
   }
 
   private flushIn(ms: number): void {
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
-      // The rewrite in flight decides how long the next one waits: ask the pacer again once it is done.
-      if (this.writer.busy) {
-        void this.writer.idle().then(() => this.scheduleFlush());
-        return;
-      }
+      // A write started meanwhile (an explicit flush): wait for it, as above.
+      if (this.writer.busy) return this.scheduleFlush();
       this.flush().then(
         () => (this.flushFailure = undefined),
         (err: unknown) => this.flushFailed(err),
