@@ -377,6 +377,7 @@ export class FileStore extends IndexedStore {
     this.flushTimer = undefined;
     await this.writer.idle();
     await this.wal.close();
+    await this.edits.close();
     await this.file.close();
     await this.sidecar.close();
     await this.ownerLock.release();

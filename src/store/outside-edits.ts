@@ -5,9 +5,11 @@ import type { EmitEvent } from '../core/events.js';
 import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { DocIndex, IndexEntry } from './doc-index.js';
 import { diffFile, type FileDiff } from './diff.js';
-import type { FileStoreStats, FileWriter } from './file-writer.js';
-import { fingerprintOf, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
-import type { StoreFormat, UserContent, UserFile } from './user-file.js';
+import { sameVersion, type FileStoreStats, type FileWriter } from './file-writer.js';
+import { open, type FileHandle } from 'node:fs/promises';
+import { fingerprintOf, sameFingerprint, statOrUndefined, storeTarget, type FileVersion } from './fs-util.js';
+import { readDelta, readWhole, scanArray, type ArrayRanges, type DeltaResult, type JsonImage } from './json-delta.js';
+import type { StoreFormat, UserContent, UserFile, UserText } from './user-file.js';
 
 const debug = debuglog('p2psync');
 
@@ -46,6 +48,8 @@ export class OutsideEdits {
   private readonly stats: FileStoreStats;
   private readonly emit: EmitEvent | undefined;
   private readonly commit: (entries: IndexEntry[], origin: WriteOrigin) => void;
+  /** The JSON version last read, kept to compare the next one with (see `JsonImage`). */
+  private image: JsonImage | undefined;
 
   constructor(o: OutsideEditsOptions) {
     this.path = o.path;
@@ -96,15 +100,24 @@ export class OutsideEdits {
           await delay(SETTLE_MS);
           continue;
         }
-        let content: UserContent;
-        try {
-          content = this.file.parse(raw.text, false);
-        } catch (err) {
-          return this.report(raw.version, toP2PSyncError(err), 'error');
+        // A JSON file changed in a few documents: only those are parsed (see `JsonImage`).
+        const delta = await this.readDelta(raw);
+        if (delta) {
+          this.problem = undefined;
+          counts = this.ingest({ docs: delta.docs }, raw.version, this.writer.knownDocs());
+          await this.keepImage(raw.version, delta.ranges);
+        } else {
+          let content: UserContent;
+          try {
+            content = this.file.parse(raw.text, false);
+          } catch (err) {
+            return this.report(raw.version, toP2PSyncError(err), 'error');
+          }
+          if (this.problem) debug('%s is valid again', this.path);
+          this.problem = undefined;
+          counts = this.ingest(content, raw.version, this.writer.knownDocs());
+          if (this.imaging) await this.keepImage(raw.version);
         }
-        if (this.problem) debug('%s is valid again', this.path);
-        this.problem = undefined;
-        counts = this.ingest(content, raw.version, this.writer.knownDocs());
       }
       if (counts.created + counts.updated + counts.deleted > 0) {
         this.stats.outsideEdits++;
@@ -112,6 +125,71 @@ export class OutsideEdits {
       }
       return;
     }
+  }
+
+  /** Releases the kept version of the file (see `JsonImage`). */
+  async close(): Promise<void> {
+    await this.dropImage();
+  }
+
+  /** Only a plain JSON array is compared element by element (a collection file's other members may change too). */
+  private get imaging(): boolean {
+    return this.format === 'json' && this.file.options.collection === undefined;
+  }
+
+  /** The new version's documents from the image of the version p2psync knows, if it has one and it applies. */
+  private async readDelta(raw: UserText): Promise<DeltaResult | undefined> {
+    const image = this.image;
+    const bytes = raw.bytes;
+    if (!image || !bytes) return undefined;
+    // p2psync's own writes replace the version the image describes: it is of no use any more.
+    if (!sameVersion(image.version, this.writer.knownVersion)) {
+      await this.dropImage();
+      return undefined;
+    }
+    return readDelta(image, bytes, this.file.options.primaryKey);
+  }
+
+  /**
+   * Keeps the version just ingested open, with where its documents are (`ranges`, or found by scanning it again),
+   * for the next edit to be compared with. Without it (the file changed again meanwhile, or is not a plain array of
+   * objects) the next edit is read the ordinary way.
+   */
+  private async keepImage(version: FileVersion, ranges?: ArrayRanges): Promise<void> {
+    await this.dropImage();
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(await storeTarget(this.path), 'r');
+      if (!sameFingerprint(fingerprintOf(await handle.stat()), version)) return;
+      if (!ranges) {
+        const bytes = await readWhole(handle, version.size);
+        if (!bytes || !sameFingerprint(fingerprintOf(await handle.stat()), version)) return;
+        ranges = scanArray(bytes);
+      }
+      const docs = [...this.writer.knownDocs().values()];
+      if (!ranges || ranges.starts.length !== docs.length) return;
+      const { open: at, close, starts, ends } = ranges;
+      this.image = {
+        handle,
+        version,
+        open: at,
+        close,
+        starts: Float64Array.from(starts),
+        ends: Float64Array.from(ends),
+        docs,
+      };
+      handle = undefined;
+    } catch (err) {
+      debug('no image of %s kept: %s', this.path, (err as Error).message);
+    } finally {
+      await handle?.close().catch(() => undefined);
+    }
+  }
+
+  private async dropImage(): Promise<void> {
+    const image = this.image;
+    this.image = undefined;
+    await image?.handle.close().catch(() => undefined);
   }
 
   private report(fingerprint: FileVersion | undefined, error: P2PSyncError, kind: 'error' | 'warning'): never {
