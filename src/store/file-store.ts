@@ -68,7 +68,8 @@ export class FileStore extends IndexedStore {
   /** Reconciliation with edits made to the file by anyone else. */
   private readonly edits: OutsideEdits;
   private watcher: FileWatcher | undefined;
-  private flushTimer: NodeJS.Timeout | undefined;
+  /** The next timed flush, if one is scheduled. */
+  private flushTimer: { cancel(): void } | undefined;
   /** A flush waits for the write in flight to end (see `scheduleFlush`). */
   private flushAfterWrite = false;
   private flushFailure: string | undefined;
@@ -146,7 +147,7 @@ export class FileStore extends IndexedStore {
         }
       });
     } catch (err) {
-      clearTimeout(store.flushTimer);
+      store.flushTimer?.cancel();
       store.released = true;
       await store.file.close();
       await store.sidecar.close();
@@ -325,7 +326,7 @@ export class FileStore extends IndexedStore {
   private async startWrite(): Promise<{ done: Promise<void> } | undefined> {
     // A flush queued meanwhile may have started a write: one at a time.
     await this.writer.idle();
-    clearTimeout(this.flushTimer);
+    this.flushTimer?.cancel();
     this.flushTimer = undefined;
     if (this.released) return undefined;
     if (Date.now() - this.lastPurge > Math.min(PURGE_EVERY_MS, this.config.tombstoneTtlMs))
@@ -373,7 +374,7 @@ export class FileStore extends IndexedStore {
   protected override async release(): Promise<void> {
     this.released = true;
     this.watcher?.stop();
-    clearTimeout(this.flushTimer);
+    this.flushTimer?.cancel();
     this.flushTimer = undefined;
     await this.writer.idle();
     await this.wal.close();
@@ -405,7 +406,7 @@ export class FileStore extends IndexedStore {
   }
 
   private flushIn(ms: number): void {
-    this.flushTimer = setTimeout(() => {
+    const fire = (): void => {
       this.flushTimer = undefined;
       // A write started meanwhile (an explicit flush): wait for it, as above.
       if (this.writer.busy) return this.scheduleFlush();
@@ -413,7 +414,15 @@ export class FileStore extends IndexedStore {
         () => (this.flushFailure = undefined),
         (err: unknown) => this.flushFailed(err),
       );
-    }, ms);
+    };
+    // No wait: the next turn of the event loop (a timer of 0 ms waits at least 1 ms).
+    if (ms > 0) {
+      const timer = setTimeout(fire, ms);
+      this.flushTimer = { cancel: () => clearTimeout(timer) };
+    } else {
+      const immediate = setImmediate(fire);
+      this.flushTimer = { cancel: () => clearImmediate(immediate) };
+    }
   }
 
   /**

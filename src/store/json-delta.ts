@@ -63,6 +63,10 @@ export function scanArray(buf: Buffer): ArrayRanges | undefined {
 export interface DeltaResult {
   /** Every document of the new version in file order: the image's objects where an element is unchanged. */
   docs: Map<string, DocState>;
+  /** The documents parsed anew (those between the first and the last difference). */
+  changed: Map<string, DocState>;
+  /** Ids of the image's documents between the first and the last difference (some may be in `changed` again). */
+  removed: string[];
   ranges: ArrayRanges;
 }
 
@@ -79,7 +83,9 @@ export async function readDelta(image: JsonImage, next: Buffer, primaryKey: stri
   const p = commonPrefix(old, next);
   const s = commonSuffix(old, next, Math.min(old.length, next.length) - p);
   const shift = next.length - old.length;
-  if (p === old.length && shift === 0) return { docs: docsById(image.docs, primaryKey), ranges: rangesOf(image) };
+  if (p === old.length && shift === 0) {
+    return { docs: docsById(image.docs, primaryKey), changed: new Map(), removed: [], ranges: rangesOf(image) };
+  }
   // The array's brackets, and anything around them, must be shared.
   if (p <= image.open || old.length - s > image.close) return undefined;
   const n = image.docs.length;
@@ -96,13 +102,17 @@ export async function readDelta(image: JsonImage, next: Buffer, primaryKey: stri
   if (!gap || !isUtf8(next.subarray(left, right))) return undefined;
   const docs = new Map<string, DocState>();
   for (let i = 0; i < k; i++) docs.set(image.docs[i]![primaryKey] as string, image.docs[i]!);
+  const changed = new Map<string, DocState>();
   for (let j = 0; j < gap.starts.length; j++) {
     const doc = parseDoc(next.toString('utf8', gap.starts[j], gap.ends[j]), primaryKey);
     if (!doc) return undefined;
     const id = doc[primaryKey] as string;
     if (docs.has(id)) return undefined;
     docs.set(id, doc);
+    changed.set(id, doc);
   }
+  const removed: string[] = [];
+  for (let i = k; i < m; i++) removed.push(image.docs[i]![primaryKey] as string);
   for (let i = m; i < n; i++) {
     const id = image.docs[i]![primaryKey] as string;
     if (docs.has(id)) return undefined;
@@ -122,7 +132,7 @@ export async function readDelta(image: JsonImage, next: Buffer, primaryKey: stri
     starts.push(image.starts[i]! + shift);
     ends.push(image.ends[i]! + shift);
   }
-  return { docs, ranges: { open: image.open, close: image.close + shift, starts, ends } };
+  return { docs, changed, removed, ranges: { open: image.open, close: image.close + shift, starts, ends } };
 }
 
 function docsById(docs: readonly DocState[], primaryKey: string): Map<string, DocState> {

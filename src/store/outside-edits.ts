@@ -4,7 +4,7 @@ import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { DocIndex, IndexEntry } from './doc-index.js';
-import { diffFile, type FileDiff } from './diff.js';
+import { diffFile, diffSpan, type FileDiff } from './diff.js';
 import { sameVersion, type FileStoreStats, type FileWriter } from './file-writer.js';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fingerprintOf, sameFingerprint, statOrUndefined, storeTarget, type FileVersion } from './fs-util.js';
@@ -104,7 +104,9 @@ export class OutsideEdits {
         const delta = await this.readDelta(raw);
         if (delta) {
           this.problem = undefined;
-          counts = this.ingest({ docs: delta.docs }, raw.version, this.writer.knownDocs());
+          const before = this.writer.knownDocs();
+          const d = diffSpan(delta.docs, delta.changed, delta.removed, before, (id) => this.index.get(id)?.doc);
+          counts = this.adopt(d, d.next, raw.version);
           await this.keepImage(raw.version, delta.ranges);
         } else {
           let content: UserContent;

@@ -106,15 +106,17 @@ describe('reading a new version against the image of the last one', () => {
     const path = join(dir, 'keep.json');
     const docs = Array.from({ length: 50 }, (_, i) => ({ id: `d${i}`, n: i, tag: 'same' }));
     // One change in the middle (an update and a delete), or documents added at the end (lowdb's push).
-    const edits = [
-      [...docs.slice(0, 20), { id: 'd20', n: 20, tag: 'changed' }, ...docs.slice(22)],
-      [...docs, { id: 'new' }, { id: 'newer' }],
+    const edits: Array<[object[], string[], string[]]> = [
+      [[...docs.slice(0, 20), { id: 'd20', n: 20, tag: 'changed' }, ...docs.slice(22)], ['d20'], ['d20', 'd21']],
+      [[...docs, { id: 'new' }, { id: 'newer' }], ['new', 'newer'], []],
     ];
-    for (const next of edits) {
+    for (const [next, changed, removed] of edits) {
       const image = await imageOf(path, docs);
       try {
         const r = (await readDelta(image, await replace(path, render(next)), 'id'))!;
         expect(plain(r.docs.values())).toEqual(next);
+        expect([...r.changed.keys()]).toEqual(changed);
+        expect(r.removed).toEqual(removed);
         // Unchanged documents are the image's very objects (so the diff compares them by identity).
         for (let i = 0; i < 50; i++) if (i < 20 || i > 21) expect(r.docs.get(`d${i}`)).toBe(image.docs[i]);
         const bytes = Buffer.from(render(next));
