@@ -1,3 +1,4 @@
+import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
@@ -6,7 +7,6 @@ import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { DocIndex, IndexEntry } from './doc-index.js';
 import { diffFile, diffSpan, type FileDiff } from './diff.js';
 import { sameVersion, type FileStoreStats, type FileWriter } from './file-writer.js';
-import { open, type FileHandle } from 'node:fs/promises';
 import { fingerprintOf, sameFingerprint, statOrUndefined, storeTarget, type FileVersion } from './fs-util.js';
 import { readDelta, readWhole, scanArray, type ArrayRanges, type DeltaResult, type JsonImage } from './json-delta.js';
 import type { StoreFormat, UserContent, UserFile, UserText } from './user-file.js';
