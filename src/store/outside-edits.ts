@@ -73,59 +73,71 @@ export class OutsideEdits {
       const fp = s && fingerprintOf(s);
       if (fp && !this.problem && sameFingerprint(fp, known)) return;
       if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
-      // NDJSON lines appended to the version we know can be taken in alone (see `ingestAppended`).
-      const raw = fp
-        ? await this.file.readText(this.format === 'ndjson' && !this.problem ? known : undefined)
-        : undefined;
-      if (!raw) {
-        return this.report(
-          undefined,
-          new P2PSyncError(
-            'E_IO',
-            `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`,
-            { file: this.path },
-          ),
-          'warning',
-        );
-      }
-      if (raw.version.hash === known?.hash) {
-        this.writer.knownVersion = raw.version;
-        this.problem = undefined;
-        return;
-      }
-      let counts = raw.appended !== undefined ? this.ingestAppended(raw.appended, raw.version) : undefined;
-      if (!counts) {
-        // A file written in place a moment ago may be half written (`>` truncates first): let it settle.
-        if (inPlace && tries < SETTLE_TRIES && Date.now() - raw.version.mtimeMs < SETTLE_MS) {
-          await delay(SETTLE_MS);
-          continue;
+      // A JSON version is opened before it is read and kept open if it is the version read: the next edit is compared
+      // with it (see `JsonImage`), whoever replaces the file meanwhile.
+      const opened =
+        fp && this.imaging
+          ? await storeTarget(this.path)
+              .then((target) => open(target, 'r'))
+              .catch(() => undefined)
+          : undefined;
+      try {
+        // NDJSON lines appended to the version we know can be taken in alone (see `ingestAppended`).
+        const raw = fp
+          ? await this.file.readText(this.format === 'ndjson' && !this.problem ? known : undefined)
+          : undefined;
+        if (!raw) {
+          return this.report(
+            undefined,
+            new P2PSyncError(
+              'E_IO',
+              `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`,
+              { file: this.path },
+            ),
+            'warning',
+          );
         }
-        // A JSON file changed in a few documents: only those are parsed (see `JsonImage`).
-        const delta = await this.readDelta(raw);
-        if (delta) {
+        if (raw.version.hash === known?.hash) {
+          this.writer.knownVersion = raw.version;
           this.problem = undefined;
-          const before = this.writer.knownDocs();
-          const d = diffSpan(delta.docs, delta.changed, delta.removed, before, (id) => this.index.get(id)?.doc);
-          counts = this.adopt(d, d.next, raw.version);
-          await this.keepImage(raw.version, delta.ranges);
-        } else {
-          let content: UserContent;
-          try {
-            content = this.file.parse(raw.text, false);
-          } catch (err) {
-            return this.report(raw.version, toP2PSyncError(err), 'error');
+          return;
+        }
+        let counts = raw.appended !== undefined ? this.ingestAppended(raw.appended, raw.version) : undefined;
+        if (!counts) {
+          // A file written in place a moment ago may be half written (`>` truncates first): let it settle.
+          if (inPlace && tries < SETTLE_TRIES && Date.now() - raw.version.mtimeMs < SETTLE_MS) {
+            await delay(SETTLE_MS);
+            continue;
           }
-          if (this.problem) debug('%s is valid again', this.path);
-          this.problem = undefined;
-          counts = this.ingest(content, raw.version, this.writer.knownDocs());
-          if (this.imaging) await this.keepImage(raw.version);
+          // A JSON file changed in a few documents: only those are parsed (see `JsonImage`).
+          const delta = await this.readDelta(raw);
+          if (delta) {
+            this.problem = undefined;
+            const before = this.writer.knownDocs();
+            const d = diffSpan(delta.docs, delta.changed, delta.removed, before, (id) => this.index.get(id)?.doc);
+            counts = this.adopt(d, d.next, raw.version);
+            await this.keepImage(opened, raw.version, delta.ranges);
+          } else {
+            let content: UserContent;
+            try {
+              content = this.file.parse(raw.text, false);
+            } catch (err) {
+              return this.report(raw.version, toP2PSyncError(err), 'error');
+            }
+            if (this.problem) debug('%s is valid again', this.path);
+            this.problem = undefined;
+            counts = this.ingest(content, raw.version, this.writer.knownDocs());
+            await this.keepImage(opened, raw.version);
+          }
         }
+        if (counts.created + counts.updated + counts.deleted > 0) {
+          this.stats.outsideEdits++;
+          this.emit?.({ event: 'outside-edit', store: this.path, ...counts });
+        }
+        return;
+      } finally {
+        if (opened && opened !== this.image?.handle) await opened.close().catch(() => undefined);
       }
-      if (counts.created + counts.updated + counts.deleted > 0) {
-        this.stats.outsideEdits++;
-        this.emit?.({ event: 'outside-edit', store: this.path, ...counts });
-      }
-      return;
     }
   }
 
@@ -153,15 +165,15 @@ export class OutsideEdits {
   }
 
   /**
-   * Keeps the version just ingested open, with where its documents are (`ranges`, or found by scanning it again),
-   * for the next edit to be compared with. Without it (the file changed again meanwhile, or is not a plain array of
-   * objects) the next edit is read the ordinary way.
+   * Keeps `handle` (the version just ingested, if it is still that version) with where its documents are (`ranges`,
+   * or found by scanning it), for the next edit to be compared with. Without it (the file was replaced before it
+   * was opened, or is not a plain array of objects) the next edit is read the ordinary way. The caller closes the
+   * handle unless it became the image's.
    */
-  private async keepImage(version: FileVersion, ranges?: ArrayRanges): Promise<void> {
+  private async keepImage(handle: FileHandle | undefined, version: FileVersion, ranges?: ArrayRanges): Promise<void> {
     await this.dropImage();
-    let handle: FileHandle | undefined;
+    if (!handle) return;
     try {
-      handle = await open(await storeTarget(this.path), 'r');
       if (!sameFingerprint(fingerprintOf(await handle.stat()), version)) return;
       if (!ranges) {
         const bytes = await readWhole(handle, version.size);
@@ -180,11 +192,8 @@ export class OutsideEdits {
         ends: Float64Array.from(ends),
         docs,
       };
-      handle = undefined;
     } catch (err) {
       debug('no image of %s kept: %s', this.path, (err as Error).message);
-    } finally {
-      await handle?.close().catch(() => undefined);
     }
   }
 
