@@ -75,7 +75,7 @@ export async function rekey(o: RekeyOptions): Promise<RekeyResult> {
 
   // Takes ownership for the whole run: E_LOCKED while a join runs, and no `put` can take it in between (it edits
   // the file instead, under the write lock, which the watcher takes in as an outside edit).
-  const inner = await openStore({ ...location, watch: true, flushDelayMs: 0, encrypted: true });
+  const inner = await openStore({ ...location, watch: true, encrypted: true });
   let store: EncryptedStore | undefined;
   try {
     const both = await underLock(lock, c.lockTimeoutMs, async () => {

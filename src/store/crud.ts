@@ -260,7 +260,7 @@ async function withStore<T>(
   let store: Store;
   await codec?.beforeOpen();
   try {
-    store = await openStore({ ...fileOptions, watch: false, flushDelayMs: 0, encrypted: codec !== undefined });
+    store = await openStore({ ...fileOptions, watch: false, encrypted: codec !== undefined });
   } catch (err) {
     if (err instanceof P2PSyncError && err.code === 'E_LOCKED' && err.details.owner === true)
       return editFile(options, viaFile);

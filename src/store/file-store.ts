@@ -30,7 +30,6 @@ export interface FileStoreConfig {
   pollIntervalMs: number;
   debounceMs: number;
   tombstoneTtlMs: number;
-  flushDelayMs: number;
   lockTimeoutMs: number;
   compactMinBytes: number;
   emit: EmitEvent | undefined;
@@ -69,7 +68,10 @@ export class FileStore extends IndexedStore {
   /** Reconciliation with edits made to the file by anyone else. */
   private readonly edits: OutsideEdits;
   private watcher: FileWatcher | undefined;
-  private flushTimer: NodeJS.Timeout | undefined;
+  /** The next timed flush, if one is scheduled. */
+  private flushTimer: { cancel(): void } | undefined;
+  /** A flush waits for the write in flight to end (see `scheduleFlush`). */
+  private flushAfterWrite = false;
   private flushFailure: string | undefined;
   private lastPurge = 0;
   private released = false;
@@ -145,7 +147,7 @@ export class FileStore extends IndexedStore {
         }
       });
     } catch (err) {
-      clearTimeout(store.flushTimer);
+      store.flushTimer?.cancel();
       store.released = true;
       await store.file.close();
       await store.sidecar.close();
@@ -324,7 +326,7 @@ export class FileStore extends IndexedStore {
   private async startWrite(): Promise<{ done: Promise<void> } | undefined> {
     // A flush queued meanwhile may have started a write: one at a time.
     await this.writer.idle();
-    clearTimeout(this.flushTimer);
+    this.flushTimer?.cancel();
     this.flushTimer = undefined;
     if (this.released) return undefined;
     if (Date.now() - this.lastPurge > Math.min(PURGE_EVERY_MS, this.config.tombstoneTtlMs))
@@ -372,10 +374,11 @@ export class FileStore extends IndexedStore {
   protected override async release(): Promise<void> {
     this.released = true;
     this.watcher?.stop();
-    clearTimeout(this.flushTimer);
+    this.flushTimer?.cancel();
     this.flushTimer = undefined;
     await this.writer.idle();
     await this.wal.close();
+    await this.edits.close();
     await this.file.close();
     await this.sidecar.close();
     await this.ownerLock.release();
@@ -386,26 +389,40 @@ export class FileStore extends IndexedStore {
   /**
    * Leading edge: a change after a quiet spell is written at once (on the next turn of the event loop, so that one
    * burst is one write); rewrites that follow each other are paced by their cost (`FlushPacer`), which bounds the
-   * share of time spent rewriting a big file during a sync.
+   * share of time spent rewriting a big file during a sync. A change made while a write is in flight waits for that
+   * write to end, then asks the pacer: what it costs decides how long the next one waits.
    */
   private scheduleFlush(): void {
-    if (this.flushTimer || this.closed || this.released) return;
-    this.flushIn(this.writer.pacer.delay(performance.now(), this.writer.busy, this.config.flushDelayMs));
+    if (this.flushTimer || this.flushAfterWrite || this.closed || this.released) return;
+    if (this.writer.busy) {
+      this.flushAfterWrite = true;
+      void this.writer.idle().then(() => {
+        this.flushAfterWrite = false;
+        this.scheduleFlush();
+      });
+      return;
+    }
+    this.flushIn(this.writer.pacer.delay(performance.now()));
   }
 
   private flushIn(ms: number): void {
-    this.flushTimer = setTimeout(() => {
+    const fire = (): void => {
       this.flushTimer = undefined;
-      // The rewrite in flight decides how long the next one waits: ask the pacer again once it is done.
-      if (this.writer.busy) {
-        void this.writer.idle().then(() => this.scheduleFlush());
-        return;
-      }
+      // A write started meanwhile (an explicit flush): wait for it, as above.
+      if (this.writer.busy) return this.scheduleFlush();
       this.flush().then(
         () => (this.flushFailure = undefined),
         (err: unknown) => this.flushFailed(err),
       );
-    }, ms);
+    };
+    // No wait: the next turn of the event loop (a timer of 0 ms waits at least 1 ms).
+    if (ms > 0) {
+      const timer = setTimeout(fire, ms);
+      this.flushTimer = { cancel: () => clearTimeout(timer) };
+    } else {
+      const immediate = setImmediate(fire);
+      this.flushTimer = { cancel: () => clearImmediate(immediate) };
+    }
   }
 
   /**

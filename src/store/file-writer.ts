@@ -278,12 +278,8 @@ export class FlushPacer {
   private at = 0;
   private writing = false;
 
-  /**
-   * How long to wait before the next rewrite, at `now`: 0 while there is credit, else until there is again. While a
-   * rewrite is in flight, `busyMs` (the store then waits for it to end and asks again).
-   */
-  delay(now: number, busy: boolean, busyMs: number): number {
-    if (busy) return busyMs;
+  /** How long to wait before the next rewrite, at `now` (no rewrite in flight): 0 while there is credit, else until there is again. */
+  delay(now: number): number {
     return Math.min(MAX_FLUSH_DELAY_MS, Math.max(0, -this.creditAt(now) * FLUSH_COST_FACTOR));
   }
 

@@ -188,6 +188,8 @@ export async function writeFileAtomicWith(
 export interface VersionedText {
   /** Decoded on first use (a caller that only needs `appended` spares decoding a big file). */
   readonly text: string;
+  /** The bytes read, until `text` is decoded (they are let go then). */
+  readonly bytes: Buffer | undefined;
   readonly version: FileVersion;
   /**
    * Set when the file is the version `since` with text appended after a line break (or to an empty file): the
@@ -247,6 +249,9 @@ function versionedText(path: string, buf: Buffer, fp: Fingerprint, since: FileVe
         bytes = undefined;
       }
       return text;
+    },
+    get bytes() {
+      return bytes;
     },
     version: { ...fp, hash: hash.digest('hex') },
     ...(appended !== undefined ? { appended } : {}),

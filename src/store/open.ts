@@ -32,8 +32,6 @@ export interface FileStoreOptions {
   debounceMs?: number;
   /** How long tombstones (deleted documents) are kept, in ms (default 30 days). */
   tombstoneTtlMs?: number;
-  /** How often a rewrite waiting for the one in flight looks again, in ms (default 20). Rewrites are paced by their CPU cost (see `FlushPacer`); a change after a quiet spell is written at once. */
-  flushDelayMs?: number;
   /**
    * How long to wait for another process's lock on the store, in ms (default 10000): its write lock, or its
    * ownership while a short command (put, rm, or a store that is still opening) holds it. A long-lived owner (a
@@ -121,7 +119,6 @@ export function resolveStoreOptions(options: FileStoreOptions): FileStoreConfig 
     pollIntervalMs: Math.max(10, positive('pollIntervalMs', options.pollIntervalMs, 1_000)),
     debounceMs: positive('debounceMs', options.debounceMs, 10),
     tombstoneTtlMs: positive('tombstoneTtlMs', options.tombstoneTtlMs, DEFAULT_TOMBSTONE_TTL_MS),
-    flushDelayMs: positive('flushDelayMs', options.flushDelayMs, 20),
     lockTimeoutMs: positive('lockTimeoutMs', options.lockTimeoutMs, 10_000),
     compactMinBytes: positive('compactMinBytes', options.compactMinBytes, 1 << 20),
     emit: options.emit,

@@ -1,13 +1,15 @@
+import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { debuglog } from 'node:util';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { DocIndex, IndexEntry } from './doc-index.js';
-import { diffFile, type FileDiff } from './diff.js';
-import type { FileStoreStats, FileWriter } from './file-writer.js';
-import { fingerprintOf, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
-import type { StoreFormat, UserContent, UserFile } from './user-file.js';
+import { diffFile, diffSpan, type FileDiff } from './diff.js';
+import { sameVersion, type FileStoreStats, type FileWriter } from './file-writer.js';
+import { fingerprintOf, sameFingerprint, statOrUndefined, storeTarget, type FileVersion } from './fs-util.js';
+import { readDelta, readWhole, scanArray, type ArrayRanges, type DeltaResult, type JsonImage } from './json-delta.js';
+import type { StoreFormat, UserContent, UserFile, UserText } from './user-file.js';
 
 const debug = debuglog('p2psync');
 
@@ -46,6 +48,8 @@ export class OutsideEdits {
   private readonly stats: FileStoreStats;
   private readonly emit: EmitEvent | undefined;
   private readonly commit: (entries: IndexEntry[], origin: WriteOrigin) => void;
+  /** The JSON version last read, kept to compare the next one with (see `JsonImage`). */
+  private image: JsonImage | undefined;
 
   constructor(o: OutsideEditsOptions) {
     this.path = o.path;
@@ -69,49 +73,134 @@ export class OutsideEdits {
       const fp = s && fingerprintOf(s);
       if (fp && !this.problem && sameFingerprint(fp, known)) return;
       if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
-      // NDJSON lines appended to the version we know can be taken in alone (see `ingestAppended`).
-      const raw = fp
-        ? await this.file.readText(this.format === 'ndjson' && !this.problem ? known : undefined)
-        : undefined;
-      if (!raw) {
-        return this.report(
-          undefined,
-          new P2PSyncError(
-            'E_IO',
-            `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`,
-            { file: this.path },
-          ),
-          'warning',
-        );
-      }
-      if (raw.version.hash === known?.hash) {
-        this.writer.knownVersion = raw.version;
-        this.problem = undefined;
+      // A JSON version is opened before it is read and kept open if it is the version read: the next edit is compared
+      // with it (see `JsonImage`), whoever replaces the file meanwhile.
+      const opened =
+        fp && this.imaging
+          ? await storeTarget(this.path)
+              .then((target) => open(target, 'r'))
+              .catch(() => undefined)
+          : undefined;
+      try {
+        // NDJSON lines appended to the version we know can be taken in alone (see `ingestAppended`).
+        const raw = fp
+          ? await this.file.readText(this.format === 'ndjson' && !this.problem ? known : undefined)
+          : undefined;
+        if (!raw) {
+          return this.report(
+            undefined,
+            new P2PSyncError(
+              'E_IO',
+              `${this.path} is missing; waiting for it to come back before writing (to empty the store, write an empty collection)`,
+              { file: this.path },
+            ),
+            'warning',
+          );
+        }
+        if (raw.version.hash === known?.hash) {
+          this.writer.knownVersion = raw.version;
+          this.problem = undefined;
+          return;
+        }
+        let counts = raw.appended !== undefined ? this.ingestAppended(raw.appended, raw.version) : undefined;
+        if (!counts) {
+          // A file written in place a moment ago may be half written (`>` truncates first): let it settle.
+          if (inPlace && tries < SETTLE_TRIES && Date.now() - raw.version.mtimeMs < SETTLE_MS) {
+            await delay(SETTLE_MS);
+            continue;
+          }
+          // A JSON file changed in a few documents: only those are parsed (see `JsonImage`).
+          const delta = await this.readDelta(raw);
+          if (delta) {
+            this.problem = undefined;
+            const before = this.writer.knownDocs();
+            const d = diffSpan(delta.docs, delta.changed, delta.removed, before, (id) => this.index.get(id)?.doc);
+            counts = this.adopt(d, d.next, raw.version);
+            await this.keepImage(opened, raw.version, delta.ranges);
+          } else {
+            let content: UserContent;
+            try {
+              content = this.file.parse(raw.text, false);
+            } catch (err) {
+              return this.report(raw.version, toP2PSyncError(err), 'error');
+            }
+            if (this.problem) debug('%s is valid again', this.path);
+            this.problem = undefined;
+            counts = this.ingest(content, raw.version, this.writer.knownDocs());
+            await this.keepImage(opened, raw.version);
+          }
+        }
+        if (counts.created + counts.updated + counts.deleted > 0) {
+          this.stats.outsideEdits++;
+          this.emit?.({ event: 'outside-edit', store: this.path, ...counts });
+        }
         return;
+      } finally {
+        if (opened && opened !== this.image?.handle) await opened.close().catch(() => undefined);
       }
-      let counts = raw.appended !== undefined ? this.ingestAppended(raw.appended, raw.version) : undefined;
-      if (!counts) {
-        // A file written in place a moment ago may be half written (`>` truncates first): let it settle.
-        if (inPlace && tries < SETTLE_TRIES && Date.now() - raw.version.mtimeMs < SETTLE_MS) {
-          await delay(SETTLE_MS);
-          continue;
-        }
-        let content: UserContent;
-        try {
-          content = this.file.parse(raw.text, false);
-        } catch (err) {
-          return this.report(raw.version, toP2PSyncError(err), 'error');
-        }
-        if (this.problem) debug('%s is valid again', this.path);
-        this.problem = undefined;
-        counts = this.ingest(content, raw.version, this.writer.knownDocs());
-      }
-      if (counts.created + counts.updated + counts.deleted > 0) {
-        this.stats.outsideEdits++;
-        this.emit?.({ event: 'outside-edit', store: this.path, ...counts });
-      }
-      return;
     }
+  }
+
+  /** Releases the kept version of the file (see `JsonImage`). */
+  async close(): Promise<void> {
+    await this.dropImage();
+  }
+
+  /** Only a plain JSON array is compared element by element (a collection file's other members may change too). */
+  private get imaging(): boolean {
+    return this.format === 'json' && this.file.options.collection === undefined;
+  }
+
+  /** The new version's documents from the image of the version p2psync knows, if it has one and it applies. */
+  private async readDelta(raw: UserText): Promise<DeltaResult | undefined> {
+    const image = this.image;
+    const bytes = raw.bytes;
+    if (!image || !bytes) return undefined;
+    // p2psync's own writes replace the version the image describes: it is of no use any more.
+    if (!sameVersion(image.version, this.writer.knownVersion)) {
+      await this.dropImage();
+      return undefined;
+    }
+    return readDelta(image, bytes, this.file.options.primaryKey);
+  }
+
+  /**
+   * Keeps `handle` (the version just ingested, if it is still that version) with where its documents are (`ranges`,
+   * or found by scanning it), for the next edit to be compared with. Without it (the file was replaced before it
+   * was opened, or is not a plain array of objects) the next edit is read the ordinary way. The caller closes the
+   * handle unless it became the image's.
+   */
+  private async keepImage(handle: FileHandle | undefined, version: FileVersion, ranges?: ArrayRanges): Promise<void> {
+    await this.dropImage();
+    if (!handle) return;
+    try {
+      if (!sameFingerprint(fingerprintOf(await handle.stat()), version)) return;
+      if (!ranges) {
+        const bytes = await readWhole(handle, version.size);
+        if (!bytes || !sameFingerprint(fingerprintOf(await handle.stat()), version)) return;
+        ranges = scanArray(bytes);
+      }
+      const docs = [...this.writer.knownDocs().values()];
+      if (!ranges || ranges.starts.length !== docs.length) return;
+      const { open: at, close, starts, ends } = ranges;
+      this.image = {
+        handle,
+        version,
+        open: at,
+        close,
+        starts: Float64Array.from(starts),
+        ends: Float64Array.from(ends),
+        docs,
+      };
+    } catch (err) {
+      debug('no image of %s kept: %s', this.path, (err as Error).message);
+    }
+  }
+
+  private async dropImage(): Promise<void> {
+    const image = this.image;
+    this.image = undefined;
+    await image?.handle.close().catch(() => undefined);
   }
 
   private report(fingerprint: FileVersion | undefined, error: P2PSyncError, kind: 'error' | 'warning'): never {

@@ -169,15 +169,33 @@ describe('file stores: files on disk', () => {
   it('writes a change after a quiet spell at once, and a live change right after it too', async () => {
     const path = fx.file('a.ndjson');
     await writeFile(path, '{"id":"a"}\n');
-    // A minute before a waiting rewrite looks again: neither change may depend on it (the rewrites are cheap, the
-    // budget of rewriting time covers both; its spacing once spent: test/store/flush-pacer.test.ts).
-    const s = await fx.open({ path, watch: false, flushDelayMs: 60_000 });
+    // The rewrites are cheap, the budget of rewriting time covers both (its spacing once spent:
+    // test/store/flush-pacer.test.ts).
+    const s = await fx.open({ path, watch: false });
     await insert(s, [doc('first')]);
     await eventually(async () => (await readFile(path, 'utf8')).includes('first'));
     await insert(s, [doc('second')]);
     await eventually(async () => (await readFile(path, 'utf8')).includes('second'));
     expect(await readFile(path, 'utf8')).toBe('{"id":"a"}\n{"id":"first"}\n{"id":"second"}\n');
     await s.flush();
+  });
+
+  it('writes a change made while a write is in flight as soon as that write ends, with no further flush', async () => {
+    const path = fx.file('a.ndjson');
+    await writeFile(path, '{"id":"a"}\n');
+    const s = await fx.open({ path, watch: false });
+    await insert(s, [doc('first')]);
+    // The flush queues its start in the mutation queue (after a few microtasks), starts the write there and leaves
+    // it with the I/O in flight: the next write, queued behind it, is committed while the first is on its way.
+    const flushed = s.flush();
+    await new Promise(setImmediate);
+    await insert(s, [doc('second')]);
+    await flushed;
+    // Nobody flushes again: the write after the one in flight was scheduled when it ended.
+    await eventually(async () => (await readFile(path, 'utf8')).includes('second'));
+    expect(await readFile(path, 'utf8')).toBe('{"id":"a"}\n{"id":"first"}\n{"id":"second"}\n');
+    await s.close();
+    expect(s.stats.fileWrites).toBe(2);
   });
 
   it('coalesces a burst of 10,000 writes into a handful of file rewrites', async () => {

@@ -11,11 +11,11 @@ function rewrite(p: FlushPacer, at: number, ms: number, cpuMs = ms): number {
 describe('FlushPacer', () => {
   it('writes a change at once after a quiet spell, and after each live change of a small file', () => {
     const p = new FlushPacer();
-    expect(p.delay(1_000, false, 20)).toBe(0);
+    expect(p.delay(1_000)).toBe(0);
     // 200 changes 50 ms apart, each rewrite taking 8 ms (16 % of the time): every one written at once.
     let t = 1_000;
     for (let i = 0; i < 200; i++) {
-      expect(p.delay(t, false, 20)).toBe(0);
+      expect(p.delay(t)).toBe(0);
       rewrite(p, t, 8);
       t += 50;
     }
@@ -26,9 +26,9 @@ describe('FlushPacer', () => {
     let t = 1_000;
     // Pairs of changes 15 ms apart, a pair every 200 ms; each rewrite takes 10 ms (10 % of the time).
     for (let i = 0; i < 100; i++) {
-      expect(p.delay(t, false, 20)).toBe(0);
+      expect(p.delay(t)).toBe(0);
       const end = rewrite(p, t, 10);
-      expect(p.delay(end + 5, false, 20)).toBe(0);
+      expect(p.delay(end + 5)).toBe(0);
       rewrite(p, end + 5, 10);
       t += 200;
     }
@@ -41,7 +41,7 @@ describe('FlushPacer', () => {
     const start = t;
     // A 100 ms rewrite, a commit right after each: the first ones run on the burst credit, then the pacing holds.
     for (let i = 0; i < 100; i++) {
-      t += p.delay(t, false, 20);
+      t += p.delay(t);
       t = rewrite(p, t, 100);
       writing += 100;
     }
@@ -55,26 +55,18 @@ describe('FlushPacer', () => {
     let t = 0;
     // Rewrites of 40 ms, 3 ms of it on the CPU, each followed by a change 10 ms later: all written at once.
     for (let i = 0; i < 200; i++) {
-      expect(p.delay(t, false, 20)).toBe(0);
+      expect(p.delay(t)).toBe(0);
       t = rewrite(p, t, 40, 3) + 10;
     }
     // The same rewrites all on the CPU run the credit out.
     for (let i = 0; i < 20; i++) t = rewrite(p, t, 40) + 10;
-    expect(p.delay(t, false, 20)).toBeGreaterThan(0);
+    expect(p.delay(t)).toBeGreaterThan(0);
   });
 
   it('waits at most 2 s however long the last rewrite took, and owes no more than that', () => {
     const p = new FlushPacer();
     const end = rewrite(p, 0, 60_000);
-    expect(p.delay(end, false, 20)).toBe(2_000);
-    expect(p.delay(end + 2_000, false, 20)).toBe(0);
-  });
-
-  it('looks again while a rewrite is in flight', () => {
-    const p = new FlushPacer();
-    p.started(0);
-    expect(p.delay(5, true, 20)).toBe(20);
-    p.ended(5, 5);
-    expect(p.delay(5, false, 20)).toBe(0);
+    expect(p.delay(end)).toBe(2_000);
+    expect(p.delay(end + 2_000)).toBe(0);
   });
 });

@@ -188,6 +188,54 @@ describe('outside edits while a store is open', () => {
     expect(await readFile(path, 'utf8')).toBe('{"id":"a"}\n{"id":"c"}\n{"id":"b"}\n');
   });
 
+  it('takes in a series of JSON rewrites, each read against the version before it, and a broken one not at all', async () => {
+    const render = (docs: object[]): string => JSON.stringify(docs, null, 2) + '\n';
+    let docs: Array<{ id: string; v?: number }> = Array.from({ length: 30 }, (_, i) => ({ id: `d${i}`, v: i }));
+    const { path, store } = await live('a.json', render(docs));
+    const replace = async (text: string): Promise<void> => {
+      await writeFile(path + '.tmp', text);
+      await rename(path + '.tmp', path);
+    };
+    const steps: Array<
+      [string, (d: typeof docs) => typeof docs, { created: number; updated: number; deleted: number }]
+    > = [
+      [
+        'update one in the middle',
+        (d) => d.map((x) => (x.id === 'd10' ? { ...x, v: -1 } : x)),
+        { created: 0, updated: 1, deleted: 0 },
+      ],
+      ['append two', (d) => [...d, { id: 'n1' }, { id: 'n2', v: 2 }], { created: 2, updated: 0, deleted: 0 }],
+      ['insert one at the start', (d) => [{ id: 'first' }, ...d], { created: 1, updated: 0, deleted: 0 }],
+      ['delete the last two', (d) => d.slice(0, -2), { created: 0, updated: 0, deleted: 2 }],
+      [
+        'replace one by another',
+        (d) => d.map((x) => (x.id === 'd5' ? { id: 'five' } : x)),
+        { created: 1, updated: 0, deleted: 1 },
+      ],
+      [
+        'update the first and the last',
+        (d) => d.map((x, i) => (i === 0 || i === d.length - 1 ? { ...x, v: 99 } : x)),
+        { created: 0, updated: 2, deleted: 0 },
+      ],
+    ];
+    for (const [what, edit, counts] of steps) {
+      const from = log.events.length;
+      docs = edit(docs);
+      await replace(render(docs));
+      expect(await log.waitFor(isEdit, from), what).toMatchObject(counts);
+      expect(
+        (await store.all()).map(({ _deleted, ...d }) => d),
+        what,
+      ).toEqual([...docs].sort((a, b) => (a.id < b.id ? -1 : 1)));
+    }
+    // A rewrite that breaks one document is refused whole, even though the rest of the file is unchanged.
+    const from = log.events.length;
+    await replace(render(docs).replace('"id": "d20"', '"id": 20'));
+    expect(await log.waitFor((e) => e.event === 'error', from)).toMatchObject({ code: 'E_BAD_KEY' });
+    await replace(render([...docs, { id: 'after' }]));
+    expect(await log.waitFor(isEdit, from)).toMatchObject({ created: 1, updated: 0, deleted: 0 });
+  });
+
   it('shares a file with a lowdb app in both directions', async () => {
     const { path, store } = await live('db.json', JSON.stringify({ posts: [{ id: 'p1' }], meta: { n: 1 } }), {
       collection: 'posts',
