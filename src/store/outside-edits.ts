@@ -128,7 +128,7 @@ export class OutsideEdits {
    * creates, updates and deletes with fresh lwts, and makes the content the new `known`.
    */
   ingest(content: UserContent, version: FileVersion, before: Map<string, DocState>): EditCounts {
-    const d = diffFile(content.docs, before, (id) => this.index.get(id)?.doc);
+    const d = diffFile(content.docs, before, (id) => this.index.get(id));
     this.root = content.root;
     return this.adopt(d, d.next, version);
   }
@@ -148,7 +148,7 @@ export class OutsideEdits {
     }
     const known = this.writer.knownDocs();
     for (const id of added.keys()) if (known.has(id)) return undefined;
-    const d = diffFile(added, new Map(), (id) => this.index.get(id)?.doc);
+    const d = diffFile(added, new Map(), (id) => this.index.get(id));
     for (const [id, doc] of d.next) known.set(id, doc);
     return this.adopt(d, known, version);
   }
