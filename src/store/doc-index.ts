@@ -13,7 +13,7 @@ export { IndexEntry };
  * they outnumber live ones, keeping `changesSince` a binary search plus a short scan.
  */
 export class DocIndex {
-  private readonly byId = new Map<string, IndexEntry>();
+  private byId = new Map<string, IndexEntry>();
   private feed: IndexEntry[] = [];
   private stale = 0;
   private lastLwt = 0;
@@ -68,6 +68,26 @@ export class DocIndex {
     }
     this.feed.sort(compareEntries);
     this.compactIfNeeded(true);
+  }
+
+  /**
+   * Like `load` with the entries of `map` and then `more`, taking `map` over as the index's own (its owner must not
+   * use it afterwards) when the index is empty: a million-document journal then costs one map, not two.
+   */
+  loadMap(map: Map<string, IndexEntry>, more: readonly IndexEntry[]): void {
+    if (this.byId.size > 0) {
+      this.load([...map.values(), ...more]);
+      return;
+    }
+    this.byId = map;
+    const feed: IndexEntry[] = [];
+    for (const e of map.values()) {
+      e.compact();
+      feed.push(e);
+      if (e.lwt > this.lastLwt) this.lastLwt = e.lwt;
+    }
+    this.feed = feed;
+    this.load(more);
   }
 
   /**

@@ -210,32 +210,36 @@ export class FileStore extends IndexedStore {
       // Documents of write-ahead records newer than the last file save go on top: the file is behind them, which
       // is no outside edit (see `Sidecar`); they are written into the file below.
       const unsaved = [...saved.unsaved.values()].filter((e) => (saved.docs.get(e.id)?.lwt ?? -Infinity) < e.lwt);
-      this.index.load(unsaved.length > 0 ? [...saved.docs.values(), ...unsaved] : saved.docs.values());
+      // What the file holds by the journal's account, taken before the index takes the journal's map over.
+      let known: EntryStates | undefined;
+      let before: EntryStates | undefined;
+      if (saved.file?.hash === version.hash) {
+        // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
+        // The file's own map becomes `known` (no second map of a million entries), with the journal's entries (the
+        // index's) for its documents.
+        known = content.docs instanceof EntryStates ? content.docs : new EntryStates();
+        for (const id of content.docs.keys()) known.setEntry(id, saved.docs.get(id)!);
+      } else {
+        // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
+        before = new EntryStates();
+        for (const e of saved.docs.values()) if (!e.deleted) before.setEntry(e.id, e);
+        ownUnrecordedSave(before, content.docs, saved.unsavedStates);
+      }
+      this.index.loadMap(saved.docs, unsaved);
       this.index.advanceClock(saved.clock);
       this.writer.committed(unsaved, { kind: 'local' }, true);
       if (unsaved.length > 0)
         debug('%s: %d documents from the journal are not in the file yet', c.path, unsaved.length);
       for (const [k, s] of saved.peers) this.adoptPeerState(k, s);
       this.writer.recordedVersion = saved.file;
-      if (saved.file?.hash === version.hash) {
-        // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
-        // The file's own map becomes `known` (no second map of a million entries), with the journal's entries (the
-        // index's) for its documents.
-        const known = content.docs instanceof EntryStates ? content.docs : new EntryStates();
-        for (const id of content.docs.keys()) known.setEntry(id, saved.docs.get(id)!);
+      if (known) {
         this.writer.adoptFile(known, version);
         this.edits.root = content.root;
       } else {
-        // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
-        const before = new EntryStates();
-        for (const e of saved.docs.values()) if (!e.deleted) before.setEntry(e.id, e);
-        ownUnrecordedSave(before, content.docs, saved.unsavedStates);
-        const counts = this.edits.ingest(content, version, before);
+        const counts = this.edits.ingest(content, version, before!);
         if (counts.created + counts.updated + counts.deleted > 0)
           this.config.emit?.({ event: 'outside-edit', store: c.path, ...counts });
       }
-      // The index has every entry now; the journal's map of them would only hold memory until the open ends.
-      saved.docs.clear();
     } else {
       this.writer.header = {
         p2psync: 'sidecar',
