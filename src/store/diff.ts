@@ -78,6 +78,6 @@ function keep(map: EntryStates, id: string, v: Held): void {
 /** Equal states (see `docEquals`): equal texts are, and anything else is compared parsed. */
 function same(a: Held, b: Held): boolean {
   if (a === b) return true;
-  if (a instanceof IndexEntry && b instanceof IndexEntry && a.text === b.text) return true;
+  if (a instanceof IndexEntry && b instanceof IndexEntry && a.sameText(b)) return true;
   return docEquals(a instanceof IndexEntry ? a.doc : a, b instanceof IndexEntry ? b.doc : b);
 }

@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { userFields } from '../core/doc.js';
 import type { DocState, Json } from '../core/types.js';
 import type { ByteBuffer, ChunkWriter } from './bytes.js';
-import type { IndexEntry } from './doc-index.js';
+import { IndexEntry } from './index-entry.js';
 
 /**
  * Where every document sits in a user file as p2psync wrote it.
@@ -87,7 +87,7 @@ export async function writeLayout(
     const j0 = prev ? from![k]! : -1;
     if (!same(k, j0)) {
       starts[k] = w.position;
-      writeDoc(w, docs[k]!.text, frame.depth);
+      writeDoc(w, docs[k]!, frame.depth);
       ends[k] = w.position;
       k++;
       if (w.full) await w.flush();
@@ -143,7 +143,7 @@ export async function appendLayout(
   for (let k = kept; k < n; k++) {
     w.text(frame.sep);
     starts[k] = w.position;
-    writeDoc(w, added[k - kept]!.text, frame.depth);
+    writeDoc(w, added[k - kept]!, frame.depth);
     ends[k] = w.position;
     if (w.full) await w.flush();
   }
@@ -158,38 +158,26 @@ export function renderAll(frame: FileFrame, docs: Iterable<DocState>, out: ByteB
   let k = 0;
   for (const doc of docs) {
     out.text(k++ === 0 ? frame.prefix : frame.sep);
-    writeDoc(out, JSON.stringify(doc), frame.depth);
+    writeDoc(out, new IndexEntry('', doc, 0), frame.depth);
   }
   out.text(k === 0 ? frame.empty : frame.suffix);
   return out.bytes;
 }
 
 /**
- * Writes a document's user fields as they appear in the file at `depth` (see `FileFrame.depth`), from `text`, its
- * state's compact JSON (`IndexEntry.text`). Pieces are written one by one: joining them first would cost one more
- * copy of the text.
+ * Writes a document's user fields as they appear in the file at `depth` (see `FileFrame.depth`). A live document's
+ * NDJSON line is the text its entry holds (`IndexEntry.fileText`): nothing is serialised again.
  */
-export function writeDoc(out: { text(s: string): void }, text: string, depth: number): void {
-  // `_deleted: false` comes last in a state made by validation or `toDocState`, whose order the text keeps. Then
-  // cutting it off the text leaves the user's fields. Inside the text that suffix can only be the top-level member:
-  // a nested object would add its own closing brace, and a string cannot hold an unescaped quote.
-  const plain = text.endsWith(COMPACT_DELETED);
+export function writeDoc(out: { text(s: string): void }, entry: IndexEntry, depth: number): void {
   if (depth === 0) {
-    if (plain) {
-      out.text(text.slice(0, -COMPACT_DELETED.length));
-      out.text('}');
-    } else out.text(JSON.stringify(userFields(JSON.parse(text) as DocState)));
+    out.text(entry.fileText ?? JSON.stringify(userFields(entry.doc)));
     return;
   }
   // Pretty-printing the document inside `depth` arrays indents it exactly as it sits in the file; cutting it out
   // is cheaper than re-indenting a stand-alone rendering line by line.
-  let wrapped: Json = plain
-    ? (JSON.parse(text.slice(0, -COMPACT_DELETED.length) + '}') as Json)
-    : userFields(JSON.parse(text) as DocState);
+  let wrapped = entry.fields() as Json;
   for (let d = 0; d < depth; d++) wrapped = [wrapped];
   const pretty = JSON.stringify(wrapped, null, 2);
   const open = pretty.indexOf('{');
   out.text(pretty.slice(pretty.lastIndexOf('\n', open) + 1, pretty.lastIndexOf('}') + 1));
 }
-
-const COMPACT_DELETED = ',"_deleted":false}';

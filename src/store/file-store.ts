@@ -172,7 +172,7 @@ export class FileStore extends IndexedStore {
     const docs = content?.docs;
     const share = (id: string, entry: IndexEntry): IndexEntry | undefined => {
       const mine = docs instanceof EntryStates ? docs.entryOf(id) : undefined;
-      return mine && mine.text === entry.text ? mine : undefined;
+      return mine?.sameText(entry) ? mine : undefined;
     };
     const saved = await Sidecar.load(this.sidecar.path, c.primaryKey, content && share);
     if (saved?.dropped) this.reportTornSidecar(saved.dropped);

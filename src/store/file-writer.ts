@@ -133,7 +133,7 @@ export class FileWriter {
       let mine: IndexEntry;
       if (held instanceof IndexEntry) {
         // The index's own entry where it has this very text (a file's document just taken in), not a second one.
-        if (e === undefined || e === held || e.deleted || e.text !== held.text) continue;
+        if (e === undefined || e === held || e.deleted || !e.sameText(held)) continue;
         mine = e;
       } else {
         const found = e?.holds(held) ? e : parsed.get(held);
@@ -141,7 +141,7 @@ export class FileWriter {
         else {
           mine = new IndexEntry(id, held, 0);
           mine.compact();
-          if (e !== undefined && !e.deleted && e.text === mine.text) mine = e;
+          if (e !== undefined && !e.deleted && e.sameText(mine)) mine = e;
         }
       }
       map.setEntry(id, mine);

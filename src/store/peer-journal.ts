@@ -124,7 +124,7 @@ export class PeerJournal {
  */
 function encode(assumed: Map<string, DocState>, id: string, entry: IndexEntry | undefined): AssumedRecord | undefined {
   const held = assumed instanceof EntryStates ? assumed.entryOf(id) : undefined;
-  if (held !== undefined && (held === entry || (entry !== undefined && held.text === entry.text))) return 1;
+  if (held !== undefined && entry !== undefined && held.sameText(entry)) return 1;
   const state = assumed.get(id);
   if (state === undefined) return undefined;
   return entry !== undefined && (entry.holds(state) || docEquals(entry.doc, state)) ? 1 : state;

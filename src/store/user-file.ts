@@ -5,7 +5,7 @@ import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
 import { EntryStates } from './entry-states.js';
-import { IndexEntry } from './index-entry.js';
+import { IndexEntry, flat } from './index-entry.js';
 import { ByteBuffer, type ChunkWriter } from './bytes.js';
 import {
   appendLayout,
@@ -490,14 +490,12 @@ export function reservedFieldError(
 }
 
 /**
- * A freshly parsed, validated object becomes a doc state in place (no copy), kept as its text only (`IndexEntry`):
- * a big file never has every document parsed at once, only the one being read.
+ * A freshly parsed, validated object is kept as its text only (`IndexEntry`): a big file never has every document
+ * parsed at once, only the one being read.
  */
 function holdDoc(docs: EntryStates, id: string, v: Record<string, unknown>): void {
-  v._deleted = false;
-  const e = new IndexEntry(id, v as DocState, 0);
-  e.compact();
-  docs.setEntry(id, e);
+  // Validated: no reserved field at the top level, so these are the user's fields exactly.
+  docs.setEntry(id, IndexEntry.ofUserText(id, flat(JSON.stringify(v)), 0));
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
