@@ -60,6 +60,7 @@ export class FileStore extends IndexedStore {
   readonly path: string;
   readonly format: StoreFormat;
   readonly stats: FileStoreStats = { fileWrites: 0, sidecarAppends: 0, compactions: 0, outsideEdits: 0 };
+  protected override readonly compactsEntries = true;
   private readonly file: UserFile;
   private readonly sidecar: Sidecar;
   private readonly ownerLock: FileLock;

@@ -44,6 +44,8 @@ export interface PeerStateChange {
  */
 export abstract class IndexedStore implements Store, PeerStateStore {
   protected readonly index = new DocIndex();
+  /** Entries keep their texts only once committed (`IndexEntry.compact`): a store that holds many documents. */
+  protected readonly compactsEntries: boolean = false;
   protected readonly peerStates = new Map<string, PeerState>();
   private readonly subject = new Subject<StoreChange>();
   private tail: Promise<unknown> = Promise.resolve();
@@ -195,8 +197,12 @@ export abstract class IndexedStore implements Store, PeerStateStore {
     if (!last) return;
     this.committed(entries, origin);
     // Nobody listens while a store opens: its documents (a whole file, maybe) are not parsed for nothing.
-    if (!this.subject.observed) return;
-    this.subject.next({ checkpoint: { id: last.id, lwt: last.lwt }, documents: entries.map((e) => e.doc), origin });
+    if (this.subject.observed)
+      this.subject.next({ checkpoint: { id: last.id, lwt: last.lwt }, documents: entries.map((e) => e.doc), origin });
+    // Listeners have seen the states themselves (a fork records them as assumed states by identity, see
+    // `EntryStates`): from here on the entries keep their texts only, so the parsed states die young (a pulled page
+    // is garbage right after it is written, rather than after the next journal append).
+    if (this.compactsEntries) for (const e of entries) e.compact();
   }
 
   /**
