@@ -140,6 +140,10 @@ export abstract class JsonSlices {
   abstract readonly length: number;
   /** Elements `[start, end)`, as they appear in JSON. */
   abstract slice(start: number, end: number): unknown[];
+  /** The JSON text of elements `[start, end)` without the enclosing brackets (elements may bring their own text). */
+  sliceJson(start: number, end: number): string {
+    return JSON.stringify(this.slice(start, end)).slice(1, -1);
+  }
 }
 
 /** Pairs `[keys[i], values[i]]`, as a JSON array of two-element arrays. */
@@ -174,7 +178,7 @@ export function* jsonPieces(value: unknown, depth = 0): Generator<string, void, 
     yield '[';
     for (let i = 0; i < value.length; i += SLICE) {
       if (i > 0) yield ',';
-      yield JSON.stringify(value.slice(i, i + SLICE)).slice(1, -1);
+      yield value.sliceJson(i, i + SLICE);
     }
     yield ']';
     return;

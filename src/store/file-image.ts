@@ -3,20 +3,21 @@ import type { FileHandle } from 'node:fs/promises';
 import { userFields } from '../core/doc.js';
 import type { DocState, Json } from '../core/types.js';
 import type { ByteBuffer, ChunkWriter } from './bytes.js';
+import { IndexEntry } from './index-entry.js';
 
 /**
  * Where every document sits in a user file as p2psync wrote it.
  *
- * A document's text is a pure function of its state object (states are immutable), so the next rewrite copies
- * the bytes of documents whose state is still the same object from the file written last time, and serialises
- * only the ones that changed. With a big file that turns a rewrite from "serialise and encode everything" into a
+ * A document's text is a pure function of its index entry (entries are replaced, never changed), so the next rewrite
+ * copies the bytes of documents whose entry is still the same from the file written last time, and writes only the
+ * ones that changed (from the entry's text: see `writeDoc`). With a big file that turns a rewrite from "serialise and encode everything" into a
  * few kernel copies plus the new documents, which matters while an initial sync grows the file by thousands of
  * documents between rewrites. Only the offsets are kept in memory (two typed arrays, nothing per document for the
  * garbage collector), not the text.
  */
 export interface FileLayout {
   /** The documents in file order. */
-  readonly docs: DocState[];
+  readonly entries: IndexEntry[];
   /** Byte offsets of document i's text: `[starts[i], ends[i])` (the arrays may be longer than `docs`). */
   starts: Float64Array;
   ends: Float64Array;
@@ -62,11 +63,11 @@ export function jsonFrame(collection: string | undefined, root: Record<string, J
 /**
  * Streams the file for `docs` into `w` and returns its layout. `from[k]`, when given, is the position in the
  * source's layout where document k may already be written; its bytes are copied only if the source holds the very
- * same state object there.
+ * same entry there.
  */
 export async function writeLayout(
   frame: FileFrame,
-  docs: DocState[],
+  docs: IndexEntry[],
   w: ChunkWriter,
   source?: LayoutSource,
   from?: ArrayLike<number>,
@@ -76,10 +77,10 @@ export async function writeLayout(
   const ends = new Float64Array(n);
   if (n === 0) {
     w.text(frame.empty);
-    return { docs, starts, ends, hashAtEnd: undefined };
+    return { entries: docs, starts, ends, hashAtEnd: undefined };
   }
   const prev = source && from ? source.layout : undefined;
-  const same = (k: number, j: number): boolean => j >= 0 && prev!.docs[j] === docs[k];
+  const same = (k: number, j: number): boolean => j >= 0 && prev!.entries[j] === docs[k];
   w.text(frame.prefix);
   for (let k = 0; k < n;) {
     if (k > 0) w.text(frame.sep);
@@ -106,7 +107,7 @@ export async function writeLayout(
   }
   const hashAtEnd = w.hashCopy();
   w.text(frame.suffix);
-  return { docs, starts, ends, hashAtEnd };
+  return { entries: docs, starts, ends, hashAtEnd };
 }
 
 /**
@@ -122,10 +123,10 @@ export async function appendLayout(
   frame: FileFrame,
   layout: FileLayout,
   source: FileHandle,
-  added: readonly DocState[],
+  added: readonly IndexEntry[],
   w: ChunkWriter,
 ): Promise<Hash | undefined> {
-  const kept = layout.docs.length;
+  const kept = layout.entries.length;
   const n = kept + added.length;
   await w.copyFrom(source, 0, layout.ends[kept - 1]!);
   if (layout.starts.length < n) {
@@ -157,35 +158,26 @@ export function renderAll(frame: FileFrame, docs: Iterable<DocState>, out: ByteB
   let k = 0;
   for (const doc of docs) {
     out.text(k++ === 0 ? frame.prefix : frame.sep);
-    writeDoc(out, doc, frame.depth);
+    writeDoc(out, new IndexEntry('', doc, 0), frame.depth);
   }
   out.text(k === 0 ? frame.empty : frame.suffix);
   return out.bytes;
 }
 
 /**
- * Writes a document's user fields as they appear in the file at `depth` (see `FileFrame.depth`). Pieces are
- * written one by one: joining them first would cost one more copy of the text.
+ * Writes a document's user fields as they appear in the file at `depth` (see `FileFrame.depth`). A live document's
+ * NDJSON line is the text its entry holds (`IndexEntry.fileText`): nothing is serialised again.
  */
-export function writeDoc(out: { text(s: string): void }, doc: DocState, depth: number): void {
+export function writeDoc(out: { text(s: string): void }, entry: IndexEntry, depth: number): void {
   if (depth === 0) {
-    const text = JSON.stringify(doc);
-    // `_deleted: false` usually comes last (validation and `toDocState` append it). Then cutting it off the text
-    // spares copying the document without it. Inside the text that suffix can only be the top-level member: a
-    // nested object would add its own closing brace, and a string cannot hold an unescaped quote.
-    if (doc._deleted === false && text.endsWith(COMPACT_DELETED)) {
-      out.text(text.slice(0, -COMPACT_DELETED.length));
-      out.text('}');
-    } else out.text(JSON.stringify(userFields(doc)));
+    out.text(entry.fileText ?? JSON.stringify(userFields(entry.doc)));
     return;
   }
   // Pretty-printing the document inside `depth` arrays indents it exactly as it sits in the file; cutting it out
   // is cheaper than re-indenting a stand-alone rendering line by line.
-  let wrapped: Json = userFields(doc);
+  let wrapped = entry.fields() as Json;
   for (let d = 0; d < depth; d++) wrapped = [wrapped];
-  const text = JSON.stringify(wrapped, null, 2);
-  const open = text.indexOf('{');
-  out.text(text.slice(text.lastIndexOf('\n', open) + 1, text.lastIndexOf('}') + 1));
+  const pretty = JSON.stringify(wrapped, null, 2);
+  const open = pretty.indexOf('{');
+  out.text(pretty.slice(pretty.lastIndexOf('\n', open) + 1, pretty.lastIndexOf('}') + 1));
 }
-
-const COMPACT_DELETED = ',"_deleted":false}';

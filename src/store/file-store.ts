@@ -1,10 +1,10 @@
 import { debuglog } from 'node:util';
-import { docEquals } from '../core/doc.js';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
 import type { EmitEvent } from '../core/events.js';
 import { randomToken } from '../core/random.js';
-import type { DocState, WriteOrigin } from '../core/types.js';
+import type { WriteOrigin } from '../core/types.js';
 import type { IndexEntry } from './doc-index.js';
+import { EntryStates } from './entry-states.js';
 import { removeDeadTemps, sameFingerprint, statOrUndefined, type FileVersion } from './fs-util.js';
 import { IndexedStore, type PeerStateChange } from './indexed-store.js';
 import { FileLock, isAlive } from './lock.js';
@@ -59,6 +59,7 @@ export class FileStore extends IndexedStore {
   readonly path: string;
   readonly format: StoreFormat;
   readonly stats: FileStoreStats = { fileWrites: 0, sidecarAppends: 0, compactions: 0, outsideEdits: 0 };
+  protected override readonly compactsEntries = true;
   private readonly file: UserFile;
   private readonly sidecar: Sidecar;
   private readonly ownerLock: FileLock;
@@ -171,9 +172,10 @@ export class FileStore extends IndexedStore {
     let { content, version } = await this.readContent();
     // The journal's states that equal the file's documents are kept as the file's objects: one copy of every
     // document in memory rather than two while the store opens (docs/STORES.md, "Memory").
-    const share = (id: string, doc: DocState): DocState | undefined => {
-      const mine = content?.docs.get(id);
-      return mine && docEquals(mine, doc) ? mine : undefined;
+    const docs = content?.docs;
+    const share = (id: string, entry: IndexEntry): IndexEntry | undefined => {
+      const mine = docs instanceof EntryStates ? docs.entryOf(id) : undefined;
+      return mine?.sameText(entry) ? mine : undefined;
     };
     const saved = await Sidecar.load(this.sidecar.path, c.primaryKey, content && share);
     if (saved?.dropped) this.reportTornSidecar(saved.dropped);
@@ -193,7 +195,7 @@ export class FileStore extends IndexedStore {
     if (!content || !version) {
       // A deleted file is recreated from the sidecar, which holds every document's last content: removing the
       // file must not turn into deleting every document on every peer.
-      const live = saved ? [...latest(saved).values()].filter((e) => !e.doc._deleted).map((e) => e.doc) : [];
+      const live = saved ? [...latest(saved).values()].filter((e) => !e.deleted).map((e) => e.doc) : [];
       const text = live.length > 0 ? this.file.serialise(live).toString('utf8') : this.file.emptyText();
       version = await this.file.writeText(text);
       content = this.file.parse(text, true);
@@ -211,34 +213,36 @@ export class FileStore extends IndexedStore {
       // Documents of write-ahead records newer than the last file save go on top: the file is behind them, which
       // is no outside edit (see `Sidecar`); they are written into the file below.
       const unsaved = [...saved.unsaved.values()].filter((e) => (saved.docs.get(e.id)?.lwt ?? -Infinity) < e.lwt);
-      this.index.load(unsaved.length > 0 ? [...saved.docs.values(), ...unsaved] : saved.docs.values());
+      // What the file holds by the journal's account, taken before the index takes the journal's map over.
+      let known: EntryStates | undefined;
+      let before: EntryStates | undefined;
+      if (saved.file?.hash === version.hash) {
+        // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
+        // The file's own map becomes `known` (no second map of a million entries), with the journal's entries (the
+        // index's) for its documents.
+        known = content.docs instanceof EntryStates ? content.docs : new EntryStates();
+        for (const id of content.docs.keys()) known.setEntry(id, saved.docs.get(id)!);
+      } else {
+        // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
+        before = new EntryStates();
+        for (const e of saved.docs.values()) if (!e.deleted) before.setEntry(e.id, e);
+        ownUnrecordedSave(before, content.docs, saved.unsavedStates);
+      }
+      this.index.loadMap(saved.docs, unsaved);
       this.index.advanceClock(saved.clock);
       this.writer.committed(unsaved, { kind: 'local' }, true);
       if (unsaved.length > 0)
         debug('%s: %d documents from the journal are not in the file yet', c.path, unsaved.length);
-      for (const [k, s] of saved.peers) this.peerStates.set(k, s);
+      for (const [k, s] of saved.peers) this.adoptPeerState(k, s);
       this.writer.recordedVersion = saved.file;
-      if (saved.file?.hash === version.hash) {
-        // The file is byte for byte what the sidecar last recorded: nothing to diff, only its order to learn.
-        // The file's own map becomes `known` (no second map of a million entries): with the journal's states.
-        const known = content.docs;
-        for (const [id, doc] of known) {
-          const recorded = saved.docs.get(id)!.doc;
-          if (recorded !== doc) known.set(id, recorded);
-        }
+      if (known) {
         this.writer.adoptFile(known, version);
         this.edits.root = content.root;
       } else {
-        // The sidecar knows what the file held at its last save; anything else reached the file afterwards.
-        const before = new Map<string, DocState>();
-        for (const e of saved.docs.values()) if (!e.doc._deleted) before.set(e.id, e.doc);
-        ownUnrecordedSave(before, content.docs, saved.unsavedStates);
-        const counts = this.edits.ingest(content, version, before);
+        const counts = this.edits.ingest(content, version, before!);
         if (counts.created + counts.updated + counts.deleted > 0)
           this.config.emit?.({ event: 'outside-edit', store: c.path, ...counts });
       }
-      // The index has every entry now; the journal's map of them would only hold memory until the open ends.
-      saved.docs.clear();
     } else {
       this.writer.header = {
         p2psync: 'sidecar',
@@ -462,7 +466,7 @@ export class FileStore extends IndexedStore {
     this.lastPurge = now;
     const cutoff = now - this.config.tombstoneTtlMs;
     const ids: string[] = [];
-    for (const e of this.index.entries()) if (e.doc._deleted && e.lwt < cutoff) ids.push(e.id);
+    for (const e of this.index.entries()) if (e.deleted && e.lwt < cutoff) ids.push(e.id);
     if (ids.length === 0) return;
     this.index.purge(ids);
     this.wal.purge(ids);

@@ -1,5 +1,6 @@
 import type { DocState, Json, PeerState, WriteOrigin } from '../core/types.js';
-import type { DocIndex, IndexEntry } from './doc-index.js';
+import { IndexEntry, type DocIndex } from './doc-index.js';
+import { EntryStates } from './entry-states.js';
 import { sameFingerprint, type FileVersion } from './fs-util.js';
 import { Sidecar, type SidecarHeader, type SidecarSnapshot } from './sidecar.js';
 import type { UserFile } from './user-file.js';
@@ -63,7 +64,9 @@ export class FileWriter {
    * the file's layout says the same then (`knownDocs` rebuilds the map when it is needed: for a full rewrite or an
    * outside edit, both of which cost as much anyway).
    */
-  private known: Map<string, DocState> | undefined = new Map();
+  private known: EntryStates | undefined = new EntryStates();
+  /** The states `knownDocs` handed out, parsed from these entries (for `adoptFile` to map them back). */
+  private parsed = new WeakMap<DocState, IndexEntry>();
   /** `known` lists the documents in the order of the file's last written layout (`UserFile.layout`). */
   private layoutAligned = false;
   /** Entries written since the last write began (see `currentEntries`), to put in the user's file. */
@@ -111,9 +114,42 @@ export class FileWriter {
     this.needSnapshot = true;
   }
 
-  /** The user's file was read: this is what it holds (`known`, in file order) at `version`. */
+  /**
+   * The user's file was read: this is what it holds (`known`, in file order) at `version`. Each state is kept as an
+   * index entry: the index's own where it has that state (just written, or handed out by `knownDocs`), else one of
+   * its own (a state the index has moved past, e.g. a write not in the file yet). An `EntryStates` is taken over.
+   */
   adoptFile(known: Map<string, DocState>, version: FileVersion): void {
-    this.known = known;
+    const { index } = this.host;
+    const parsed = this.parsed;
+    let map: EntryStates;
+    if (known instanceof EntryStates) map = known;
+    else {
+      map = new EntryStates();
+      for (const [id, doc] of known) map.set(id, doc);
+    }
+    for (const [id, held] of map.held()) {
+      const e = index.get(id);
+      let mine: IndexEntry;
+      if (held instanceof IndexEntry) {
+        // The index's own entry where it has this very text (a file's document just taken in), not a second one.
+        if (e === undefined || e === held || e.deleted || !e.sameText(held)) continue;
+        mine = e;
+      } else {
+        const found = e?.holds(held) ? e : parsed.get(held);
+        if (found) mine = found;
+        else {
+          mine = new IndexEntry(id, held, 0);
+          mine.compact();
+          if (e !== undefined && !e.deleted && e.sameText(mine)) mine = e;
+        }
+      }
+      map.setEntry(id, mine);
+    }
+    map.index = undefined;
+    map.parsed = undefined;
+    this.parsed = new WeakMap();
+    this.known = map;
     this.layoutAligned = false;
     this.knownVersion = version;
   }
@@ -125,9 +161,20 @@ export class FileWriter {
     this.filePending = this.filePending.filter((e) => !settled.has(e.id));
   }
 
+  /**
+   * What the user's file holds, as states parsed on demand (for outside edits to diff against): the writer's own
+   * map, which `adoptFile` takes back (changed or not).
+   */
   knownDocs(): Map<string, DocState> {
+    const known = this.knownEntries();
+    known.parsed = this.parsed;
+    return known;
+  }
+
+  /** `known`, every value an entry. */
+  private knownEntries(): EntryStates {
     // Undefined only after an append succeeded, and a layout is kept from the first write on.
-    return (this.known ??= docsOf(this.host.file.layout!, this.host.primaryKey));
+    return (this.known ??= docsOf(this.host.file.layout!));
   }
 
   /**
@@ -137,7 +184,7 @@ export class FileWriter {
    * far is cut into the write-ahead log first, so the file save covers exactly what the file will hold.
    */
   async plan(root: Record<string, Json> | undefined): Promise<WritePlan> {
-    const { index, file, sidecar, peerStates, primaryKey, wal } = this.host;
+    const { index, file, sidecar, peerStates, wal } = this.host;
     const lost = !(await sidecar.isOurs());
     // Synchronous from here on.
     const covered = wal.cut();
@@ -145,10 +192,10 @@ export class FileWriter {
     this.filePending = [];
     const replacing = this.fileReplacing;
     this.fileReplacing = false;
-    const known = (): Map<string, DocState> => this.knownDocs();
+    const known = (): ReadonlyMap<string, unknown> => this.knownEntries();
     const filePlan =
       fileEntries.length > 0
-        ? planFile(known, file.layout, this.layoutAligned, replacing, fileEntries, index, primaryKey, root)
+        ? planFile(known, file.layout, this.layoutAligned, replacing, fileEntries, index, root)
         : undefined;
     const plan: WritePlan = {
       fileEntries,
@@ -162,8 +209,8 @@ export class FileWriter {
       return plan;
     // Until it is written (a failed snapshot leaves the journal unusable: see `WriteAhead`).
     this.needSnapshot = true;
-    const docOf = (id: string): DocState | undefined => index.get(id)?.doc;
-    plan.snapshot = Sidecar.snapshotOf(this.header, index.entries(), wal.peers.snapshot(peerStates, docOf));
+    const entryOf = (id: string): IndexEntry | undefined => index.get(id);
+    plan.snapshot = Sidecar.snapshotOf(this.header, index.entries(), wal.peers.snapshot(peerStates, entryOf));
     return plan;
   }
 
@@ -196,11 +243,14 @@ export class FileWriter {
       try {
         if (f.docs) version = await file.writeDocs(f.docs, f.root, f.from);
         else {
-          const added = f.added.map((e) => e.doc);
+          const added = f.added;
           // `known` still lists what the file holds, in its order, when appending is not possible after all.
           version =
             (await file.appendDocs(added, f.root)) ??
-            (await file.writeDocs([...this.knownDocs().values(), ...added], f.root));
+            (await file.writeDocs(
+              [...this.knownEntries().held()].map(([, e]) => e as IndexEntry).concat(added),
+              f.root,
+            ));
         }
       } catch (err) {
         this.pacer.ended(performance.now(), cpuMs(cpu));

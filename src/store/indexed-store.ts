@@ -13,6 +13,7 @@ import type {
   StoreChange,
   WriteOrigin,
 } from '../core/types.js';
+import { EntryStates } from './entry-states.js';
 import { DocIndex, isCheckpoint, type IndexEntry } from './doc-index.js';
 
 /** A doc state as `normalise` would return it: a plain object with its key, a boolean `_deleted`, no internals. */
@@ -43,6 +44,8 @@ export interface PeerStateChange {
  */
 export abstract class IndexedStore implements Store, PeerStateStore {
   protected readonly index = new DocIndex();
+  /** Entries keep their texts only once committed (`IndexEntry.compact`): a store that holds many documents. */
+  protected readonly compactsEntries: boolean = false;
   protected readonly peerStates = new Map<string, PeerState>();
   private readonly subject = new Subject<StoreChange>();
   private tail: Promise<unknown> = Promise.resolve();
@@ -70,14 +73,14 @@ export abstract class IndexedStore implements Store, PeerStateStore {
   async all(): Promise<DocState[]> {
     await this.beforeRead();
     const live: IndexEntry[] = [];
-    for (const e of this.index.entries()) if (!e.doc._deleted) live.push(e);
+    for (const e of this.index.entries()) if (!e.deleted) live.push(e);
     return live.sort((a, b) => compareIds(a.id, b.id)).map((e) => e.doc);
   }
 
   async count(): Promise<number> {
     await this.beforeRead();
     let n = 0;
-    for (const e of this.index.entries()) if (!e.doc._deleted) n++;
+    for (const e of this.index.entries()) if (!e.deleted) n++;
     return n;
   }
 
@@ -123,8 +126,19 @@ export abstract class IndexedStore implements Store, PeerStateStore {
 
   livePeerState(key: string): PeerState {
     let s = this.peerStates.get(key);
-    if (!s) this.peerStates.set(key, (s = { down: null, up: null, assumed: new Map() }));
+    if (!s) this.peerStates.set(key, (s = { down: null, up: null, assumed: new EntryStates(this.index) }));
     return s;
+  }
+
+  /** Takes a peer state loaded from disk as the pair's live state (its assumed states as `EntryStates`). */
+  protected adoptPeerState(key: string, state: PeerState): void {
+    if (state.assumed instanceof EntryStates) state.assumed.index = this.index;
+    else {
+      const assumed = new EntryStates(this.index);
+      for (const [id, doc] of state.assumed) assumed.set(id, doc);
+      state.assumed = assumed;
+    }
+    this.peerStates.set(key, state);
   }
 
   async setPeerState(key: string, update: PeerStateUpdate): Promise<void> {
@@ -182,7 +196,13 @@ export abstract class IndexedStore implements Store, PeerStateStore {
     const last = entries[entries.length - 1];
     if (!last) return;
     this.committed(entries, origin);
-    this.subject.next({ checkpoint: { id: last.id, lwt: last.lwt }, documents: entries.map((e) => e.doc), origin });
+    // Nobody listens while a store opens: its documents (a whole file, maybe) are not parsed for nothing.
+    if (this.subject.observed)
+      this.subject.next({ checkpoint: { id: last.id, lwt: last.lwt }, documents: entries.map((e) => e.doc), origin });
+    // Listeners have seen the states themselves (a fork records them as assumed states by identity, see
+    // `EntryStates`): from here on the entries keep their texts only, so the parsed states die young (a pulled page
+    // is garbage right after it is written, rather than after the next journal append).
+    if (this.compactsEntries) for (const e of entries) e.compact();
   }
 
   /**

@@ -2,6 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import type { FileHandle } from 'node:fs/promises';
 import { docKey } from '../core/doc.js';
 import type { DocState } from '../core/types.js';
+import { EntryStates } from './entry-states.js';
+import type { IndexEntry } from './index-entry.js';
 import { fingerprintOf, sameFingerprint, type FileVersion } from './fs-util.js';
 import { reservedField } from './user-file.js';
 
@@ -31,8 +33,10 @@ export interface JsonImage {
   /** Byte range of each element, in file order. */
   starts: Float64Array;
   ends: Float64Array;
-  /** The document each element holds, as p2psync knows it (the very objects of the writer's `known`). */
-  docs: DocState[];
+  /** The id of each element's document. */
+  ids: string[];
+  /** The document each element holds, as p2psync knows it (held as the writer's `known` holds it: no parse). */
+  docs: Array<IndexEntry | DocState>;
 }
 
 /** Where a top-level array's elements are; undefined if the text is not one this scanner is sure about. */
@@ -61,8 +65,8 @@ export function scanArray(buf: Buffer): ArrayRanges | undefined {
 
 /** A new version of the file, read whole, against the image of the last one. */
 export interface DeltaResult {
-  /** Every document of the new version in file order: the image's objects where an element is unchanged. */
-  docs: Map<string, DocState>;
+  /** Every document of the new version in file order: held as the image holds it where an element is unchanged. */
+  docs: EntryStates;
   /** The documents parsed anew (those between the first and the last difference). */
   changed: Map<string, DocState>;
   /** Ids of the image's documents between the first and the last difference (some may be in `changed` again). */
@@ -83,12 +87,12 @@ export async function readDelta(image: JsonImage, next: Buffer, primaryKey: stri
   const p = commonPrefix(old, next);
   const s = commonSuffix(old, next, Math.min(old.length, next.length) - p);
   const shift = next.length - old.length;
+  const n = image.docs.length;
   if (p === old.length && shift === 0) {
-    return { docs: docsById(image.docs, primaryKey), changed: new Map(), removed: [], ranges: rangesOf(image) };
+    return { docs: docsOf(image, 0, n), changed: new Map(), removed: [], ranges: rangesOf(image) };
   }
   // The array's brackets, and anything around them, must be shared.
   if (p <= image.open || old.length - s > image.close) return undefined;
-  const n = image.docs.length;
   // Elements kept from the start: those that end before the change (`}` is self-delimiting, so an element whose
   // bytes are all shared is the same element). Kept from the end: those that start in the shared tail.
   let k = 0;
@@ -100,8 +104,7 @@ export async function readDelta(image: JsonImage, next: Buffer, primaryKey: stri
   if (right < left) return undefined;
   const gap = scanElements(next, left, right, k > 0, m < n);
   if (!gap || !isUtf8(next.subarray(left, right))) return undefined;
-  const docs = new Map<string, DocState>();
-  for (let i = 0; i < k; i++) docs.set(image.docs[i]![primaryKey] as string, image.docs[i]!);
+  const docs = docsOf(image, 0, k);
   const changed = new Map<string, DocState>();
   for (let j = 0; j < gap.starts.length; j++) {
     const doc = parseDoc(next.toString('utf8', gap.starts[j], gap.ends[j]), primaryKey);
@@ -112,11 +115,11 @@ export async function readDelta(image: JsonImage, next: Buffer, primaryKey: stri
     changed.set(id, doc);
   }
   const removed: string[] = [];
-  for (let i = k; i < m; i++) removed.push(image.docs[i]![primaryKey] as string);
+  for (let i = k; i < m; i++) removed.push(image.ids[i]!);
   for (let i = m; i < n; i++) {
-    const id = image.docs[i]![primaryKey] as string;
+    const id = image.ids[i]!;
     if (docs.has(id)) return undefined;
-    docs.set(id, image.docs[i]!);
+    docs.hold(id, image.docs[i]!);
   }
   const starts: number[] = [];
   const ends: number[] = [];
@@ -135,9 +138,10 @@ export async function readDelta(image: JsonImage, next: Buffer, primaryKey: stri
   return { docs, changed, removed, ranges: { open: image.open, close: image.close + shift, starts, ends } };
 }
 
-function docsById(docs: readonly DocState[], primaryKey: string): Map<string, DocState> {
-  const out = new Map<string, DocState>();
-  for (const doc of docs) out.set(doc[primaryKey] as string, doc);
+/** The image's documents `[from, to)`, held as it holds them. */
+function docsOf(image: JsonImage, from: number, to: number): EntryStates {
+  const out = new EntryStates();
+  for (let i = from; i < to; i++) out.hold(image.ids[i]!, image.docs[i]!);
   return out;
 }
 

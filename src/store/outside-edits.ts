@@ -6,6 +6,7 @@ import type { EmitEvent } from '../core/events.js';
 import type { DocState, Json, WriteOrigin } from '../core/types.js';
 import type { DocIndex, IndexEntry } from './doc-index.js';
 import { diffFile, diffSpan, type FileDiff } from './diff.js';
+import { heldOf } from './entry-states.js';
 import { sameVersion, type FileStoreStats, type FileWriter } from './file-writer.js';
 import { fingerprintOf, sameFingerprint, statOrUndefined, storeTarget, type FileVersion } from './fs-util.js';
 import { readDelta, readWhole, scanArray, type ArrayRanges, type DeltaResult, type JsonImage } from './json-delta.js';
@@ -114,7 +115,7 @@ export class OutsideEdits {
           if (delta) {
             this.problem = undefined;
             const before = this.writer.knownDocs();
-            const d = diffSpan(delta.docs, delta.changed, delta.removed, before, (id) => this.index.get(id)?.doc);
+            const d = diffSpan(delta.docs, delta.changed, delta.removed, before, (id) => this.index.get(id));
             counts = this.adopt(d, d.next, raw.version);
             await this.keepImage(opened, raw.version, delta.ranges);
           } else {
@@ -180,8 +181,14 @@ export class OutsideEdits {
         if (!bytes || !sameFingerprint(fingerprintOf(await handle.stat()), version)) return;
         ranges = scanArray(bytes);
       }
-      const docs = [...this.writer.knownDocs().values()];
-      if (!ranges || ranges.starts.length !== docs.length) return;
+      const known = this.writer.knownDocs();
+      if (!ranges || ranges.starts.length !== known.size) return;
+      const ids: string[] = [];
+      const docs: JsonImage['docs'] = [];
+      for (const [id, held] of heldOf(known)) {
+        ids.push(id);
+        docs.push(held);
+      }
       const { open: at, close, starts, ends } = ranges;
       this.image = {
         handle,
@@ -190,6 +197,7 @@ export class OutsideEdits {
         close,
         starts: Float64Array.from(starts),
         ends: Float64Array.from(ends),
+        ids,
         docs,
       };
     } catch (err) {
@@ -217,7 +225,7 @@ export class OutsideEdits {
    * creates, updates and deletes with fresh lwts, and makes the content the new `known`.
    */
   ingest(content: UserContent, version: FileVersion, before: Map<string, DocState>): EditCounts {
-    const d = diffFile(content.docs, before, (id) => this.index.get(id)?.doc);
+    const d = diffFile(content.docs, before, (id) => this.index.get(id));
     this.root = content.root;
     return this.adopt(d, d.next, version);
   }
@@ -237,7 +245,7 @@ export class OutsideEdits {
     }
     const known = this.writer.knownDocs();
     for (const id of added.keys()) if (known.has(id)) return undefined;
-    const d = diffFile(added, new Map(), (id) => this.index.get(id)?.doc);
+    const d = diffFile(added, new Map(), (id) => this.index.get(id));
     for (const [id, doc] of d.next) known.set(id, doc);
     return this.adopt(d, known, version);
   }

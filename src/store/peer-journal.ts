@@ -1,5 +1,6 @@
 import { docEquals } from '../core/doc.js';
 import type { DocState, PeerState } from '../core/types.js';
+import { EntryStates } from './entry-states.js';
 import type { IndexEntry } from './doc-index.js';
 import type { PeerStateChange } from './indexed-store.js';
 import { PairList } from './bytes.js';
@@ -49,13 +50,13 @@ export class PeerJournal {
   /**
    * Records for the next batch: the dirty peer states, plus full bodies of assumed states that no longer match
    * their document among `changed` (documents written in this batch, with their new state) and `purged` ids.
-   * `docOf` gives a document's state as recorded by the end of this batch.
+   * `entryOf` gives a document's entry as recorded by the end of this batch.
    */
   take(
     peers: Map<string, PeerState>,
     changed: readonly IndexEntry[],
     purged: readonly string[],
-    docOf: (id: string) => DocState | undefined,
+    entryOf: (id: string) => IndexEntry | undefined,
   ): PeerBatch {
     const dirty = this.dirty;
     this.dirty = new Map();
@@ -64,15 +65,12 @@ export class PeerJournal {
       const d = dirty.get(k);
       const a = new PairList<string, AssumedRecord>();
       if (d) {
-        for (const id of d.ids) {
-          const state = s.assumed.get(id);
-          a.push(id, state === undefined ? 0 : encode(state, docOf(id)));
-        }
+        for (const id of d.ids) a.push(id, encode(s.assumed, id, entryOf(id)) ?? 0);
       }
       // An assumed state equal to the new document needs nothing (a marker stays right, a body too).
       for (const e of changed) {
-        const state = s.assumed.get(e.id);
-        if (state !== undefined && state !== e.doc && !docEquals(state, e.doc)) a.push(e.id, state);
+        const state = encode(s.assumed, e.id, e);
+        if (state !== undefined && state !== 1) a.push(e.id, state);
       }
       for (const id of purged) {
         const state = s.assumed.get(id);
@@ -104,15 +102,15 @@ export class PeerJournal {
   }
 
   /** Full records for a snapshot; clears what was dirty (the snapshot holds it). */
-  snapshot(peers: Map<string, PeerState>, docOf: (id: string) => DocState | undefined): PeerRecord[][] {
+  snapshot(peers: Map<string, PeerState>, entryOf: (id: string) => IndexEntry | undefined): PeerRecord[][] {
     this.dirty.clear();
     const out: PeerRecord[][] = [];
     for (const [k, s] of peers) {
       const records: PeerRecord[] = [{ k, reset: 1, down: s.down, up: s.up, a: [] }];
-      for (const [id, state] of s.assumed) {
+      for (const id of s.assumed.keys()) {
         let last = records[records.length - 1]!;
         if (last.a!.length >= ASSUMED_PER_RECORD) records.push((last = { k, a: [] }));
-        last.a!.push([id, encode(state, docOf(id))]);
+        last.a!.push([id, encode(s.assumed, id, entryOf(id))!]);
       }
       out.push(records);
     }
@@ -120,7 +118,14 @@ export class PeerJournal {
   }
 }
 
-/** `1` (a marker) if the assumed state is the document's state, else the state itself. */
-function encode(state: DocState, doc: DocState | undefined): AssumedRecord {
-  return doc !== undefined && (doc === state || docEquals(doc, state)) ? 1 : state;
+/**
+ * `1` (a marker) if the assumed state of `id` is the state of `entry` (the document's), else the state itself;
+ * undefined if there is none. A state held as that very entry (see `EntryStates`) is a marker without a parse.
+ */
+function encode(assumed: Map<string, DocState>, id: string, entry: IndexEntry | undefined): AssumedRecord | undefined {
+  const held = assumed instanceof EntryStates ? assumed.entryOf(id) : undefined;
+  if (held !== undefined && entry !== undefined && held.sameText(entry)) return 1;
+  const state = assumed.get(id);
+  if (state === undefined) return undefined;
+  return entry !== undefined && (entry.holds(state) || docEquals(entry.doc, state)) ? 1 : state;
 }

@@ -43,7 +43,7 @@ export function latest(saved: {
 export function withUnsaved(inFile: Map<string, DocState>, saved: SidecarContent | undefined): Map<string, DocState> {
   if (!saved || saved.unsaved.size === 0) return inFile;
   const before = new Map<string, DocState>();
-  for (const e of saved.docs.values()) if (!e.doc._deleted) before.set(e.id, e.doc);
+  for (const e of saved.docs.values()) if (!e.deleted) before.set(e.id, e.doc);
   ownUnrecordedSave(before, inFile, saved.unsavedStates);
   const out = new Map(inFile);
   for (const e of saved.unsaved.values()) {
@@ -52,7 +52,7 @@ export function withUnsaved(inFile: Map<string, DocState>, saved: SidecarContent
     const now = inFile.get(e.id);
     // Edited outside since: the edit wins, as it would on open.
     if (was === undefined ? now !== undefined : now === undefined || !docEquals(was, now)) continue;
-    if (e.doc._deleted) out.delete(e.id);
+    if (e.deleted) out.delete(e.id);
     else out.set(e.id, e.doc);
   }
   return out;

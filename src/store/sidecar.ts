@@ -1,7 +1,8 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { P2PSyncError } from '../core/errors.js';
 import type { Checkpoint, DocState, Json, PeerState } from '../core/types.js';
-import type { IndexEntry } from './doc-index.js';
+import { EntryStates } from './entry-states.js';
+import { IndexEntry } from './doc-index.js';
 import { ByteBuffer, ChunkWriter, JsonSlices, type PairList } from './bytes.js';
 import { ioError, writeFileAtomicWith, type FileVersion } from './fs-util.js';
 import { fileLines, type FileLine } from './line-reader.js';
@@ -108,6 +109,21 @@ export class EntryPairs extends JsonSlices {
   slice(start: number, end: number): Array<[number, DocState]> {
     return this.entries.slice(start, end).map((e) => [e.lwt, e.doc]);
   }
+
+  /** The entries' own texts spliced in: a document is serialised once, for the journal and the user's file. */
+  override sliceJson(start: number, end: number): string {
+    return pairsJson(this.entries, start, end);
+  }
+}
+
+/** `[lwt,doc],...` for entries `[start, end)`, from their texts. */
+function pairsJson(entries: readonly IndexEntry[], start: number, end: number): string {
+  let out = '';
+  for (let i = start; i < end && i < entries.length; i++) {
+    const e = entries[i]!;
+    out += `${i > start ? ',' : ''}[${JSON.stringify(e.lwt)},${e.text}]`;
+  }
+  return out;
 }
 
 /** What a sidecar holds after replaying it. */
@@ -263,8 +279,8 @@ export class Sidecar {
     for (const [key, ids] of out.markers) {
       const state = out.peers.get(key)!;
       for (const id of ids) {
-        const doc = (out.unsaved.get(id) ?? out.docs.get(id))?.doc;
-        if (doc) state.assumed.set(id, doc);
+        const entry = out.unsaved.get(id) ?? out.docs.get(id);
+        if (entry) (state.assumed as EntryStates).setEntry(id, entry);
         else {
           state.assumed.delete(id);
           ids.delete(id);
@@ -328,10 +344,8 @@ export class Sidecar {
       await w.json(snapshot.header);
       const { entries } = snapshot;
       for (let i = 0; i < entries.length; i += DOCS_PER_LINE) {
-        const d: Array<[number, DocState]> = [];
-        for (const e of entries.slice(i, i + DOCS_PER_LINE)) d.push([e.lwt, e.doc]);
-        w.text('\n');
-        await w.json({ t: 'b', d } satisfies BatchRecord);
+        w.text(`\n{"t":"b","d":[${pairsJson(entries, i, i + DOCS_PER_LINE)}]}`);
+        if (w.full) await w.flush();
       }
       for (const list of snapshot.peers) {
         for (const p of list) {
@@ -401,8 +415,8 @@ export class Sidecar {
   }
 }
 
-/** A state equal to `doc` to keep instead of it, if there is one (see `Sidecar.load`). */
-export type ShareDoc = (id: string, doc: DocState) => DocState | undefined;
+/** An entry with the same text as `entry` whose id and text strings to keep instead, if there is one (see `Sidecar.load`). */
+export type ShareDoc = (id: string, entry: IndexEntry) => IndexEntry | undefined;
 
 interface AheadRecord {
   s: number;
@@ -428,9 +442,12 @@ function docEntries(
     const id = doc?.[pk];
     if (typeof id !== 'string' || typeof lwt !== 'number') return undefined;
     doc!._deleted = doc!._deleted === true;
-    const shared = share?.(id, doc!);
-    // A shared state brings its own id string: the entry keeps that one rather than a second copy.
-    out.push(shared ? { id: shared[pk] as string, doc: shared, lwt } : { id, doc: doc!, lwt });
+    // Kept as its text from the start: a journal of a million documents is never held parsed at once.
+    const e = new IndexEntry(id, doc!, lwt);
+    e.compact();
+    const shared = share?.(id, e);
+    // A shared entry brings its own id and text strings: the entry keeps those rather than second copies.
+    out.push(shared ? shared.at(lwt) : e);
   }
   return out;
 }
@@ -439,7 +456,7 @@ function replayPeer(out: SidecarContent, p: PeerRecord): void {
   let state = out.peers.get(p.k);
   let markers = out.markers.get(p.k);
   if (!state || p.reset) {
-    out.peers.set(p.k, (state = { down: null, up: null, assumed: new Map() }));
+    out.peers.set(p.k, (state = { down: null, up: null, assumed: new EntryStates() }));
     out.markers.set(p.k, (markers = new Set()));
   }
   markers ??= new Set();

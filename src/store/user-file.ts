@@ -4,6 +4,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
+import { EntryStates } from './entry-states.js';
+import { IndexEntry, flat } from './index-entry.js';
 import { ByteBuffer, type ChunkWriter } from './bytes.js';
 import {
   appendLayout,
@@ -144,7 +146,7 @@ export class UserFile {
    * mtime, which is the same evidence `p2psync` trusts to tell an unchanged file everywhere else.
    */
   async writeDocs(
-    docs: DocState[],
+    docs: IndexEntry[],
     root: Record<string, Json> | undefined,
     from?: ArrayLike<number>,
   ): Promise<FileVersion> {
@@ -164,14 +166,14 @@ export class UserFile {
    * see `appendLayout`. Returns undefined (writing nothing) when it cannot, e.g. the kept version was edited in
    * place; the caller then writes every document.
    */
-  async appendDocs(added: DocState[], root: Record<string, Json> | undefined): Promise<FileVersion | undefined> {
+  async appendDocs(added: IndexEntry[], root: Record<string, Json> | undefined): Promise<FileVersion | undefined> {
     const layout = this.last;
-    if (!this.source || !layout || layout.docs.length === 0 || !layout.hashAtEnd) return undefined;
+    if (!this.source || !layout || layout.entries.length === 0 || !layout.hashAtEnd) return undefined;
     const source = await this.takeSource();
     if (!source) return undefined;
     const frame = this.frameFor(root);
     let hashAtEnd: Hash | undefined;
-    const resume = { hash: layout.hashAtEnd.copy(), upTo: layout.ends[layout.docs.length - 1]! };
+    const resume = { hash: layout.hashAtEnd.copy(), upTo: layout.ends[layout.entries.length - 1]! };
     const { version, handle } = await this.replace(
       source,
       async (w) => {
@@ -179,7 +181,7 @@ export class UserFile {
       },
       resume,
     );
-    for (const doc of added) layout.docs.push(doc);
+    for (const e of added) layout.entries.push(e);
     layout.hashAtEnd = hashAtEnd;
     this.source = { handle, written: version };
     return version;
@@ -346,7 +348,7 @@ export class UserFile {
   ): Map<string, DocState> {
     const file = this.name;
     const pk = this.options.primaryKey;
-    const docs = new Map<string, DocState>();
+    const docs = new EntryStates();
     for (let i = 0; i < count; i++) {
       const v = item(i);
       if (!isPlainObject(v)) {
@@ -383,7 +385,7 @@ export class UserFile {
           { file, ...at, key: id, field: pk, firstLine },
         );
       }
-      docs.set(id, asDocState(v));
+      holdDoc(docs, id, v);
     }
     return docs;
   }
@@ -411,7 +413,7 @@ async function streamDocsFile(
         sha1.update(bytes);
       },
     };
-    const docs = new Map<string, DocState>();
+    const docs = new EntryStates();
     const take = (text: string): boolean => {
       let v: unknown;
       try {
@@ -422,7 +424,7 @@ async function streamDocsFile(
       if (!isPlainObject(v)) return false;
       const id = docKey(v, primaryKey);
       if (id === undefined || reservedField(v) !== undefined || docs.has(id)) return false;
-      docs.set(id, asDocState(v));
+      holdDoc(docs, id, v);
       return true;
     };
     if (format === 'ndjson') {
@@ -487,10 +489,13 @@ export function reservedFieldError(
   );
 }
 
-/** A freshly parsed, validated object becomes a doc state in place (no copy: 100k documents load noticeably faster). */
-function asDocState(v: Record<string, unknown>): DocState {
-  v._deleted = false;
-  return v as DocState;
+/**
+ * A freshly parsed, validated object is kept as its text only (`IndexEntry`): a big file never has every document
+ * parsed at once, only the one being read.
+ */
+function holdDoc(docs: EntryStates, id: string, v: Record<string, unknown>): void {
+  // Validated: no reserved field at the top level, so these are the user's fields exactly.
+  docs.setEntry(id, IndexEntry.ofUserText(id, flat(JSON.stringify(v)), 0));
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

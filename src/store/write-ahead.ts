@@ -132,8 +132,10 @@ export class WriteAhead {
     this.entries = [];
     this.purged = [];
     const rec: WalRecordOut = { t: 'w', s: ++this.seq };
-    const peers = this.peers.take(peerStates, entries, purged, (id) => index.get(id)?.doc);
+    const peers = this.peers.take(peerStates, entries, purged, (id) => index.get(id));
     if (entries.length > 0) rec.d = new EntryPairs(entries);
+    // The record holds the documents' texts now: the index keeps those, not the parsed states (`IndexEntry`).
+    for (const e of entries) e.compact();
     if (purged.length > 0) {
       rec.x = purged;
       rec.c = index.clock;

@@ -1,5 +1,6 @@
-import type { DocState, Json } from '../core/types.js';
+import type { Json } from '../core/types.js';
 import type { DocIndex, IndexEntry } from './doc-index.js';
+import { EntryStates } from './entry-states.js';
 import type { FileLayout } from './file-image.js';
 
 /**
@@ -9,9 +10,9 @@ import type { FileLayout } from './file-image.js';
 export type FilePlan =
   | {
       root: Record<string, Json> | undefined;
-      docs: DocState[];
+      docs: IndexEntry[];
       from: Int32Array;
-      next: Map<string, DocState>;
+      next: EntryStates;
       added?: undefined;
     }
   | { root: Record<string, Json> | undefined; added: IndexEntry[]; docs?: undefined };
@@ -37,54 +38,53 @@ export function currentEntries(pending: readonly IndexEntry[], index: DocIndex):
  * `UserFile.appendDocs`), which needs no map of every document (`known` is not even built).
  */
 export function planFile(
-  known: () => Map<string, DocState>,
+  known: () => ReadonlyMap<string, unknown>,
   layout: FileLayout | undefined,
   aligned: boolean,
   replacing: boolean,
   changed: readonly IndexEntry[],
   index: DocIndex,
-  primaryKey: string,
   root: Record<string, Json> | undefined,
 ): FilePlan | undefined {
-  if (aligned && layout && layout.docs.length > 0 && !replacing) {
-    const added = changed.filter((e) => !e.doc._deleted);
+  if (aligned && layout && layout.entries.length > 0 && !replacing) {
+    const added = changed.filter((e) => !e.deleted);
     // Only deletes of documents the file never held: nothing to write.
     if (added.length === 0) return undefined;
     return { root, added };
   }
-  const pos = layout && !aligned ? positionsIn(layout, primaryKey) : undefined;
-  const next = new Map<string, DocState>();
-  const docs: DocState[] = [];
+  const pos = layout && !aligned ? positionsIn(layout) : undefined;
+  const next = new EntryStates();
+  const docs: IndexEntry[] = [];
   const from: number[] = [];
   let i = 0;
   for (const id of known().keys()) {
     const e = index.get(id);
-    if (e && !e.doc._deleted) {
-      next.set(id, e.doc);
-      docs.push(e.doc);
+    if (e && !e.deleted) {
+      next.setEntry(id, e);
+      docs.push(e);
       from.push(pos ? (pos.get(id) ?? -1) : i);
     }
     i++;
   }
   for (const e of changed) {
-    if (e.doc._deleted || next.has(e.id)) continue;
-    next.set(e.id, e.doc);
-    docs.push(e.doc);
+    if (e.deleted || next.has(e.id)) continue;
+    next.setEntry(e.id, e);
+    docs.push(e);
     from.push(pos?.get(e.id) ?? -1);
   }
   return { docs, from: Int32Array.from(from), root, next };
 }
 
 /** The documents of a layout by id, in file order. */
-export function docsOf(layout: FileLayout, primaryKey: string): Map<string, DocState> {
-  const out = new Map<string, DocState>();
-  for (const doc of layout.docs) out.set(doc[primaryKey] as string, doc);
+export function docsOf(layout: FileLayout): EntryStates {
+  const out = new EntryStates();
+  for (const e of layout.entries) out.setEntry(e.id, e);
   return out;
 }
 
 /** Position of each document in a layout, by id: to reuse it once `known` no longer follows its order. */
-function positionsIn(layout: FileLayout, primaryKey: string): Map<string, number> {
+function positionsIn(layout: FileLayout): Map<string, number> {
   const pos = new Map<string, number>();
-  layout.docs.forEach((doc, i) => pos.set(doc[primaryKey] as string, i));
+  layout.entries.forEach((e, i) => pos.set(e.id, i));
   return pos;
 }

@@ -40,6 +40,7 @@ async function imageOf(path: string, docs: readonly object[]): Promise<JsonImage
     close: ranges.close,
     starts: Float64Array.from(ranges.starts),
     ends: Float64Array.from(ranges.ends),
+    ids: known.map((d) => d.id as string),
     docs: known,
   };
 }
