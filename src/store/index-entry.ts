@@ -9,15 +9,6 @@ const USER_TEXT = 2;
 const LIVE_SUFFIX = ',"_deleted":false}';
 
 /**
- * The states parsed last, by entry, oldest first. A fork's upstream reads a page of its feed and then the assumed
- * state of each document, which is nearly always the same entry (`EntryStates`): both reads then give one object,
- * and the comparison is by identity, not a second parse and a deep compare. As many as a few pages of the feed, so
- * that what it keeps alive is what a reader holds anyway; states are immutable, so sharing them is safe.
- */
-const RECENT = 4096;
-const recent = new Map<IndexEntry, DocState>();
-
-/**
  * One document with its last-write time. Replaced (never mutated) on every write.
  *
  * Memory (docs/STORES.md, "Memory"): an entry holds its document as the parsed state only until the state's text is
@@ -78,19 +69,12 @@ export class IndexEntry {
     return e;
   }
 
-  /**
-   * The document's state: the object this entry was made with until `compact`, then a parse of its text, the same
-   * object for every read while it is among the last `RECENT` parsed (see `recent`).
-   */
+  /** The document's state: the object this entry was made with until `compact`, then a fresh parse of its text. */
   get doc(): DocState {
     const v = this.v;
     if (typeof v !== 'string') return v;
-    let doc = recent.get(this);
-    if (doc !== undefined) return doc;
-    doc = JSON.parse(v) as DocState;
+    const doc = JSON.parse(v) as DocState;
     if (this.flags & USER_TEXT) doc._deleted = false;
-    recent.set(this, doc);
-    if (recent.size > RECENT) recent.delete(recent.keys().next().value!);
     return doc;
   }
 
