@@ -43,6 +43,17 @@ export interface Store {
   changesSince(checkpoint: Checkpoint | null, limit: number): Promise<ChangeBatch>;
 
   /**
+   * Optional: the page `changesSince` gives, less the documents whose current state `known` holds as this store's
+   * own record of it (a fork's assumed states, which hold the very records its pulls wrote), left out without being
+   * read. `scanned` counts the page before that, so more may remain while `scanned` equals `limit`.
+   */
+  changesSinceExcept?(
+    checkpoint: Checkpoint | null,
+    limit: number,
+    known: ReadonlyMap<string, DocState>,
+  ): Promise<ChangeBatch & { scanned: number }>;
+
+  /**
    * Compare-and-set batch write, atomic per batch. Each row is written only where the current state deep-equals
    * `expected` (normalised: missing `_deleted` is false; key order ignored). Rows whose document equals the
    * current state are not rewritten (no new lwt, no change event) and count as written.

@@ -1,5 +1,5 @@
 import { P2PSyncError } from '../core/errors.js';
-import type { CasWrite, Checkpoint, DocState, WriteOrigin } from '../core/types.js';
+import type { CasWrite, ChangeBatch, Checkpoint, DocState, WriteOrigin } from '../core/types.js';
 import type { LinkContext } from './context.js';
 import type { ForkState } from './fork-state.js';
 import { keepAndReport, resolveConflict, type Resolution } from './resolution.js';
@@ -164,7 +164,7 @@ export class Upstream {
   }
 
   private async cycle(): Promise<void> {
-    const { store, conflict, rules } = this.ctx;
+    const { conflict, rules } = this.ctx;
     const pk = rules.primaryKey;
     const isEqual = conflict.isEqual;
     const window: InFlight[] = [];
@@ -173,14 +173,14 @@ export class Upstream {
       const scan = Math.max(this.batchSize, MIN_SCAN_PAGE);
       let checkpoint = this.state.up;
       for (;;) {
-        let page = await this.ctx.track(store.changesSince(checkpoint, scan));
+        let page = await this.scan(checkpoint, scan);
         // A document that changed again while its last push is unanswered waits for that answer, then is read again:
         // pushed at once it would carry the assumed state the answer is about to replace, and conflict with itself.
         const waiting = (): boolean =>
           this.flying.size > 0 && page.documents.some((f) => this.flying.has(f[pk] as string));
         while (waiting() && window.length > 0) {
           while (waiting() && window.length > 0) await this.settle(window);
-          page = await this.ctx.track(store.changesSince(checkpoint, scan));
+          page = await this.scan(checkpoint, scan);
         }
         const rows: WriteRow[] = [];
         for (const f of page.documents) {
@@ -189,7 +189,7 @@ export class Upstream {
           if (a !== undefined && (a === f || isEqual(a, f))) continue;
           rows.push(a === undefined ? { newDocumentState: f } : { newDocumentState: f, assumedMasterState: a });
         }
-        const last = page.documents.length > 0 ? (page.checkpoint ?? undefined) : undefined;
+        const last = page.scanned > 0 ? (page.checkpoint ?? undefined) : undefined;
         if (rows.length === 0 && last) window.push({ done: Promise.resolve(), checkpoint: last });
         for (let i = 0; i < rows.length;) {
           const batch = rows.slice(i, i + this.sizer.size);
@@ -197,7 +197,7 @@ export class Upstream {
           await this.send(window, batch, i >= rows.length ? last : undefined);
         }
         checkpoint = page.checkpoint;
-        if (page.documents.length >= scan) continue;
+        if (page.scanned >= scan) continue;
         // At the head of the feed: wait for the answers, but read new commits as soon as they come, so a steady
         // stream of local writes stays pipelined instead of waiting a round trip per cycle.
         while (!this.dirty && window.length > 0) await this.settleOrWake(window);
@@ -210,6 +210,17 @@ export class Upstream {
     } finally {
       await this.ctx.track(this.state.persist());
     }
+  }
+
+  /**
+   * The next `limit` changes of the own feed after `checkpoint`, less (where the store can tell without reading them)
+   * those whose state is the assumed one: after a pull, nearly all of them.
+   */
+  private scan(checkpoint: Checkpoint | null, limit: number): Promise<ChangeBatch & { scanned: number }> {
+    const { store } = this.ctx;
+    if (store.changesSinceExcept)
+      return this.ctx.track(store.changesSinceExcept(checkpoint, limit, this.state.assumed));
+    return this.ctx.track(store.changesSince(checkpoint, limit).then((p) => ({ ...p, scanned: p.documents.length })));
   }
 
   private async send(window: InFlight[], rows: WriteRow[], checkpoint?: Checkpoint): Promise<void> {

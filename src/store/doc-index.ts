@@ -133,13 +133,21 @@ export class DocIndex {
     return out;
   }
 
-  /** A change-feed page in the protocol's shape. */
-  page(checkpoint: Checkpoint | null, limit: number): ChangeBatch {
+  /**
+   * A change-feed page in the protocol's shape, its documents read only from the entries `read` keeps (all by
+   * default); `scanned` counts all.
+   */
+  page(
+    checkpoint: Checkpoint | null,
+    limit: number,
+    read?: (e: IndexEntry) => boolean,
+  ): ChangeBatch & { scanned: number } {
     const entries = this.since(checkpoint, limit);
     const last = entries[entries.length - 1];
     return {
       checkpoint: last ? { id: last.id, lwt: last.lwt } : checkpoint,
-      documents: entries.map((e) => e.doc),
+      documents: (read ? entries.filter(read) : entries).map((e) => e.doc),
+      scanned: entries.length,
     };
   }
 

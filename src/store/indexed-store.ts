@@ -87,7 +87,20 @@ export abstract class IndexedStore implements Store, PeerStateStore {
   async changesSince(checkpoint: Checkpoint | null, limit: number): Promise<ChangeBatch> {
     await this.beforeRead();
     if (checkpoint !== null && !isCheckpoint(checkpoint)) return { checkpoint, documents: [] };
-    return this.index.page(checkpoint, Math.max(0, Math.floor(limit)));
+    const { checkpoint: last, documents } = this.index.page(checkpoint, Math.max(0, Math.floor(limit)));
+    return { checkpoint: last, documents };
+  }
+
+  async changesSinceExcept(
+    checkpoint: Checkpoint | null,
+    limit: number,
+    known: ReadonlyMap<string, DocState>,
+  ): Promise<ChangeBatch & { scanned: number }> {
+    await this.beforeRead();
+    if (checkpoint !== null && !isCheckpoint(checkpoint)) return { checkpoint, documents: [], scanned: 0 };
+    // An entry is never mutated, so a state held as the current entry itself is that state: no parse, no compare.
+    const held = known instanceof EntryStates ? known : undefined;
+    return this.index.page(checkpoint, Math.max(0, Math.floor(limit)), (e) => held?.entryOf(e.id) !== e);
   }
 
   bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]> {

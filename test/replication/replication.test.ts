@@ -314,3 +314,32 @@ describe('replication', () => {
 function until2(p: Pair): Promise<void> {
   return allIdle([p.a.rep, p.b.rep], [p.a.store, p.b.store]);
 }
+
+describe("a fork's first up-scan after its initial pull", () => {
+  it('leaves every pulled document out unread, and still pushes a local change made among them', async () => {
+    const sa = store(MASTER_TOKEN);
+    const sb = store(FORK_TOKEN);
+    await seed(sa, 500, 'a');
+    await seed(sb, 3, 'b');
+    const pages: Array<{ scanned: number; ids: string[] }> = [];
+    const except = sb.changesSinceExcept.bind(sb);
+    sb.changesSinceExcept = async (checkpoint, limit, known) => {
+      const page = await except(checkpoint, limit, known);
+      pages.push({ scanned: page.scanned, ids: page.documents.map((d) => d.id as string) });
+      return page;
+    };
+    const pair = connect(sa, sb);
+    await converged([pair.a.rep, pair.b.rep], [sa, sb]);
+    // Its own three documents are read (and pushed); the 500 pulled ones are scanned but never read.
+    expect(pages.reduce((n, p) => n + p.scanned, 0)).toBeGreaterThanOrEqual(503);
+    expect(pages.flatMap((p) => p.ids).sort()).toEqual(['b-000000', 'b-000001', 'b-000002']);
+    expect(pair.b.rep.stats.pushed).toBe(3);
+
+    pages.length = 0;
+    await put(sb, doc('a-000100', { v: 'local' }));
+    await converged([pair.a.rep, pair.b.rep], [sa, sb]);
+    expect(pages.flatMap((p) => p.ids)).toEqual(['a-000100']);
+    expect((await sa.get(['a-000100'])).get('a-000100')).toMatchObject({ v: 'local' });
+    await pair.close();
+  });
+});
