@@ -54,6 +54,15 @@ export interface Store {
   ): Promise<ChangeBatch & { scanned: number }>;
 
   /**
+   * Optional: where the feed stands after the first `count` changes after `checkpoint` (`skipped` is less than
+   * `count` when the feed ends first), without reading those documents.
+   */
+  skipChanges?(
+    checkpoint: Checkpoint | null,
+    count: number,
+  ): Promise<{ checkpoint: Checkpoint | null; skipped: number }>;
+
+  /**
    * Compare-and-set batch write, atomic per batch. Each row is written only where the current state deep-equals
    * `expected` (normalised: missing `_deleted` is false; key order ignored). Rows whose document equals the
    * current state are not rewritten (no new lwt, no change event) and count as written.

@@ -281,8 +281,12 @@ export class MasterServer {
   /** A page asked for ahead (`PAGE_AHEAD`). It never counts as the fork catching up: the fork may drop it. */
   private async pageAhead(after: Checkpoint | null, skip: number, limit: number): Promise<PageAnswer> {
     const { store } = this.ctx;
-    const skipped = await this.ctx.track(store.changesSince(after, skip));
-    if (skipped.documents.length < skip) return { checkpoint: after, documents: [] };
+    const skipped = await this.ctx.track(
+      store.skipChanges
+        ? store.skipChanges(after, skip)
+        : store.changesSince(after, skip).then((p) => ({ checkpoint: p.checkpoint, skipped: p.documents.length })),
+    );
+    if (skipped.skipped < skip) return { checkpoint: after, documents: [] };
     const page = await this.ctx.track(store.changesSince(skipped.checkpoint, limit));
     this.ctx.stats.sent += page.documents.length;
     return { ...page, [PAGE_AHEAD.from]: skipped.checkpoint };

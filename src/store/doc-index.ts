@@ -125,6 +125,8 @@ export class DocIndex {
   /** Up to `limit` entries strictly after `checkpoint`, in feed order. */
   since(checkpoint: Checkpoint | null, limit: number): IndexEntry[] {
     let i = checkpoint ? this.firstAfter(checkpoint) : 0;
+    // Without stale entries (a store just opened, or compacted), every feed entry is current: a page is a slice.
+    if (this.stale === 0) return this.feed.slice(i, i + limit);
     const out: IndexEntry[] = [];
     for (; i < this.feed.length && out.length < limit; i++) {
       const e = this.feed[i]!;

@@ -103,6 +103,16 @@ export abstract class IndexedStore implements Store, PeerStateStore {
     return this.index.page(checkpoint, Math.max(0, Math.floor(limit)), (e) => held?.entryOf(e.id) !== e);
   }
 
+  async skipChanges(
+    checkpoint: Checkpoint | null,
+    count: number,
+  ): Promise<{ checkpoint: Checkpoint | null; skipped: number }> {
+    await this.beforeRead();
+    if (checkpoint !== null && !isCheckpoint(checkpoint)) return { checkpoint, skipped: 0 };
+    const { checkpoint: after, scanned } = this.index.page(checkpoint, Math.max(0, Math.floor(count)), () => false);
+    return { checkpoint: after, skipped: scanned };
+  }
+
   bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]> {
     return this.exclusive(async () => {
       this.assertOpen();
