@@ -1,5 +1,7 @@
 import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach } from 'vitest';
 import { TestProcess, type CliEvent } from '../helpers/spawn.js';
+import { StoreFixture } from './harness.js';
 
 const WRITER = fileURLToPath(new URL('../fixtures/store-writer.mjs', import.meta.url));
 
@@ -25,4 +27,20 @@ export class WriterProcess extends TestProcess {
   override kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     super.kill(signal);
   }
+}
+
+/**
+ * For a suite that spawns writers: a fresh `StoreFixture` per test (`.fx`), and after each test every writer killed
+ * and the fixture removed.
+ */
+export function writerFixture(): { readonly fx: StoreFixture } {
+  const holder = {} as { fx: StoreFixture };
+  beforeEach(async () => {
+    holder.fx = await StoreFixture.create();
+  });
+  afterEach(async () => {
+    await WriterProcess.killAll();
+    await holder.fx.cleanup();
+  });
+  return holder;
 }

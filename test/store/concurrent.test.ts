@@ -1,25 +1,17 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFile, writeFile } from 'node:fs/promises';
 import { putDocuments, removeDocuments } from '../../src/store/crud.js';
 import { openStore } from '../../src/store/open.js';
-import { WriterProcess } from './child.js';
-import { StoreFixture } from './harness.js';
+import { WriterProcess, writerFixture } from './child.js';
 
 const range = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 const sorted = (ids: Iterable<string>): string[] => [...ids].sort();
 
 describe('several processes writing one store', () => {
-  let fx: StoreFixture;
-  beforeEach(async () => {
-    fx = await StoreFixture.create();
-  });
-  afterEach(async () => {
-    await WriterProcess.killAll();
-    await fx.cleanup();
-  });
+  const w = writerFixture();
 
   it('CRUD writes while another process owns the store (like join): no update lost in either direction', async () => {
-    const path = fx.file('shared.json');
+    const path = w.fx.file('shared.json');
     await writeFile(path, JSON.stringify(range('seed', 5).map((id) => ({ id }))));
     const owner = new WriterProcess(['owner', path, '300']);
     await owner.waitForLine((l) => l === 'ready');
@@ -38,13 +30,13 @@ describe('several processes writing one store', () => {
     const expected = sorted([...range('o', 300), ...range('g', 100), ...range('seed', 5).slice(1)]);
     const inFile = (JSON.parse(await readFile(path, 'utf8')) as Array<{ id: string }>).map((d) => d.id);
     expect(sorted(inFile)).toEqual(expected);
-    const store = await fx.open({ path, watch: false });
+    const store = await w.fx.open({ path, watch: false });
     expect(sorted((await store.all()).map((d) => d.id as string))).toEqual(expected);
     expect((await store.get(['seed-0'])).get('seed-0')).toEqual({ id: 'seed-0', _deleted: true });
   });
 
   it('processes that take turns owning the store and editing its file lose nothing', async () => {
-    const path = fx.file('shared.ndjson');
+    const path = w.fx.file('shared.ndjson');
     const a = new WriterProcess(['crud', path, 'a', '60']);
     const b = new WriterProcess(['crud', path, 'b', '60']);
     for (let i = 0; i < 60; i++) await putDocuments({ path }, [{ id: `c-${i}`, _deleted: false }]);

@@ -1,11 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { SyncEvent } from '../../src/core/events.js';
 import type { DocState } from '../../src/core/types.js';
 import { openStore } from '../../src/store/open.js';
-import { WriterProcess } from '../store/child.js';
-import { StoreFixture } from '../store/harness.js';
+import { WriterProcess, writerFixture } from '../store/child.js';
 
 /**
  * Cycles per case (2 formats x 2 barriers; a soak, so it runs in the system suite). Each cycle: start a writer,
@@ -24,14 +23,7 @@ function userDocs(text: string, format: 'json' | 'ndjson'): Array<Record<string,
 }
 
 describe('crash safety: SIGKILL a writer at random moments', () => {
-  let fx: StoreFixture;
-  beforeEach(async () => {
-    fx = await StoreFixture.create();
-  });
-  afterEach(async () => {
-    await WriterProcess.killAll();
-    await fx.cleanup();
-  });
+  const w = writerFixture();
 
   const cases = [
     ['ndjson', 'flush'],
@@ -41,7 +33,7 @@ describe('crash safety: SIGKILL a writer at random moments', () => {
   ] as const;
   for (const [format, barrier] of cases) {
     it(`${format}, acknowledged after ${barrier}(): the file stays valid, the sidecar consistent, and every acknowledged write survives (${CYCLES} kills)`, async () => {
-      const path = fx.file(`crash.${format}`);
+      const path = w.fx.file(`crash.${format}`);
       let lastAck = -1;
       let token: string | undefined;
       let killedAfterAck = 0;
