@@ -70,7 +70,8 @@ interface Peer {
 }
 
 function rawToText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  // toString() without arguments is UTF-8 and skips the encoding lookup that toString('utf8') makes per frame.
+  if (Buffer.isBuffer(data)) return data.toString();
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
 }
@@ -356,7 +357,8 @@ export class SignalHub {
   }
 
   private shareRoom(a: Peer, b: Peer): boolean {
-    const [small, large] = a.rooms.size <= b.rooms.size ? [a.rooms, b.rooms] : [b.rooms, a.rooms];
+    const small = a.rooms.size <= b.rooms.size ? a.rooms : b.rooms;
+    const large = small === a.rooms ? b.rooms : a.rooms;
     for (const room of small.keys()) if (large.has(room)) return true;
     return false;
   }
