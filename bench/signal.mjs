@@ -106,6 +106,8 @@ const FIRST_RELAYS = 5_000;
 const STEADY_RELAYS = 10_000;
 /** Steady relays per turn when part a alternates between the two servers (about 50-100 ms). */
 const RELAY_BLOCK = 250;
+/** Open files the load generator needs besides its sockets. */
+const FD_HEADROOM = 200;
 
 const pick = (rs, key) => median(rs.map((r) => (Array.isArray(r[key]) ? r[key][0] : r[key])));
 
@@ -123,6 +125,41 @@ async function warmLoadGenerator(sockets) {
   }
 }
 
+/** Open files this process may hold (Linux: /proc/self/limits), which bounds the sockets of the load generator. */
+function openFilesLimit() {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return !m || m[1] === 'unlimited' ? Infinity : Number(m[1]);
+}
+
+/**
+ * Part a's steady relays for the servers of one run (`live`: each with its joined load and first relays), in
+ * blocks that alternate between them; then their sockets close, the servers stop and each run's result is kept.
+ */
+async function steadyRelays(live, runs, paired) {
+  for (let done = 0; done < STEADY_RELAYS; done += RELAY_BLOCK) {
+    for (const l of live) {
+      const { latencies, ms } = await l.load.relay(Math.min(RELAY_BLOCK, STEADY_RELAYS - done));
+      l.steady.push(...latencies);
+      l.steadyMs += ms;
+    }
+  }
+  for (const { kind, server, load, first, steady, steadyMs } of live) {
+    await closeAll(load.clients);
+    await server.proc.stop();
+    const res = {
+      ...load.stats,
+      ...relayPercentiles(first.latencies, 'firstRelay'),
+      ...relayPercentiles(steady),
+      relaysPerSecond: round((steady.length / steadyMs) * 1000),
+      samples: steady.length,
+      lost: load.lost,
+      paired,
+    };
+    runs[kind].push(res);
+    console.error(`a ${kind} ${load.stats.sockets}: ${JSON.stringify(res)}`);
+  }
+}
+
 /** a: one process, p2psync vs RxDB, alternating, `RUNS` runs per size; medians. */
 async function partA() {
   const out = [];
@@ -130,6 +167,11 @@ async function partA() {
   for (const sockets of args.sizes.split(',').map(Number)) {
     const runs = { p2psync: [], rxdb: [] };
     for (let r = 0; r < RUNS; r++) {
+      // Paired: both servers of the run hold their sockets while their steady relays alternate in blocks, so load
+      // from elsewhere on the shared machine falls on both alike (run after run, it would not). This process then
+      // holds both servers' sockets, so only where its open-files limit allows; otherwise (10k sockets under a
+      // limit of 20,000) each server's steady relays follow its first ones, as its runs alternate with the other's.
+      const paired = 2 * (sockets + Number(args.warmup)) + FD_HEADROOM <= openFilesLimit();
       const live = [];
       for (const kind of r % 2 === 0 ? ['p2psync', 'rxdb'] : ['rxdb', 'p2psync']) {
         // Every p2psync limit stays on at its default, except connections, raised to hold the load.
@@ -146,30 +188,9 @@ async function partA() {
         const load = await joinLoad({ urls: [server.url], sockets, roomSize: 10, pids: [server.proc.child.pid] });
         const first = await load.relay(FIRST_RELAYS);
         live.push({ kind, server, load, first, steady: [], steadyMs: 0 });
+        if (!paired) await steadyRelays(live.splice(0), runs, false);
       }
-      // Steady relays with both servers holding their sockets, in blocks that alternate between them: load from
-      // elsewhere on the shared machine falls on both alike (run after run, it would not), so their p99s compare.
-      for (let done = 0; done < STEADY_RELAYS; done += RELAY_BLOCK) {
-        for (const l of live) {
-          const { latencies, ms } = await l.load.relay(Math.min(RELAY_BLOCK, STEADY_RELAYS - done));
-          l.steady.push(...latencies);
-          l.steadyMs += ms;
-        }
-      }
-      for (const { kind, server, load, first, steady, steadyMs } of live) {
-        await closeAll(load.clients);
-        await server.proc.stop();
-        const res = {
-          ...load.stats,
-          ...relayPercentiles(first.latencies, 'firstRelay'),
-          ...relayPercentiles(steady),
-          relaysPerSecond: round((steady.length / steadyMs) * 1000),
-          samples: steady.length,
-          lost: load.lost,
-        };
-        runs[kind].push(res);
-        console.error(`a ${kind} ${sockets}: ${JSON.stringify(res)}`);
-      }
+      if (paired) await steadyRelays(live, runs, true);
     }
     const row = { sockets };
     for (const kind of ['p2psync', 'rxdb']) {
@@ -185,7 +206,8 @@ async function partA() {
         runs: runs[kind],
       };
     }
-    // Steady p99s were measured side by side within each run: the median of their per-run ratios.
+    // The median of the runs' ratios of steady p99s (measured side by side within each run where `paired`).
+    row.paired = runs.p2psync.every((res) => res.paired);
     row.relayP99Ratio = round(median(runs.p2psync.map((p, r) => p.relayP99Ms / runs.rxdb[r].relayP99Ms)), 2);
     out.push(row);
   }

@@ -15,9 +15,9 @@ function oneProcessTable(rows) {
   return [
     '| sockets | p2psync joins/s | RxDB joins/s | ratio | p2psync relay p50 / p99 ms | RxDB relay p50 / p99 ms | p99 ratio | first relays p99 ms, p2psync / RxDB | p2psync RSS MiB | RxDB RSS MiB | p2psync CPU µs/join | RxDB CPU µs/join | CPU ratio |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map(({ sockets, p2psync: p, rxdb: x, relayP99Ratio }) => {
+    ...rows.map(({ sockets, p2psync: p, rxdb: x, relayP99Ratio, paired }) => {
       const [cp, cx] = [perJoin(p, sockets), perJoin(x, sockets)];
-      return `| ${num(sockets)} | ${num(p.joinsPerSecond)} | ${num(x.joinsPerSecond)} | ${ratio(p.joinsPerSecond, x.joinsPerSecond)} | ${num(p.relayP50Ms, 2)} / ${num(p.relayP99Ms, 2)} | ${num(x.relayP50Ms, 2)} / ${num(x.relayP99Ms, 2)} | ${typeof relayP99Ratio === 'number' ? `${relayP99Ratio.toFixed(2)}x` : '—'} | ${num(p.firstRelayP99Ms, 2)} / ${num(x.firstRelayP99Ms, 2)} | ${num(p.rssMiB)} | ${num(x.rssMiB)} | ${num(cp)} | ${num(cx)} | ${ratio(cp, cx)} |`;
+      return `| ${num(sockets)} | ${num(p.joinsPerSecond)} | ${num(x.joinsPerSecond)} | ${ratio(p.joinsPerSecond, x.joinsPerSecond)} | ${num(p.relayP50Ms, 2)} / ${num(p.relayP99Ms, 2)} | ${num(x.relayP50Ms, 2)} / ${num(x.relayP99Ms, 2)} | ${typeof relayP99Ratio === 'number' ? `${relayP99Ratio.toFixed(2)}x${paired === false ? ' (not paired)' : ''}` : '—'} | ${num(p.firstRelayP99Ms, 2)} / ${num(x.firstRelayP99Ms, 2)} | ${num(p.rssMiB)} | ${num(x.rssMiB)} | ${num(cp)} | ${num(cx)} | ${ratio(cp, cx)} |`;
     }),
     '',
   ];
@@ -45,12 +45,14 @@ export function renderSignalSection() {
       'while relaying, so their p99 measures that warm-up more than relaying; **relay p50/p99** are those of the',
       '10,000 relays that follow (the steady state a running server is in), taken once both servers of a run hold',
       'their sockets, in blocks of 250 that alternate between them, so that load from elsewhere on the shared machine',
-      "falls on both alike; **p99 ratio** is the median of the runs' p2psync / RxDB steady p99. **RSS** after all",
-      "joins; **CPU** is the server's CPU time (all threads, from the scheduler's counters) during the join phase, per",
-      "join: the server's own cost, which the shared cores disturb less than the rates. p2psync runs with every limit at",
-      'its default except `--max-connections`, raised to N+100. Servers alternate (which one starts and joins first);',
-      'medians of the runs. Before the first run, one untimed round against each server warms the load generator (it',
-      'runs in the bench process), so the server measured first does not pay for its cold start.',
+      "falls on both alike; **p99 ratio** is the median of the runs' p2psync / RxDB steady p99 (*not paired*: the",
+      "bench process cannot hold both servers' sockets under its open-files limit, as 2 x 10k under 20,000, so each",
+      "server's steady relays follow its first ones and only the runs alternate). **RSS** after all joins; **CPU** is",
+      "the server's CPU time (all threads, from the scheduler's counters) during the join phase, per join: the server's",
+      'own cost, which the shared cores disturb less than the rates. p2psync runs with every limit at its default except',
+      '`--max-connections`, raised to N+100. Servers alternate (which one starts and joins first); medians of the runs.',
+      'Before the first run, one untimed round against each server warms the load generator (it runs in the bench',
+      'process), so the server measured first does not pay for its cold start.',
       '',
       ...oneProcessTable(r.a),
     );
