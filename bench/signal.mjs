@@ -188,7 +188,7 @@ async function partA() {
         const load = await joinLoad({ urls: [server.url], sockets, roomSize: 10, pids: [server.proc.child.pid] });
         const first = await load.relay(FIRST_RELAYS);
         live.push({ kind, server, load, first, steady: [], steadyMs: 0 });
-        if (!paired) await steadyRelays(live.splice(0), runs, false);
+        if (!paired) await steadyRelays([live.pop()], runs, false);
       }
       if (paired) await steadyRelays(live, runs, true);
     }
