@@ -71,11 +71,12 @@ async function pool(n, window, work) {
 }
 
 /**
- * Opens `sockets` clients to `urls` (round robin), joins them into rooms of `roomSize` (members of one room
- * alternate between the urls), then relays `samples` signals between room mates. Returns the join rate,
- * relay latency percentiles and the clients (call `closeAll`).
+ * Opens `sockets` clients to `urls` (round robin) and joins them into rooms of `roomSize` (members of one room
+ * alternate between the urls). Returns the join rate and the server's cost (`stats`), the clients (call
+ * `closeAll`) and `relay(n)`, which relays `n` signals between room mates one at a time and resolves with their
+ * latencies (ms from send until the receiver has the frame) and the time it took.
  */
-export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], window = 200, relayWindow = 1 }) {
+export async function joinLoad({ urls, sockets, roomSize, pids = [], window = 200, relayWindow = 1 }) {
   const clients = [];
   const t0 = performance.now();
   await pool(sockets, window, async (i) => {
@@ -107,43 +108,7 @@ export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], 
   for (let waited = 0; !listed() && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
   const joinCpu = pids.map((pid, k) => cpuSeconds(pid) - cpu0[k]);
   const rss = pids.map(rssBytes);
-
-  // Relay: sender i -> its room mate; a sample is the time until the receiver has the frame.
-  const latencies = [];
-  let lost = 0;
-  const tr = performance.now();
-  await pool(samples, relayWindow, async (k) => {
-    const i = (k * 7919) % sockets; // spread senders so no socket nears its rate limit
-    const from = clients[i];
-    // Room sizes are even, so i ^ 1 is a room mate (the urls alternate, so with two nodes it is on the other).
-    const to = clients[i ^ 1];
-    if (!to) return;
-    await new Promise((resolve) => {
-      const sent = performance.now();
-      // A frame that never arrives is counted, not waited for forever.
-      const timer = setTimeout(() => {
-        lost++;
-        to.pending.delete(k);
-        resolve();
-      }, 2_000);
-      to.pending.set(k, () => {
-        clearTimeout(timer);
-        latencies.push(performance.now() - sent);
-        to.pending.delete(k);
-        resolve();
-      });
-      from.send({
-        type: 'signal',
-        senderPeerId: from.id,
-        receiverPeerId: to.id,
-        room: from.room,
-        data: { type: 'offer', sdp: 'v=0 '.padEnd(600, 'x'), k },
-        connectionId: 'benchbench',
-      });
-    });
-  });
-  const relayMs = performance.now() - tr;
-  return {
+  const stats = {
     sockets,
     roomSize,
     connectMs: round(connectMs),
@@ -151,12 +116,75 @@ export async function signalLoad({ urls, sockets, roomSize, samples, pids = [], 
     joinCpuSeconds: joinCpu.map((s) => round(s, 3)),
     cpuMicrosPerJoin: joinCpu.map((s) => round((s / sockets) * 1e6)),
     rssMiB: rss.map((b) => round((b ?? 0) / 1048576, 1)),
-    relayP50Ms: round(percentile(latencies, 50), 3),
-    relayP99Ms: round(percentile(latencies, 99), 3),
-    relaysPerSecond: round((latencies.length / relayMs) * 1000),
+  };
+
+  // Relay: sender i -> its room mate; a sample is the time until the receiver has the frame.
+  const load = { stats, clients, lost: 0, relay: undefined };
+  let k = 0;
+  load.relay = async (n) => {
+    const latencies = [];
+    const t = performance.now();
+    await pool(n, relayWindow, async () => {
+      const sample = k++;
+      const i = (sample * 7919) % sockets; // spread senders so no socket nears its rate limit
+      const from = clients[i];
+      // Room sizes are even, so i ^ 1 is a room mate (the urls alternate, so with two nodes it is on the other).
+      const to = clients[i ^ 1];
+      if (!to) return;
+      await new Promise((resolve) => {
+        const sent = performance.now();
+        // A frame that never arrives is counted, not waited for forever.
+        const timer = setTimeout(() => {
+          load.lost++;
+          to.pending.delete(sample);
+          resolve();
+        }, 2_000);
+        to.pending.set(sample, () => {
+          clearTimeout(timer);
+          latencies.push(performance.now() - sent);
+          to.pending.delete(sample);
+          resolve();
+        });
+        from.send({
+          type: 'signal',
+          senderPeerId: from.id,
+          receiverPeerId: to.id,
+          room: from.room,
+          data: { type: 'offer', sdp: 'v=0 '.padEnd(600, 'x'), k: sample },
+          connectionId: 'benchbench',
+        });
+      });
+    });
+    return { latencies, ms: performance.now() - t };
+  };
+  return load;
+}
+
+/** p50 and p99 of relay latencies, under `prefix`P50Ms and `prefix`P99Ms. */
+export function relayPercentiles(latencies, prefix = 'relay') {
+  return {
+    [`${prefix}P50Ms`]: round(percentile(latencies, 50), 3),
+    [`${prefix}P99Ms`]: round(percentile(latencies, 99), 3),
+  };
+}
+
+/**
+ * `joinLoad`, then `firstSamples` relays right after the joins and `samples` more. The first relays a server
+ * handles meet its relay path cold (a fresh process compiles it, on the same cores, while relaying), so they are
+ * reported apart (`firstRelayP50Ms`/`P99Ms`) from the steady relay latency (`relayP50Ms`/`P99Ms`).
+ */
+export async function signalLoad({ samples, firstSamples = 0, ...options }) {
+  const load = await joinLoad(options);
+  const first = firstSamples > 0 ? await load.relay(firstSamples) : undefined;
+  const { latencies, ms } = await load.relay(samples);
+  return {
+    ...load.stats,
+    ...(first && relayPercentiles(first.latencies, 'firstRelay')),
+    ...relayPercentiles(latencies),
+    relaysPerSecond: round((latencies.length / ms) * 1000),
     samples: latencies.length,
-    lost,
-    clients,
+    lost: load.lost,
+    clients: load.clients,
   };
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench:signal`: the signaling tier (issue 15), measured in one run on this machine.
 //   a  one signaling process at 1k / 5k / 10k sockets: join rate, relay latency, RSS, CPU; p2psync (every limit
-//      on, --max-connections raised to fit) against RxDB 17's own signaling server, alternating, same client;
+//      on, --max-connections raised to fit) against RxDB 17's own signaling server, alternating, same client
+//      (the steady relays alternate in blocks between the two servers, both holding their sockets);
 //      --warmup N gives each server N untimed joins first (--sizes 1000 --warmup 1000: a warm server at 1k)
 //   b  relay latency through Redis (peers on two nodes) against one node
 //   c  convergence time of one write across 10 / 25 / 50 peers, --max-peers 4 against the full mesh
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { Proc, stopAll, killAllSync } from './lib/proc.mjs';
 import { BIN, RXDB_SIGNAL, RESULTS_DIR, ROOT } from './lib/paths.mjs';
 import { median, round } from './lib/stats.mjs';
-import { signalLoad, closeAll } from './signal-load.mjs';
+import { joinLoad, relayPercentiles, signalLoad, closeAll } from './signal-load.mjs';
 import { runConvergence } from './signal-converge.mjs';
 
 const { values: args } = parseArgs({
@@ -96,6 +97,18 @@ async function startRedis() {
   };
 }
 
+/**
+ * Relays per run, one at a time: the first ones after the joins (reported apart: a fresh server compiles its relay
+ * path while handling them), then the steady ones. Enough of the latter for a p99 that is the 100th slowest
+ * sample, not the 50th.
+ */
+const FIRST_RELAYS = 5_000;
+const STEADY_RELAYS = 10_000;
+/** Steady relays per turn when part a alternates between the two servers (about 50-100 ms). */
+const RELAY_BLOCK = 250;
+/** Open files the load generator needs besides its sockets. */
+const FD_HEADROOM = 200;
+
 const pick = (rs, key) => median(rs.map((r) => (Array.isArray(r[key]) ? r[key][0] : r[key])));
 
 /**
@@ -112,6 +125,41 @@ async function warmLoadGenerator(sockets) {
   }
 }
 
+/** Open files this process may hold (Linux: /proc/self/limits), which bounds the sockets of the load generator. */
+function openFilesLimit() {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return !m || m[1] === 'unlimited' ? Infinity : Number(m[1]);
+}
+
+/**
+ * Part a's steady relays for the servers of one run (`live`: each with its joined load and first relays), in
+ * blocks that alternate between them; then their sockets close, the servers stop and each run's result is kept.
+ */
+async function steadyRelays(live, runs, paired) {
+  for (let done = 0; done < STEADY_RELAYS; done += RELAY_BLOCK) {
+    for (const l of live) {
+      const { latencies, ms } = await l.load.relay(Math.min(RELAY_BLOCK, STEADY_RELAYS - done));
+      l.steady.push(...latencies);
+      l.steadyMs += ms;
+    }
+  }
+  for (const { kind, server, load, first, steady, steadyMs } of live) {
+    await closeAll(load.clients);
+    await server.proc.stop();
+    const res = {
+      ...load.stats,
+      ...relayPercentiles(first.latencies, 'firstRelay'),
+      ...relayPercentiles(steady),
+      relaysPerSecond: round((steady.length / steadyMs) * 1000),
+      samples: steady.length,
+      lost: load.lost,
+      paired,
+    };
+    runs[kind].push(res);
+    console.error(`a ${kind} ${load.stats.sockets}: ${JSON.stringify(res)}`);
+  }
+}
+
 /** a: one process, p2psync vs RxDB, alternating, `RUNS` runs per size; medians. */
 async function partA() {
   const out = [];
@@ -119,6 +167,12 @@ async function partA() {
   for (const sockets of args.sizes.split(',').map(Number)) {
     const runs = { p2psync: [], rxdb: [] };
     for (let r = 0; r < RUNS; r++) {
+      // Paired: both servers of the run hold their sockets while their steady relays alternate in blocks, so load
+      // from elsewhere on the shared machine falls on both alike (run after run, it would not). This process then
+      // holds both servers' sockets, so only where its open-files limit allows; otherwise (10k sockets under a
+      // limit of 20,000) each server's steady relays follow its first ones, as its runs alternate with the other's.
+      const paired = 2 * (sockets + Number(args.warmup)) + FD_HEADROOM <= openFilesLimit();
+      const live = [];
       for (const kind of r % 2 === 0 ? ['p2psync', 'rxdb'] : ['rxdb', 'p2psync']) {
         // Every p2psync limit stays on at its default, except connections, raised to hold the load.
         const server = await startServer(kind, ['--max-connections', String(sockets + Number(args.warmup) + 100)]);
@@ -131,19 +185,12 @@ async function partA() {
           });
           await closeAll(warm.clients);
         }
-        const res = await signalLoad({
-          urls: [server.url],
-          sockets,
-          roomSize: 10,
-          samples: 5_000,
-          pids: [server.proc.child.pid],
-        });
-        await closeAll(res.clients);
-        delete res.clients;
-        await server.proc.stop();
-        runs[kind].push(res);
-        console.error(`a ${kind} ${sockets}: ${JSON.stringify(res)}`);
+        const load = await joinLoad({ urls: [server.url], sockets, roomSize: 10, pids: [server.proc.child.pid] });
+        const first = await load.relay(FIRST_RELAYS);
+        live.push({ kind, server, load, first, steady: [], steadyMs: 0 });
+        if (!paired) await steadyRelays([live.pop()], runs, false);
       }
+      if (paired) await steadyRelays(live, runs, true);
     }
     const row = { sockets };
     for (const kind of ['p2psync', 'rxdb']) {
@@ -151,12 +198,17 @@ async function partA() {
         joinsPerSecond: pick(runs[kind], 'joinsPerSecond'),
         relayP50Ms: pick(runs[kind], 'relayP50Ms'),
         relayP99Ms: pick(runs[kind], 'relayP99Ms'),
+        firstRelayP50Ms: pick(runs[kind], 'firstRelayP50Ms'),
+        firstRelayP99Ms: pick(runs[kind], 'firstRelayP99Ms'),
         rssMiB: pick(runs[kind], 'rssMiB'),
         joinCpuSeconds: pick(runs[kind], 'joinCpuSeconds'),
         cpuMicrosPerJoin: pick(runs[kind], 'cpuMicrosPerJoin'),
         runs: runs[kind],
       };
     }
+    // The median of the runs' ratios of steady p99s (measured side by side within each run where `paired`).
+    row.paired = runs.p2psync.every((res) => res.paired);
+    row.relayP99Ratio = round(median(runs.p2psync.map((p, r) => p.relayP99Ms / runs.rxdb[r].relayP99Ms)), 2);
     out.push(row);
   }
   return out;
@@ -176,7 +228,8 @@ async function partB() {
         urls: servers.map((s) => s.url),
         sockets: 400,
         roomSize: 2,
-        samples: 5_000,
+        firstSamples: FIRST_RELAYS,
+        samples: STEADY_RELAYS,
         pids: servers.map((s) => s.proc.child.pid),
       });
       await closeAll(res.clients);
@@ -218,6 +271,7 @@ if (!WRITE) {
   const brief = (row) => ({
     sockets: row.sockets,
     joinsRatio: round(row.p2psync.joinsPerSecond / row.rxdb.joinsPerSecond, 2),
+    relayP99Ratio: row.relayP99Ratio,
     cpuRatio: round(row.p2psync.cpuMicrosPerJoin / row.rxdb.cpuMicrosPerJoin, 2),
     ...Object.fromEntries(['p2psync', 'rxdb'].map((k) => [k, { ...row[k], runs: undefined }])),
   });

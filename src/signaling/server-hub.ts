@@ -70,7 +70,8 @@ interface Peer {
 }
 
 function rawToText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  // toString() without arguments is UTF-8 and skips the encoding lookup that toString('utf8') makes per frame.
+  if (Buffer.isBuffer(data)) return data.toString();
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
 }
@@ -89,6 +90,8 @@ function frameErrorReason(code: unknown): FrameRejectReason | undefined {
  */
 export class SignalHub {
   private readonly peers = new Map<string, Peer>();
+  /** The same peers by heartbeat slice, so that a slice visits its own sockets only. */
+  private readonly slices: Array<Set<Peer>> = Array.from({ length: HEARTBEAT_SLICES }, () => new Set());
   private readonly rooms = new Map<string, Set<Peer>>();
   /** Every socket not yet fully closed, including ones already removed from rooms. */
   private readonly sockets = new Set<WebSocket>();
@@ -165,6 +168,7 @@ export class SignalHub {
       gone: false,
     };
     this.peers.set(id, peer);
+    this.slices[peer.slot]!.add(peer);
     this.sockets.add(socket);
     this.metrics.connectionsTotal += 1;
     socket.on('message', (data, isBinary) => {
@@ -199,18 +203,19 @@ export class SignalHub {
 
   /**
    * One heartbeat slice: of the sockets in the next slice, drop those that did not answer their previous ping
-   * and ping the quiet rest. Called HEARTBEAT_SLICES times per heartbeat interval, so every socket is checked
-   * once per interval but the pings of 10k sockets do not all leave (and stall relays) in the same tick. A
+   * and ping the quiet rest. Called HEARTBEAT_SLICES times per heartbeat interval, each call visiting its own
+   * slice only, so every socket is checked once per interval but the pings of 10k sockets do not all leave (and
+   * stall relays) in the same tick, nor does every tick walk all 10k sockets. A
    * socket that sent a frame within the last interval is not pinged (its frames prove it is there; a ping and
    * its pong per socket per interval are a syscall each, on the path of every relay); once it falls quiet, it
    * is pinged at its next check and dropped at the one after, so a dead socket still goes within two intervals
    * of its last frame.
    */
   heartbeat(): void {
-    const slot = this.beat++ % HEARTBEAT_SLICES;
+    const slice = this.slices[this.beat++ % HEARTBEAT_SLICES]!;
     const quietSince = this.now() - this.limits.heartbeatIntervalMs;
-    for (const peer of [...this.peers.values()]) {
-      if (peer.slot !== slot) continue;
+    // Removing the current element while iterating a Set is safe: iteration goes on with the next one.
+    for (const peer of slice) {
       if (!peer.alive && peer.pinged) {
         this.remove(peer, 'heartbeat', 'no pong');
         peer.socket.terminate();
@@ -232,7 +237,8 @@ export class SignalHub {
   /** Closes sockets that sent nothing for the idle timeout (RxDB clients ping every 60 s). */
   sweepIdle(): void {
     const deadline = this.now() - this.limits.idleTimeoutMs;
-    for (const peer of [...this.peers.values()]) {
+    // No copy of 10k peers every few seconds: deleting the current entry while iterating a Map is safe.
+    for (const peer of this.peers.values()) {
       if (peer.lastActivity < deadline) {
         this.remove(peer, 'idle', 'idle timeout');
         peer.socket.close(SIGNAL_CLOSE_CODES.idleTimeout, 'idle timeout');
@@ -356,7 +362,8 @@ export class SignalHub {
   }
 
   private shareRoom(a: Peer, b: Peer): boolean {
-    const [small, large] = a.rooms.size <= b.rooms.size ? [a.rooms, b.rooms] : [b.rooms, a.rooms];
+    const small = a.rooms.size <= b.rooms.size ? a.rooms : b.rooms;
+    const large = small === a.rooms ? b.rooms : a.rooms;
     for (const room of small.keys()) if (large.has(room)) return true;
     return false;
   }
@@ -391,6 +398,7 @@ export class SignalHub {
     if (peer.gone) return;
     peer.gone = true;
     this.peers.delete(peer.id);
+    this.slices[peer.slot]!.delete(peer);
     for (const room of peer.rooms.keys()) {
       const members = this.rooms.get(room);
       if (!members) continue;
