@@ -258,6 +258,31 @@ function versionedText(path: string, buf: Buffer, fp: Fingerprint, since: FileVe
   };
 }
 
+/**
+ * The complete lines a file holds past byte `from` (up to its last line break), if the file is still inode `ino`,
+ * grew past `from`, and byte `from - 1` ends a line (or `from` is 0); else undefined. Reads only those bytes: it
+ * proves nothing about the bytes before `from` (`readVersioned` does).
+ */
+export async function readLinesAfter(path: string, from: number, ino: number): Promise<string | undefined> {
+  let handle;
+  try {
+    handle = await open(await storeTarget(path), 'r');
+    const s = await handle.stat();
+    if (s.ino !== ino || s.size <= from) return undefined;
+    const start = from > 0 ? from - 1 : 0;
+    const buf = Buffer.allocUnsafe(s.size - start);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, start);
+    if (from > 0 && buf[0] !== 0x0a) return undefined;
+    const body = buf.subarray(from > 0 ? 1 : 0, bytesRead);
+    const lines = body.subarray(0, body.lastIndexOf(0x0a) + 1);
+    return lines.length > 0 && isUtf8(lines) ? lines.toString('utf8') : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
 /** Reads `size` bytes (the size at open) in as few calls as possible; less if the file shrank meanwhile. */
 async function readAll(handle: FileHandle, size: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(size);
