@@ -322,6 +322,8 @@ export class FileStore extends IndexedStore {
     await this.writer.idle();
     const started = await this.exclusive(() => this.startWrite());
     await started?.done;
+    // A save started earlier may still be recording itself.
+    await this.writer.recorded();
     // What only the journal records (peer states, outside edits) is durable once the journal is.
     if (!this.released) await this.wal.durable();
   }
@@ -380,7 +382,7 @@ export class FileStore extends IndexedStore {
     this.watcher?.stop();
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
-    await this.writer.idle();
+    await this.writer.recorded();
     await this.wal.close();
     await this.edits.close();
     await this.file.close();

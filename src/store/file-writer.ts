@@ -75,18 +75,24 @@ export class FileWriter {
   private fileReplacing = false;
   /** The next write replaces the journal with a snapshot (at creation, after a torn tail, after a failed snapshot). */
   private needSnapshot = false;
-  /** The write in flight (settles when it is done, whatever the outcome). */
+  /** The write of the user's file in flight (settles when it is done, whatever the outcome). */
   private writing: Promise<void> | undefined;
+  /**
+   * The journal record of the last write, once its file is written (settles when it is done, whatever the outcome),
+   * and the version it records. The next write's file goes on meanwhile; its record follows this one.
+   */
+  private recording: Recording | undefined;
 
   constructor(private readonly host: WriterHost) {}
 
-  /** A write is on its way to the disk. */
+  /** A write of the user's file is on its way to the disk (its journal record may follow on its own). */
   get busy(): boolean {
     return this.writing !== undefined;
   }
 
   get pending(): boolean {
-    return this.filePending.length > 0 || this.needSnapshot || !sameVersion(this.knownVersion, this.recordedVersion);
+    const recorded = this.recording ? this.recording.version : this.recordedVersion;
+    return this.filePending.length > 0 || this.needSnapshot || !sameVersion(this.knownVersion, recorded);
   }
 
   /** Documents the user's file does not hold yet (changed since its last save). */
@@ -94,9 +100,17 @@ export class FileWriter {
     return new Set(this.filePending.map((e) => e.id)).size;
   }
 
-  /** Resolves once no write is in flight (whether it succeeded or not). */
+  /** Resolves once no write of the user's file is in flight (whether it succeeded or not). */
   async idle(): Promise<void> {
     while (this.writing) await this.writing;
+  }
+
+  /** Resolves once no write is in flight and every written file is recorded in the journal (or failed to be). */
+  async recorded(): Promise<void> {
+    while (this.writing || this.recording) {
+      await this.writing;
+      await this.recording?.done;
+    }
   }
 
   /**
@@ -214,25 +228,49 @@ export class FileWriter {
     return plan;
   }
 
-  /** Runs a plan's I/O as the write in flight; `after` runs once it is done (e.g. releasing a lock). */
+  /**
+   * Runs a plan's I/O: the user's file as the write in flight, then `after` (e.g. releasing a lock), then its journal
+   * record, after the record of the write before. The next write may start as soon as the file is written: a live
+   * change that follows closely does not wait for the journal's fsync of the save before it. Resolves once the
+   * record is written.
+   */
   run(plan: WritePlan, after: () => Promise<void>): Promise<void> {
-    const done = (async () => {
+    const before = this.recording?.done;
+    const rec: Recording = { done: Promise.resolve(), version: undefined };
+    const written = (async () => {
       try {
-        await this.execute(plan);
+        rec.version = await this.writeFile(plan);
       } finally {
         await after();
       }
     })();
-    const settled: Promise<void> = done.then(
-      () => this.finished(settled),
-      () => this.finished(settled),
+    const fileSettled: Promise<void> = written.then(
+      () => this.finished(fileSettled),
+      () => this.finished(fileSettled),
     );
-    this.writing = settled;
+    this.writing = fileSettled;
+    const done = written.then(async () => {
+      await before;
+      await this.record(plan, rec.version);
+    });
+    rec.done = done.then(
+      () => this.recordingEnded(rec),
+      () => this.recordingEnded(rec),
+    );
+    this.recording = rec;
     return done;
   }
 
   /** The I/O of a write: the user's file first, then the journal. On failure, what was not written is pending again. */
   async execute(plan: WritePlan): Promise<void> {
+    await this.record(plan, await this.writeFile(plan));
+  }
+
+  /**
+   * Writes the user's file (if the plan changes it) and returns the version the journal is to record. On failure,
+   * what was not written is pending again.
+   */
+  private async writeFile(plan: WritePlan): Promise<FileVersion | undefined> {
     const { file, stats } = this.host;
     if (plan.file) {
       const started = performance.now();
@@ -264,7 +302,12 @@ export class FileWriter {
       stats.fileWrites++;
       this.pacer.ended(performance.now(), cpuMs(cpu));
     }
-    const version = this.knownVersion;
+    return this.knownVersion;
+  }
+
+  /** Records in the journal that the file is at `version` (a file save, or a snapshot that replaces the journal). */
+  private async record(plan: WritePlan, version: FileVersion | undefined): Promise<void> {
+    const { stats } = this.host;
     if (plan.snapshot) {
       await this.host.wal.snapshot(plan.snapshot, version, plan.clock, plan.covered);
       this.needSnapshot = false;
@@ -284,6 +327,10 @@ export class FileWriter {
     if (this.writing === which) this.writing = undefined;
   }
 
+  private recordingEnded(which: Recording): void {
+    if (this.recording === which) this.recording = undefined;
+  }
+
   /** A write of the file failed: what it did not write is pending again. */
   private unplan(plan: WritePlan): void {
     this.fileReplacing ||= plan.replacing;
@@ -296,6 +343,11 @@ export class FileWriter {
     for (const s of this.host.peerStates.values()) n += s.assumed.size;
     return n;
   }
+}
+
+interface Recording {
+  done: Promise<void>;
+  version: FileVersion | undefined;
 }
 
 export function sameVersion(a: FileVersion | undefined, b: FileVersion | undefined): boolean {
