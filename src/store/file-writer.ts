@@ -355,8 +355,13 @@ export function sameVersion(a: FileVersion | undefined, b: FileVersion | undefin
   return a.hash === b.hash && sameFingerprint(a, b);
 }
 
-/** A rewrite is not repeated more often than every few times its own duration: caps the share of CPU it takes. */
-const FLUSH_COST_FACTOR = 4;
+/**
+ * A rewrite is not repeated more often than every few times its own cost: caps the share of CPU it takes. A stream
+ * of commits (a sync, a burst) is held to a fifth of the time; a live change, one that finds nothing else pending
+ * and no rewrite in flight, to half of it (see `FlushPacer`).
+ */
+const STREAM_COST_FACTOR = 4;
+const LIVE_COST_FACTOR = 1;
 /** Longest wait for the next rewrite, however long the last one took. */
 const MAX_FLUSH_DELAY_MS = 2_000;
 /**
@@ -366,29 +371,33 @@ const MAX_FLUSH_DELAY_MS = 2_000;
 const FLUSH_BURST_MS = 250;
 
 /**
- * Paces the rewrites of the user's file by their cost, as a token bucket of rewriting time: while no rewrite runs,
- * credit grows by a `FLUSH_COST_FACTOR`-th of the time that passes (up to `FLUSH_BURST_MS`), and each rewrite spends
- * the CPU time it took. A change finds credit after a quiet spell, or between live changes of a small file, and is
- * written at once; a sync that commits page after page runs the credit out and gets one rewrite per
- * `FLUSH_COST_FACTOR + 1` times its cost, which keeps rewriting to a fifth of the time or less. (Spacing each
- * rewrite by a few times the last one, and by at least 20 ms, made a live change that came soon after another wait
- * for most of that spacing.)
+ * Paces the rewrites of the user's file by their cost, as token buckets of rewriting time: while no rewrite runs,
+ * credit grows by a factor-th of the time that passes (up to `FLUSH_BURST_MS`), and each rewrite spends the CPU time
+ * it took. A change finds credit after a quiet spell, or between live changes of a small file, and is written at
+ * once; a sync that commits page after page runs the credit out and gets one rewrite per `STREAM_COST_FACTOR + 1`
+ * times its cost, which keeps rewriting to a fifth of the time or less. A live change (the store was idle when it
+ * came: no rewrite in flight, nothing else pending) asks the second bucket, whose factor is `LIVE_COST_FACTOR`:
+ * waiting would not batch it with anything, only delay it, so changes of a file of 10,000 documents that follow
+ * each other as fast as their rewrites are each written at once, and only a big file's rewrites (each a large
+ * share of the time) are spaced, to half of the time. (Spacing each rewrite by a few times the last one, and by at
+ * least 20 ms, made a live change that came soon after another wait for most of that spacing; one budget of a fifth
+ * for everything held changes 15 ms apart at about 30 ms each.)
  */
 export class FlushPacer {
-  /** Milliseconds of rewriting allowed now, as of `at` (negative: owed). */
-  private credit = FLUSH_BURST_MS;
-  private at = 0;
-  private writing = false;
+  private readonly stream = new RewriteBudget(STREAM_COST_FACTOR);
+  private readonly live = new RewriteBudget(LIVE_COST_FACTOR);
 
-  /** How long to wait before the next rewrite, at `now` (no rewrite in flight): 0 while there is credit, else until there is again. */
-  delay(now: number): number {
-    return Math.min(MAX_FLUSH_DELAY_MS, Math.max(0, -this.creditAt(now) * FLUSH_COST_FACTOR));
+  /**
+   * How long to wait before the next rewrite, at `now` (no rewrite in flight): 0 while there is credit, else until
+   * there is again. `live`: the change found the store idle (see above).
+   */
+  delay(now: number, live = false): number {
+    return (live ? this.live : this.stream).delay(now);
   }
 
   started(now: number): void {
-    this.credit = this.creditAt(now);
-    this.at = now;
-    this.writing = true;
+    this.stream.started(now);
+    this.live.started(now);
   }
 
   /**
@@ -397,16 +406,41 @@ export class FlushPacer {
    * without costing anything more, and must not delay the next live change.
    */
   ended(now: number, cpuMs: number): void {
+    this.stream.ended(now, cpuMs);
+    this.live.ended(now, cpuMs);
+  }
+}
+
+/** One token bucket of rewriting time (see `FlushPacer`). */
+class RewriteBudget {
+  /** Milliseconds of rewriting allowed now, as of `at` (negative: owed). */
+  private credit = FLUSH_BURST_MS;
+  private at = 0;
+  private writing = false;
+
+  constructor(private readonly factor: number) {}
+
+  delay(now: number): number {
+    return Math.min(MAX_FLUSH_DELAY_MS, Math.max(0, -this.creditAt(now) * this.factor));
+  }
+
+  started(now: number): void {
+    this.credit = this.creditAt(now);
+    this.at = now;
+    this.writing = true;
+  }
+
+  ended(now: number, cpuMs: number): void {
     this.writing = false;
     const cost = Math.min(now - this.at, cpuMs);
     // Owing more than the longest wait would only delay the rewrite after next.
-    this.credit = Math.max(-MAX_FLUSH_DELAY_MS / FLUSH_COST_FACTOR, this.credit - cost);
+    this.credit = Math.max(-MAX_FLUSH_DELAY_MS / this.factor, this.credit - cost);
     this.at = now;
   }
 
   private creditAt(now: number): number {
     if (this.writing) return this.credit;
-    return Math.min(FLUSH_BURST_MS, this.credit + (now - this.at) / FLUSH_COST_FACTOR);
+    return Math.min(FLUSH_BURST_MS, this.credit + (now - this.at) / this.factor);
   }
 }
 
