@@ -305,9 +305,13 @@ export class FileWriter {
     return this.knownVersion;
   }
 
-  /** Records in the journal that the file is at `version` (a file save, or a snapshot that replaces the journal). */
+  /**
+   * Records in the journal that the file is at `version` (a file save, or a snapshot that replaces the journal), once
+   * the rename that put it there is durable: the journal never says the file holds what a power cut could undo.
+   */
   private async record(plan: WritePlan, version: FileVersion | undefined): Promise<void> {
     const { stats } = this.host;
+    if (plan.file) await this.host.file.syncDir();
     if (plan.snapshot) {
       await this.host.wal.snapshot(plan.snapshot, version, plan.clock, plan.covered);
       this.needSnapshot = false;

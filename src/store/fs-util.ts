@@ -148,7 +148,8 @@ export async function writeFileAtomic(path: string, data: string | Buffer, hash?
  * `writeFileAtomic` with the content streamed by `fill` through a ChunkWriter over `out` (and hashed on the way).
  * With `keepOpen` the temp file's handle stays open (readable) and is returned: it keeps naming the written content
  * even after the file is renamed or replaced, which lets the next rewrite copy from it. `resume` is the SHA-1 state
- * of the first `upTo` bytes `fill` will write (they are not hashed again).
+ * of the first `upTo` bytes `fill` will write (they are not hashed again). With `syncDir` false the directory is not
+ * fsynced: the caller does it (`fsyncDir`) before anything relies on the rename surviving a power cut.
  */
 export async function writeFileAtomicWith(
   path: string,
@@ -156,6 +157,7 @@ export async function writeFileAtomicWith(
   fill: (w: ChunkWriter) => Promise<void>,
   keepOpen = false,
   resume?: { hash: Hash; upTo: number },
+  syncDir = true,
 ): Promise<{ version: FileVersion; handle: FileHandle | undefined }> {
   const target = await storeTarget(path);
   const tmp = tempPathFor(target);
@@ -180,7 +182,7 @@ export async function writeFileAtomicWith(
     await unlink(tmp).catch(() => undefined);
     throw ioError(err, path, 'write');
   }
-  await fsyncDir(dirname(target));
+  if (syncDir) await fsyncDir(dirname(target));
   return { version: { ...fp, hash: hash.digest('hex') }, handle };
 }
 
