@@ -166,9 +166,9 @@ export async function writeFileAtomicWith(
   let fp: Fingerprint;
   try {
     handle = await open(tmp, keepOpen ? 'w+' : 'w', 0o666);
-    const w = new ChunkWriter(handle, out, hash, resume?.upTo ?? 0);
+    const w = new ChunkWriter(handle, out, hash, resume?.upTo ?? 0, tmp);
     await fill(w);
-    await w.flush();
+    await w.finish();
     await handle.sync();
     fp = fingerprintOf(await handle.stat());
     if (!keepOpen) {
