@@ -257,19 +257,8 @@ export class OutsideEdits {
     if (fp.ino !== known.ino || fp.size <= known.size) return undefined;
     const text = await readLinesAfter(this.path, known.size, known.ino);
     if (text === undefined) return undefined;
-    let added: Map<string, DocState>;
-    try {
-      added = this.file.parse(text, false).docs;
-    } catch {
-      return undefined;
-    }
-    const before = this.writer.knownDocs();
-    for (const id of added.keys()) if (before.has(id)) return undefined;
-    const d = diffFile(added, new Map(), (id) => this.index.get(id));
-    if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
-    this.writer.settled(d.settled);
-    for (const [id, doc] of d.next) before.set(id, doc);
-    return { text, counts: { created: d.created, updated: d.updated, deleted: d.deleted } };
+    const counts = this.takeLines(text);
+    return counts && { text, counts };
   }
 
   /**
@@ -279,6 +268,16 @@ export class OutsideEdits {
    * file holds), and the caller reads the whole file.
    */
   private ingestAppended(text: string, version: FileVersion): EditCounts | undefined {
+    const counts = this.takeLines(text);
+    if (counts) this.writer.adoptFile(this.writer.knownDocs(), version);
+    return counts;
+  }
+
+  /**
+   * Commits appended lines' documents and adds them to what the file is known to hold; undefined (nothing done) when
+   * one does not parse or repeats a key the file holds.
+   */
+  private takeLines(text: string): EditCounts | undefined {
     let added: Map<string, DocState>;
     try {
       added = this.file.parse(text, false).docs;
@@ -288,8 +287,10 @@ export class OutsideEdits {
     const known = this.writer.knownDocs();
     for (const id of added.keys()) if (known.has(id)) return undefined;
     const d = diffFile(added, new Map(), (id) => this.index.get(id));
+    if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
+    this.writer.settled(d.settled);
     for (const [id, doc] of d.next) known.set(id, doc);
-    return this.adopt(d, known, version);
+    return { created: d.created, updated: d.updated, deleted: d.deleted };
   }
 
   /** Commits a diff's batch and makes `next` (in file order) what the file is known to hold at `version`. */
