@@ -73,6 +73,8 @@ export class FileStore extends IndexedStore {
   private flushTimer: { cancel(): void } | undefined;
   /** A flush waits for the write in flight to end (see `scheduleFlush`). */
   private flushAfterWrite = false;
+  /** Commits to write into the user's file since the last write was planned (see `scheduleFlush`). */
+  private commitsUnsaved = 0;
   private flushFailure: string | undefined;
   private lastPurge = 0;
   private released = false;
@@ -289,7 +291,9 @@ export class FileStore extends IndexedStore {
   protected override committed(entries: IndexEntry[], origin: WriteOrigin): void {
     this.wal.committed(entries);
     this.writer.committed(entries, origin, this.index.lastSetReplaced > 0);
-    if (origin.kind !== 'outside') this.scheduleFlush();
+    if (origin.kind === 'outside') return;
+    this.commitsUnsaved++;
+    this.scheduleFlush();
   }
 
   protected override peerStateChanged(key: string, change: PeerStateChange): void {
@@ -322,6 +326,8 @@ export class FileStore extends IndexedStore {
     await this.writer.idle();
     const started = await this.exclusive(() => this.startWrite());
     await started?.done;
+    // A save started earlier may still be recording itself.
+    await this.writer.recorded();
     // What only the journal records (peer states, outside edits) is durable once the journal is.
     if (!this.released) await this.wal.durable();
   }
@@ -341,6 +347,7 @@ export class FileStore extends IndexedStore {
     try {
       // Never replace the file over an edit we have not seen: look first, ingest, then write.
       await this.edits.recheck();
+      this.commitsUnsaved = 0;
       plan = await this.writer.plan(this.edits.root);
     } catch (err) {
       await this.writeLock.release();
@@ -380,7 +387,7 @@ export class FileStore extends IndexedStore {
     this.watcher?.stop();
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
-    await this.writer.idle();
+    await this.writer.recorded();
     await this.wal.close();
     await this.edits.close();
     await this.file.close();
@@ -394,7 +401,8 @@ export class FileStore extends IndexedStore {
    * Leading edge: a change after a quiet spell is written at once (on the next turn of the event loop, so that one
    * burst is one write); rewrites that follow each other are paced by their cost (`FlushPacer`), which bounds the
    * share of time spent rewriting a big file during a sync. A change made while a write is in flight waits for that
-   * write to end, then asks the pacer: what it costs decides how long the next one waits.
+   * write to end, then asks the pacer: what it costs decides how long the next one waits. A lone change (one commit
+   * since the last write started) asks the pacer's live budget, which allows more.
    */
   private scheduleFlush(): void {
     if (this.flushTimer || this.flushAfterWrite || this.closed || this.released) return;
@@ -406,7 +414,9 @@ export class FileStore extends IndexedStore {
       });
       return;
     }
-    this.flushIn(this.writer.pacer.delay(performance.now()));
+    // One commit waiting is a live change: waiting would batch it with nothing (see `FlushPacer`).
+    const live = this.commitsUnsaved <= 1;
+    this.flushIn(this.writer.pacer.delay(performance.now(), live));
   }
 
   private flushIn(ms: number): void {

@@ -75,18 +75,24 @@ export class FileWriter {
   private fileReplacing = false;
   /** The next write replaces the journal with a snapshot (at creation, after a torn tail, after a failed snapshot). */
   private needSnapshot = false;
-  /** The write in flight (settles when it is done, whatever the outcome). */
+  /** The write of the user's file in flight (settles when it is done, whatever the outcome). */
   private writing: Promise<void> | undefined;
+  /**
+   * The journal record of the last write, once its file is written (settles when it is done, whatever the outcome),
+   * and the version it records. The next write's file goes on meanwhile; its record follows this one.
+   */
+  private recording: Recording | undefined;
 
   constructor(private readonly host: WriterHost) {}
 
-  /** A write is on its way to the disk. */
+  /** A write of the user's file is on its way to the disk (its journal record may follow on its own). */
   get busy(): boolean {
     return this.writing !== undefined;
   }
 
   get pending(): boolean {
-    return this.filePending.length > 0 || this.needSnapshot || !sameVersion(this.knownVersion, this.recordedVersion);
+    const recorded = this.recording ? this.recording.version : this.recordedVersion;
+    return this.filePending.length > 0 || this.needSnapshot || !sameVersion(this.knownVersion, recorded);
   }
 
   /** Documents the user's file does not hold yet (changed since its last save). */
@@ -94,9 +100,17 @@ export class FileWriter {
     return new Set(this.filePending.map((e) => e.id)).size;
   }
 
-  /** Resolves once no write is in flight (whether it succeeded or not). */
+  /** Resolves once no write of the user's file is in flight (whether it succeeded or not). */
   async idle(): Promise<void> {
     while (this.writing) await this.writing;
+  }
+
+  /** Resolves once no write is in flight and every written file is recorded in the journal (or failed to be). */
+  async recorded(): Promise<void> {
+    while (this.writing || this.recording) {
+      await this.writing;
+      await this.recording?.done;
+    }
   }
 
   /**
@@ -214,25 +228,49 @@ export class FileWriter {
     return plan;
   }
 
-  /** Runs a plan's I/O as the write in flight; `after` runs once it is done (e.g. releasing a lock). */
+  /**
+   * Runs a plan's I/O: the user's file as the write in flight, then `after` (e.g. releasing a lock), then its journal
+   * record, after the record of the write before. The next write may start as soon as the file is written: a live
+   * change that follows closely does not wait for the journal's fsync of the save before it. Resolves once the
+   * record is written.
+   */
   run(plan: WritePlan, after: () => Promise<void>): Promise<void> {
-    const done = (async () => {
+    const before = this.recording?.done;
+    const rec: Recording = { done: Promise.resolve(), version: undefined };
+    const written = (async () => {
       try {
-        await this.execute(plan);
+        rec.version = await this.writeFile(plan);
       } finally {
         await after();
       }
     })();
-    const settled: Promise<void> = done.then(
-      () => this.finished(settled),
-      () => this.finished(settled),
+    const fileSettled: Promise<void> = written.then(
+      () => this.finished(fileSettled),
+      () => this.finished(fileSettled),
     );
-    this.writing = settled;
+    this.writing = fileSettled;
+    const done = written.then(async () => {
+      await before;
+      await this.record(plan, rec.version);
+    });
+    rec.done = done.then(
+      () => this.recordingEnded(rec),
+      () => this.recordingEnded(rec),
+    );
+    this.recording = rec;
     return done;
   }
 
   /** The I/O of a write: the user's file first, then the journal. On failure, what was not written is pending again. */
   async execute(plan: WritePlan): Promise<void> {
+    await this.record(plan, await this.writeFile(plan));
+  }
+
+  /**
+   * Writes the user's file (if the plan changes it) and returns the version the journal is to record. On failure,
+   * what was not written is pending again.
+   */
+  private async writeFile(plan: WritePlan): Promise<FileVersion | undefined> {
     const { file, stats } = this.host;
     if (plan.file) {
       const started = performance.now();
@@ -264,7 +302,16 @@ export class FileWriter {
       stats.fileWrites++;
       this.pacer.ended(performance.now(), cpuMs(cpu));
     }
-    const version = this.knownVersion;
+    return this.knownVersion;
+  }
+
+  /**
+   * Records in the journal that the file is at `version` (a file save, or a snapshot that replaces the journal), once
+   * the rename that put it there is durable: the journal never says the file holds what a power cut could undo.
+   */
+  private async record(plan: WritePlan, version: FileVersion | undefined): Promise<void> {
+    const { stats } = this.host;
+    if (plan.file) await this.host.file.syncDir();
     if (plan.snapshot) {
       await this.host.wal.snapshot(plan.snapshot, version, plan.clock, plan.covered);
       this.needSnapshot = false;
@@ -284,6 +331,10 @@ export class FileWriter {
     if (this.writing === which) this.writing = undefined;
   }
 
+  private recordingEnded(which: Recording): void {
+    if (this.recording === which) this.recording = undefined;
+  }
+
   /** A write of the file failed: what it did not write is pending again. */
   private unplan(plan: WritePlan): void {
     this.fileReplacing ||= plan.replacing;
@@ -298,13 +349,23 @@ export class FileWriter {
   }
 }
 
+interface Recording {
+  done: Promise<void>;
+  version: FileVersion | undefined;
+}
+
 export function sameVersion(a: FileVersion | undefined, b: FileVersion | undefined): boolean {
   if (!a || !b) return a === b;
   return a.hash === b.hash && sameFingerprint(a, b);
 }
 
-/** A rewrite is not repeated more often than every few times its own duration: caps the share of CPU it takes. */
-const FLUSH_COST_FACTOR = 4;
+/**
+ * A rewrite is not repeated more often than every few times its own cost: caps the share of CPU it takes. A stream
+ * of commits (a sync, a burst) is held to a fifth of the time; a live change, one that finds nothing else pending
+ * and no rewrite in flight, to half of it (see `FlushPacer`).
+ */
+const STREAM_COST_FACTOR = 4;
+const LIVE_COST_FACTOR = 1;
 /** Longest wait for the next rewrite, however long the last one took. */
 const MAX_FLUSH_DELAY_MS = 2_000;
 /**
@@ -314,29 +375,33 @@ const MAX_FLUSH_DELAY_MS = 2_000;
 const FLUSH_BURST_MS = 250;
 
 /**
- * Paces the rewrites of the user's file by their cost, as a token bucket of rewriting time: while no rewrite runs,
- * credit grows by a `FLUSH_COST_FACTOR`-th of the time that passes (up to `FLUSH_BURST_MS`), and each rewrite spends
- * the CPU time it took. A change finds credit after a quiet spell, or between live changes of a small file, and is
- * written at once; a sync that commits page after page runs the credit out and gets one rewrite per
- * `FLUSH_COST_FACTOR + 1` times its cost, which keeps rewriting to a fifth of the time or less. (Spacing each
- * rewrite by a few times the last one, and by at least 20 ms, made a live change that came soon after another wait
- * for most of that spacing.)
+ * Paces the rewrites of the user's file by their cost, as token buckets of rewriting time: while no rewrite runs,
+ * credit grows by a factor-th of the time that passes (up to `FLUSH_BURST_MS`), and each rewrite spends the CPU time
+ * it took. A change finds credit after a quiet spell, or between live changes of a small file, and is written at
+ * once; a sync that commits page after page runs the credit out and gets one rewrite per `STREAM_COST_FACTOR + 1`
+ * times its cost, which keeps rewriting to a fifth of the time or less. A live change (the store was idle when it
+ * came: no rewrite in flight, nothing else pending) asks the second bucket, whose factor is `LIVE_COST_FACTOR`:
+ * waiting would not batch it with anything, only delay it, so changes of a file of 10,000 documents that follow
+ * each other as fast as their rewrites are each written at once, and only a big file's rewrites (each a large
+ * share of the time) are spaced, to half of the time. (Spacing each rewrite by a few times the last one, and by at
+ * least 20 ms, made a live change that came soon after another wait for most of that spacing; one budget of a fifth
+ * for everything held changes 15 ms apart at about 30 ms each.)
  */
 export class FlushPacer {
-  /** Milliseconds of rewriting allowed now, as of `at` (negative: owed). */
-  private credit = FLUSH_BURST_MS;
-  private at = 0;
-  private writing = false;
+  private readonly stream = new RewriteBudget(STREAM_COST_FACTOR);
+  private readonly live = new RewriteBudget(LIVE_COST_FACTOR);
 
-  /** How long to wait before the next rewrite, at `now` (no rewrite in flight): 0 while there is credit, else until there is again. */
-  delay(now: number): number {
-    return Math.min(MAX_FLUSH_DELAY_MS, Math.max(0, -this.creditAt(now) * FLUSH_COST_FACTOR));
+  /**
+   * How long to wait before the next rewrite, at `now` (no rewrite in flight): 0 while there is credit, else until
+   * there is again. `live`: the change found the store idle (see above).
+   */
+  delay(now: number, live = false): number {
+    return (live ? this.live : this.stream).delay(now);
   }
 
   started(now: number): void {
-    this.credit = this.creditAt(now);
-    this.at = now;
-    this.writing = true;
+    this.stream.started(now);
+    this.live.started(now);
   }
 
   /**
@@ -345,16 +410,41 @@ export class FlushPacer {
    * without costing anything more, and must not delay the next live change.
    */
   ended(now: number, cpuMs: number): void {
+    this.stream.ended(now, cpuMs);
+    this.live.ended(now, cpuMs);
+  }
+}
+
+/** One token bucket of rewriting time (see `FlushPacer`). */
+class RewriteBudget {
+  /** Milliseconds of rewriting allowed now, as of `at` (negative: owed). */
+  private credit = FLUSH_BURST_MS;
+  private at = 0;
+  private writing = false;
+
+  constructor(private readonly factor: number) {}
+
+  delay(now: number): number {
+    return Math.min(MAX_FLUSH_DELAY_MS, Math.max(0, -this.creditAt(now) * this.factor));
+  }
+
+  started(now: number): void {
+    this.credit = this.creditAt(now);
+    this.at = now;
+    this.writing = true;
+  }
+
+  ended(now: number, cpuMs: number): void {
     this.writing = false;
     const cost = Math.min(now - this.at, cpuMs);
     // Owing more than the longest wait would only delay the rewrite after next.
-    this.credit = Math.max(-MAX_FLUSH_DELAY_MS / FLUSH_COST_FACTOR, this.credit - cost);
+    this.credit = Math.max(-MAX_FLUSH_DELAY_MS / this.factor, this.credit - cost);
     this.at = now;
   }
 
   private creditAt(now: number): number {
     if (this.writing) return this.credit;
-    return Math.min(FLUSH_BURST_MS, this.credit + (now - this.at) / FLUSH_COST_FACTOR);
+    return Math.min(FLUSH_BURST_MS, this.credit + (now - this.at) / this.factor);
   }
 }
 

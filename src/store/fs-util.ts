@@ -148,7 +148,8 @@ export async function writeFileAtomic(path: string, data: string | Buffer, hash?
  * `writeFileAtomic` with the content streamed by `fill` through a ChunkWriter over `out` (and hashed on the way).
  * With `keepOpen` the temp file's handle stays open (readable) and is returned: it keeps naming the written content
  * even after the file is renamed or replaced, which lets the next rewrite copy from it. `resume` is the SHA-1 state
- * of the first `upTo` bytes `fill` will write (they are not hashed again).
+ * of the first `upTo` bytes `fill` will write (they are not hashed again). With `syncDir` false the directory is not
+ * fsynced: the caller does it (`fsyncDir`) before anything relies on the rename surviving a power cut.
  */
 export async function writeFileAtomicWith(
   path: string,
@@ -156,6 +157,7 @@ export async function writeFileAtomicWith(
   fill: (w: ChunkWriter) => Promise<void>,
   keepOpen = false,
   resume?: { hash: Hash; upTo: number },
+  syncDir = true,
 ): Promise<{ version: FileVersion; handle: FileHandle | undefined }> {
   const target = await storeTarget(path);
   const tmp = tempPathFor(target);
@@ -164,9 +166,9 @@ export async function writeFileAtomicWith(
   let fp: Fingerprint;
   try {
     handle = await open(tmp, keepOpen ? 'w+' : 'w', 0o666);
-    const w = new ChunkWriter(handle, out, hash, resume?.upTo ?? 0);
+    const w = new ChunkWriter(handle, out, hash, resume?.upTo ?? 0, tmp);
     await fill(w);
-    await w.flush();
+    await w.finish();
     await handle.sync();
     fp = fingerprintOf(await handle.stat());
     if (!keepOpen) {
@@ -180,7 +182,7 @@ export async function writeFileAtomicWith(
     await unlink(tmp).catch(() => undefined);
     throw ioError(err, path, 'write');
   }
-  await fsyncDir(dirname(target));
+  if (syncDir) await fsyncDir(dirname(target));
   return { version: { ...fp, hash: hash.digest('hex') }, handle };
 }
 
@@ -256,6 +258,31 @@ function versionedText(path: string, buf: Buffer, fp: Fingerprint, since: FileVe
     version: { ...fp, hash: hash.digest('hex') },
     ...(appended !== undefined ? { appended } : {}),
   };
+}
+
+/**
+ * The complete lines a file holds past byte `from` (up to its last line break), if the file is still inode `ino`,
+ * grew past `from`, and byte `from - 1` ends a line (or `from` is 0); else undefined. Reads only those bytes: it
+ * proves nothing about the bytes before `from` (`readVersioned` does).
+ */
+export async function readLinesAfter(path: string, from: number, ino: number): Promise<string | undefined> {
+  let handle;
+  try {
+    handle = await open(await storeTarget(path), 'r');
+    const s = await handle.stat();
+    if (s.ino !== ino || s.size <= from) return undefined;
+    const start = from > 0 ? from - 1 : 0;
+    const buf = Buffer.allocUnsafe(s.size - start);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, start);
+    if (from > 0 && buf[0] !== 0x0a) return undefined;
+    const body = buf.subarray(from > 0 ? 1 : 0, bytesRead);
+    const lines = body.subarray(0, body.lastIndexOf(0x0a) + 1);
+    return lines.length > 0 && isUtf8(lines) ? lines.toString('utf8') : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
 }
 
 /** Reads `size` bytes (the size at open) in as few calls as possible; less if the file shrank meanwhile. */

@@ -8,7 +8,15 @@ import type { DocIndex, IndexEntry } from './doc-index.js';
 import { diffFile, diffSpan, type FileDiff } from './diff.js';
 import { heldOf } from './entry-states.js';
 import { sameVersion, type FileStoreStats, type FileWriter } from './file-writer.js';
-import { fingerprintOf, sameFingerprint, statOrUndefined, storeTarget, type FileVersion } from './fs-util.js';
+import {
+  fingerprintOf,
+  readLinesAfter,
+  sameFingerprint,
+  statOrUndefined,
+  storeTarget,
+  type Fingerprint,
+  type FileVersion,
+} from './fs-util.js';
 import { readDelta, readWhole, scanArray, type ArrayRanges, type DeltaResult, type JsonImage } from './json-delta.js';
 import type { StoreFormat, UserContent, UserFile, UserText } from './user-file.js';
 
@@ -68,12 +76,16 @@ export class OutsideEdits {
    * file may have been written in place, so its writer may not be done yet (a file replaced by rename is complete).
    */
   async recheck(inPlace = true): Promise<void> {
+    /** Lines appended to an NDJSON file, committed before the rest of the file was read (see `takeAppended`). */
+    let early: Appended | undefined;
     for (let tries = 0; ; tries++) {
       const known = this.writer.knownVersion;
       const s = await statOrUndefined(this.path);
       const fp = s && fingerprintOf(s);
       if (fp && !this.problem && sameFingerprint(fp, known)) return;
       if (this.problem && sameFingerprint(fp, this.problem.fingerprint)) throw this.problem.error;
+      if (fp && known && !early && !this.problem && this.format === 'ndjson')
+        early = await this.takeAppended(known, fp);
       // A JSON version is opened before it is read and kept open if it is the version read: the next edit is compared
       // with it (see `JsonImage`), whoever replaces the file meanwhile.
       const opened =
@@ -98,12 +110,14 @@ export class OutsideEdits {
             'warning',
           );
         }
-        if (raw.version.hash === known?.hash) {
+        // (A file back at the known version after lines were taken early lost those lines: diffed below.)
+        if (raw.version.hash === known?.hash && !early) {
           this.writer.knownVersion = raw.version;
           this.problem = undefined;
           return;
         }
-        let counts = raw.appended !== undefined ? this.ingestAppended(raw.appended, raw.version) : undefined;
+        const rest = early ? afterPrefix(raw.appended, early.text) : raw.appended;
+        let counts = rest !== undefined ? this.ingestAppended(rest, raw.version) : undefined;
         if (!counts) {
           // A file written in place a moment ago may be half written (`>` truncates first): let it settle.
           if (inPlace && tries < SETTLE_TRIES && Date.now() - raw.version.mtimeMs < SETTLE_MS) {
@@ -131,6 +145,7 @@ export class OutsideEdits {
             await this.keepImage(opened, raw.version);
           }
         }
+        if (early) counts = sumCounts(counts, early.counts);
         if (counts.created + counts.updated + counts.deleted > 0) {
           this.stats.outsideEdits++;
           this.emit?.({ event: 'outside-edit', store: this.path, ...counts });
@@ -231,12 +246,38 @@ export class OutsideEdits {
   }
 
   /**
+   * NDJSON lines appended to the version p2psync knows (`known`; the file is `fp` now), committed at once: a live
+   * change reaches the peers before the whole file is read and hashed to prove that nothing else changed, which
+   * for a big file costs more than the rest of the way (`recheck` does that next). Complete lines are documents of
+   * the file whatever that proof finds: if something else changed too, the whole file is diffed against what
+   * p2psync knew plus these lines (which are then unchanged, or deleted if the file lost them meanwhile). Only
+   * lines of new ids are taken this way; anything else waits for the whole file.
+   */
+  private async takeAppended(known: FileVersion, fp: Fingerprint): Promise<Appended | undefined> {
+    if (fp.ino !== known.ino || fp.size <= known.size) return undefined;
+    const text = await readLinesAfter(this.path, known.size, known.ino);
+    if (text === undefined) return undefined;
+    const counts = this.takeLines(text);
+    return counts && { text, counts };
+  }
+
+  /**
    * NDJSON lines appended to the file as p2psync knew it: only they are parsed. Complete lines are complete
    * documents whatever the writer does next, so they need no settling time, and a big file costs no more than the
    * lines. Returns undefined when the lines need the whole file's view (one does not parse, or repeats a key the
    * file holds), and the caller reads the whole file.
    */
   private ingestAppended(text: string, version: FileVersion): EditCounts | undefined {
+    const counts = this.takeLines(text);
+    if (counts) this.writer.adoptFile(this.writer.knownDocs(), version);
+    return counts;
+  }
+
+  /**
+   * Commits appended lines' documents and adds them to what the file is known to hold; undefined (nothing done) when
+   * one does not parse or repeats a key the file holds.
+   */
+  private takeLines(text: string): EditCounts | undefined {
     let added: Map<string, DocState>;
     try {
       added = this.file.parse(text, false).docs;
@@ -246,8 +287,10 @@ export class OutsideEdits {
     const known = this.writer.knownDocs();
     for (const id of added.keys()) if (known.has(id)) return undefined;
     const d = diffFile(added, new Map(), (id) => this.index.get(id));
+    if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
+    this.writer.settled(d.settled);
     for (const [id, doc] of d.next) known.set(id, doc);
-    return this.adopt(d, known, version);
+    return { created: d.created, updated: d.updated, deleted: d.deleted };
   }
 
   /** Commits a diff's batch and makes `next` (in file order) what the file is known to hold at `version`. */
@@ -259,6 +302,21 @@ export class OutsideEdits {
     this.writer.adoptFile(next, version);
     return { created: d.created, updated: d.updated, deleted: d.deleted };
   }
+}
+
+/** Lines `takeAppended` committed: their text and what they did. */
+interface Appended {
+  text: string;
+  counts: EditCounts;
+}
+
+/** `text` without `prefix`, if it starts with it. */
+function afterPrefix(text: string | undefined, prefix: string): string | undefined {
+  return text?.startsWith(prefix) ? text.slice(prefix.length) : undefined;
+}
+
+function sumCounts(a: EditCounts, b: EditCounts): EditCounts {
+  return { created: a.created + b.created, updated: a.updated + b.updated, deleted: a.deleted + b.deleted };
 }
 
 export interface EditCounts {

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { docKey } from '../core/doc.js';
 import { P2PSyncError } from '../core/errors.js';
 import type { DocState, Json } from '../core/types.js';
@@ -19,6 +20,7 @@ import {
 } from './file-image.js';
 import {
   fingerprintOf,
+  fsyncDir,
   readVersioned,
   sameFingerprint,
   storeTarget,
@@ -143,7 +145,8 @@ export class UserFile {
    * last write wrote with the same state object, at position `from[k]` of its layout, are copied from that version
    * of the file (kept open for this: it stays readable even after the file was replaced) instead of being
    * serialised again. The copy is taken only while that version is unchanged: an in-place edit changes its size or
-   * mtime, which is the same evidence `p2psync` trusts to tell an unchanged file everywhere else.
+   * mtime, which is the same evidence `p2psync` trusts to tell an unchanged file everywhere else. The new file is
+   * fsynced before it replaces the old one, the directory is not: see `syncDir`.
    */
   async writeDocs(
     docs: IndexEntry[],
@@ -187,6 +190,15 @@ export class UserFile {
     return version;
   }
 
+  /**
+   * fsyncs the directory of the file, so that the last `writeDocs` or `appendDocs` (whose rename it holds) survives a
+   * power cut. Left to the caller so that the next write need not wait for it (best effort, as `fsyncDir`).
+   */
+  async syncDir(): Promise<void> {
+    const target = await storeTarget(this.options.path).catch(() => this.options.path);
+    await fsyncDir(dirname(target));
+  }
+
   /** Releases the kept version of the file. */
   async close(): Promise<void> {
     const source = this.source;
@@ -223,6 +235,7 @@ export class UserFile {
         },
         true,
         resume,
+        false,
       );
       this.lastVersion = version;
       return { version, handle: handle! };

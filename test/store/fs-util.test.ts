@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { appendFile, writeFile } from 'node:fs/promises';
-import { contentHash, readVersioned } from '../../src/store/fs-util.js';
+import { createHash } from 'node:crypto';
+import { appendFile, open, readFile, writeFile } from 'node:fs/promises';
+import { ByteBuffer } from '../../src/store/bytes.js';
+import { contentHash, readVersioned, writeFileAtomicWith } from '../../src/store/fs-util.js';
 import { StoreFixture } from './harness.js';
 
 describe('readVersioned', () => {
@@ -54,5 +56,54 @@ describe('readVersioned', () => {
     expect((await readVersioned(path, noBreak))!.appended).toBeUndefined();
     await writeFile(path, '{"id":"b"}\n');
     expect((await readVersioned(path, known))!.appended).toBeUndefined();
+  });
+});
+
+describe('writeFileAtomicWith', () => {
+  let fx: StoreFixture;
+  beforeEach(async () => {
+    fx = await StoreFixture.create();
+  });
+  afterEach(async () => {
+    await fx.cleanup();
+  });
+
+  it('continues a copied start (inside the kernel where it can) and cuts what the source had past it', async () => {
+    const path = fx.file('a.json');
+    const old = '[\n  {"id":"a"},\n  {"id":"b"}\n]\n';
+    // More after the copied start than the new file writes there: it must not survive.
+    await writeFile(path, old + ' '.repeat(64));
+    const end = old.lastIndexOf('}') + 1;
+    const resume = { hash: createHash('sha1').update(old.slice(0, end)), upTo: end };
+    const source = await open(path, 'r');
+    const { version, handle } = await writeFileAtomicWith(
+      path,
+      new ByteBuffer(),
+      async (w) => {
+        await w.copyFrom(source, 0, end);
+        w.text(',\n  {"id":"c"}\n]\n');
+      },
+      false,
+      resume,
+    );
+    await source.close();
+    expect(handle).toBeUndefined();
+    const text = '[\n  {"id":"a"},\n  {"id":"b"},\n  {"id":"c"}\n]\n';
+    expect(await readFile(path, 'utf8')).toBe(text);
+    expect(version.hash).toBe(contentHash(text));
+    expect(version.size).toBe(Buffer.byteLength(text));
+  });
+
+  it('copies through its buffer, hashing it, when the hash has to see the copied bytes', async () => {
+    const path = fx.file('a.ndjson');
+    await writeFile(path, '{"id":"a"}\n{"id":"b"}\n');
+    const source = await open(path, 'r');
+    const { version } = await writeFileAtomicWith(path, new ByteBuffer(), async (w) => {
+      await w.copyFrom(source, 0, 11);
+      w.text('{"id":"c"}\n');
+    });
+    await source.close();
+    expect(await readFile(path, 'utf8')).toBe('{"id":"a"}\n{"id":"c"}\n');
+    expect(version.hash).toBe(contentHash('{"id":"a"}\n{"id":"c"}\n'));
   });
 });

@@ -82,6 +82,18 @@ describe('outside edits while a store is open', () => {
     expect(await store.all()).toEqual([doc('a', { v: 2 }), doc('b')]);
   });
 
+  it('commits appended lines before proving the rest unchanged, then diffs the rest when it changed too', async () => {
+    const { path, store, changes } = await live('a.ndjson', '{"id":"a","v":1}\n');
+    // In place, longer, and still ending the old length with a line break: the second line looks appended.
+    await writeFile(path, '{"id":"a","v":2}\n{"id":"b"}\n');
+    expect(await log.waitFor(isEdit)).toMatchObject({ created: 1, updated: 1, deleted: 0 });
+    expect(changes.map((c) => c.documents)).toEqual([[doc('b')], [doc('a', { v: 2 })]]);
+    await insert(store, [doc('c')]);
+    await store.flush();
+    expect(await readFile(path, 'utf8')).toBe('{"id":"a","v":2}\n{"id":"b"}\n{"id":"c"}\n');
+    expect(log.events.filter(isEdit)).toHaveLength(1);
+  });
+
   it('reports an appended line that repeats a key, with the line of the first one', async () => {
     const { path, store } = await live('a.ndjson', '{"id":"a"}\n{"id":"b"}\n');
     await appendFile(path, '{"id":"a","again":true}\n');
