@@ -5,15 +5,15 @@ import { ByteBuffer } from '../../src/store/bytes.js';
 import { contentHash, readVersioned, writeFileAtomicWith } from '../../src/store/fs-util.js';
 import { StoreFixture } from './harness.js';
 
-describe('readVersioned', () => {
-  let fx: StoreFixture;
-  beforeEach(async () => {
-    fx = await StoreFixture.create();
-  });
-  afterEach(async () => {
-    await fx.cleanup();
-  });
+let fx: StoreFixture;
+beforeEach(async () => {
+  fx = await StoreFixture.create();
+});
+afterEach(async () => {
+  await fx.cleanup();
+});
 
+describe('readVersioned', () => {
   it('reads text and version; undefined for a missing file', async () => {
     const path = fx.file('a.ndjson');
     expect(await readVersioned(path)).toBeUndefined();
@@ -60,14 +60,6 @@ describe('readVersioned', () => {
 });
 
 describe('writeFileAtomicWith', () => {
-  let fx: StoreFixture;
-  beforeEach(async () => {
-    fx = await StoreFixture.create();
-  });
-  afterEach(async () => {
-    await fx.cleanup();
-  });
-
   it('continues a copied start (inside the kernel where it can) and cuts what the source had past it', async () => {
     const path = fx.file('a.json');
     const old = '[\n  {"id":"a"},\n  {"id":"b"}\n]\n';
