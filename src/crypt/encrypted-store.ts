@@ -99,6 +99,17 @@ export class EncryptedStore implements Store, PeerStateStore {
     return { checkpoint: page.checkpoint, documents: page.documents.map((d) => this.plain(d)) };
   }
 
+  /** Skipping reads nothing, so it needs no key: the inner store's checkpoints are this store's. */
+  skipChanges(
+    checkpoint: Checkpoint | null,
+    count: number,
+  ): Promise<{ checkpoint: Checkpoint | null; skipped: number }> {
+    if (this.inner.skipChanges) return this.inner.skipChanges(checkpoint, count);
+    return this.inner
+      .changesSince(checkpoint, count)
+      .then((p) => ({ checkpoint: p.checkpoint, skipped: p.documents.length }));
+  }
+
   bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]> {
     return this.exclusive(() => this.write(rows, origin, false));
   }
