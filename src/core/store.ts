@@ -115,3 +115,13 @@ export interface PeerStateStore {
    */
   livePeerState?(key: string): PeerState;
 }
+
+/** `store.skipChanges` where the store offers it, else the same answer read through `changesSince`. */
+export function skipChanges(
+  store: Store,
+  checkpoint: Checkpoint | null,
+  count: number,
+): Promise<{ checkpoint: Checkpoint | null; skipped: number }> {
+  if (store.skipChanges) return store.skipChanges(checkpoint, count);
+  return store.changesSince(checkpoint, count).then((p) => ({ checkpoint: p.checkpoint, skipped: p.documents.length }));
+}

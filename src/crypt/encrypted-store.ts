@@ -2,7 +2,7 @@ import { map, share, Subject, type Observable, type Subscription } from 'rxjs';
 import { docEquals, docKey, normaliseDocument } from '../core/doc.js';
 import { isNormalised } from '../store/indexed-store.js';
 import { P2PSyncError, toP2PSyncError } from '../core/errors.js';
-import type { PeerStateStore, Store } from '../core/store.js';
+import { skipChanges, type PeerStateStore, type Store } from '../core/store.js';
 import type {
   AssumedChanges,
   CasWrite,
@@ -104,10 +104,7 @@ export class EncryptedStore implements Store, PeerStateStore {
     checkpoint: Checkpoint | null,
     count: number,
   ): Promise<{ checkpoint: Checkpoint | null; skipped: number }> {
-    if (this.inner.skipChanges) return this.inner.skipChanges(checkpoint, count);
-    return this.inner
-      .changesSince(checkpoint, count)
-      .then((p) => ({ checkpoint: p.checkpoint, skipped: p.documents.length }));
+    return skipChanges(this.inner, checkpoint, count);
   }
 
   bulkWrite(rows: readonly CasWrite[], origin: WriteOrigin): Promise<DocState[]> {

@@ -1,6 +1,7 @@
 import { debuglog } from 'node:util';
 import { P2PSyncError } from '../core/errors.js';
 import type { Checkpoint, StoreChange } from '../core/types.js';
+import { skipChanges } from '../core/store.js';
 import { errorJson, type LinkContext } from './context.js';
 import type { RpcRequest } from './rpc.js';
 import { checkWriteRows, isLwtCheckpoint, isPlainObject, type WriteRow } from './validate.js';
@@ -281,11 +282,7 @@ export class MasterServer {
   /** A page asked for ahead (`PAGE_AHEAD`). It never counts as the fork catching up: the fork may drop it. */
   private async pageAhead(after: Checkpoint | null, skip: number, limit: number): Promise<PageAnswer> {
     const { store } = this.ctx;
-    const skipped = await this.ctx.track(
-      store.skipChanges
-        ? store.skipChanges(after, skip)
-        : store.changesSince(after, skip).then((p) => ({ checkpoint: p.checkpoint, skipped: p.documents.length })),
-    );
+    const skipped = await this.ctx.track(skipChanges(store, after, skip));
     if (skipped.skipped < skip) return { checkpoint: after, documents: [] };
     const page = await this.ctx.track(store.changesSince(skipped.checkpoint, limit));
     this.ctx.stats.sent += page.documents.length;
