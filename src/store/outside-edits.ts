@@ -287,19 +287,24 @@ export class OutsideEdits {
     const known = this.writer.knownDocs();
     for (const id of added.keys()) if (known.has(id)) return undefined;
     const d = diffFile(added, new Map(), (id) => this.index.get(id));
-    if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
-    this.writer.settled(d.settled);
+    const counts = this.take(d);
     for (const [id, doc] of d.next) known.set(id, doc);
-    return { created: d.created, updated: d.updated, deleted: d.deleted };
+    return counts;
   }
 
   /** Commits a diff's batch and makes `next` (in file order) what the file is known to hold at `version`. */
   private adopt(d: FileDiff, next: Map<string, DocState>, version: FileVersion): EditCounts {
+    const counts = this.take(d);
+    this.writer.adoptFile(next, version);
+    return counts;
+  }
+
+  /** Commits a diff's batch. */
+  private take(d: FileDiff): EditCounts {
     if (d.batch.size > 0) this.commit(this.index.set(d.batch), { kind: 'outside' });
     // Pending writes the file now shows anyway need no rewrite, only recording (those it changed were superseded
     // by the batch).
     this.writer.settled(d.settled);
-    this.writer.adoptFile(next, version);
     return { created: d.created, updated: d.updated, deleted: d.deleted };
   }
 }
